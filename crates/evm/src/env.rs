@@ -1,0 +1,128 @@
+//! Block and chain configuration, and the conversion of transactions to revm's [`TxEnv`].
+
+use alloy_consensus::{Transaction as _, TxEnvelope};
+use alloy_primitives::{Address, B256, U256};
+use infera_primitives::RecoveredTx;
+use revm::{
+    context::{BlockEnv, CfgEnv, TxEnv, either::Either},
+    context_interface::block::BlobExcessGasAndPrice,
+    primitives::{eip4844::BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE, hardfork::SpecId},
+};
+
+use crate::error::InvalidTransaction;
+
+/// The EIP-7825 cap on one transaction's gas limit (Osaka and later).
+pub const TX_GAS_LIMIT_CAP: u64 = revm::primitives::eip7825::TX_GAS_LIMIT_CAP;
+
+/// Chain-level execution settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutionConfig {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// The hard fork rules to execute with (e.g. `SpecId::OSAKA`).
+    pub spec: SpecId,
+}
+
+impl ExecutionConfig {
+    /// A config with the newest fork revm supports.
+    pub fn new(chain_id: u64) -> Self {
+        Self {
+            chain_id,
+            spec: SpecId::default(),
+        }
+    }
+
+    /// The per-transaction gas cap in force under this fork, if any (EIP-7825).
+    pub fn tx_gas_limit_cap(&self) -> Option<u64> {
+        self.spec
+            .is_enabled_in(SpecId::OSAKA)
+            .then_some(TX_GAS_LIMIT_CAP)
+    }
+
+    pub(crate) fn cfg_env(&self) -> CfgEnv {
+        let mut cfg = CfgEnv::new_with_spec(self.spec);
+        cfg.chain_id = self.chain_id;
+        cfg
+    }
+}
+
+/// The block fields execution depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockEnvInput {
+    /// Block number.
+    pub number: u64,
+    /// Block timestamp, seconds since the UNIX epoch.
+    pub timestamp: u64,
+    /// Receives the priority fees.
+    pub beneficiary: Address,
+    /// Block gas limit.
+    pub gas_limit: u64,
+    /// EIP-1559 base fee per gas, in wei.
+    pub base_fee_per_gas: u64,
+    /// The PREVRANDAO value (the header's mix hash).
+    pub prevrandao: B256,
+    /// EIP-4844 excess blob gas (0 on this chain, which has no blobs).
+    pub excess_blob_gas: u64,
+    /// Parent block hash, for the EIP-2935 history system call.
+    pub parent_hash: B256,
+    /// Parent beacon block root, for the EIP-4788 system call (`None` skips it).
+    pub parent_beacon_block_root: Option<B256>,
+}
+
+impl BlockEnvInput {
+    pub(crate) fn block_env(&self) -> BlockEnv {
+        BlockEnv {
+            number: U256::from(self.number),
+            beneficiary: self.beneficiary,
+            timestamp: U256::from(self.timestamp),
+            gas_limit: self.gas_limit,
+            basefee: self.base_fee_per_gas,
+            difficulty: U256::ZERO,
+            prevrandao: Some(self.prevrandao),
+            blob_excess_gas_and_price: Some(BlobExcessGasAndPrice::new(
+                self.excess_blob_gas,
+                BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE,
+            )),
+            slot_num: 0,
+        }
+    }
+}
+
+/// Build revm's [`TxEnv`] for a recovered transaction. Rejects EIP-4844.
+pub fn tx_env(tx: &RecoveredTx) -> Result<TxEnv, InvalidTransaction> {
+    let envelope = &tx.tx;
+    let (max_fee, priority) = match envelope {
+        TxEnvelope::Legacy(_) | TxEnvelope::Eip2930(_) => (envelope.max_fee_per_gas(), None),
+        TxEnvelope::Eip1559(_) | TxEnvelope::Eip7702(_) => (
+            envelope.max_fee_per_gas(),
+            envelope.max_priority_fee_per_gas(),
+        ),
+        TxEnvelope::Eip4844(_) => return Err(InvalidTransaction::BlobTransactionUnsupported),
+    };
+    let authorization_list = match envelope {
+        TxEnvelope::Eip7702(signed) => signed
+            .tx()
+            .authorization_list
+            .iter()
+            .cloned()
+            .map(Either::Left)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(TxEnv {
+        tx_type: envelope.tx_type() as u8,
+        caller: tx.sender,
+        gas_limit: envelope.gas_limit(),
+        gas_price: max_fee,
+        kind: envelope.kind(),
+        value: envelope.value(),
+        data: envelope.input().clone(),
+        nonce: envelope.nonce(),
+        chain_id: envelope.chain_id(),
+        access_list: envelope.access_list().cloned().unwrap_or_default(),
+        gas_priority_fee: priority,
+        blob_hashes: Vec::new(),
+        max_fee_per_blob_gas: 0,
+        authorization_list,
+    })
+}

@@ -1,0 +1,34 @@
+//! Block and call execution on revm: transaction validation, receipts, state changes.
+//!
+//! - [`BlockExecutor`] runs a block's transactions on one EVM over a
+//!   [`StateReader`](infera_primitives::StateReader) and yields receipts and
+//!   [`StateChanges`](infera_primitives::StateChanges).
+//! - [`call`] and [`estimate_gas`] serve `eth_call` and `eth_estimateGas`.
+//! - [`validate_transaction`] is the pool's admission check.
+//! - [`recover`] and [`decode_raw_transaction`] turn signed transactions into
+//!   [`RecoveredTx`](infera_primitives::RecoveredTx).
+//!
+//! Precompiles plug in through a [`Precompiles`] provider (default: revm's
+//! Ethereum set), so the AI precompiles can wrap it.
+
+mod call;
+mod db;
+mod decode;
+mod env;
+mod error;
+mod executor;
+mod validate;
+
+pub use call::{
+    CallOutcome, CallRequest, EstimateError, call, call_with_precompiles, estimate_gas,
+    estimate_gas_with_precompiles,
+};
+pub use db::{StateDb, StateDbError, StateReaderRef};
+pub use decode::{decode_raw_transaction, recover};
+pub use env::{BlockEnvInput, ExecutionConfig, TX_GAS_LIMIT_CAP, tx_env};
+pub use error::{EvmError, InvalidTransaction, Result, decode_revert_reason};
+pub use executor::{
+    BlockExecutor, EvmContext, ExecutionOutcome, InferaEvm, Precompiles, eth_precompiles,
+};
+pub use revm::{handler::EthPrecompiles, primitives::hardfork::SpecId};
+pub use validate::{intrinsic_gas, validate_transaction, validate_transaction_with_config};

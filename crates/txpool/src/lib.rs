@@ -1,0 +1,1 @@
+//! Transaction pool: pending by effective tip, queued nonce gaps, replacement, bounds.
