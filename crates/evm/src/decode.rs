@@ -1,6 +1,6 @@
 //! Signature recovery and EIP-2718 decoding.
 
-use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
+use alloy_consensus::{TxEnvelope, TxType, transaction::SignerRecoverable};
 use alloy_eips::eip2718::{Decodable2718, Eip2718Error};
 use infera_primitives::RecoveredTx;
 
@@ -23,6 +23,14 @@ pub fn recover(tx: TxEnvelope) -> Result<RecoveredTx> {
 pub fn decode_raw_transaction(bytes: &[u8]) -> Result<RecoveredTx> {
     if bytes.is_empty() {
         return Err(EvmError::Decode("empty transaction bytes".into()));
+    }
+    // EIP-2718: a first byte up to 0x7f is a type; above it, a legacy RLP list.
+    const MAX_TYPE_BYTE: u8 = 0x7f;
+    let ty = bytes[0];
+    if ty <= MAX_TYPE_BYTE && TxType::try_from(ty).is_err() {
+        return Err(EvmError::Decode(format!(
+            "unsupported transaction type {ty:#04x}"
+        )));
     }
     let mut buf = bytes;
     let tx = TxEnvelope::decode_2718(&mut buf).map_err(|error| match error {

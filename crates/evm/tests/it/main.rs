@@ -1,1 +1,5 @@
-//! Integration tests.
+//! Integration tests of `infera-evm` against an in-memory state.
+
+mod common;
+mod executor;
+mod rpc;
