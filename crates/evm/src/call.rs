@@ -234,7 +234,7 @@ pub fn estimate_gas_with_precompiles<S: StateReader, P: Precompiles<S>>(
         let available =
             balance
                 .checked_sub(tx.value)
-                .ok_or_else(|| InvalidTransaction::InsufficientFunds {
+                .ok_or(InvalidTransaction::InsufficientFunds {
                     balance,
                     cost: tx.value,
                 })?;

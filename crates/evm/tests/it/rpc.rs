@@ -85,7 +85,7 @@ fn estimate_gas_reports_revert_data() {
         to: Some(CONTRACT),
         ..Default::default()
     };
-    match estimate_gas(&state(), config(), block_env(), req) {
+    match estimate_gas(state(), config(), block_env(), req) {
         Err(EvmError::Revert { output }) => {
             assert_eq!(output, Bytes::from(B256::with_last_byte(42).to_vec()))
         }
