@@ -1,0 +1,156 @@
+//! The environment: opening, table handles, schema check.
+
+use crate::{
+    error::{StorageError, StorageResult},
+    reader::Reader,
+    tables::{TABLE_COUNT, Table, meta_keys},
+    writer::BlockWriter,
+};
+use signet_libmdbx::{
+    DatabaseFlags, Environment, Geometry, TableObject, TransactionKind, WriteFlags, tx::Tx,
+};
+use std::{borrow::Cow, path::Path, sync::Arc};
+
+/// Version of the table layout. Bump on any incompatible change of a key or
+/// value encoding; [`Database::open`] refuses a database with another version.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Upper bound of the memory map, in bytes (4 TiB; MDBX's limit with 4 KiB
+/// pages is 8 TiB). The file only grows as data arrives.
+pub const MAX_MAP_SIZE_BYTES: usize = 4 << 40;
+/// How much the data file grows at a time, in bytes (256 MiB).
+pub const GROWTH_STEP_BYTES: isize = 256 << 20;
+/// Maximum number of concurrent read transactions (reader slots).
+pub const MAX_READERS: u64 = 4096;
+/// Longest accepted key of the `Meta` table, in bytes.
+pub const MAX_META_KEY_BYTES: usize = 64;
+/// Largest value accepted by any table, in bytes (1 GiB; MDBX's hard limit is
+/// just under 2 GiB and exceeding it aborts the process).
+pub const MAX_VALUE_BYTES: usize = 1 << 30;
+
+/// Opened handles (DBIs) of every table, indexed by [`Table::index`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tables([signet_libmdbx::Database; TABLE_COUNT]);
+
+impl Tables {
+    #[inline]
+    pub(crate) fn get(&self, table: Table) -> signet_libmdbx::Database {
+        self.0[table.index()]
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) env: Environment,
+    pub(crate) tables: Tables,
+}
+
+/// The node's database: an MDBX environment with every table of
+/// [`crate::tables::Table`] opened. Cheap to clone (an `Arc`), `Send + Sync`.
+///
+/// Any number of [`Reader`]s may be open at once; [`BlockWriter`]s are
+/// serialised by MDBX (a second `writer()` blocks until the first ends).
+#[derive(Clone, Debug)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database in directory `path`.
+    ///
+    /// Commits are durable (`SyncMode::Durable`: data and meta pages are
+    /// flushed before `commit` returns). Fails with
+    /// [`StorageError::SchemaMismatch`] if the database was written with
+    /// another [`SCHEMA_VERSION`].
+    pub fn open(path: &Path) -> StorageResult<Self> {
+        std::fs::create_dir_all(path)
+            .map_err(|source| StorageError::CreateDir { path: path.to_path_buf(), source })?;
+        let env = Environment::builder()
+            .set_max_dbs(TABLE_COUNT)
+            .set_max_readers(MAX_READERS)
+            .set_geometry(Geometry {
+                size: Some(0..MAX_MAP_SIZE_BYTES),
+                growth_step: Some(GROWTH_STEP_BYTES),
+                shrink_threshold: None,
+                page_size: None,
+            })
+            .open(path)?;
+
+        let tx = env.begin_rw_sync()?;
+        let mut handles = [signet_libmdbx::Database::freelist_db(); TABLE_COUNT];
+        for table in Table::ALL {
+            handles[table.index()] = tx.create_db(Some(table.name()), DatabaseFlags::empty())?;
+        }
+        let tables = Tables(handles);
+        let meta = tables.get(Table::Meta);
+        let found: Option<Cow<'_, [u8]>> = tx.get(meta.dbi(), meta_keys::SCHEMA_VERSION)?;
+        match found {
+            Some(v) => {
+                let found = crate::codec::decode_u64(Table::Meta, meta_keys::SCHEMA_VERSION, &v)?;
+                if found != SCHEMA_VERSION {
+                    return Err(StorageError::SchemaMismatch { found, expected: SCHEMA_VERSION });
+                }
+            }
+            None => {
+                tx.put(
+                    meta,
+                    meta_keys::SCHEMA_VERSION,
+                    SCHEMA_VERSION.to_be_bytes(),
+                    WriteFlags::empty(),
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(Self { inner: Arc::new(Inner { env, tables }) })
+    }
+
+    /// Opens a read transaction: a consistent snapshot of the last commit.
+    ///
+    /// Keep readers short-lived where possible: an open reader stops MDBX
+    /// from reusing pages freed after its snapshot, so the file grows.
+    pub fn reader(&self) -> StorageResult<Reader> {
+        let tx = self.inner.env.begin_ro_sync()?;
+        Ok(Reader::new(tx, self.inner.tables))
+    }
+
+    /// Opens the write transaction for one block. Dropping the writer
+    /// without [`BlockWriter::commit`] discards everything it wrote.
+    pub fn writer(&self) -> StorageResult<BlockWriter> {
+        let tx = self.inner.env.begin_rw_sync()?;
+        Ok(BlockWriter::new(tx, self.inner.tables))
+    }
+
+    /// The underlying MDBX environment (for statistics and tooling).
+    pub fn env(&self) -> &Environment {
+        &self.inner.env
+    }
+}
+
+/// Reads `key` of `table` as raw bytes (borrowed from the map where possible).
+#[inline]
+pub(crate) fn get_raw<'a, K: TransactionKind>(
+    tx: &'a Tx<K>,
+    tables: &Tables,
+    table: Table,
+    key: &[u8],
+) -> StorageResult<Option<Cow<'a, [u8]>>> {
+    Ok(tx.get(tables.get(table).dbi(), key)?)
+}
+
+/// Reads `key` of `table` and decodes it with `f`.
+#[inline]
+pub(crate) fn get_with<'a, K: TransactionKind, T>(
+    tx: &'a Tx<K>,
+    tables: &Tables,
+    table: Table,
+    key: &[u8],
+    f: impl FnOnce(&[u8]) -> StorageResult<T>,
+) -> StorageResult<Option<T>>
+where
+    Cow<'a, [u8]>: TableObject<'a>,
+{
+    match get_raw(tx, tables, table, key)? {
+        Some(v) => f(&v).map(Some),
+        None => Ok(None),
+    }
+}

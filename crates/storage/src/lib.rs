@@ -1,0 +1,53 @@
+//! MDBX storage: every table in one list, block commits in one write
+//! transaction, state history.
+//!
+//! # Schema
+//!
+//! All tables are declared in [`tables::Table`] (one macro list, with key and
+//! value encodings). Keys are fixed-size byte strings with big-endian numbers,
+//! so MDBX's lexicographic order is the numeric order and every prefix walk
+//! (`address ++ ...`) is a contiguous range. In short:
+//!
+//! - chain: `CanonicalHeaders` (number -> hash), `HeaderNumbers`, `Headers`,
+//!   `BlockBodies` (EIP-2718 transactions + senders), `Receipts`, `TxLookup`;
+//! - current state: `PlainAccounts`, `PlainStorage` (nonzero values only),
+//!   `Bytecodes`;
+//! - history: `AccountHistory` / `StorageHistory` hold, at key
+//!   `(… , block)`, the value *before* `block` changed it. The state after
+//!   block `b` is found by seeking `(…, b + 1)`: the first entry for the same
+//!   account/slot holds the value at `b`; with none, the current value is
+//!   also the value at `b`. `BlockChangeSets` lists what each block changed so
+//!   [`BlockWriter::unwind_to`] can revert it;
+//! - trie: `HashedAccounts` (keccak(address) -> RLP of the trie account, with
+//!   its storage root) and `HashedStorage` (keccak(address) ++ keccak(slot) ->
+//!   RLP value) are the leaves of the state and storage tries, already sorted,
+//!   so [`BlockWriter::state_root`] feeds them to alloy-trie's `HashBuilder`;
+//! - `Meta`: head number, genesis hash, chain id, schema version.
+//!
+//! # Crash safety
+//!
+//! Everything a block writes (its state changes, history, change set, hashed
+//! state, the block itself and the new head number) goes through one MDBX
+//! write transaction, [`BlockWriter`], committed once. MDBX is copy-on-write
+//! and runs in durable sync mode: a commit flushes the data pages, then
+//! switches the meta page, then flushes that. A crash (kill -9, power loss)
+//! before the meta page is durable leaves the previous commit as the
+//! database; after it, the new one. So the database always holds whole
+//! blocks: the head block's state is exactly the state after the head block.
+//! [`Reader`]s see one committed snapshot each.
+
+mod codec;
+mod db;
+mod error;
+mod reader;
+pub mod tables;
+mod writer;
+
+pub use db::{
+    Database, GROWTH_STEP_BYTES, MAX_MAP_SIZE_BYTES, MAX_META_KEY_BYTES, MAX_READERS,
+    MAX_VALUE_BYTES, SCHEMA_VERSION,
+};
+pub use error::{StorageError, StorageResult};
+pub use reader::{HistoricalState, LatestState, Reader};
+pub use tables::{Table, meta_keys};
+pub use writer::BlockWriter;
