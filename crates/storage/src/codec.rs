@@ -36,7 +36,10 @@ pub(crate) fn storage_key(address: &Address, slot: &U256) -> [u8; STORAGE_KEY_BY
     k
 }
 
-pub(crate) fn account_history_key(address: &Address, block: u64) -> [u8; ACCOUNT_HISTORY_KEY_BYTES] {
+pub(crate) fn account_history_key(
+    address: &Address,
+    block: u64,
+) -> [u8; ACCOUNT_HISTORY_KEY_BYTES] {
     let mut k = [0u8; ACCOUNT_HISTORY_KEY_BYTES];
     k[..ADDRESS_BYTES].copy_from_slice(address.as_slice());
     k[ADDRESS_BYTES..].copy_from_slice(&block.to_be_bytes());
@@ -66,23 +69,24 @@ pub(crate) fn hashed_storage_key(
 
 /// Decodes a u64 stored big-endian.
 pub(crate) fn decode_u64(table: Table, key: &[u8], v: &[u8]) -> StorageResult<u64> {
-    let arr: [u8; U64_BYTES] = v
-        .try_into()
-        .map_err(|_| StorageError::corrupt(table, key, format!("expected 8 bytes, got {}", v.len())))?;
+    let arr: [u8; U64_BYTES] = v.try_into().map_err(|_| {
+        StorageError::corrupt(table, key, format!("expected 8 bytes, got {}", v.len()))
+    })?;
     Ok(u64::from_be_bytes(arr))
 }
 
 /// Decodes a 32-byte hash.
 pub(crate) fn decode_b256(table: Table, key: &[u8], v: &[u8]) -> StorageResult<B256> {
-    B256::try_from(v)
-        .map_err(|_| StorageError::corrupt(table, key, format!("expected 32 bytes, got {}", v.len())))
+    B256::try_from(v).map_err(|_| {
+        StorageError::corrupt(table, key, format!("expected 32 bytes, got {}", v.len()))
+    })
 }
 
 /// Decodes a U256 stored as 32 big-endian bytes.
 pub(crate) fn decode_word(table: Table, key: &[u8], v: &[u8]) -> StorageResult<U256> {
-    let arr: [u8; WORD_BYTES] = v
-        .try_into()
-        .map_err(|_| StorageError::corrupt(table, key, format!("expected 32 bytes, got {}", v.len())))?;
+    let arr: [u8; WORD_BYTES] = v.try_into().map_err(|_| {
+        StorageError::corrupt(table, key, format!("expected 32 bytes, got {}", v.len()))
+    })?;
     Ok(U256::from_be_bytes(arr))
 }
 
@@ -90,7 +94,11 @@ pub(crate) fn decode_word(table: Table, key: &[u8], v: &[u8]) -> StorageResult<U
 pub(crate) fn decode_rlp<T: Decodable>(table: Table, key: &[u8], mut v: &[u8]) -> StorageResult<T> {
     let out = T::decode(&mut v).map_err(|e| StorageError::corrupt(table, key, e))?;
     if !v.is_empty() {
-        return Err(StorageError::corrupt(table, key, "trailing bytes after RLP value"));
+        return Err(StorageError::corrupt(
+            table,
+            key,
+            "trailing bytes after RLP value",
+        ));
     }
     Ok(out)
 }
@@ -112,7 +120,11 @@ pub(crate) fn decode_account_history(key: &[u8], v: &[u8]) -> StorageResult<Opti
     match v.split_first() {
         Some((&HISTORY_ABSENT, [])) => Ok(None),
         Some((&HISTORY_PRESENT, rest)) => decode_rlp(Table::AccountHistory, key, rest).map(Some),
-        _ => Err(StorageError::corrupt(Table::AccountHistory, key, "bad history tag")),
+        _ => Err(StorageError::corrupt(
+            Table::AccountHistory,
+            key,
+            "bad history tag",
+        )),
     }
 }
 
@@ -135,12 +147,25 @@ fn encode_2718_list<'a, T: Encodable2718 + 'a>(
         .clone()
         .map(|t| {
             let len = t.encode_2718_len();
-            RlpHeader { list: false, payload_length: len }.length() + len
+            RlpHeader {
+                list: false,
+                payload_length: len,
+            }
+            .length()
+                + len
         })
         .sum();
-    RlpHeader { list: true, payload_length }.encode(out);
+    RlpHeader {
+        list: true,
+        payload_length,
+    }
+    .encode(out);
     for t in items {
-        RlpHeader { list: false, payload_length: t.encode_2718_len() }.encode(out);
+        RlpHeader {
+            list: false,
+            payload_length: t.encode_2718_len(),
+        }
+        .encode(out);
         t.encode_2718(out);
     }
 }
@@ -154,7 +179,9 @@ fn decode_2718_list<T: Decodable2718>(buf: &mut &[u8]) -> alloy_rlp::Result<Vec<
         let t = T::decode_2718(&mut item)
             .map_err(|_| alloy_rlp::Error::Custom("bad EIP-2718 encoding"))?;
         if !item.is_empty() {
-            return Err(alloy_rlp::Error::Custom("trailing bytes after EIP-2718 item"));
+            return Err(alloy_rlp::Error::Custom(
+                "trailing bytes after EIP-2718 item",
+            ));
         }
         out.push(t);
     }
@@ -167,9 +194,15 @@ pub(crate) fn encode_body(txs: &[RecoveredTx], out: &mut Vec<u8>) {
     let mut txs_buf = Vec::new();
     encode_2718_list(txs.iter().map(|t| &t.tx), &mut txs_buf);
     let senders_len = txs.len() * (ADDRESS_BYTES + 1);
-    let senders_header = RlpHeader { list: true, payload_length: senders_len };
-    RlpHeader { list: true, payload_length: txs_buf.len() + senders_header.length() + senders_len }
-        .encode(out);
+    let senders_header = RlpHeader {
+        list: true,
+        payload_length: senders_len,
+    };
+    RlpHeader {
+        list: true,
+        payload_length: txs_buf.len() + senders_header.length() + senders_len,
+    }
+    .encode(out);
     out.extend_from_slice(&txs_buf);
     senders_header.encode(out);
     for t in txs {
@@ -185,7 +218,11 @@ pub(crate) fn decode_body(key: &[u8], v: &[u8]) -> StorageResult<Vec<RecoveredTx
     let txs: Vec<TxEnvelope> = decode_2718_list(&mut body).map_err(corrupt)?;
     let senders = Vec::<Address>::decode(&mut body).map_err(corrupt)?;
     if !buf.is_empty() || !body.is_empty() {
-        return Err(StorageError::corrupt(Table::BlockBodies, key, "trailing bytes"));
+        return Err(StorageError::corrupt(
+            Table::BlockBodies,
+            key,
+            "trailing bytes",
+        ));
     }
     if senders.len() != txs.len() {
         return Err(StorageError::corrupt(
@@ -213,9 +250,14 @@ pub(crate) fn encode_receipts(receipts: &[ReceiptEnvelope], out: &mut Vec<u8>) {
 /// Decodes a `Receipts` value.
 pub(crate) fn decode_receipts(key: &[u8], v: &[u8]) -> StorageResult<Vec<ReceiptEnvelope>> {
     let mut buf = v;
-    let out = decode_2718_list(&mut buf).map_err(|e| StorageError::corrupt(Table::Receipts, key, e))?;
+    let out =
+        decode_2718_list(&mut buf).map_err(|e| StorageError::corrupt(Table::Receipts, key, e))?;
     if !buf.is_empty() {
-        return Err(StorageError::corrupt(Table::Receipts, key, "trailing bytes"));
+        return Err(StorageError::corrupt(
+            Table::Receipts,
+            key,
+            "trailing bytes",
+        ));
     }
     Ok(out)
 }

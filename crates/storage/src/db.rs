@@ -7,7 +7,8 @@ use crate::{
     writer::BlockWriter,
 };
 use signet_libmdbx::{
-    DatabaseFlags, Environment, Geometry, TableObject, TransactionKind, WriteFlags, tx::Tx,
+    DatabaseFlags, Environment, EnvironmentFlags, Geometry, Mode, SyncMode, TransactionKind,
+    WriteFlags, tx::Tx,
 };
 use std::{borrow::Cow, path::Path, sync::Arc};
 
@@ -27,6 +28,11 @@ pub const MAX_META_KEY_BYTES: usize = 64;
 /// Largest value accepted by any table, in bytes (1 GiB; MDBX's hard limit is
 /// just under 2 GiB and exceeding it aborts the process).
 pub const MAX_VALUE_BYTES: usize = 1 << 30;
+/// MDBX's hard limit on a value, in bytes (`MDBX_MAXDATASIZE`).
+const MDBX_MAX_DATA_BYTES: usize = 0x7fff_0000;
+
+const _: () = assert!(MAX_VALUE_BYTES < MDBX_MAX_DATA_BYTES);
+const _: () = assert!(GROWTH_STEP_BYTES > 0 && (GROWTH_STEP_BYTES as usize) < MAX_MAP_SIZE_BYTES);
 
 /// Opened handles (DBIs) of every table, indexed by [`Table::index`].
 #[derive(Clone, Copy, Debug)]
@@ -63,9 +69,19 @@ impl Database {
     /// [`StorageError::SchemaMismatch`] if the database was written with
     /// another [`SCHEMA_VERSION`].
     pub fn open(path: &Path) -> StorageResult<Self> {
-        std::fs::create_dir_all(path)
-            .map_err(|source| StorageError::CreateDir { path: path.to_path_buf(), source })?;
+        std::fs::create_dir_all(path).map_err(|source| StorageError::CreateDir {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let env = Environment::builder()
+            .set_flags(EnvironmentFlags {
+                // Flush data, then the meta page, on every commit.
+                mode: Mode::ReadWrite { sync_mode: SyncMode::Durable },
+                // State access is random: read-ahead only wastes page cache.
+                no_rdahead: true,
+                coalesce: true,
+                ..Default::default()
+            })
             .set_max_dbs(TABLE_COUNT)
             .set_max_readers(MAX_READERS)
             .set_geometry(Geometry {
@@ -88,7 +104,10 @@ impl Database {
             Some(v) => {
                 let found = crate::codec::decode_u64(Table::Meta, meta_keys::SCHEMA_VERSION, &v)?;
                 if found != SCHEMA_VERSION {
-                    return Err(StorageError::SchemaMismatch { found, expected: SCHEMA_VERSION });
+                    return Err(StorageError::SchemaMismatch {
+                        found,
+                        expected: SCHEMA_VERSION,
+                    });
                 }
             }
             None => {
@@ -101,7 +120,9 @@ impl Database {
             }
         }
         tx.commit()?;
-        Ok(Self { inner: Arc::new(Inner { env, tables }) })
+        Ok(Self {
+            inner: Arc::new(Inner { env, tables }),
+        })
     }
 
     /// Opens a read transaction: a consistent snapshot of the last commit.
@@ -145,10 +166,7 @@ pub(crate) fn get_with<'a, K: TransactionKind, T>(
     table: Table,
     key: &[u8],
     f: impl FnOnce(&[u8]) -> StorageResult<T>,
-) -> StorageResult<Option<T>>
-where
-    Cow<'a, [u8]>: TableObject<'a>,
-{
+) -> StorageResult<Option<T>> {
     match get_raw(tx, tables, table, key)? {
         Some(v) => f(&v).map(Some),
         None => Ok(None),

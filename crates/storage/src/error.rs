@@ -61,12 +61,19 @@ pub enum StorageError {
 impl StorageError {
     /// A corrupt-entry error for `table` at `key`.
     pub(crate) fn corrupt(table: Table, key: &[u8], reason: impl std::fmt::Display) -> Self {
-        Self::Corrupt { table: table.name(), key: hex_lower(key), reason: reason.to_string() }
+        Self::Corrupt {
+            table: table.name(),
+            key: hex_lower(key),
+            reason: reason.to_string(),
+        }
     }
 
     /// An invalid-input error for `table`.
     pub(crate) fn invalid(table: Table, reason: impl std::fmt::Display) -> Self {
-        Self::InvalidInput { table: table.name(), reason: reason.to_string() }
+        Self::InvalidInput {
+            table: table.name(),
+            reason: reason.to_string(),
+        }
     }
 }
 

@@ -51,3 +51,14 @@ pub use error::{StorageError, StorageResult};
 pub use reader::{HistoricalState, LatestState, Reader};
 pub use tables::{Table, meta_keys};
 pub use writer::BlockWriter;
+
+/// Compile-time check of the thread-safety the node relies on.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn send<T: Send>() {}
+    send_sync::<Database>();
+    send_sync::<Reader>();
+    send_sync::<LatestState<'static>>();
+    send_sync::<HistoricalState<'static>>();
+    send::<BlockWriter>();
+};

@@ -41,9 +41,13 @@ impl Reader {
 
     /// Hash of the genesis block, if recorded.
     pub fn genesis_hash(&self) -> StorageResult<Option<B256>> {
-        get_with(&self.tx, &self.tables, Table::Meta, meta_keys::GENESIS_HASH, |v| {
-            codec::decode_b256(Table::Meta, meta_keys::GENESIS_HASH, v)
-        })
+        get_with(
+            &self.tx,
+            &self.tables,
+            Table::Meta,
+            meta_keys::GENESIS_HASH,
+            |v| codec::decode_b256(Table::Meta, meta_keys::GENESIS_HASH, v),
+        )
     }
 
     /// Chain id, if recorded.
@@ -58,9 +62,13 @@ impl Reader {
 
     /// Number of the stored block with hash `hash` (canonical or not).
     pub fn block_number(&self, hash: B256) -> StorageResult<Option<BlockNumber>> {
-        get_with(&self.tx, &self.tables, Table::HeaderNumbers, hash.as_slice(), |v| {
-            codec::decode_u64(Table::HeaderNumbers, hash.as_slice(), v)
-        })
+        get_with(
+            &self.tx,
+            &self.tables,
+            Table::HeaderNumbers,
+            hash.as_slice(),
+            |v| codec::decode_u64(Table::HeaderNumbers, hash.as_slice(), v),
+        )
     }
 
     /// Header of the canonical block `number`.
@@ -73,9 +81,13 @@ impl Reader {
 
     /// Header of the stored block with hash `hash`.
     pub fn header_by_hash(&self, hash: B256) -> StorageResult<Option<Header>> {
-        get_with(&self.tx, &self.tables, Table::Headers, hash.as_slice(), |v| {
-            codec::decode_rlp(Table::Headers, hash.as_slice(), v)
-        })
+        get_with(
+            &self.tx,
+            &self.tables,
+            Table::Headers,
+            hash.as_slice(),
+            |v| codec::decode_rlp(Table::Headers, hash.as_slice(), v),
+        )
     }
 
     /// The canonical block `number` with its transactions and senders.
@@ -88,16 +100,26 @@ impl Reader {
 
     /// The stored block with hash `hash`.
     pub fn block_by_hash(&self, hash: B256) -> StorageResult<Option<SealedBlock>> {
-        let Some(header) = self.header_by_hash(hash)? else { return Ok(None) };
+        let Some(header) = self.header_by_hash(hash)? else {
+            return Ok(None);
+        };
         let transactions = self.transactions_by_hash(hash)?.unwrap_or_default();
-        Ok(Some(SealedBlock { header, hash, transactions }))
+        Ok(Some(SealedBlock {
+            header,
+            hash,
+            transactions,
+        }))
     }
 
     /// The transactions (with senders) of the stored block with hash `hash`.
     pub fn transactions_by_hash(&self, hash: B256) -> StorageResult<Option<Vec<RecoveredTx>>> {
-        get_with(&self.tx, &self.tables, Table::BlockBodies, hash.as_slice(), |v| {
-            codec::decode_body(hash.as_slice(), v)
-        })
+        get_with(
+            &self.tx,
+            &self.tables,
+            Table::BlockBodies,
+            hash.as_slice(),
+            |v| codec::decode_body(hash.as_slice(), v),
+        )
     }
 
     /// Receipts of the canonical block `number`.
@@ -110,23 +132,37 @@ impl Reader {
 
     /// Receipts of the stored block with hash `hash`.
     pub fn receipts_by_hash(&self, hash: B256) -> StorageResult<Option<Vec<ReceiptEnvelope>>> {
-        get_with(&self.tx, &self.tables, Table::Receipts, hash.as_slice(), |v| {
-            codec::decode_receipts(hash.as_slice(), v)
-        })
+        get_with(
+            &self.tx,
+            &self.tables,
+            Table::Receipts,
+            hash.as_slice(),
+            |v| codec::decode_receipts(hash.as_slice(), v),
+        )
     }
 
     /// Where the canonical transaction `tx_hash` sits.
     pub fn transaction_location(&self, tx_hash: B256) -> StorageResult<Option<TxLocation>> {
-        get_with(&self.tx, &self.tables, Table::TxLookup, tx_hash.as_slice(), |v| {
-            codec::decode_rlp(Table::TxLookup, tx_hash.as_slice(), v)
-        })
+        get_with(
+            &self.tx,
+            &self.tables,
+            Table::TxLookup,
+            tx_hash.as_slice(),
+            |v| codec::decode_rlp(Table::TxLookup, tx_hash.as_slice(), v),
+        )
     }
 
     /// The canonical transaction `tx_hash` with its location.
     pub fn transaction(&self, tx_hash: B256) -> StorageResult<Option<(RecoveredTx, TxLocation)>> {
-        let Some(loc) = self.transaction_location(tx_hash)? else { return Ok(None) };
-        let Some(txs) = self.transactions_by_hash(loc.block_hash)? else { return Ok(None) };
-        let tx = usize::try_from(loc.index).ok().and_then(|i| txs.into_iter().nth(i));
+        let Some(loc) = self.transaction_location(tx_hash)? else {
+            return Ok(None);
+        };
+        let Some(txs) = self.transactions_by_hash(loc.block_hash)? else {
+            return Ok(None);
+        };
+        let tx = usize::try_from(loc.index)
+            .ok()
+            .and_then(|i| txs.into_iter().nth(i));
         Ok(tx.map(|tx| (tx, loc)))
     }
 
@@ -141,14 +177,21 @@ impl Reader {
     /// lifetime parameter is only there for signatures written as
     /// `LatestState<'_>`.
     pub fn latest_state(&self) -> LatestState<'static> {
-        LatestState { reader: self.clone(), _marker: PhantomData }
+        LatestState {
+            reader: self.clone(),
+            _marker: PhantomData,
+        }
     }
 
     /// The state after block `block` was applied, answered from the current
     /// state plus the history tables. For `block >= head` it equals the
     /// latest state. Like [`Reader::latest_state`], it owns its snapshot.
     pub fn state_at(&self, block: BlockNumber) -> HistoricalState<'static> {
-        HistoricalState { reader: self.clone(), block, _marker: PhantomData }
+        HistoricalState {
+            reader: self.clone(),
+            block,
+            _marker: PhantomData,
+        }
     }
 }
 
@@ -203,7 +246,13 @@ impl StateReader for HistoricalState<'_> {
     }
 
     fn storage(&self, address: Address, slot: U256) -> StorageResult<U256> {
-        historical_storage(&self.reader.tx, &self.reader.tables, &address, &slot, self.block)
+        historical_storage(
+            &self.reader.tx,
+            &self.reader.tables,
+            &address,
+            &slot,
+            self.block,
+        )
     }
 
     fn code_by_hash(&self, code_hash: B256) -> StorageResult<Option<Bytes>> {
@@ -222,7 +271,9 @@ pub(crate) fn read_meta_u64<K: TransactionKind>(
     tables: &Tables,
     key: &[u8],
 ) -> StorageResult<Option<u64>> {
-    get_with(tx, tables, Table::Meta, key, |v| codec::decode_u64(Table::Meta, key, v))
+    get_with(tx, tables, Table::Meta, key, |v| {
+        codec::decode_u64(Table::Meta, key, v)
+    })
 }
 
 pub(crate) fn canonical_hash<K: TransactionKind>(

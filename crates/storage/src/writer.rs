@@ -55,7 +55,10 @@ fn check_value_size(table: Table, value: &[u8]) -> StorageResult<()> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(StorageError::invalid(
             table,
-            format!("value of {} bytes exceeds the limit of {MAX_VALUE_BYTES}", value.len()),
+            format!(
+                "value of {} bytes exceeds the limit of {MAX_VALUE_BYTES}",
+                value.len()
+            ),
         ));
     }
     Ok(())
@@ -63,7 +66,12 @@ fn check_value_size(table: Table, value: &[u8]) -> StorageResult<()> {
 
 impl BlockWriter {
     pub(crate) fn new(tx: RwTxSync, tables: Tables) -> Self {
-        Self { tx, tables, storage_touched: BTreeSet::new(), buf: Vec::new() }
+        Self {
+            tx,
+            tables,
+            storage_touched: BTreeSet::new(),
+            buf: Vec::new(),
+        }
     }
 
     #[inline]
@@ -100,11 +108,15 @@ impl BlockWriter {
         if key.is_empty() || key.len() > MAX_META_KEY_BYTES {
             return Err(StorageError::invalid(
                 Table::Meta,
-                format!("key of {} bytes, must be 1..={MAX_META_KEY_BYTES}", key.len()),
+                format!(
+                    "key of {} bytes, must be 1..={MAX_META_KEY_BYTES}",
+                    key.len()
+                ),
             ));
         }
         check_value_size(Table::Meta, value)?;
-        self.tx.put(self.db(Table::Meta), key, value, WriteFlags::empty())?;
+        self.tx
+            .put(self.db(Table::Meta), key, value, WriteFlags::empty())?;
         Ok(())
     }
 
@@ -139,8 +151,11 @@ impl BlockWriter {
             let hashed_address = keccak256(address);
             let old = reader::plain_account(&self.tx, &self.tables, address)?;
             let new = change.info;
-            let mut entry =
-                ChangeSetEntry { address: *address, account_changed: false, slots: Vec::new() };
+            let mut entry = ChangeSetEntry {
+                address: *address,
+                account_changed: false,
+                slots: Vec::new(),
+            };
 
             if old != new {
                 codec::encode_account_history(old.as_ref(), &mut self.buf);
@@ -158,7 +173,14 @@ impl BlockWriter {
             }
             if new.is_some() {
                 for (slot, value) in &change.storage {
-                    self.write_slot(address, &hashed_address, slot, value, block, &mut entry.slots)?;
+                    self.write_slot(
+                        address,
+                        &hashed_address,
+                        slot,
+                        value,
+                        block,
+                        &mut entry.slots,
+                    )?;
                 }
             }
 
@@ -175,7 +197,12 @@ impl BlockWriter {
 
         for (hash, code) in &changes.contracts {
             check_value_size(Table::Bytecodes, code)?;
-            self.tx.put(self.db(Table::Bytecodes), hash.as_slice(), code, WriteFlags::empty())?;
+            self.tx.put(
+                self.db(Table::Bytecodes),
+                hash.as_slice(),
+                code,
+                WriteFlags::empty(),
+            )?;
         }
 
         self.write_change_set(block, entries)
@@ -213,8 +240,13 @@ impl BlockWriter {
                 )?;
             }
             None => {
-                self.tx.del(self.db(Table::PlainAccounts), address.as_slice(), None)?;
-                self.tx.del(self.db(Table::HashedAccounts), hashed_address.as_slice(), None)?;
+                self.tx
+                    .del(self.db(Table::PlainAccounts), address.as_slice(), None)?;
+                self.tx.del(
+                    self.db(Table::HashedAccounts),
+                    hashed_address.as_slice(),
+                    None,
+                )?;
             }
         }
         Ok(())
@@ -222,13 +254,19 @@ impl BlockWriter {
 
     /// The storage root currently stored for an account, or the empty root.
     fn stored_storage_root(&self, hashed_address: &B256) -> StorageResult<B256> {
-        Ok(self.hashed_account(hashed_address)?.map_or(EMPTY_ROOT_HASH, |a| a.storage_root))
+        Ok(self
+            .hashed_account(hashed_address)?
+            .map_or(EMPTY_ROOT_HASH, |a| a.storage_root))
     }
 
     fn hashed_account(&self, hashed_address: &B256) -> StorageResult<Option<TrieAccount>> {
-        get_with(&self.tx, &self.tables, Table::HashedAccounts, hashed_address.as_slice(), |v| {
-            codec::decode_rlp(Table::HashedAccounts, hashed_address.as_slice(), v)
-        })
+        get_with(
+            &self.tx,
+            &self.tables,
+            Table::HashedAccounts,
+            hashed_address.as_slice(),
+            |v| codec::decode_rlp(Table::HashedAccounts, hashed_address.as_slice(), v),
+        )
     }
 
     /// Sets one slot (zero deletes), recording the old value in history.
@@ -268,7 +306,8 @@ impl BlockWriter {
         let hashed_key = codec::hashed_storage_key(hashed_address, &keccak256(slot_bytes));
         if value.is_zero() {
             self.tx.del(self.db(Table::PlainStorage), key, None)?;
-            self.tx.del(self.db(Table::HashedStorage), hashed_key, None)?;
+            self.tx
+                .del(self.db(Table::HashedStorage), hashed_key, None)?;
         } else {
             self.tx.put(
                 self.db(Table::PlainStorage),
@@ -278,7 +317,12 @@ impl BlockWriter {
             )?;
             self.buf.clear();
             value.encode(&mut self.buf);
-            self.tx.put(self.db(Table::HashedStorage), hashed_key, &self.buf, WriteFlags::empty())?;
+            self.tx.put(
+                self.db(Table::HashedStorage),
+                hashed_key,
+                &self.buf,
+                WriteFlags::empty(),
+            )?;
         }
         self.storage_touched.insert(*hashed_address);
         Ok(())
@@ -303,7 +347,11 @@ impl BlockWriter {
                     break;
                 }
                 if k.len() != STORAGE_KEY_BYTES {
-                    return Err(StorageError::corrupt(Table::PlainStorage, &k, "bad key length"));
+                    return Err(StorageError::corrupt(
+                        Table::PlainStorage,
+                        &k,
+                        "bad key length",
+                    ));
                 }
                 let slot = U256::from_be_slice(&k[ADDRESS_BYTES..]);
                 let value = codec::decode_word(Table::PlainStorage, &k, &v)?;
@@ -369,7 +417,12 @@ impl BlockWriter {
         self.buf.clear();
         entries.encode(&mut self.buf);
         check_value_size(Table::BlockChangeSets, &self.buf)?;
-        self.tx.put(self.db(Table::BlockChangeSets), key, &self.buf, WriteFlags::empty())?;
+        self.tx.put(
+            self.db(Table::BlockChangeSets),
+            key,
+            &self.buf,
+            WriteFlags::empty(),
+        )?;
         Ok(())
     }
 
@@ -377,13 +430,18 @@ impl BlockWriter {
     fn compute_storage_root(&self, hashed_address: &B256) -> StorageResult<B256> {
         let mut hb = HashBuilder::default();
         let mut cursor = self.tx.cursor(self.db(Table::HashedStorage))?;
-        let mut item = cursor.set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(hashed_address.as_slice())?;
+        let mut item =
+            cursor.set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(hashed_address.as_slice())?;
         while let Some((k, v)) = item {
             if k.get(..WORD_BYTES) != Some(hashed_address.as_slice()) {
                 break;
             }
             if k.len() != HASHED_STORAGE_KEY_BYTES {
-                return Err(StorageError::corrupt(Table::HashedStorage, &k, "bad key length"));
+                return Err(StorageError::corrupt(
+                    Table::HashedStorage,
+                    &k,
+                    "bad key length",
+                ));
             }
             hb.add_leaf(Nibbles::unpack(&k[WORD_BYTES..]), &v);
             item = cursor.next()?;
@@ -397,7 +455,9 @@ impl BlockWriter {
     fn flush_storage_roots(&mut self) -> StorageResult<()> {
         let touched = std::mem::take(&mut self.storage_touched);
         for hashed_address in &touched {
-            let Some(mut account) = self.hashed_account(hashed_address)? else { continue };
+            let Some(mut account) = self.hashed_account(hashed_address)? else {
+                continue;
+            };
             let root = self.compute_storage_root(hashed_address)?;
             if root != account.storage_root {
                 account.storage_root = root;
@@ -429,7 +489,11 @@ impl BlockWriter {
         let mut item = cursor.first::<Cow<'_, [u8]>, Cow<'_, [u8]>>()?;
         while let Some((k, v)) = item {
             if k.len() != WORD_BYTES {
-                return Err(StorageError::corrupt(Table::HashedAccounts, &k, "bad key length"));
+                return Err(StorageError::corrupt(
+                    Table::HashedAccounts,
+                    &k,
+                    "bad key length",
+                ));
             }
             hb.add_leaf(Nibbles::unpack(&k), &v);
             item = cursor.next()?;
@@ -464,23 +528,54 @@ impl BlockWriter {
 
         self.buf.clear();
         block.header.encode(&mut self.buf);
-        self.tx.put(self.db(Table::Headers), hash, &self.buf, WriteFlags::empty())?;
-        self.tx.put(self.db(Table::HeaderNumbers), hash, number_key, WriteFlags::empty())?;
-        self.tx.put(self.db(Table::CanonicalHeaders), number_key, hash, WriteFlags::empty())?;
+        self.tx.put(
+            self.db(Table::Headers),
+            hash,
+            &self.buf,
+            WriteFlags::empty(),
+        )?;
+        self.tx.put(
+            self.db(Table::HeaderNumbers),
+            hash,
+            number_key,
+            WriteFlags::empty(),
+        )?;
+        self.tx.put(
+            self.db(Table::CanonicalHeaders),
+            number_key,
+            hash,
+            WriteFlags::empty(),
+        )?;
 
         codec::encode_body(&block.transactions, &mut self.buf);
         check_value_size(Table::BlockBodies, &self.buf)?;
-        self.tx.put(self.db(Table::BlockBodies), hash, &self.buf, WriteFlags::empty())?;
+        self.tx.put(
+            self.db(Table::BlockBodies),
+            hash,
+            &self.buf,
+            WriteFlags::empty(),
+        )?;
 
         codec::encode_receipts(receipts, &mut self.buf);
         check_value_size(Table::Receipts, &self.buf)?;
-        self.tx.put(self.db(Table::Receipts), hash, &self.buf, WriteFlags::empty())?;
+        self.tx.put(
+            self.db(Table::Receipts),
+            hash,
+            &self.buf,
+            WriteFlags::empty(),
+        )?;
 
         let lookup = self.db(Table::TxLookup);
         for (index, tx) in (0u64..).zip(&block.transactions) {
             self.buf.clear();
-            TxLocation { block_number: number, block_hash: hash, index }.encode(&mut self.buf);
-            self.tx.put(lookup, tx.hash, &self.buf, WriteFlags::empty())?;
+            TxLocation {
+                block_number: number,
+                block_hash: hash,
+                index,
+            }
+            .encode(&mut self.buf);
+            self.tx
+                .put(lookup, tx.hash, &self.buf, WriteFlags::empty())?;
         }
 
         self.set_head_number(number)
@@ -498,18 +593,25 @@ impl BlockWriter {
             return Err(StorageError::Unwind("database has no head block".into()));
         };
         if target > head {
-            return Err(StorageError::Unwind(format!("target {target} is above head {head}")));
+            return Err(StorageError::Unwind(format!(
+                "target {target} is above head {head}"
+            )));
         }
         for block in (target + 1..=head).rev() {
             self.unwind_state(block)?;
             if let Some(hash) = self.canonical_hash(block)? {
-                let txs = get_with(&self.tx, &self.tables, Table::BlockBodies, hash.as_slice(), |v| {
-                    codec::decode_body(hash.as_slice(), v)
-                })?;
+                let txs = get_with(
+                    &self.tx,
+                    &self.tables,
+                    Table::BlockBodies,
+                    hash.as_slice(),
+                    |v| codec::decode_body(hash.as_slice(), v),
+                )?;
                 for tx in txs.unwrap_or_default() {
                     self.tx.del(self.db(Table::TxLookup), tx.hash, None)?;
                 }
-                self.tx.del(self.db(Table::CanonicalHeaders), block.to_be_bytes(), None)?;
+                self.tx
+                    .del(self.db(Table::CanonicalHeaders), block.to_be_bytes(), None)?;
             }
         }
         self.set_head_number(target)
@@ -522,7 +624,9 @@ impl BlockWriter {
             get_with(&self.tx, &self.tables, Table::BlockChangeSets, &key, |v| {
                 codec::decode_rlp(Table::BlockChangeSets, &key, v)
             })?;
-        let Some(entries) = entries else { return Ok(()) };
+        let Some(entries) = entries else {
+            return Ok(());
+        };
         for entry in &entries {
             let address = &entry.address;
             let hashed_address = keccak256(address);

@@ -70,7 +70,10 @@ pub fn sample_receipts(n: usize) -> Vec<ReceiptEnvelope> {
                     Bytes::from(vec![i as u8; 3]),
                 )],
             };
-            let rwb = ReceiptWithBloom { receipt, logs_bloom: Bloom::repeat_byte(i as u8) };
+            let rwb = ReceiptWithBloom {
+                receipt,
+                logs_bloom: Bloom::repeat_byte(i as u8),
+            };
             match i % 3 {
                 0 => ReceiptEnvelope::Legacy(rwb),
                 1 => ReceiptEnvelope::Eip2930(rwb),
@@ -80,7 +83,12 @@ pub fn sample_receipts(n: usize) -> Vec<ReceiptEnvelope> {
         .collect()
 }
 
-pub fn sample_block(number: u64, parent_hash: B256, state_root: B256, txs: Vec<RecoveredTx>) -> SealedBlock {
+pub fn sample_block(
+    number: u64,
+    parent_hash: B256,
+    state_root: B256,
+    txs: Vec<RecoveredTx>,
+) -> SealedBlock {
     let header = Header {
         number,
         parent_hash,
@@ -112,20 +120,32 @@ fn block_receipts_and_lookup_round_trip() {
     assert_eq!(r.canonical_hash(0).unwrap(), Some(genesis.hash));
     assert_eq!(r.block_number(b1.hash).unwrap(), Some(1));
     assert_eq!(r.header(1).unwrap(), Some(b1.header.clone()));
-    assert_eq!(r.header_by_hash(genesis.hash).unwrap(), Some(genesis.header.clone()));
+    assert_eq!(
+        r.header_by_hash(genesis.hash).unwrap(),
+        Some(genesis.header.clone())
+    );
     assert_eq!(r.block(1).unwrap(), Some(b1.clone()));
-    assert_eq!(r.block_by_hash(genesis.hash).unwrap(), Some(genesis.clone()));
+    assert_eq!(
+        r.block_by_hash(genesis.hash).unwrap(),
+        Some(genesis.clone())
+    );
     assert_eq!(r.receipts(1).unwrap(), Some(receipts.clone()));
     assert_eq!(r.receipts(0).unwrap(), Some(vec![]));
     assert_eq!(r.block(2).unwrap(), None);
     assert_eq!(r.receipts(2).unwrap(), None);
     for (i, tx) in b1.transactions.iter().enumerate() {
         let loc = r.transaction_location(tx.hash).unwrap().unwrap();
-        assert_eq!((loc.block_number, loc.block_hash, loc.index), (1, b1.hash, i as u64));
+        assert_eq!(
+            (loc.block_number, loc.block_hash, loc.index),
+            (1, b1.hash, i as u64)
+        );
         let (got, _) = r.transaction(tx.hash).unwrap().unwrap();
         assert_eq!(&got, tx);
     }
-    assert_eq!(r.transaction_location(B256::repeat_byte(0xee)).unwrap(), None);
+    assert_eq!(
+        r.transaction_location(B256::repeat_byte(0xee)).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -144,7 +164,10 @@ fn unwind_removes_canonical_blocks_and_lookups() {
     let r = db.reader().unwrap();
     assert_eq!(r.head_number().unwrap(), Some(0));
     assert_eq!(r.canonical_hash(1).unwrap(), None);
-    assert_eq!(r.transaction_location(b1.transactions[0].hash).unwrap(), None);
+    assert_eq!(
+        r.transaction_location(b1.transactions[0].hash).unwrap(),
+        None
+    );
     // Still stored by hash.
     assert_eq!(r.block_by_hash(b1.hash).unwrap(), Some(b1));
 }

@@ -30,17 +30,33 @@ const HEAD_SLOT: u64 = 1000;
 /// The state changes of block `n` (a pure function of `n`).
 fn changes_for(n: u64) -> StateChanges {
     let mut changes = StateChanges::default();
-    changes.accounts.insert(COUNTER, AccountChange { info: Some(eoa(n, n)), ..Default::default() });
+    changes.accounts.insert(
+        COUNTER,
+        AccountChange {
+            info: Some(eoa(n, n)),
+            ..Default::default()
+        },
+    );
     changes.accounts.insert(
         Address::with_last_byte((n % 16) as u8 + 1),
-        AccountChange { info: Some(eoa(0, n * 1000 + 1)), ..Default::default() },
+        AccountChange {
+            info: Some(eoa(0, n * 1000 + 1)),
+            ..Default::default()
+        },
     );
-    let storage = [(U256::from(n % 20), U256::from(n + 1)), (U256::from(HEAD_SLOT), U256::from(n))]
-        .into_iter()
-        .collect();
+    let storage = [
+        (U256::from(n % 20), U256::from(n + 1)),
+        (U256::from(HEAD_SLOT), U256::from(n)),
+    ]
+    .into_iter()
+    .collect();
     changes.accounts.insert(
         CONTRACT,
-        AccountChange { info: Some(eoa(1, 0)), storage_wiped: n % 10 == 9, storage },
+        AccountChange {
+            info: Some(eoa(1, 0)),
+            storage_wiped: n % 10 == 9,
+            storage,
+        },
     );
     changes
 }
@@ -49,7 +65,11 @@ fn commit_block(db: &Database, n: u64) {
     let mut w = db.writer().unwrap();
     w.apply_state(n, &changes_for(n)).unwrap();
     let root = w.state_root().unwrap();
-    let parent = if n == 0 { B256::ZERO } else { w.canonical_hash(n - 1).unwrap().unwrap() };
+    let parent = if n == 0 {
+        B256::ZERO
+    } else {
+        w.canonical_hash(n - 1).unwrap().unwrap()
+    };
     let block = sample_block(n, parent, root, sample_txs(n * 3));
     w.insert_block(&block, &sample_receipts(3)).unwrap();
     w.commit().unwrap();
@@ -58,9 +78,16 @@ fn commit_block(db: &Database, n: u64) {
 /// The child side: does nothing unless [`CHILD_ENV`] is set.
 #[test]
 fn crash_child_process() {
-    let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
     let db = Database::open(Path::new(&dir)).unwrap();
-    let mut n = db.reader().unwrap().head_number().unwrap().map_or(0, |h| h + 1);
+    let mut n = db
+        .reader()
+        .unwrap()
+        .head_number()
+        .unwrap()
+        .map_or(0, |h| h + 1);
     let start = Instant::now();
     while start.elapsed() < CHILD_MAX_RUNTIME {
         commit_block(&db, n);
@@ -73,15 +100,24 @@ fn verify(dir: &Path, last_reported: u64) -> u64 {
     let db = Database::open(dir).unwrap();
     let r = db.reader().unwrap();
     let head = r.head_number().unwrap().expect("a head block");
-    assert!(head >= last_reported, "head {head} lost a reported commit {last_reported}");
+    assert!(
+        head >= last_reported,
+        "head {head} lost a reported commit {last_reported}"
+    );
 
     // Whole chain present and linked.
     let mut parent = B256::ZERO;
     for n in 0..=head {
-        let block = r.block(n).unwrap().unwrap_or_else(|| panic!("block {n} missing"));
+        let block = r
+            .block(n)
+            .unwrap()
+            .unwrap_or_else(|| panic!("block {n} missing"));
         assert_eq!(block.header.parent_hash, parent, "block {n} parent");
         assert_eq!(r.receipts(n).unwrap().map(|x| x.len()), Some(3));
-        let loc = r.transaction_location(block.transactions[2].hash).unwrap().unwrap();
+        let loc = r
+            .transaction_location(block.transactions[2].hash)
+            .unwrap()
+            .unwrap();
         assert_eq!(loc.block_number, n);
         parent = block.hash;
     }
@@ -89,15 +125,28 @@ fn verify(dir: &Path, last_reported: u64) -> u64 {
     // Head state complete: matches the header root and the deterministic changes.
     let header = r.header(head).unwrap().unwrap();
     let mut w = db.writer().unwrap();
-    assert_eq!(w.state_root().unwrap(), header.state_root, "state root of head {head}");
+    assert_eq!(
+        w.state_root().unwrap(),
+        header.state_root,
+        "state root of head {head}"
+    );
     drop(w);
     let latest = r.latest_state();
     assert_eq!(latest.account(COUNTER).unwrap(), Some(eoa(head, head)));
-    assert_eq!(latest.storage(CONTRACT, U256::from(HEAD_SLOT)).unwrap(), U256::from(head));
-    assert_eq!(latest.storage(CONTRACT, U256::from(head % 20)).unwrap(), U256::from(head + 1));
+    assert_eq!(
+        latest.storage(CONTRACT, U256::from(HEAD_SLOT)).unwrap(),
+        U256::from(head)
+    );
+    assert_eq!(
+        latest.storage(CONTRACT, U256::from(head % 20)).unwrap(),
+        U256::from(head + 1)
+    );
     if head > 0 {
         let before = r.state_at(head - 1);
-        assert_eq!(before.account(COUNTER).unwrap(), Some(eoa(head - 1, head - 1)));
+        assert_eq!(
+            before.account(COUNTER).unwrap(),
+            Some(eoa(head - 1, head - 1))
+        );
         assert_eq!(
             before.storage(CONTRACT, U256::from(HEAD_SLOT)).unwrap(),
             U256::from(head - 1)
@@ -113,7 +162,12 @@ fn killed_writer_leaves_whole_blocks() {
     let mut last_head = None;
     for round in 0..ROUNDS {
         let mut child = Command::new(&exe)
-            .args(["crash::crash_child_process", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash::crash_child_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -24,7 +24,11 @@ fn parse_state(v: &Value) -> State {
     let mut out = State::new();
     for (addr, acc) in v.as_object().expect("state object") {
         let code = Bytes::from_str(acc["code"].as_str().unwrap()).unwrap();
-        let code_hash = if code.is_empty() { KECCAK256_EMPTY } else { keccak256(&code) };
+        let code_hash = if code.is_empty() {
+            KECCAK256_EMPTY
+        } else {
+            keccak256(&code)
+        };
         let account = Account {
             nonce: u256(&acc["nonce"]).to::<u64>(),
             balance: u256(&acc["balance"]),
@@ -52,7 +56,11 @@ fn genesis_changes(pre: &State) -> StateChanges {
         }
         changes.accounts.insert(
             *address,
-            AccountChange { info: Some(*account), storage_wiped: false, storage: storage.clone() },
+            AccountChange {
+                info: Some(*account),
+                storage_wiped: false,
+                storage: storage.clone(),
+            },
         );
     }
     changes
@@ -62,7 +70,11 @@ fn diff_changes(pre: &State, post: &State) -> StateChanges {
     let mut changes = StateChanges::default();
     for address in pre.keys().chain(post.keys()) {
         let change = match post.get(address) {
-            None => AccountChange { info: None, storage_wiped: true, storage: BTreeMap::new() },
+            None => AccountChange {
+                info: None,
+                storage_wiped: true,
+                storage: BTreeMap::new(),
+            },
             Some((account, code, storage)) => {
                 if !code.is_empty() {
                     changes.contracts.insert(account.code_hash, code.clone());
@@ -73,7 +85,11 @@ fn diff_changes(pre: &State, post: &State) -> StateChanges {
                         slots.entry(*slot).or_insert(U256::ZERO);
                     }
                 }
-                AccountChange { info: Some(*account), storage_wiped: false, storage: slots }
+                AccountChange {
+                    info: Some(*account),
+                    storage_wiped: false,
+                    storage: slots,
+                }
             }
         };
         changes.accounts.insert(*address, change);
@@ -110,7 +126,9 @@ fn ethereum_blockchain_fixture_state_roots() {
     for file in files {
         let json: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         for (name, t) in json.as_object().unwrap() {
-            let (Some(pre), Some(post)) = (t.get("pre"), t.get("postState")) else { continue };
+            let (Some(pre), Some(post)) = (t.get("pre"), t.get("postState")) else {
+                continue;
+            };
             let pre = parse_state(pre);
             let post = parse_state(post);
             let genesis_root = b256(&t["genesisBlockHeader"]["stateRoot"]);
@@ -126,7 +144,11 @@ fn ethereum_blockchain_fixture_state_roots() {
             let (_tmp, db) = crate::temp_db();
             let mut w = db.writer().unwrap();
             w.apply_state(0, &genesis_changes(&pre)).unwrap();
-            assert_eq!(w.state_root().unwrap(), genesis_root, "{name}: genesis root");
+            assert_eq!(
+                w.state_root().unwrap(),
+                genesis_root,
+                "{name}: genesis root"
+            );
             w.set_head_number(0).unwrap();
             w.commit().unwrap();
 
@@ -145,7 +167,10 @@ fn ethereum_blockchain_fixture_state_roots() {
                     assert_eq!(old.storage(*address, *slot).unwrap(), *value, "{name}");
                 }
                 if !code.is_empty() {
-                    assert_eq!(old.code_by_hash(account.code_hash).unwrap().as_ref(), Some(code));
+                    assert_eq!(
+                        old.code_by_hash(account.code_hash).unwrap().as_ref(),
+                        Some(code)
+                    );
                 }
             }
             for (address, (account, _, storage)) in &post {
@@ -158,7 +183,11 @@ fn ethereum_blockchain_fixture_state_roots() {
 
             let mut w = db.writer().unwrap();
             w.unwind_to(0).unwrap();
-            assert_eq!(w.state_root().unwrap(), genesis_root, "{name}: unwound root");
+            assert_eq!(
+                w.state_root().unwrap(),
+                genesis_root,
+                "{name}: unwound root"
+            );
             checked += 1;
         }
     }

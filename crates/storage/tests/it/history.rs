@@ -6,16 +6,26 @@ use infera_primitives::{AccountChange, StateChanges, StateReader};
 use infera_storage::Database;
 use std::collections::BTreeMap;
 
-fn change(info: Option<infera_primitives::Account>, wiped: bool, slots: &[(u64, u64)]) -> AccountChange {
+fn change(
+    info: Option<infera_primitives::Account>,
+    wiped: bool,
+    slots: &[(u64, u64)],
+) -> AccountChange {
     AccountChange {
         info,
         storage_wiped: wiped,
-        storage: slots.iter().map(|&(s, v)| (U256::from(s), U256::from(v))).collect::<BTreeMap<_, _>>(),
+        storage: slots
+            .iter()
+            .map(|&(s, v)| (U256::from(s), U256::from(v)))
+            .collect::<BTreeMap<_, _>>(),
     }
 }
 
 fn commit(db: &Database, block: u64, accounts: Vec<(Address, AccountChange)>) {
-    let changes = StateChanges { accounts: accounts.into_iter().collect(), ..Default::default() };
+    let changes = StateChanges {
+        accounts: accounts.into_iter().collect(),
+        ..Default::default()
+    };
     let mut w = db.writer().unwrap();
     w.apply_state(block, &changes).unwrap();
     w.set_head_number(block).unwrap();
@@ -30,9 +40,23 @@ fn balances_and_slots_at_old_blocks() {
     let u = U256::from;
 
     // block 0: a = 100; k slots 1=1, 2=2, 3=3
-    commit(&db, 0, vec![(a, change(Some(eoa(0, 100)), false, &[])), (k, change(Some(eoa(1, 0)), false, &[(1, 1), (2, 2), (3, 3)]))]);
+    commit(
+        &db,
+        0,
+        vec![
+            (a, change(Some(eoa(0, 100)), false, &[])),
+            (k, change(Some(eoa(1, 0)), false, &[(1, 1), (2, 2), (3, 3)])),
+        ],
+    );
     // block 1: a = 200; k slot 1 overwritten, slot 2 deleted
-    commit(&db, 1, vec![(a, change(Some(eoa(1, 200)), false, &[])), (k, change(Some(eoa(1, 0)), false, &[(1, 10), (2, 0)]))]);
+    commit(
+        &db,
+        1,
+        vec![
+            (a, change(Some(eoa(1, 200)), false, &[])),
+            (k, change(Some(eoa(1, 0)), false, &[(1, 10), (2, 0)])),
+        ],
+    );
     // block 2: nothing for a; k wiped, then slot 4 written
     commit(&db, 2, vec![(k, change(Some(eoa(1, 0)), true, &[(4, 4)]))]);
     // block 3: a destroyed
@@ -48,7 +72,10 @@ fn balances_and_slots_at_old_blocks() {
     assert_eq!(bal(3), None);
     assert_eq!(bal(4), Some(u(5)));
     assert_eq!(bal(99), Some(u(5)));
-    assert_eq!(r.latest_state().account(a).unwrap().map(|x| x.balance), Some(u(5)));
+    assert_eq!(
+        r.latest_state().account(a).unwrap().map(|x| x.balance),
+        Some(u(5))
+    );
 
     let slot = |b: u64, s: u64| r.state_at(b).storage(k, u(s)).unwrap();
     let expected: [[u64; 4]; 5] = [
@@ -61,7 +88,12 @@ fn balances_and_slots_at_old_blocks() {
     ];
     for (b, row) in expected.iter().enumerate() {
         for (i, want) in row.iter().enumerate() {
-            assert_eq!(slot(b as u64, i as u64 + 1), u(*want), "block {b} slot {}", i + 1);
+            assert_eq!(
+                slot(b as u64, i as u64 + 1),
+                u(*want),
+                "block {b} slot {}",
+                i + 1
+            );
         }
     }
     let latest = r.latest_state();
@@ -81,7 +113,9 @@ fn reopen_sees_committed_not_uncommitted() {
         // A writer dropped without commit.
         let mut w = db.writer().unwrap();
         let changes = StateChanges {
-            accounts: [(a, change(Some(eoa(0, 8)), false, &[(1, 2)]))].into_iter().collect(),
+            accounts: [(a, change(Some(eoa(0, 8)), false, &[(1, 2)]))]
+                .into_iter()
+                .collect(),
             ..Default::default()
         };
         w.apply_state(1, &changes).unwrap();
@@ -107,7 +141,10 @@ fn reader_is_a_snapshot() {
     let old_state = old.latest_state();
     commit(&db, 1, vec![(a, change(Some(eoa(0, 2)), false, &[]))]);
     assert_eq!(old_state.account(a).unwrap(), Some(eoa(0, 1)));
-    assert_eq!(db.reader().unwrap().latest_state().account(a).unwrap(), Some(eoa(0, 2)));
+    assert_eq!(
+        db.reader().unwrap().latest_state().account(a).unwrap(),
+        Some(eoa(0, 2))
+    );
     // Readers and state views move across threads.
     let handle = std::thread::spawn(move || old_state.account(a).unwrap());
     assert_eq!(handle.join().unwrap(), Some(eoa(0, 1)));
@@ -120,21 +157,32 @@ fn meta_values_and_schema_check() {
         let db = Database::open(dir.path()).unwrap();
         let mut w = db.writer().unwrap();
         w.set_chain_id(1337).unwrap();
-        w.set_genesis_hash(alloy_primitives::B256::repeat_byte(9)).unwrap();
+        w.set_genesis_hash(alloy_primitives::B256::repeat_byte(9))
+            .unwrap();
         assert!(w.set_meta(&[], b"x").is_err());
         assert!(w.set_meta(&[b'k'; 65], b"x").is_err());
         w.commit().unwrap();
         let r = db.reader().unwrap();
         assert_eq!(r.chain_id().unwrap(), Some(1337));
-        assert_eq!(r.genesis_hash().unwrap(), Some(alloy_primitives::B256::repeat_byte(9)));
+        assert_eq!(
+            r.genesis_hash().unwrap(),
+            Some(alloy_primitives::B256::repeat_byte(9))
+        );
         assert_eq!(r.head_number().unwrap(), None);
         // Pretend a future version wrote this database.
         let mut w = db.writer().unwrap();
-        w.set_meta(infera_storage::meta_keys::SCHEMA_VERSION, &999u64.to_be_bytes()).unwrap();
+        w.set_meta(
+            infera_storage::meta_keys::SCHEMA_VERSION,
+            &999u64.to_be_bytes(),
+        )
+        .unwrap();
         w.commit().unwrap();
     }
     match Database::open(dir.path()) {
-        Err(infera_storage::StorageError::SchemaMismatch { found: 999, expected }) => {
+        Err(infera_storage::StorageError::SchemaMismatch {
+            found: 999,
+            expected,
+        }) => {
             assert_eq!(expected, infera_storage::SCHEMA_VERSION)
         }
         other => panic!("expected schema mismatch, got {other:?}"),

@@ -54,5 +54,9 @@ impl Rng {
 
 /// An account without code.
 pub fn eoa(nonce: u64, balance: u64) -> Account {
-    Account { nonce, balance: U256::from(balance), code_hash: KECCAK256_EMPTY }
+    Account {
+        nonce,
+        balance: U256::from(balance),
+        code_hash: KECCAK256_EMPTY,
+    }
 }

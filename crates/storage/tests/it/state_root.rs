@@ -15,9 +15,14 @@ type Model = BTreeMap<Address, (Account, BTreeMap<U256, U256>)>;
 fn model_root(model: &Model) -> B256 {
     state_root_unhashed(model.iter().map(|(address, (acc, storage))| {
         let storage_root = storage_root_unhashed(
-            storage.iter().map(|(slot, value)| (B256::from(slot.to_be_bytes::<32>()), *value)),
+            storage
+                .iter()
+                .map(|(slot, value)| (B256::from(slot.to_be_bytes::<32>()), *value)),
         );
-        (*address, TrieAccount::new(acc.nonce, acc.balance, storage_root, acc.code_hash))
+        (
+            *address,
+            TrieAccount::new(acc.nonce, acc.balance, storage_root, acc.code_hash),
+        )
     }))
 }
 
@@ -34,16 +39,24 @@ fn single_account_root() {
     let address = Address::repeat_byte(0x11);
     let account = eoa(1, 1_000_000_000);
     let mut changes = StateChanges::default();
-    changes
-        .accounts
-        .insert(address, AccountChange { info: Some(account), ..Default::default() });
+    changes.accounts.insert(
+        address,
+        AccountChange {
+            info: Some(account),
+            ..Default::default()
+        },
+    );
     let mut w = db.writer().unwrap();
     w.apply_state(0, &changes).unwrap();
     let root = w.state_root().unwrap();
 
     // The account trie of one leaf: root = keccak(rlp([hex_prefix(path), rlp(account)])).
-    let trie_account =
-        TrieAccount::new(account.nonce, account.balance, EMPTY_ROOT_HASH, account.code_hash);
+    let trie_account = TrieAccount::new(
+        account.nonce,
+        account.balance,
+        EMPTY_ROOT_HASH,
+        account.code_hash,
+    );
     let expected = alloy_trie::root::state_root([(keccak256(address), trie_account)]);
     assert_eq!(root, expected);
     assert_ne!(root, EMPTY_ROOT_HASH);
@@ -84,8 +97,7 @@ fn random_state_matches_in_memory_trie() {
                 change.storage_wiped = true;
                 model.remove(&address);
             } else {
-                let (mut acc, mut storage) =
-                    entry.unwrap_or_else(|| (eoa(0, 0), BTreeMap::new()));
+                let (mut acc, mut storage) = entry.unwrap_or_else(|| (eoa(0, 0), BTreeMap::new()));
                 acc.balance = U256::from(rng.below(1 << 40));
                 acc.nonce += rng.below(2);
                 if rng.below(6) == 0 {
@@ -99,8 +111,11 @@ fn random_state_matches_in_memory_trie() {
                 }
                 for _ in 0..rng.below(5) {
                     let slot = U256::from(rng.below(SLOTS));
-                    let value =
-                        if rng.below(3) == 0 { U256::ZERO } else { U256::from(rng.below(1000)) };
+                    let value = if rng.below(3) == 0 {
+                        U256::ZERO
+                    } else {
+                        U256::from(rng.below(1000))
+                    };
                     change.storage.insert(slot, value);
                     if value.is_zero() {
                         storage.remove(&slot);
@@ -148,8 +163,14 @@ fn random_state_matches_in_memory_trie() {
             assert_eq!(state.account(*address).unwrap(), want.map(|(a, _)| *a));
             for slot in 0..SLOTS {
                 let slot = U256::from(slot);
-                let want = want.and_then(|(_, s)| s.get(&slot).copied()).unwrap_or(U256::ZERO);
-                assert_eq!(state.storage(*address, slot).unwrap(), want, "block {block}");
+                let want = want
+                    .and_then(|(_, s)| s.get(&slot).copied())
+                    .unwrap_or(U256::ZERO);
+                assert_eq!(
+                    state.storage(*address, slot).unwrap(),
+                    want,
+                    "block {block}"
+                );
             }
         }
     }
@@ -166,14 +187,19 @@ fn random_state_matches_in_memory_trie() {
     let latest = r.latest_state();
     let snapshot = &snapshots[target as usize];
     for address in &addresses {
-        assert_eq!(latest.account(*address).unwrap(), snapshot.get(address).map(|(a, _)| *a));
+        assert_eq!(
+            latest.account(*address).unwrap(),
+            snapshot.get(address).map(|(a, _)| *a)
+        );
     }
     // History below the target still answers.
     let state = r.state_at(target / 2);
     for address in &addresses {
         assert_eq!(
             state.account(*address).unwrap(),
-            snapshots[(target / 2) as usize].get(address).map(|(a, _)| *a)
+            snapshots[(target / 2) as usize]
+                .get(address)
+                .map(|(a, _)| *a)
         );
     }
 }
