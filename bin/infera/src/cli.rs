@@ -1,0 +1,239 @@
+//! Command-line definitions. Every flag is documented here; `--help` shows them.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use eyre::WrapErr;
+use infera_chainspec::ChainSpec;
+use infera_node::NodeConfig;
+use infera_primitives::Address;
+use infera_rpc::RpcConfig;
+use infera_txpool::PoolConfig;
+use tracing_subscriber::EnvFilter;
+
+/// Default HTTP JSON-RPC port (geth's).
+pub const DEFAULT_HTTP_PORT: u16 = 8545;
+/// Default WebSocket JSON-RPC port (geth's).
+pub const DEFAULT_WS_PORT: u16 = 8546;
+
+/// infera: an EVM chain whose smart contracts call deterministic
+/// neural-network inference, re-executed bit for bit by every node.
+#[derive(Debug, Parser)]
+#[command(name = "infera", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output: -v debug, -vv trace. RUST_LOG overrides it (e.g. RUST_LOG=infera=debug).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node.
+    Node(NodeArgs),
+    /// Write a chain's genesis block into a data directory.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// Development mode: the embedded dev chain (chain id 6174, ten funded
+    /// accounts of the `test ... junk` mnemonic) with instant or periodic sealing.
+    #[arg(long)]
+    dev: bool,
+
+    /// Data directory. Default: <user data dir>/infera/<dev | chain-CHAINID>.
+    #[arg(long, value_name = "DIR")]
+    datadir: Option<PathBuf>,
+
+    /// Genesis file (geth format) of the chain to run; with --dev it replaces the embedded dev chain.
+    #[arg(long, value_name = "FILE")]
+    chain: Option<PathBuf>,
+
+    /// Serve HTTP JSON-RPC (always on with --dev).
+    #[arg(long)]
+    http: bool,
+
+    /// HTTP JSON-RPC listen address.
+    #[arg(long = "http.addr", value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    http_addr: IpAddr,
+
+    /// HTTP JSON-RPC port (it also accepts WebSocket upgrades); 0 picks a free port.
+    #[arg(long = "http.port", value_name = "PORT", default_value_t = DEFAULT_HTTP_PORT)]
+    http_port: u16,
+
+    /// Allowed CORS origins for browser dApps, comma separated; "*" allows any.
+    #[arg(
+        long = "http.corsdomain",
+        value_name = "ORIGINS",
+        default_value = "*",
+        value_delimiter = ','
+    )]
+    http_corsdomain: Vec<String>,
+
+    /// Serve a dedicated WebSocket JSON-RPC server.
+    #[arg(long)]
+    ws: bool,
+
+    /// WebSocket listen address.
+    #[arg(long = "ws.addr", value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    ws_addr: IpAddr,
+
+    /// WebSocket port; 0 picks a free port.
+    #[arg(long = "ws.port", value_name = "PORT", default_value_t = DEFAULT_WS_PORT)]
+    ws_port: u16,
+
+    /// Dev sealing period in seconds; 0 seals a block as soon as a transaction arrives.
+    #[arg(long = "dev.block-time", value_name = "SECONDS", default_value_t = 0)]
+    dev_block_time: u64,
+
+    /// Address that receives priority fees of sealed blocks.
+    #[arg(long = "miner.coinbase", value_name = "ADDRESS", default_value_t = Address::ZERO)]
+    coinbase: Address,
+
+    /// Largest JSON-RPC request body, in bytes.
+    #[arg(long = "rpc.max-request-bytes", value_name = "BYTES", default_value_t = infera_rpc::DEFAULT_MAX_REQUEST_BYTES)]
+    rpc_max_request_bytes: u32,
+
+    /// Largest JSON-RPC response body, in bytes.
+    #[arg(long = "rpc.max-response-bytes", value_name = "BYTES", default_value_t = infera_rpc::DEFAULT_MAX_RESPONSE_BYTES)]
+    rpc_max_response_bytes: u32,
+
+    /// Most calls in one JSON-RPC batch.
+    #[arg(long = "rpc.max-batch", value_name = "N", default_value_t = infera_rpc::DEFAULT_MAX_BATCH_LEN)]
+    rpc_max_batch: u32,
+
+    /// Widest block range one eth_getLogs may scan.
+    #[arg(long = "rpc.max-logs-range", value_name = "BLOCKS", default_value_t = infera_rpc::DEFAULT_MAX_LOGS_BLOCK_RANGE)]
+    rpc_max_logs_range: u64,
+
+    /// Most transactions the pool holds.
+    #[arg(long = "txpool.max-count", value_name = "N", default_value_t = PoolConfig::default().max_transactions)]
+    txpool_max_count: usize,
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// Genesis file (geth format).
+    #[arg(long, value_name = "FILE")]
+    chain: PathBuf,
+
+    /// Data directory. Default: <user data dir>/infera/chain-CHAINID.
+    #[arg(long, value_name = "DIR")]
+    datadir: Option<PathBuf>,
+}
+
+impl Cli {
+    /// Runs the chosen command.
+    pub fn run(self) -> eyre::Result<()> {
+        init_logging(self.verbose);
+        match self.command {
+            Command::Node(args) => run_node(args),
+            Command::Init(args) => run_init(args),
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "info,infera=debug",
+        _ => "info,infera=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn default_datadir(leaf: &str) -> eyre::Result<PathBuf> {
+    let base = dirs::data_dir()
+        .or_else(|| dirs::home_dir().map(|home| home.join(".local/share")))
+        .ok_or_else(|| eyre::eyre!("cannot find a user data directory; pass --datadir"))?;
+    Ok(base.join("infera").join(leaf))
+}
+
+fn load_chain(path: &Path) -> eyre::Result<ChainSpec> {
+    ChainSpec::from_file(path).wrap_err_with(|| format!("loading chain spec {}", path.display()))
+}
+
+fn run_init(args: InitArgs) -> eyre::Result<()> {
+    let chain = load_chain(&args.chain)?;
+    let datadir = match args.datadir {
+        Some(dir) => dir,
+        None => default_datadir(&format!("chain-{}", chain.chain_id()))?,
+    };
+    infera_node::open_datadir(&datadir, &chain)?;
+    println!(
+        "initialised {} for chain id {}",
+        datadir.display(),
+        chain.chain_id()
+    );
+    Ok(())
+}
+
+fn run_node(args: NodeArgs) -> eyre::Result<()> {
+    let chain = match (&args.chain, args.dev) {
+        (Some(path), _) => load_chain(path)?,
+        (None, true) => ChainSpec::dev(),
+        (None, false) => eyre::bail!(
+            "no chain given: pass --dev for the development chain or --chain <genesis.json>"
+        ),
+    };
+    if !args.dev {
+        eyre::bail!(
+            "only --dev mode can seal blocks in this version; the proof-of-authority network is not built yet. Use --dev (optionally with --chain)"
+        );
+    }
+    let datadir = match args.datadir {
+        Some(dir) => dir,
+        None if args.chain.is_none() => default_datadir("dev")?,
+        None => default_datadir(&format!("chain-{}", chain.chain_id()))?,
+    };
+    let config = NodeConfig {
+        datadir,
+        chain,
+        http_addr: (args.http || args.dev)
+            .then_some(SocketAddr::new(args.http_addr, args.http_port)),
+        ws_addr: args
+            .ws
+            .then_some(SocketAddr::new(args.ws_addr, args.ws_port)),
+        dev_block_time: Duration::from_secs(args.dev_block_time),
+        coinbase: args.coinbase,
+        rpc: RpcConfig {
+            max_request_bytes: args.rpc_max_request_bytes,
+            max_response_bytes: args.rpc_max_response_bytes,
+            max_batch_len: args.rpc_max_batch,
+            max_logs_block_range: args.rpc_max_logs_range,
+            cors_origins: args.http_corsdomain,
+            ..RpcConfig::default()
+        },
+        pool: PoolConfig {
+            max_transactions: args.txpool_max_count,
+            ..PoolConfig::default()
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .wrap_err("starting the async runtime")?;
+    runtime.block_on(infera_node::run_dev_node(config, shutdown_signal()))?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,9 @@
+//! The `infera` command line: parses arguments and hands off to the crates.
+
+mod cli;
+
+use clap::Parser;
+
+fn main() -> eyre::Result<()> {
+    cli::Cli::parse().run()
+}

@@ -1,0 +1,143 @@
+//! Ethereum JSON-RPC over HTTP and WebSocket, served by jsonrpsee.
+//!
+//! [`RpcContext`] holds handles to the node's parts (storage, chain spec,
+//! pool, event channel); [`eth`] implements the methods on it as plain
+//! functions, and [`server`] exposes them through jsonrpsee with limits and
+//! CORS. Filters and subscriptions feed on the node's [`ChainEvent`]s.
+
+pub mod convert;
+mod error;
+pub mod eth;
+mod filters;
+mod pubsub;
+pub mod server;
+
+use std::sync::Arc;
+
+use infera_chainspec::ChainSpec;
+use infera_primitives::ChainEvent;
+use infera_storage::Database;
+use infera_txpool::TxPool;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, broadcast};
+
+pub use error::*;
+pub use server::{RpcServers, start_servers};
+
+/// Largest request body accepted, in bytes. Large enough for a chunk of a
+/// model upload (a transaction is bounded far below this by gas).
+pub const DEFAULT_MAX_REQUEST_BYTES: u32 = 15 * 1024 * 1024;
+/// Largest response body produced, in bytes.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u32 = 150 * 1024 * 1024;
+/// Most calls in one batch request.
+pub const DEFAULT_MAX_BATCH_LEN: u32 = 1_000;
+/// Most simultaneous connections per server.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 500;
+/// Most subscriptions per WebSocket connection.
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 1_024;
+/// Widest block range one `eth_getLogs` may scan.
+pub const DEFAULT_MAX_LOGS_BLOCK_RANGE: u64 = 10_000;
+/// Most logs one `eth_getLogs` may return.
+pub const DEFAULT_MAX_LOGS_RESULTS: usize = 20_000;
+/// Most blocks one `eth_feeHistory` may cover.
+pub const MAX_FEE_HISTORY_BLOCKS: u64 = 1_024;
+/// Most filters installed at once (all clients together).
+pub const MAX_INSTALLED_FILTERS: usize = 4_096;
+/// A filter not polled for this long is removed, in seconds (geth: 5 minutes).
+pub const FILTER_TIMEOUT_S: u64 = 300;
+/// The priority fee suggested by `eth_maxPriorityFeePerGas` when recent
+/// blocks give no signal, in wei (1 gwei).
+pub const DEFAULT_PRIORITY_FEE_WEI: u128 = 1_000_000_000;
+
+/// RPC limits and CORS.
+#[derive(Debug, Clone)]
+pub struct RpcConfig {
+    pub max_request_bytes: u32,
+    pub max_response_bytes: u32,
+    pub max_batch_len: u32,
+    pub max_connections: u32,
+    pub max_logs_block_range: u64,
+    pub max_logs_results: usize,
+    /// Allowed CORS origins; `["*"]` allows any.
+    pub cors_origins: Vec<String>,
+    /// What `web3_clientVersion` answers.
+    pub client_version: String,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_batch_len: DEFAULT_MAX_BATCH_LEN,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_logs_block_range: DEFAULT_MAX_LOGS_BLOCK_RANGE,
+            max_logs_results: DEFAULT_MAX_LOGS_RESULTS,
+            cors_origins: vec!["*".to_string()],
+            client_version: format!("infera/v{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Handles to the node's parts that the RPC methods use.
+#[derive(Clone)]
+pub struct RpcContext {
+    inner: Arc<RpcContextInner>,
+}
+
+struct RpcContextInner {
+    db: Database,
+    chain: Arc<ChainSpec>,
+    pool: Arc<Mutex<TxPool>>,
+    events: broadcast::Sender<ChainEvent>,
+    tx_arrived: Arc<Notify>,
+    config: RpcConfig,
+    filters: filters::FilterStore,
+}
+
+impl RpcContext {
+    /// Bundles the node's handles for the RPC.
+    pub fn new(
+        db: Database,
+        chain: Arc<ChainSpec>,
+        pool: Arc<Mutex<TxPool>>,
+        events: broadcast::Sender<ChainEvent>,
+        tx_arrived: Arc<Notify>,
+        config: RpcConfig,
+    ) -> Self {
+        let filters = filters::FilterStore::default();
+        Self {
+            inner: Arc::new(RpcContextInner {
+                db,
+                chain,
+                pool,
+                events,
+                tx_arrived,
+                config,
+                filters,
+            }),
+        }
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.inner.db
+    }
+    pub(crate) fn chain(&self) -> &ChainSpec {
+        &self.inner.chain
+    }
+    pub(crate) fn pool(&self) -> &Mutex<TxPool> {
+        &self.inner.pool
+    }
+    pub(crate) fn events(&self) -> &broadcast::Sender<ChainEvent> {
+        &self.inner.events
+    }
+    pub(crate) fn config(&self) -> &RpcConfig {
+        &self.inner.config
+    }
+    pub(crate) fn filters(&self) -> &filters::FilterStore {
+        &self.inner.filters
+    }
+    pub(crate) fn notify_tx_arrived(&self) {
+        self.inner.tx_arrived.notify_one();
+    }
+}
