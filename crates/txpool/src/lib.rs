@@ -145,16 +145,10 @@ struct SenderTxs {
 
 impl SenderTxs {
     fn recount(&mut self) {
-        let mut next = self.state_nonce;
-        let mut count = 0;
-        for nonce in self.txs.range(self.state_nonce..).map(|(n, _)| *n) {
-            if nonce != next {
-                break;
-            }
-            count += 1;
-            next += 1;
-        }
-        self.pending = count;
+        self.pending = (self.state_nonce..)
+            .zip(self.txs.range(self.state_nonce..).map(|(nonce, _)| *nonce))
+            .take_while(|(expected, nonce)| expected == nonce)
+            .count();
     }
 
     fn queued(&self) -> usize {
