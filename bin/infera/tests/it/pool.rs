@@ -1,0 +1,249 @@
+//! Transaction admission: invalid transactions are rejected with the usual messages,
+//! pending state is visible, and the node keeps working.
+
+use std::time::Duration;
+
+use alloy_primitives::U256;
+use serde_json::json;
+
+use crate::http::{RpcError, b256, qty};
+use crate::node::Node;
+use crate::wallet::{GWEI, Wallet, eip1559, ether, legacy};
+use crate::ws::Ws;
+use crate::{block_of, send_ok};
+
+fn expect_rejected(
+    res: Result<alloy_primitives::B256, RpcError>,
+    what: &str,
+    needles: &[&str],
+) -> RpcError {
+    let e = match res {
+        Ok(h) => panic!("{what}: node accepted the transaction ({h})"),
+        Err(e) => e,
+    };
+    let msg = e.message.to_lowercase();
+    assert!(
+        needles.iter().any(|n| msg.contains(n)),
+        "{what}: error message {:?} (code {}) should mention one of {needles:?}",
+        e.message,
+        e.code
+    );
+    assert!(
+        e.code == -32602 || e.code == -32003 || (-32099..=-32000).contains(&e.code),
+        "{what}: code {}",
+        e.code
+    );
+    e
+}
+
+#[test]
+fn invalid_transactions_are_rejected() {
+    let node = Node::start();
+    let rpc = &node.rpc;
+    let alice = Wallet::dev(0);
+    let bob = Wallet::fresh("pool/bob");
+
+    // Malformed RLP / envelopes.
+    for raw in ["0xdeadbeef", "0x02", "0x02c0", "0xf8", "0x7f00"] {
+        let e = rpc
+            .request("eth_sendRawTransaction", json!([raw]))
+            .expect_err(raw);
+        assert!(
+            e.message.to_lowercase().contains("decod"),
+            "{raw}: error should mention decoding: {e:?}"
+        );
+    }
+    let e = rpc
+        .request("eth_sendRawTransaction", json!(["0x"]))
+        .expect_err("empty raw tx");
+    assert!(
+        e.code == -32602
+            || e.message.to_lowercase().contains("decod")
+            || e.message.to_lowercase().contains("empty"),
+        "{e:?}"
+    );
+
+    // Wrong chain id (EIP-1559 and legacy EIP-155).
+    let mut t = eip1559(0, Some(bob.address), U256::from(1), vec![], 21_000);
+    t.chain_id = 1;
+    expect_rejected(
+        rpc.send_raw(&alice.sign_1559(t).raw),
+        "EIP-1559 tx for chain 1",
+        &["chain id", "chainid", "chain-id"],
+    );
+    let mut t = legacy(0, Some(bob.address), U256::from(1), 2 * GWEI, 21_000);
+    t.chain_id = Some(6175);
+    expect_rejected(
+        rpc.send_raw(&alice.sign_legacy(t).raw),
+        "legacy tx for chain 6175",
+        &["chain id", "chainid", "chain-id"],
+    );
+
+    // Max fee below the base fee (1 gwei at genesis).
+    let mut t = eip1559(0, Some(bob.address), U256::from(1), vec![], 21_000);
+    t.max_fee_per_gas = 1_000;
+    t.max_priority_fee_per_gas = 1_000;
+    expect_rejected(
+        rpc.send_raw(&alice.sign_1559(t).raw),
+        "max fee below base fee",
+        &["underpriced", "base fee"],
+    );
+    let t = legacy(0, Some(bob.address), U256::from(1), 1_000, 21_000);
+    expect_rejected(
+        rpc.send_raw(&alice.sign_legacy(t).raw),
+        "legacy gas price below base fee",
+        &["underpriced", "base fee"],
+    );
+    // Tip above max fee is invalid.
+    let mut t = eip1559(0, Some(bob.address), U256::from(1), vec![], 21_000);
+    t.max_priority_fee_per_gas = t.max_fee_per_gas + 1;
+    assert!(
+        rpc.send_raw(&alice.sign_1559(t).raw).is_err(),
+        "maxPriorityFeePerGas > maxFeePerGas must be rejected"
+    );
+
+    // Insufficient funds: an unfunded sender, and a funded one sending more than it has.
+    expect_rejected(
+        rpc.send_raw(&bob.transfer(0, alice.address, U256::from(1)).raw),
+        "unfunded sender",
+        &["insufficient funds"],
+    );
+    expect_rejected(
+        rpc.send_raw(&alice.transfer(0, bob.address, ether(10_001)).raw),
+        "value > balance",
+        &["insufficient funds"],
+    );
+
+    // Gas limit below the intrinsic 21000, and above the block gas limit.
+    assert!(
+        rpc.send_raw(
+            &alice
+                .tx(0, Some(bob.address), U256::from(1), vec![], 20_999)
+                .raw
+        )
+        .is_err(),
+        "gas < intrinsic must be rejected"
+    );
+    assert!(
+        rpc.send_raw(
+            &alice
+                .tx(0, Some(bob.address), U256::from(1), vec![], 1_000_000_000)
+                .raw
+        )
+        .is_err(),
+        "gas > block gas limit must be rejected"
+    );
+
+    // Nothing above was included.
+    assert_eq!(rpc.block_number(), 0);
+    assert_eq!(rpc.nonce(alice.address, "pending"), 0);
+
+    // Nonce too low.
+    let r = send_ok(rpc, &alice.transfer(0, bob.address, U256::from(5)));
+    assert_eq!(block_of(&r), 1);
+    expect_rejected(
+        rpc.send_raw(&alice.transfer(0, bob.address, U256::from(6)).raw),
+        "nonce too low",
+        &["nonce too low"],
+    );
+    // Re-sending the very same mined tx is also refused (known or nonce too low).
+    assert!(
+        rpc.send_raw(&alice.transfer(0, bob.address, U256::from(5)).raw)
+            .is_err(),
+        "re-sent mined tx must be rejected"
+    );
+
+    // The node still accepts a valid transaction.
+    let r = send_ok(rpc, &alice.transfer(1, bob.address, U256::from(6)));
+    assert_eq!(block_of(&r), 2);
+    assert_eq!(rpc.balance(bob.address, "latest"), U256::from(11));
+}
+
+/// With a long block time, transactions wait in the pool: pending nonce, replacement rules,
+/// newPendingTransactions.
+#[test]
+fn pending_pool_and_replacement() {
+    let node = Node::start_with_block_time(3600);
+    let rpc = &node.rpc;
+    let alice = Wallet::dev(0);
+    let bob = Wallet::fresh("replace/bob");
+
+    let mut ws = Ws::connect(node.ws);
+    let pending_sub = ws.subscribe(json!(["newPendingTransactions"]));
+
+    let tx0 = alice.transfer(0, bob.address, U256::from(1));
+    assert_eq!(rpc.send_raw(&tx0.raw).unwrap(), tx0.hash);
+    let tx1 = alice.transfer(1, bob.address, U256::from(2));
+    assert_eq!(rpc.send_raw(&tx1.raw).unwrap(), tx1.hash);
+    assert_eq!(rpc.nonce(alice.address, "latest"), 0);
+    assert_eq!(
+        rpc.nonce(alice.address, "pending"),
+        2,
+        "pending nonce counts pool transactions"
+    );
+    assert_eq!(rpc.block_number(), 0);
+
+    // Pending transactions are visible by hash, without a block.
+    let t = rpc.tx(tx0.hash);
+    assert_eq!(b256(&t["hash"]), tx0.hash);
+    assert!(
+        t["blockNumber"].is_null() && t["blockHash"].is_null(),
+        "pending tx has no block: {t}"
+    );
+    assert!(
+        rpc.receipt(tx0.hash).is_null(),
+        "no receipt for a pending tx"
+    );
+
+    // newPendingTransactions announces both hashes.
+    let got = ws.collect(&pending_sub, 2, Duration::from_secs(10));
+    assert_eq!(
+        got,
+        vec![json!(tx0.hash), json!(tx1.hash)],
+        "newPendingTransactions"
+    );
+
+    // Same nonce, same fees: replacement underpriced. Same tx again: already known.
+    let same_fee = alice.transfer(0, bob.address, U256::from(3));
+    expect_rejected(
+        rpc.send_raw(&same_fee.raw),
+        "replacement with equal fees",
+        &["replacement transaction underpriced", "underpriced"],
+    );
+    let mut t = eip1559(0, Some(bob.address), U256::from(4), vec![], 21_000);
+    t.max_fee_per_gas = t.max_fee_per_gas * 105 / 100;
+    t.max_priority_fee_per_gas = t.max_priority_fee_per_gas * 105 / 100;
+    expect_rejected(
+        rpc.send_raw(&alice.sign_1559(t).raw),
+        "replacement with +5% fees",
+        &["underpriced"],
+    );
+    assert!(
+        rpc.send_raw(&tx0.raw).is_err(),
+        "re-sending a pooled tx is rejected (already known)"
+    );
+
+    // +100% fees replaces it.
+    let mut t = eip1559(0, Some(bob.address), U256::from(5), vec![], 21_000);
+    t.max_fee_per_gas *= 2;
+    t.max_priority_fee_per_gas *= 2;
+    let replacement = alice.sign_1559(t);
+    assert_eq!(rpc.send_raw(&replacement.raw).unwrap(), replacement.hash);
+    assert_eq!(rpc.nonce(alice.address, "pending"), 2);
+    let t = rpc.tx(replacement.hash);
+    assert_eq!(qty(&t["nonce"]), 0);
+    assert!(
+        rpc.tx(tx0.hash).is_null(),
+        "the replaced transaction is gone"
+    );
+
+    // eth_call / eth_estimateGas default to latest and do not see pool state.
+    assert_eq!(rpc.balance(bob.address, "latest"), U256::ZERO);
+    assert_eq!(
+        rpc.ok(
+            "eth_estimateGas",
+            json!([{"from": alice.address, "to": bob.address, "value": "0x1"}])
+        ),
+        json!("0x5208")
+    );
+}
