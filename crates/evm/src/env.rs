@@ -126,3 +126,18 @@ pub fn tx_env(tx: &RecoveredTx) -> Result<TxEnv, InvalidTransaction> {
         authorization_list,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gas_cap_applies_from_osaka() {
+        assert_eq!(ExecutionConfig::new(1).tx_gas_limit_cap(), Some(1 << 24));
+        let prague = ExecutionConfig {
+            chain_id: 1,
+            spec: SpecId::PRAGUE,
+        };
+        assert_eq!(prague.tx_gas_limit_cap(), None);
+    }
+}

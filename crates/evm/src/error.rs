@@ -228,3 +228,32 @@ pub(crate) fn from_revm_invalid(
         other => InvalidTransaction::Other(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revert_reason_decodes_error_string() {
+        // Error("hi")
+        let data = alloy_primitives::hex!(
+            "08c379a0"
+            "0000000000000000000000000000000000000000000000000000000000000020"
+            "0000000000000000000000000000000000000000000000000000000000000002"
+            "6869000000000000000000000000000000000000000000000000000000000000"
+        );
+        assert_eq!(decode_revert_reason(&data).as_deref(), Some("hi"));
+        assert_eq!(decode_revert_reason(&[1, 2, 3]), None);
+        let error = EvmError::Revert {
+            output: Bytes::copy_from_slice(&data),
+        };
+        assert_eq!(error.to_string(), "execution reverted: hi");
+        assert_eq!(
+            EvmError::Revert {
+                output: Bytes::new()
+            }
+            .to_string(),
+            "execution reverted"
+        );
+    }
+}

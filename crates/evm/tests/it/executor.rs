@@ -303,3 +303,61 @@ fn blob_transactions_are_rejected() {
     let error = infera_evm::recover(signed).unwrap_err();
     assert!(error.to_string().contains("EIP-4844"), "{error}");
 }
+
+#[test]
+fn history_system_call_runs_only_where_deployed() {
+    use alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS;
+    let parent = B256::repeat_byte(0x11);
+    let env = infera_evm::BlockEnvInput {
+        parent_hash: parent,
+        ..block_env()
+    };
+    // Not deployed: nothing happens.
+    let state = MemState::default();
+    let outcome = BlockExecutor::new(&state, config(), env).unwrap().finish();
+    assert!(outcome.changes.accounts.is_empty());
+    // Deployed (a stand-in: `sstore(0, calldataload(0))`): the parent hash is stored.
+    let code = Bytes::from_static(&[0x60, 0x00, 0x35, 0x60, 0x00, 0x55, 0x00]);
+    let state = MemState::default().with_code(HISTORY_STORAGE_ADDRESS, code);
+    let outcome = BlockExecutor::new(&state, config(), env).unwrap().finish();
+    let change = &outcome.changes.accounts[&HISTORY_STORAGE_ADDRESS];
+    assert_eq!(change.storage[&U256::ZERO], U256::from_be_bytes(parent.0));
+    assert!(
+        !outcome
+            .changes
+            .accounts
+            .contains_key(&revm_system_address())
+    );
+    assert_eq!(outcome.gas_used, 0);
+}
+
+fn revm_system_address() -> Address {
+    address!("0xfffffffffffffffffffffffffffffffffffffffe")
+}
+
+#[test]
+fn slot_written_back_to_its_value_is_not_a_change() {
+    let contract = address!("0x00000000000000000000000000000000000c0de0");
+    let mut state = MemState::default()
+        .with_account(sender(), ONE_ETHER)
+        .with_code(contract, store_and_log_runtime());
+    state.storage.insert((contract, U256::ZERO), U256::from(5));
+    let mut executor = BlockExecutor::new(&state, config(), block_env()).unwrap();
+    let set = |nonce, value: u8| {
+        eip1559(
+            nonce,
+            TxKind::Call(contract),
+            0,
+            100_000,
+            B256::with_last_byte(value).to_vec().into(),
+        )
+    };
+    executor.execute_transaction(&set(0, 9)).unwrap();
+    executor.execute_transaction(&set(1, 5)).unwrap();
+    let outcome = executor.finish();
+    assert!(
+        !outcome.changes.accounts.contains_key(&contract),
+        "{:?}",
+        outcome.changes.accounts.get(&contract)
+    );
+}
