@@ -188,8 +188,30 @@ pub fn call_with_precompiles<S: StateReader, P: Precompiles<S>>(
     precompiles: P,
 ) -> Result<CallOutcome> {
     let (cfg_env, tx) = call_env(&cfg, &env, &req)?;
-    let mut evm = build_evm(StateDb::new(state), cfg_env, env.block_env(), precompiles);
+    let mut db = StateDb::new(state);
+    check_value_covered(&mut db, &tx)?;
+    let mut evm = build_evm(db, cfg_env, env.block_env(), precompiles);
     run(&mut evm, tx)
+}
+
+/// Like geth, a call may skip paying for gas but not move value it does not
+/// have: revm's disabled balance check would otherwise mint it.
+fn check_value_covered<S: StateReader>(db: &mut StateDb<S>, tx: &TxEnv) -> Result<()> {
+    if tx.value.is_zero() {
+        return Ok(());
+    }
+    let balance = db
+        .account(tx.caller)?
+        .map(|account| account.balance)
+        .unwrap_or_default();
+    if balance < tx.value {
+        return Err(InvalidTransaction::InsufficientFunds {
+            balance,
+            cost: tx.value,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn run<S: StateReader, P: Precompiles<S>>(
@@ -225,6 +247,7 @@ pub fn estimate_gas_with_precompiles<S: StateReader, P: Precompiles<S>>(
 ) -> Result<u64, EstimateError> {
     let (cfg_env, mut tx) = call_env(&cfg, &env, &req)?;
     let mut db = StateDb::new(state);
+    check_value_covered(&mut db, &tx)?;
     let mut hi = tx.gas_limit;
     if is_priced(&req) && tx.gas_price > 0 {
         let balance = db

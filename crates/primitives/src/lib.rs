@@ -152,3 +152,16 @@ impl<T: StateReader + ?Sized> StateReader for &T {
         (**self).block_hash(number)
     }
 }
+
+/// What the node announces to its subscribers (RPC filters and
+/// subscriptions; later the network).
+#[derive(Clone, Debug)]
+pub enum ChainEvent {
+    /// A block became the canonical head, with its receipts.
+    NewBlock {
+        block: std::sync::Arc<SealedBlock>,
+        receipts: std::sync::Arc<Vec<ReceiptEnvelope>>,
+    },
+    /// A transaction entered the pool.
+    PendingTransaction(B256),
+}

@@ -163,6 +163,8 @@ impl RpcContext {
         newest: BlockNumberOrTag,
         percentiles: Option<Vec<f64>>,
     ) -> RpcResult<FeeHistory> {
+        // Like geth: an empty percentile list asks for no rewards.
+        let percentiles = percentiles.filter(|p| !p.is_empty());
         if let Some(p) = &percentiles {
             let sorted = p.windows(2).all(|w| w[0] <= w[1]);
             if !sorted || p.iter().any(|v| !(0.0..=100.0).contains(v)) || p.len() > 100 {
