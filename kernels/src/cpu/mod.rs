@@ -1,0 +1,496 @@
+//! The CPU reference backend: the definition of the right answer.
+//!
+//! Plain safe Rust with integer arithmetic only. Inputs reaching [`execute`] have
+//! been validated by [`Op::infer`], so shapes agree and no accumulator can
+//! overflow; the kernels still use wrapping adds so that a bug could only give a
+//! wrong answer in a test, never a panic in a node.
+//!
+//! `threads > 1` splits output channels across scoped threads. Each output
+//! element is computed by exactly the same code whichever thread runs it, so the
+//! bytes never depend on the thread count.
+
+mod gemm;
+mod layout;
+mod pool;
+
+use crate::error::ModelResult;
+use crate::ops::{AddParams, Conv2dParams, DenseParams, MulParams, Op};
+use crate::quant::{requantize, round_shift, saturate_i8};
+use crate::tensor::{DType, Tensor, TensorData, TensorInfo};
+pub use gemm::{LANES, padded_len};
+
+/// Per-node data a backend derives once from the weights (here: widened,
+/// padded weight rows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prepared {
+    /// Nothing to prepare.
+    None,
+    /// Weight rows widened to i16, each padded to `kp`.
+    Rows {
+        /// `rows * kp` values.
+        weights: Vec<i16>,
+        /// Padded reduction length.
+        kp: usize,
+    },
+}
+
+/// Prepare an operator for repeated execution.
+pub fn prepare(op: &Op) -> Prepared {
+    let (w, red) = match op {
+        Op::Dense(p) => (&p.weights, p.in_features),
+        Op::Conv2d(p) => (
+            &p.weights,
+            p.in_channels / p.groups.max(1) * p.kernel[0] * p.kernel[1],
+        ),
+        _ => return Prepared::None,
+    };
+    if red == 0 {
+        return Prepared::None;
+    }
+    let kp = padded_len(red);
+    let rows = w.len() / red;
+    let mut weights = vec![0i16; rows * kp];
+    for (dst, src) in weights.chunks_exact_mut(kp).zip(w.chunks_exact(red)) {
+        gemm::widen_into(dst, src, 0);
+    }
+    Prepared::Rows { weights, kp }
+}
+
+/// Validate one operator on concrete inputs and run it single-threaded.
+///
+/// The entry point of golden vectors and backend cross-checks.
+pub fn execute_op(op: &Op, inputs: &[&Tensor], out_zero_point: i8) -> ModelResult<Tensor> {
+    let infos: Vec<TensorInfo> = inputs.iter().map(|t| t.info()).collect();
+    let refs: Vec<&TensorInfo> = infos.iter().collect();
+    let (out, _) = op.infer(0, &refs, out_zero_point)?;
+    Ok(execute(op, &prepare(op), inputs, &out, 1))
+}
+
+/// Run a validated operator. `out` is the output info from [`Op::infer`].
+pub fn execute(
+    op: &Op,
+    prep: &Prepared,
+    inputs: &[&Tensor],
+    out: &TensorInfo,
+    threads: usize,
+) -> Tensor {
+    let threads = threads.max(1);
+    let shape = out.spec.shape.clone();
+    let zp = out.zero_point;
+    let x = inputs[0];
+    match op {
+        Op::Dense(p) => dense(p, prep, x, out, threads),
+        Op::Conv2d(p) => conv2d(p, prep, x, out, threads),
+        Op::MaxPool(p) => Tensor::i8(
+            shape,
+            zp,
+            pool::max_pool(p, i8s(x), &x.shape, &out.spec.shape),
+        ),
+        Op::AvgPool {
+            pool: p,
+            count_include_pad,
+        } => Tensor::i8(
+            shape,
+            zp,
+            pool::avg_pool(
+                p,
+                *count_include_pad,
+                i8s(x),
+                x.zero_point,
+                &x.shape,
+                &out.spec.shape,
+            ),
+        ),
+        Op::GlobalAvgPool => Tensor::i8(
+            shape,
+            zp,
+            pool::global_avg_pool(i8s(x), x.zero_point, &x.shape),
+        ),
+        Op::Clip { min, max } => Tensor::i8(
+            shape,
+            zp,
+            i8s(x).iter().map(|&v| v.clamp(*min, *max)).collect(),
+        ),
+        Op::Add(p) => Tensor::i8(shape, zp, add(p, x, inputs[1], zp)),
+        Op::Mul(p) => Tensor::i8(shape, zp, mul(p, x, inputs[1], zp)),
+        Op::Requantize(rq) => {
+            let lo = i8::MIN;
+            let hi = i8::MAX;
+            let data = match &x.data {
+                TensorData::I8(v) => v
+                    .iter()
+                    .map(|&e| requantize(i32::from(e) - i32::from(x.zero_point), *rq, zp, lo, hi))
+                    .collect(),
+                TensorData::I32(v) => v.iter().map(|&e| requantize(e, *rq, zp, lo, hi)).collect(),
+            };
+            Tensor::i8(shape, zp, data)
+        }
+        Op::Reshape { .. } | Op::Flatten { .. } => Tensor {
+            shape,
+            zero_point: zp,
+            data: x.data.clone(),
+        },
+        Op::Transpose { perm } => Tensor {
+            shape,
+            zero_point: zp,
+            data: layout::transpose(&x.data, &x.shape, perm),
+        },
+        Op::Concat { axis } => Tensor {
+            shape,
+            zero_point: zp,
+            data: layout::concat(inputs, *axis),
+        },
+        Op::Pad { before, .. } => Tensor {
+            shape,
+            zero_point: zp,
+            data: layout::pad(&x.data, &x.shape, before, &out.spec.shape, zp),
+        },
+        Op::ArgMax { axis } => Tensor::i32(shape, layout::arg_max(&x.data, &x.shape, *axis)),
+    }
+}
+
+fn i8s(t: &Tensor) -> &[i8] {
+    t.as_i8().expect("validated: i8 input")
+}
+
+/// Turn accumulators into the output type: raw i32, or requantised int8.
+#[derive(Clone, Copy)]
+struct Finish<'a> {
+    bias: &'a [i32],
+    requant: &'a [crate::quant::Requant],
+    zero_point: i8,
+    lo: i8,
+    hi: i8,
+}
+
+impl Finish<'_> {
+    #[inline(always)]
+    fn i32(&self, channel: usize, acc: i32) -> i32 {
+        acc.wrapping_add(self.bias[channel])
+    }
+    #[inline(always)]
+    fn i8(&self, channel: usize, acc: i32) -> i8 {
+        requantize(
+            self.i32(channel, acc),
+            self.requant[channel],
+            self.zero_point,
+            self.lo,
+            self.hi,
+        )
+    }
+}
+
+/// Output buffer for either output type.
+enum Out {
+    I8(Vec<i8>),
+    I32(Vec<i32>),
+}
+
+impl Out {
+    fn new(dtype: DType, len: usize) -> Self {
+        match dtype {
+            DType::I8 => Out::I8(vec![0; len]),
+            DType::I32 => Out::I32(vec![0; len]),
+        }
+    }
+    fn into_tensor(self, out: &TensorInfo) -> Tensor {
+        let shape = out.spec.shape.clone();
+        match self {
+            Out::I8(v) => Tensor::i8(shape, out.zero_point, v),
+            Out::I32(v) => Tensor::i32(shape, v),
+        }
+    }
+}
+
+/// Split `units` work units into at most `threads` contiguous ranges of whole
+/// multiples of `align` units (so micro-kernel blocks are never cut).
+fn ranges(units: usize, threads: usize, align: usize) -> Vec<std::ops::Range<usize>> {
+    let blocks = units.div_ceil(align);
+    let per = blocks.div_ceil(threads.max(1)).max(1) * align;
+    (0..units)
+        .step_by(per)
+        .map(|s| s..(s + per).min(units))
+        .collect()
+}
+
+fn dense(p: &DenseParams, prep: &Prepared, x: &Tensor, out: &TensorInfo, threads: usize) -> Tensor {
+    let Prepared::Rows { weights, kp } = prep else {
+        unreachable!("dense is prepared")
+    };
+    let kp = *kp;
+    let k = p.in_features;
+    let n_out = p.out_features;
+    let xs = i8s(x);
+    let rows = xs.len() / k;
+    let mut xw = vec![0i16; rows * kp];
+    for (dst, src) in xw.chunks_exact_mut(kp).zip(xs.chunks_exact(k)) {
+        gemm::widen_into(dst, src, x.zero_point);
+    }
+    let fin = Finish {
+        bias: &p.bias,
+        requant: &p.requant,
+        zero_point: out.zero_point,
+        lo: p.act_min,
+        hi: p.act_max,
+    };
+    // Each range of output features is computed into its own [rows, len] block,
+    // then scattered: identical arithmetic whatever the split.
+    let parts = ranges(n_out, threads, gemm::MR);
+    let compute = |r: std::ops::Range<usize>| -> Vec<i32> {
+        let len = r.len();
+        let mut acc = vec![0i32; rows * len];
+        gemm::gemm(
+            &weights[r.start * kp..r.end * kp],
+            len,
+            &xw,
+            rows,
+            kp,
+            |o, row, v| {
+                acc[row * len + o] = fin.i32(r.start + o, v);
+            },
+        );
+        acc
+    };
+    let blocks: Vec<Vec<i32>> = if parts.len() > 1 {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .iter()
+                .cloned()
+                .map(|r| s.spawn(move || compute(r)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("kernel thread"))
+                .collect()
+        })
+    } else {
+        parts.iter().cloned().map(compute).collect()
+    };
+    let mut res = Out::new(p.out_dtype, rows * n_out);
+    for (r, block) in parts.iter().zip(blocks) {
+        let len = r.len();
+        for row in 0..rows {
+            for o in 0..len {
+                let v = block[row * len + o];
+                let at = row * n_out + r.start + o;
+                match &mut res {
+                    Out::I8(d) => {
+                        d[at] =
+                            requantize(v, fin.requant[r.start + o], fin.zero_point, fin.lo, fin.hi)
+                    }
+                    Out::I32(d) => d[at] = v,
+                }
+            }
+        }
+    }
+    res.into_tensor(out)
+}
+
+/// Geometry of one convolution, shared by its workers.
+struct ConvGeom {
+    c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    cg: usize,
+    og: usize,
+    red: usize,
+    kp: usize,
+}
+
+/// Output positions per im2col tile: bounds scratch memory to `TILE * kp` i16.
+const TILE: usize = 64;
+
+fn conv2d(
+    p: &Conv2dParams,
+    prep: &Prepared,
+    x: &Tensor,
+    out: &TensorInfo,
+    threads: usize,
+) -> Tensor {
+    let Prepared::Rows { weights, kp } = prep else {
+        unreachable!("conv is prepared")
+    };
+    let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+    let (oh, ow) = (out.spec.shape[2], out.spec.shape[3]);
+    let g = ConvGeom {
+        c,
+        h,
+        w,
+        oh,
+        ow,
+        cg: c / p.groups,
+        og: p.out_channels / p.groups,
+        red: c / p.groups * p.kernel[0] * p.kernel[1],
+        kp: *kp,
+    };
+    let xs = i8s(x);
+    let plane = oh * ow;
+    let oc = p.out_channels;
+    let fin = Finish {
+        bias: &p.bias,
+        requant: &p.requant,
+        zero_point: out.zero_point,
+        lo: p.act_min,
+        hi: p.act_max,
+    };
+    let mut res = Out::new(p.out_dtype, n * oc * plane);
+    // Work unit: one output channel of one image, a contiguous `plane` of the output.
+    let parts = ranges(n * oc, threads, 1);
+    let run = |first: usize, dst: &mut OutSlice<'_>| {
+        let units = dst.len() / plane;
+        let mut col = vec![0i16; TILE * g.kp];
+        let mut unit = first;
+        while unit < first + units {
+            // Channels of the same image and group share one im2col tile.
+            let (img, ch) = (unit / oc, unit % oc);
+            let group = ch / g.og;
+            let end = (first + units).min(img * oc + (group + 1) * g.og);
+            let xi = &xs[img * c * h * w..(img + 1) * c * h * w];
+            let wg = &weights[ch * g.kp..(ch + end - unit) * g.kp];
+            let mut p0 = 0;
+            while p0 < plane {
+                let t = TILE.min(plane - p0);
+                im2col(p, &g, xi, x.zero_point, group, p0, t, &mut col);
+                gemm::gemm(wg, end - unit, &col, t, g.kp, |o, j, v| {
+                    let at = (unit + o - first) * plane + p0 + j;
+                    dst.set(at, ch + o, v, &fin);
+                });
+                p0 += t;
+            }
+            unit = end;
+        }
+    };
+    match &mut res {
+        Out::I8(d) => split_run(d, &parts, plane, threads, |f, s| {
+            run(f, &mut OutSlice::I8(s))
+        }),
+        Out::I32(d) => split_run(d, &parts, plane, threads, |f, s| {
+            run(f, &mut OutSlice::I32(s))
+        }),
+    }
+    res.into_tensor(out)
+}
+
+/// Run `f(first_unit, slice)` over disjoint slices of `data`, in threads if asked.
+fn split_run<T: Send>(
+    data: &mut [T],
+    parts: &[std::ops::Range<usize>],
+    unit_len: usize,
+    threads: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let mut rest = data;
+    let mut slices = Vec::with_capacity(parts.len());
+    for r in parts {
+        let (head, tail) = rest.split_at_mut(r.len() * unit_len);
+        slices.push((r.start, head));
+        rest = tail;
+    }
+    if threads > 1 && slices.len() > 1 {
+        std::thread::scope(|s| {
+            for (first, slice) in slices {
+                let f = &f;
+                s.spawn(move || f(first, slice));
+            }
+        });
+    } else {
+        for (first, slice) in slices {
+            f(first, slice);
+        }
+    }
+}
+
+enum OutSlice<'a> {
+    I8(&'a mut [i8]),
+    I32(&'a mut [i32]),
+}
+
+impl OutSlice<'_> {
+    fn len(&self) -> usize {
+        match self {
+            OutSlice::I8(s) => s.len(),
+            OutSlice::I32(s) => s.len(),
+        }
+    }
+    #[inline(always)]
+    fn set(&mut self, at: usize, channel: usize, acc: i32, fin: &Finish<'_>) {
+        match self {
+            OutSlice::I8(s) => s[at] = fin.i8(channel, acc),
+            OutSlice::I32(s) => s[at] = fin.i32(channel, acc),
+        }
+    }
+}
+
+/// Gather `t` output positions starting at `p0` into rows of `col`
+/// (`x - zero_point` as i16, 0 for padding and the tail up to `kp`).
+#[allow(clippy::too_many_arguments)]
+fn im2col(
+    p: &Conv2dParams,
+    g: &ConvGeom,
+    xi: &[i8],
+    zx: i8,
+    group: usize,
+    p0: usize,
+    t: usize,
+    col: &mut [i16],
+) {
+    let [kh, kw] = p.kernel;
+    let [sh, sw] = p.stride;
+    let [dh, dw] = p.dilation;
+    let (pt, pl) = (p.pads[0] as isize, p.pads[1] as isize);
+    for j in 0..t {
+        let pos = p0 + j;
+        let (oy, ox) = (pos / g.ow, pos % g.ow);
+        let row = &mut col[j * g.kp..(j + 1) * g.kp];
+        let mut k = 0;
+        for ci in 0..g.cg {
+            let chan = &xi[(group * g.cg + ci) * g.h * g.w..][..g.h * g.w];
+            for ky in 0..kh {
+                let iy = (oy * sh + ky * dh) as isize - pt;
+                let in_y = iy >= 0 && (iy as usize) < g.h;
+                for kx in 0..kw {
+                    let ix = (ox * sw + kx * dw) as isize - pl;
+                    row[k] = if in_y && ix >= 0 && (ix as usize) < g.w {
+                        i16::from(chan[iy as usize * g.w + ix as usize]) - i16::from(zx)
+                    } else {
+                        0
+                    };
+                    k += 1;
+                }
+            }
+        }
+        row[g.red..].fill(0);
+    }
+    let _ = (g.c, g.oh);
+}
+
+fn add(p: &AddParams, a: &Tensor, b: &Tensor, zp: i8) -> Vec<i8> {
+    let (za, zb) = (i64::from(a.zero_point), i64::from(b.zero_point));
+    let (ma, mb) = (i64::from(p.multiplier_a), i64::from(p.multiplier_b));
+    i8s(a)
+        .iter()
+        .zip(i8s(b))
+        .map(|(&x, &y)| {
+            let v = (i64::from(x) - za) * ma + (i64::from(y) - zb) * mb;
+            saturate_i8(
+                round_shift(v, p.shift) + i64::from(zp),
+                p.act_min,
+                p.act_max,
+            )
+        })
+        .collect()
+}
+
+fn mul(p: &MulParams, a: &Tensor, b: &Tensor, zp: i8) -> Vec<i8> {
+    let (za, zb) = (i32::from(a.zero_point), i32::from(b.zero_point));
+    i8s(a)
+        .iter()
+        .zip(i8s(b))
+        .map(|(&x, &y)| {
+            let prod = (i32::from(x) - za) * (i32::from(y) - zb);
+            requantize(prod, p.requant, zp, p.act_min, p.act_max)
+        })
+        .collect()
+}

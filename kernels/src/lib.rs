@@ -1,0 +1,37 @@
+//! Deterministic integer inference engine for the infera chain.
+//!
+//! Every node re-executes every inference, so this crate is part of consensus:
+//! the same model bytes and input bytes must give the same output bytes on every
+//! machine, forever. The rules that make that true:
+//!
+//! * **No floating point.** Tensors are int8 (or int32), accumulators are int32,
+//!   and rescaling is an integer multiplier and shift with one named rounding rule
+//!   ([`quant::ROUNDING_RULE`]). `clippy::float_arithmetic` is denied below.
+//! * **Overflow is ruled out at validation.** [`Model::decode`] proves, from the
+//!   actual weights, that no int32 accumulator can overflow for any input
+//!   ([`limits`] names every bound). Sums are therefore exact, and exact integer
+//!   sums do not depend on the order of additions: a GPU may reduce in any order.
+//! * **The CPU reference in [`cpu`] defines the answer.** Any other backend must
+//!   return identical bytes (checked against the golden vectors in `kernels/vectors/`).
+//! * **No I/O, clock, RNG or thread-count dependence.** [`Model::run`] is
+//!   single-threaded; [`Model::run_with`] may split work across threads and is
+//!   property-tested to return identical bytes.
+//!
+//! Each operator is defined once in [`ops`] (parameters, shape rules, validation,
+//! cost); a backend only supplies the computation (see [`cpu::execute`]).
+#![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
+
+pub mod cpu;
+pub mod error;
+pub mod format;
+pub mod limits;
+pub mod model;
+pub mod ops;
+pub mod quant;
+pub mod tensor;
+
+pub use error::{ModelError, ModelResult};
+pub use model::{Model, ModelCost, Node, RunOptions};
+pub use ops::Op;
+pub use tensor::{DType, Tensor, TensorData, TensorInfo, TensorSpec};

@@ -1,0 +1,46 @@
+//! Named bounds that every model must respect. They keep validation, memory and
+//! run time bounded for any bytes a user can upload, and they keep every int32
+//! accumulator provably inside its range.
+//!
+//! Changing any of these is a consensus change (it changes which models are valid).
+
+/// Largest encoded model accepted by [`crate::Model::decode`], in bytes.
+pub const MAX_MODEL_BYTES: usize = 16 * 1024 * 1024;
+/// Most operator nodes in one graph.
+pub const MAX_NODES: usize = 512;
+/// Most inputs one node may read (bounds `Concat`).
+pub const MAX_NODE_INPUTS: usize = 16;
+/// Highest tensor rank.
+pub const MAX_RANK: usize = 6;
+/// Largest single dimension of any tensor.
+pub const MAX_DIM: u64 = 1 << 16;
+/// Most elements in one tensor (input, output or intermediate).
+pub const MAX_TENSOR_ELEMENTS: u64 = 1 << 22;
+/// Most elements summed over all tensors a model produces, which bounds the
+/// memory one inference can hold (at most 4 bytes each).
+pub const MAX_TOTAL_ELEMENTS: u64 = 1 << 24;
+/// Most multiply-accumulates one inference may perform.
+pub const MAX_MODEL_MACS: u64 = 1 << 31;
+/// Longest reduction feeding one accumulator (`in_features`, or
+/// `in_channels / groups * kh * kw` for a convolution).
+pub const MAX_REDUCTION_LEN: u64 = 1 << 16;
+/// Largest kernel extent (height or width) of a convolution or pool.
+pub const MAX_KERNEL_DIM: u64 = 32;
+/// Largest stride of a convolution or pool.
+pub const MAX_STRIDE: u64 = 32;
+/// Largest dilation of a convolution.
+pub const MAX_DILATION: u64 = 32;
+/// Largest padding on any side of a convolution, pool or `Pad`.
+pub const MAX_PAD: u64 = 64;
+/// Largest right shift of a requantisation, in bits (keeps the i64 product and
+/// its rounding term in range).
+pub const MAX_SHIFT_BITS: u8 = 62;
+
+// Relations the arithmetic relies on, checked at compile time.
+const _: () = assert!(MAX_TENSOR_ELEMENTS <= MAX_TOTAL_ELEMENTS);
+const _: () = assert!(MAX_DIM <= u32::MAX as u64);
+// |x - zero_point| <= 255 and |w| <= 128: the largest reduction still fits in an i32
+// before the bias (the per-channel check in validation is the exact one).
+const _: () = assert!(MAX_REDUCTION_LEN * 255 * 128 <= i32::MAX as u64);
+// A requantised i32 times an i32 multiplier (< 2^62) plus 2^(shift-1) stays in i64.
+const _: () = assert!(MAX_SHIFT_BITS <= 62);
