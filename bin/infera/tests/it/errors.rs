@@ -91,7 +91,7 @@ fn malformed_requests_keep_node_serving() {
         "ab".repeat(21 * 1024 * 1024 / 2)
     );
     match http::post(node.http, big.as_bytes(), Duration::from_secs(60)) {
-        Ok(r) if r.status == 413 => {}
+        Ok(r) if r.status == 413 => eprintln!("oversized request: HTTP 413 {}", r.text()),
         Ok(r) => {
             let v: Value = serde_json::from_slice(&r.body)
                 .unwrap_or_else(|_| panic!("oversized request: HTTP {} {}", r.status, r.text()));

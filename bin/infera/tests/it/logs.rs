@@ -188,7 +188,12 @@ fn logs_filters_and_subscriptions() {
         json!([]),
         "changes are consumed"
     );
-    let filter_logs = rpc.ok("eth_getFilterLogs", json!([log_filter]));
+    // eth_getFilterLogs over an explicit range (a filter without fromBlock means "latest").
+    let range_filter = rpc.ok(
+        "eth_newFilter",
+        json!([{"fromBlock": q(deploy_block), "toBlock": "latest", "address": c}]),
+    );
+    let filter_logs = rpc.ok("eth_getFilterLogs", json!([range_filter]));
     assert_eq!(
         filter_logs
             .as_array()

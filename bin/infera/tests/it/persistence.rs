@@ -102,6 +102,7 @@ fn crash_during_load_recovers_consistently() {
     ];
     let sent = AtomicUsize::new(0);
     let mut durable_block = 0;
+    let mut head_before_kill = 0;
 
     std::thread::scope(|s| {
         for (i, w) in senders.iter().enumerate() {
@@ -134,6 +135,7 @@ fn crash_during_load_recovers_consistently() {
         while sent.load(Ordering::Relaxed) < target && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
+        head_before_kill = node.rpc.block_number();
         node.signal("KILL");
     });
     node.kill9();
@@ -141,6 +143,11 @@ fn crash_during_load_recovers_consistently() {
     node.restart();
     let rpc = &node.rpc;
     let head = rpc.block_number();
+    eprintln!(
+        "crash test: {} txs accepted before SIGKILL, receipt seen in block {durable_block}, \
+         head {head_before_kill} just before the kill, {head} after restart",
+        sent.load(Ordering::Relaxed)
+    );
     assert!(
         head >= durable_block,
         "after the crash the head ({head}) is below block {durable_block}, whose receipt was served before the crash"
