@@ -22,7 +22,10 @@ const ADDRESS_SPACE: u64 = 100_000;
 const CONTRACT_SPACE: u64 = 100;
 
 fn arg(i: usize, default: u64) -> u64 {
-    std::env::args().nth(i).and_then(|a| a.parse().ok()).unwrap_or(default)
+    std::env::args()
+        .nth(i)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
 }
 
 fn address(i: u64) -> Address {
@@ -36,7 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let accounts = arg(2, DEFAULT_ACCOUNTS_PER_BLOCK);
     let slots = arg(3, DEFAULT_SLOTS_PER_BLOCK);
     let tmp = tempfile::tempdir()?;
-    let dir = std::env::args().nth(4).map_or_else(|| tmp.path().to_path_buf(), Into::into);
+    let dir = std::env::args()
+        .nth(4)
+        .map_or_else(|| tmp.path().to_path_buf(), Into::into);
     let db = Database::open(&dir)?;
 
     let (mut t_apply, mut t_root, mut t_commit) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
@@ -53,16 +58,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut changes = StateChanges::default();
         for _ in 0..accounts {
             let a = address(next() % ADDRESS_SPACE);
-            let info = Account { nonce: n, balance: U256::from(next()), code_hash: KECCAK256_EMPTY };
-            changes.accounts.insert(a, AccountChange { info: Some(info), ..Default::default() });
+            let info = Account {
+                nonce: n,
+                balance: U256::from(next()),
+                code_hash: KECCAK256_EMPTY,
+            };
+            changes.accounts.insert(
+                a,
+                AccountChange {
+                    info: Some(info),
+                    ..Default::default()
+                },
+            );
         }
         for _ in 0..slots {
             let c = address(ADDRESS_SPACE + next() % CONTRACT_SPACE);
             let change = changes.accounts.entry(c).or_insert_with(|| AccountChange {
-                info: Some(Account { nonce: 1, balance: U256::ZERO, code_hash: KECCAK256_EMPTY }),
+                info: Some(Account {
+                    nonce: 1,
+                    balance: U256::ZERO,
+                    code_hash: KECCAK256_EMPTY,
+                }),
                 ..Default::default()
             });
-            change.storage.insert(U256::from(next() % 10_000), U256::from(next()));
+            change
+                .storage
+                .insert(U256::from(next() % 10_000), U256::from(next()));
         }
 
         let t = Instant::now();
@@ -74,7 +95,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t_root += t.elapsed();
         let t = Instant::now();
         let block = SealedBlock::new(
-            Header { number: n, parent_hash: parent, state_root, ..Default::default() },
+            Header {
+                number: n,
+                parent_hash: parent,
+                state_root,
+                ..Default::default()
+            },
             vec![],
         );
         parent = block.hash;

@@ -24,6 +24,9 @@ pub(crate) const STORAGE_HISTORY_KEY_BYTES: usize = STORAGE_KEY_BYTES + U64_BYTE
 /// `HashedStorage` key: hashed address ++ hashed slot.
 pub(crate) const HASHED_STORAGE_KEY_BYTES: usize = 2 * WORD_BYTES;
 
+/// Longest RLP header: one prefix byte and an 8-byte length.
+const RLP_MAX_HEADER_BYTES: usize = 1 + U64_BYTES;
+
 /// Tag of an `AccountHistory` value: the account did not exist.
 const HISTORY_ABSENT: u8 = 0;
 /// Tag of an `AccountHistory` value: RLP of the account follows.
@@ -138,13 +141,9 @@ pub(crate) struct ChangeSetEntry {
     pub(crate) slots: Vec<U256>,
 }
 
-/// Appends `items` as an RLP list of byte strings, each the EIP-2718 encoding of one item.
-fn encode_2718_list<'a, T: Encodable2718 + 'a>(
-    items: impl Iterator<Item = &'a T> + Clone,
-    out: &mut Vec<u8>,
-) {
-    let payload_length: usize = items
-        .clone()
+/// Payload length of an RLP list of byte strings holding EIP-2718 encodings.
+fn list_2718_payload_len<'a, T: Encodable2718 + 'a>(items: impl Iterator<Item = &'a T>) -> usize {
+    items
         .map(|t| {
             let len = t.encode_2718_len();
             RlpHeader {
@@ -154,7 +153,15 @@ fn encode_2718_list<'a, T: Encodable2718 + 'a>(
             .length()
                 + len
         })
-        .sum();
+        .sum()
+}
+
+/// Appends `items` as an RLP list of byte strings, each the EIP-2718 encoding of one item.
+fn encode_2718_list<'a, T: Encodable2718 + 'a>(
+    items: impl Iterator<Item = &'a T> + Clone,
+    out: &mut Vec<u8>,
+) {
+    let payload_length = list_2718_payload_len(items.clone());
     RlpHeader {
         list: true,
         payload_length,
@@ -191,23 +198,40 @@ fn decode_2718_list<T: Decodable2718>(buf: &mut &[u8]) -> alloy_rlp::Result<Vec<
 /// Encodes a `BlockBodies` value.
 pub(crate) fn encode_body(txs: &[RecoveredTx], out: &mut Vec<u8>) {
     out.clear();
-    let mut txs_buf = Vec::new();
-    encode_2718_list(txs.iter().map(|t| &t.tx), &mut txs_buf);
-    let senders_len = txs.len() * (ADDRESS_BYTES + 1);
+    let txs_payload = list_2718_payload_len(txs.iter().map(|t| &t.tx));
+    let txs_len = RlpHeader {
+        list: true,
+        payload_length: txs_payload,
+    }
+    .length()
+        + txs_payload;
+    // Each sender: a 20-byte string with a one-byte RLP header.
+    let senders_payload = txs.len() * (ADDRESS_BYTES + 1);
     let senders_header = RlpHeader {
         list: true,
-        payload_length: senders_len,
+        payload_length: senders_payload,
     };
+    let payload_length = txs_len + senders_header.length() + senders_payload;
+    out.reserve(RLP_MAX_HEADER_BYTES + payload_length);
     RlpHeader {
         list: true,
-        payload_length: txs_buf.len() + senders_header.length() + senders_len,
+        payload_length,
     }
     .encode(out);
-    out.extend_from_slice(&txs_buf);
+    encode_2718_list(txs.iter().map(|t| &t.tx), out);
     senders_header.encode(out);
     for t in txs {
         t.sender.encode(out);
     }
+    debug_assert_eq!(
+        out.len(),
+        RlpHeader {
+            list: true,
+            payload_length
+        }
+        .length()
+            + payload_length
+    );
 }
 
 /// Decodes a `BlockBodies` value.

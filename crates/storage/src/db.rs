@@ -76,7 +76,9 @@ impl Database {
         let env = Environment::builder()
             .set_flags(EnvironmentFlags {
                 // Flush data, then the meta page, on every commit.
-                mode: Mode::ReadWrite { sync_mode: SyncMode::Durable },
+                mode: Mode::ReadWrite {
+                    sync_mode: SyncMode::Durable,
+                },
                 // State access is random: read-ahead only wastes page cache.
                 no_rdahead: true,
                 coalesce: true,

@@ -145,7 +145,20 @@ impl BlockWriter {
     /// `storage_wiped` deletes (and records in history) every slot the account
     /// had before `storage` applies. An account whose `info` is `None` is
     /// destroyed: its storage is wiped too and its `storage` writes ignored.
+    ///
+    /// Blocks must be applied in order: `block` must not be below the head
+    /// (it is normally `head + 1`; equal to the head when
+    /// [`Self::insert_block`] ran first in this writer). Calling it twice for
+    /// one block keeps the first "before" values.
     pub fn apply_state(&mut self, block: BlockNumber, changes: &StateChanges) -> StorageResult<()> {
+        if let Some(head) = self.head_number()?
+            && block < head
+        {
+            return Err(StorageError::invalid(
+                Table::BlockChangeSets,
+                format!("state of block {block} applied below the head {head}"),
+            ));
+        }
         let mut entries = Vec::with_capacity(changes.accounts.len());
         for (address, change) in &changes.accounts {
             let hashed_address = keccak256(address);
@@ -506,6 +519,9 @@ impl BlockWriter {
     /// Stores a block and its receipts and makes it the canonical block at its
     /// height and the head: header, body with senders, receipts, transaction
     /// lookup, canonical mapping, head number.
+    ///
+    /// `block` must extend the head (`number == head + 1`; any number on an
+    /// empty database). To replace canonical blocks, [`Self::unwind_to`] first.
     pub fn insert_block(
         &mut self,
         block: &SealedBlock,
@@ -524,6 +540,14 @@ impl BlockWriter {
         }
         let hash = block.hash;
         let number = block.number();
+        if let Some(head) = self.head_number()?
+            && head.checked_add(1) != Some(number)
+        {
+            return Err(StorageError::invalid(
+                Table::CanonicalHeaders,
+                format!("block {number} does not extend the head {head}"),
+            ));
+        }
         let number_key = number.to_be_bytes();
 
         self.buf.clear();

@@ -188,3 +188,49 @@ fn meta_values_and_schema_check() {
         other => panic!("expected schema mismatch, got {other:?}"),
     }
 }
+
+#[test]
+fn corrupt_value_is_an_error_naming_table_and_key() {
+    let (_dir, db) = temp_db();
+    let mut w = db.writer().unwrap();
+    w.set_meta(infera_storage::meta_keys::HEAD_NUMBER, b"abc")
+        .unwrap();
+    w.commit().unwrap();
+    let err = db.reader().unwrap().head_number().unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            infera_storage::StorageError::Corrupt { table: "Meta", .. }
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("Meta") && msg.contains(&hex_of(b"head_number")),
+        "{msg}"
+    );
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn blocks_must_extend_the_head() {
+    use crate::blocks::sample_block;
+    let (_dir, db) = temp_db();
+    let g = sample_block(
+        0,
+        alloy_primitives::B256::ZERO,
+        alloy_primitives::B256::ZERO,
+        vec![],
+    );
+    let mut w = db.writer().unwrap();
+    w.insert_block(&g, &[]).unwrap();
+    let b2 = sample_block(2, g.hash, alloy_primitives::B256::ZERO, vec![]);
+    assert!(w.insert_block(&b2, &[]).is_err());
+    assert!(w.insert_block(&g, &[]).is_err());
+    w.set_head_number(5).unwrap();
+    assert!(w.apply_state(4, &StateChanges::default()).is_err());
+    w.apply_state(6, &StateChanges::default()).unwrap();
+}
