@@ -162,8 +162,8 @@ pub(crate) fn get_raw<'a, K: TransactionKind>(
 
 /// Reads `key` of `table` and decodes it with `f`.
 #[inline]
-pub(crate) fn get_with<'a, K: TransactionKind, T>(
-    tx: &'a Tx<K>,
+pub(crate) fn get_with<K: TransactionKind, T>(
+    tx: &Tx<K>,
     tables: &Tables,
     table: Table,
     key: &[u8],
