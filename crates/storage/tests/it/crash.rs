@@ -21,7 +21,7 @@ const CHILD_ENV: &str = "INFERA_STORAGE_CRASH_CHILD_DIR";
 /// How long a child may run at most if nobody kills it.
 const CHILD_MAX_RUNTIME: Duration = Duration::from_secs(120);
 /// Kill rounds.
-const ROUNDS: u64 = 3;
+const ROUNDS: u64 = 6;
 
 const COUNTER: Address = Address::repeat_byte(0xc0);
 const CONTRACT: Address = Address::repeat_byte(0xcc);
@@ -188,7 +188,7 @@ fn killed_writer_leaves_whole_blocks() {
             }
         }
         // Vary the moment of the kill within the next commit.
-        std::thread::sleep(Duration::from_micros(round * 1500));
+        std::thread::sleep(Duration::from_micros(round * 700));
         child.kill().expect("SIGKILL child"); // SIGKILL on Unix
         child.wait().unwrap();
         let last_reported = last_reported.expect("child committed nothing");
