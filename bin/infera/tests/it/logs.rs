@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use alloy_primitives::{B256, U256};
+use alloy_primitives::{B256, Bloom, BloomInput, U256};
 use serde_json::{Value, json};
 
 use crate::abi::{self, calldata, topic, w, wa};
@@ -110,6 +110,23 @@ fn logs_filters_and_subscriptions() {
         assert_eq!(l["transactionIndex"], "0x0");
         assert_eq!(l["removed"], json!(false));
         assert_eq!(l["blockHash"], receipts[i]["blockHash"]);
+    }
+    // logsBloom of receipts and blocks contain the log's address and topics.
+    for (r, l) in receipts.iter().zip(&receipt_logs) {
+        let block = rpc.block(r["blockNumber"].clone(), false);
+        for bloom in [&r["logsBloom"], &block["logsBloom"]] {
+            let bloom = Bloom::from_slice(&bytes(bloom));
+            assert!(
+                bloom.contains_input(BloomInput::Raw(c.as_slice())),
+                "bloom lacks the address"
+            );
+            for t in l["topics"].as_array().unwrap() {
+                assert!(
+                    bloom.contains_input(BloomInput::Raw(b256(t).as_slice())),
+                    "bloom lacks topic {t}"
+                );
+            }
+        }
     }
     let keys: Vec<_> = receipt_logs.iter().map(key).collect();
     let get_logs = |filter: Value| -> Vec<_> {
@@ -300,4 +317,30 @@ fn logs_filters_and_subscriptions() {
         1,
         "the other connection still gets heads"
     );
+}
+
+/// Ethereum nodes (geth, reth, erigon, nethermind) use hex-string subscription ids, and
+/// typed clients (e.g. alloy's pubsub, which parses them as U256 from hex) depend on it.
+#[test]
+fn subscription_ids_are_hex_strings() {
+    let node = Node::start();
+    let mut ws = Ws::connect(node.ws);
+    for params in [
+        json!(["newHeads"]),
+        json!(["logs", {}]),
+        json!(["newPendingTransactions"]),
+    ] {
+        let id = ws.subscribe(params.clone());
+        let s = id
+            .as_str()
+            .unwrap_or_else(|| panic!("eth_subscribe({params}) returned a non-string id {id}"));
+        let hex = s
+            .strip_prefix("0x")
+            .unwrap_or_else(|| panic!("subscription id {s} lacks 0x"));
+        assert!(
+            !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()),
+            "subscription id {s}"
+        );
+        assert_eq!(ws.ok("eth_unsubscribe", json!([id])), json!(true));
+    }
 }

@@ -134,6 +134,24 @@ fn invalid_transactions_are_rejected() {
         "gas > block gas limit must be rejected"
     );
 
+    // Osaka: EIP-7825 caps a transaction's gas limit at 2^24.
+    assert!(
+        rpc.send_raw(
+            &alice
+                .tx(0, Some(bob.address), U256::from(1), vec![], (1 << 24) + 1)
+                .raw
+        )
+        .is_err(),
+        "gas limit 2^24 + 1 must be rejected (EIP-7825)"
+    );
+    // EIP-3860: init code larger than 49152 bytes.
+    let initcode = vec![0u8; 49_153];
+    assert!(
+        rpc.send_raw(&alice.tx(0, None, U256::ZERO, initcode, 16_000_000).raw)
+            .is_err(),
+        "init code over 49152 bytes must be rejected (EIP-3860)"
+    );
+
     // Nothing above was included.
     assert_eq!(rpc.block_number(), 0);
     assert_eq!(rpc.nonce(alice.address, "pending"), 0);
@@ -246,4 +264,65 @@ fn pending_pool_and_replacement() {
         ),
         json!("0x5208")
     );
+}
+
+/// Periodic sealing: transactions sent within one period share a block, in nonce order,
+/// with consistent cumulative gas.
+#[test]
+fn interval_sealing_packs_transactions() {
+    let node = Node::start_with_block_time(1);
+    let rpc = &node.rpc;
+    let alice = Wallet::dev(0);
+    let bob = Wallet::dev(1);
+    let to = Wallet::fresh("interval/to").address;
+
+    // Align with the sealing clock: wait until a block boundary has just passed... if the node
+    // does not seal empty blocks, a first transaction provides the boundary.
+    send_ok(rpc, &alice.transfer(0, to, U256::from(1)));
+    let txs = [
+        alice.transfer(1, to, U256::from(2)),
+        alice.transfer(2, to, U256::from(3)),
+        bob.sign_legacy(legacy(0, Some(to), U256::from(4), 5 * GWEI, 21_000)),
+        alice.transfer(3, to, U256::from(5)),
+    ];
+    for t in &txs {
+        assert_eq!(rpc.send_raw(&t.raw).unwrap(), t.hash);
+    }
+    assert_eq!(rpc.nonce(alice.address, "pending"), 4);
+    let receipts: Vec<_> = txs.iter().map(|t| rpc.wait_receipt(t.hash)).collect();
+    for r in &receipts {
+        assert_eq!(r["status"], "0x1");
+    }
+    // Alice's transactions are mined in nonce order.
+    let pos = |r: &serde_json::Value| (block_of(r), qty(&r["transactionIndex"]));
+    assert!(pos(&receipts[0]) < pos(&receipts[1]) && pos(&receipts[1]) < pos(&receipts[3]));
+
+    // Every block holding them is self-consistent.
+    let first = receipts.iter().map(block_of).min().unwrap();
+    let last = receipts.iter().map(block_of).max().unwrap();
+    let mut packed = false;
+    for n in first..=last {
+        let b = rpc.block(crate::http::q(n), true);
+        let list = b["transactions"].as_array().unwrap();
+        packed |= list.len() > 1;
+        let mut cumulative = 0;
+        for (i, t) in list.iter().enumerate() {
+            let r = rpc.receipt(b256(&t["hash"]));
+            assert_eq!(qty(&r["transactionIndex"]), i as u64);
+            assert_eq!(qty(&t["transactionIndex"]), i as u64);
+            cumulative += qty(&r["gasUsed"]);
+            assert_eq!(
+                qty(&r["cumulativeGasUsed"]),
+                cumulative,
+                "cumulativeGasUsed of tx {i} in block {n}"
+            );
+            assert_eq!(r["blockHash"], b["hash"]);
+        }
+        assert_eq!(qty(&b["gasUsed"]), cumulative);
+    }
+    assert!(
+        packed,
+        "with a 1 s block time, 4 transactions sent at once should share a block"
+    );
+    assert_eq!(rpc.balance(to, "latest"), U256::from(1 + 2 + 3 + 4 + 5));
 }
