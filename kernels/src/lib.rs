@@ -25,6 +25,7 @@
 pub mod cpu;
 pub mod error;
 pub mod format;
+pub mod gas;
 pub mod limits;
 pub mod model;
 pub mod ops;

@@ -1,0 +1,579 @@
+//! ONNX (float) to infera (integer) import with calibration.
+//!
+//! 1. tract parses the ONNX protobuf; the importer walks its nodes and builds a
+//!    float graph of infera operators, folding BatchNormalization into the
+//!    preceding Conv, `MatMul + Add` into one dense layer, and a following
+//!    Relu/Clip into the producer's output clamp.
+//! 2. tract runs the float model on every calibration sample with each fused
+//!    value exposed as an output, giving each value's real range.
+//! 3. Values get asymmetric int8 quantisation (`scale = (max - min) / 255`, range
+//!    widened to contain 0); weights get symmetric per-output-channel int8; biases
+//!    int32 at `scale_x * scale_w`; every rescale becomes an integer multiplier
+//!    and shift. Pools, reshapes and standalone clips keep their input's scale.
+//! 4. The integer model runs on the same samples and the report counts how
+//!    often its top-1 class agrees with the float model's.
+
+use crate::npy::Npy;
+use crate::{ToolError, ToolResult};
+use infera_kernels::model::{Model, Node};
+use infera_kernels::ops::{AddParams, Conv2dParams, DenseParams, Op, PoolParams};
+use infera_kernels::quant::Requant;
+use infera_kernels::{DType, TensorInfo, TensorSpec};
+use std::collections::HashMap;
+use std::path::Path;
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+/// What the import did and how faithful the integer model is.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportReport {
+    /// Calibration samples used.
+    pub samples: usize,
+    /// Samples where the integer model's top-1 class equals the float model's.
+    pub top1_agreement: usize,
+    /// Largest |dequantised integer output - float output| over all samples.
+    pub max_abs_error: f32,
+    /// Largest |float output|, for scale.
+    pub max_abs_output: f32,
+    /// One line per integer node: what it came from.
+    pub notes: Vec<String>,
+}
+
+/// A float operator after fusion, before quantisation.
+#[derive(Debug, Clone)]
+enum FOp {
+    Dense { w: Vec<f32>, b: Vec<f32>, k: usize, n: usize },
+    Conv { w: Vec<f32>, b: Vec<f32>, c: usize, oc: usize, kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2], pads: [usize; 4], groups: usize },
+    MaxPool(PoolParams),
+    AvgPool(PoolParams, bool),
+    GlobalAvgPool,
+    Flatten(usize),
+    Reshape(Vec<usize>),
+    Add,
+    Clip(f32, f32),
+}
+
+#[derive(Debug, Clone)]
+struct FNode {
+    op: FOp,
+    inputs: Vec<usize>,
+    /// Fused output clamp (real units).
+    act: Option<(f32, f32)>,
+    /// ONNX tensor whose calibrated range is this value's range.
+    onnx_name: String,
+    shape: Vec<usize>,
+    origin: String,
+}
+
+struct Consts {
+    f: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    i: HashMap<String, Vec<i64>>,
+}
+
+fn load_consts(graph: &pb::GraphProto) -> ToolResult<Consts> {
+    let mut f = HashMap::new();
+    let mut i = HashMap::new();
+    let mut add = |t: &pb::TensorProto| -> ToolResult<()> {
+        let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+        match t.data_type {
+            1 => {
+                let v = if !t.raw_data.is_empty() {
+                    t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect()
+                } else {
+                    t.float_data.clone()
+                };
+                f.insert(t.name.clone(), (dims, v));
+            }
+            7 => {
+                let v = if !t.raw_data.is_empty() {
+                    t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8"))).collect()
+                } else {
+                    t.int64_data.clone()
+                };
+                i.insert(t.name.clone(), v);
+            }
+            other => return Err(ToolError::Unsupported(format!("initializer {} of ONNX type {other}", t.name))),
+        }
+        Ok(())
+    };
+    for t in &graph.initializer {
+        add(t)?;
+    }
+    for n in &graph.node {
+        if n.op_type == "Constant" {
+            if let Some(a) = n.attribute.iter().find(|a| a.name == "value") {
+                if let Some(t) = &a.t {
+                    let mut t = t.clone();
+                    t.name = n.output[0].clone();
+                    add(&t)?;
+                }
+            }
+        }
+    }
+    Ok(Consts { f, i })
+}
+
+fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+    n.attribute.iter().find(|a| a.name == name)
+}
+fn attr_ints(n: &pb::NodeProto, name: &str) -> Option<Vec<usize>> {
+    attr(n, name).map(|a| a.ints.iter().map(|&v| v.max(0) as usize).collect())
+}
+fn attr_int(n: &pb::NodeProto, name: &str, default: i64) -> i64 {
+    attr(n, name).map(|a| a.i).unwrap_or(default)
+}
+fn attr_f(n: &pb::NodeProto, name: &str, default: f32) -> f32 {
+    attr(n, name).map(|a| a.f).unwrap_or(default)
+}
+
+fn window_out(input: usize, k: usize, s: usize, d: usize, p0: usize, p1: usize) -> ToolResult<usize> {
+    let span = d * (k - 1) + 1;
+    if input + p0 + p1 < span {
+        return Err(ToolError::Unsupported("window larger than padded input".into()));
+    }
+    Ok((input + p0 + p1 - span) / s + 1)
+}
+
+/// Build the fused float graph. Value 0 is the input.
+fn build_graph(graph: &pb::GraphProto, consts: &Consts, input_shape: &[usize]) -> ToolResult<(String, Vec<FNode>)> {
+    let input_name = graph
+        .input
+        .iter()
+        .map(|i| i.name.clone())
+        .find(|n| !consts.f.contains_key(n) && !consts.i.contains_key(n))
+        .ok_or_else(|| ToolError::Unsupported("no graph input".into()))?;
+    let mut ids: HashMap<String, usize> = HashMap::from([(input_name.clone(), 0)]);
+    let mut shapes: Vec<Vec<usize>> = vec![input_shape.to_vec()];
+    let mut nodes: Vec<FNode> = Vec::new();
+    let unsupported = |m: String| ToolError::Unsupported(m);
+    for n in &graph.node {
+        let op = n.op_type.as_str();
+        if op == "Constant" {
+            continue;
+        }
+        let out_name = n.output.first().cloned().unwrap_or_default();
+        let value = |name: &str| ids.get(name).copied().ok_or_else(|| unsupported(format!("{op}: input {name} is not an activation")));
+        let fconst = |name: &str| consts.f.get(name).ok_or_else(|| unsupported(format!("{op}: {name} must be a constant")));
+        let last_fusable = |v: usize, nodes: &[FNode]| -> Option<usize> {
+            // A value can absorb a following op if it is the latest node's output.
+            (v == nodes.len() && v > 0).then(|| v - 1)
+        };
+        match op {
+            "Identity" | "Dropout" => {
+                let v = value(&n.input[0])?;
+                ids.insert(out_name, v);
+                continue;
+            }
+            "BatchNormalization" => {
+                let v = value(&n.input[0])?;
+                let i = last_fusable(v, &nodes).ok_or_else(|| unsupported("BatchNormalization not after Conv".into()))?;
+                let (scale, bias, mean, var) = (fconst(&n.input[1])?, fconst(&n.input[2])?, fconst(&n.input[3])?, fconst(&n.input[4])?);
+                let eps = attr_f(n, "epsilon", 1e-5);
+                let FOp::Conv { w, b, oc, .. } = &mut nodes[i].op else {
+                    return Err(unsupported("BatchNormalization not after Conv".into()));
+                };
+                let per = w.len() / *oc;
+                for o in 0..*oc {
+                    let g = scale.1[o] / (var.1[o] + eps).sqrt();
+                    w[o * per..(o + 1) * per].iter_mut().for_each(|x| *x *= g);
+                    b[o] = (b[o] - mean.1[o]) * g + bias.1[o];
+                }
+                nodes[i].onnx_name = out_name.clone();
+                nodes[i].origin += " + BatchNormalization (folded)";
+                ids.insert(out_name, v);
+                continue;
+            }
+            "Relu" | "Clip" => {
+                let v = value(&n.input[0])?;
+                let (lo, hi) = if op == "Relu" {
+                    (0.0, f32::INFINITY)
+                } else {
+                    let get = |ix: usize, attr_name: &str, d: f32| -> f32 {
+                        n.input.get(ix).filter(|s| !s.is_empty()).and_then(|s| consts.f.get(s)).map(|c| c.1[0]).unwrap_or_else(|| attr_f(n, attr_name, d))
+                    };
+                    (get(1, "min", f32::NEG_INFINITY), get(2, "max", f32::INFINITY))
+                };
+                if let Some(i) = last_fusable(v, &nodes).filter(|&i| {
+                    matches!(nodes[i].op, FOp::Dense { .. } | FOp::Conv { .. } | FOp::Add) && nodes[i].act.is_none()
+                }) {
+                    nodes[i].act = Some((lo, hi));
+                    nodes[i].onnx_name = out_name.clone();
+                    nodes[i].origin += &format!(" + {op} (fused)");
+                    ids.insert(out_name, v);
+                    continue;
+                }
+                let shape = shapes[v].clone();
+                push(&mut nodes, &mut shapes, &mut ids, FOp::Clip(lo, hi), vec![v], shape, out_name, op);
+                continue;
+            }
+            _ => {}
+        }
+        let x = value(&n.input[0])?;
+        let xs = shapes[x].clone();
+        let (fop, inputs, shape) = match op {
+            "Conv" => {
+                if attr(n, "auto_pad").is_some_and(|a| a.s != b"NOTSET") {
+                    return Err(unsupported("Conv auto_pad".into()));
+                }
+                let (wd, w) = fconst(&n.input[1])?;
+                let (oc, kernel) = (wd[0], [wd[2], wd[3]]);
+                let b = match n.input.get(2).filter(|s| !s.is_empty()) {
+                    Some(name) => fconst(name)?.1.clone(),
+                    None => vec![0.0; oc],
+                };
+                let stride = attr_ints(n, "strides").unwrap_or(vec![1, 1]);
+                let dil = attr_ints(n, "dilations").unwrap_or(vec![1, 1]);
+                let pads = attr_ints(n, "pads").unwrap_or(vec![0; 4]);
+                let groups = attr_int(n, "group", 1) as usize;
+                let oh = window_out(xs[2], kernel[0], stride[0], dil[0], pads[0], pads[2])?;
+                let ow = window_out(xs[3], kernel[1], stride[1], dil[1], pads[1], pads[3])?;
+                let fop = FOp::Conv {
+                    w: w.clone(),
+                    b,
+                    c: xs[1],
+                    oc,
+                    kernel,
+                    stride: [stride[0], stride[1]],
+                    dilation: [dil[0], dil[1]],
+                    pads: [pads[0], pads[1], pads[2], pads[3]],
+                    groups,
+                };
+                (fop, vec![x], vec![xs[0], oc, oh, ow])
+            }
+            "Gemm" | "MatMul" => {
+                if attr_int(n, "transA", 0) != 0 {
+                    return Err(unsupported("Gemm transA".into()));
+                }
+                let (wd, w) = fconst(&n.input[1])?;
+                let (alpha, beta) = (attr_f(n, "alpha", 1.0), attr_f(n, "beta", 1.0));
+                let trans_b = attr_int(n, "transB", 0) != 0;
+                let (k, nn) = if trans_b { (wd[1], wd[0]) } else { (wd[0], wd[1]) };
+                let mut wt = vec![0.0f32; k * nn];
+                for o in 0..nn {
+                    for i in 0..k {
+                        wt[o * k + i] = alpha * if trans_b { w[o * k + i] } else { w[i * nn + o] };
+                    }
+                }
+                let b = match n.input.get(2).filter(|s| !s.is_empty()) {
+                    Some(name) => {
+                        let c = &fconst(name)?.1;
+                        (0..nn).map(|o| beta * c[if c.len() == 1 { 0 } else { o }]).collect()
+                    }
+                    None => vec![0.0; nn],
+                };
+                let mut shape = xs.clone();
+                *shape.last_mut().expect("rank") = nn;
+                (FOp::Dense { w: wt, b, k, n: nn }, vec![x], shape)
+            }
+            "Add" => {
+                if let Some((_, c)) = consts.f.get(&n.input[1]) {
+                    // Bias add after a MatMul or Conv: fold into its bias.
+                    let i = last_fusable(x, &nodes).ok_or_else(|| unsupported("Add of a constant not after MatMul/Conv".into()))?;
+                    let no_act = nodes[i].act.is_none();
+                    match &mut nodes[i].op {
+                        FOp::Dense { b, .. } | FOp::Conv { b, .. } if no_act && (c.len() == b.len() || c.len() == 1) => {
+                            for (o, bo) in b.iter_mut().enumerate() {
+                                *bo += c[if c.len() == 1 { 0 } else { o }];
+                            }
+                        }
+                        _ => return Err(unsupported("Add of a constant not after MatMul/Conv".into())),
+                    }
+                    nodes[i].onnx_name = out_name.clone();
+                    nodes[i].origin += " + Add (bias folded)";
+                    ids.insert(out_name, x);
+                    continue;
+                }
+                let y = value(&n.input[1])?;
+                if shapes[y] != xs {
+                    return Err(unsupported("Add with broadcasting".into()));
+                }
+                (FOp::Add, vec![x, y], xs.clone())
+            }
+            "MaxPool" | "AveragePool" => {
+                if attr_int(n, "ceil_mode", 0) != 0 {
+                    return Err(unsupported(format!("{op} ceil_mode")));
+                }
+                if attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
+                    return Err(unsupported(format!("{op} dilations")));
+                }
+                let k = attr_ints(n, "kernel_shape").ok_or_else(|| unsupported(format!("{op} kernel_shape")))?;
+                let s = attr_ints(n, "strides").unwrap_or(vec![1, 1]);
+                let p = attr_ints(n, "pads").unwrap_or(vec![0; 4]);
+                let pool = PoolParams { kernel: [k[0], k[1]], stride: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]] };
+                let oh = window_out(xs[2], k[0], s[0], 1, p[0], p[2])?;
+                let ow = window_out(xs[3], k[1], s[1], 1, p[1], p[3])?;
+                let fop = if op == "MaxPool" { FOp::MaxPool(pool) } else { FOp::AvgPool(pool, attr_int(n, "count_include_pad", 0) != 0) };
+                (fop, vec![x], vec![xs[0], xs[1], oh, ow])
+            }
+            "GlobalAveragePool" => (FOp::GlobalAvgPool, vec![x], vec![xs[0], xs[1], 1, 1]),
+            "Flatten" => {
+                let axis = attr_int(n, "axis", 1);
+                let axis = if axis < 0 { (xs.len() as i64 + axis) as usize } else { axis as usize };
+                (FOp::Flatten(axis), vec![x], vec![xs[..axis].iter().product(), xs[axis..].iter().product()])
+            }
+            "Reshape" => {
+                let spec = consts.i.get(&n.input[1]).ok_or_else(|| unsupported("Reshape shape must be a constant".into()))?;
+                let total: usize = xs.iter().product();
+                let mut shape: Vec<usize> = spec.iter().enumerate().map(|(i, &d)| if d == 0 { xs[i] } else { d.max(1) as usize }).collect();
+                if let Some(at) = spec.iter().position(|&d| d == -1) {
+                    let known: usize = shape.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, d)| d).product();
+                    shape[at] = total / known.max(1);
+                }
+                (FOp::Reshape(shape.clone()), vec![x], shape)
+            }
+            other => return Err(unsupported(format!("ONNX operator {other}"))),
+        };
+        push(&mut nodes, &mut shapes, &mut ids, fop, inputs, shape, out_name, op);
+    }
+    let out = graph.output.first().ok_or_else(|| unsupported("no graph output".into()))?;
+    let v = *ids.get(&out.name).ok_or_else(|| unsupported("graph output is not computed".into()))?;
+    if v != nodes.len() {
+        return Err(unsupported("the graph output must be the last operator".into()));
+    }
+    Ok((input_name, nodes))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push(
+    nodes: &mut Vec<FNode>,
+    shapes: &mut Vec<Vec<usize>>,
+    ids: &mut HashMap<String, usize>,
+    op: FOp,
+    inputs: Vec<usize>,
+    shape: Vec<usize>,
+    onnx_name: String,
+    origin: &str,
+) {
+    nodes.push(FNode { op, inputs, act: None, onnx_name: onnx_name.clone(), shape: shape.clone(), origin: origin.to_string() });
+    shapes.push(shape);
+    ids.insert(onnx_name, nodes.len());
+}
+
+/// Asymmetric int8 quantisation of a real range (widened to contain 0).
+#[derive(Debug, Clone, Copy)]
+struct Q {
+    scale: f32,
+    zp: i8,
+}
+
+impl Q {
+    fn from_range(min: f32, max: f32) -> Self {
+        let (min, max) = (min.min(0.0), max.max(0.0));
+        let scale = if max > min { (max - min) / 255.0 } else { 1.0 };
+        let zp = (-128.0 - min / scale).round().clamp(-128.0, 127.0) as i8;
+        Q { scale, zp }
+    }
+    fn quantize(&self, v: f32) -> i8 {
+        (v / self.scale + f32::from(self.zp)).round().clamp(-128.0, 127.0) as i8
+    }
+    fn clamp_range(&self, act: Option<(f32, f32)>) -> (i8, i8) {
+        match act {
+            None => (-128, 127),
+            Some((lo, hi)) => (
+                if lo.is_finite() { self.quantize(lo) } else { -128 },
+                if hi.is_finite() { self.quantize(hi) } else { 127 },
+            ),
+        }
+    }
+}
+
+/// `real ~= multiplier / 2^shift` with the multiplier in `[2^30, 2^31)`.
+fn to_requant(real: f64) -> ToolResult<Requant> {
+    if !(real > 0.0 && real.is_finite()) {
+        return Ok(Requant { multiplier: 0, shift: 1 });
+    }
+    let mut shift = 30 - real.log2().floor() as i32;
+    let mut m = (real * 2f64.powi(shift)).round();
+    if m >= 2f64.powi(31) {
+        m /= 2.0;
+        shift -= 1;
+    }
+    if !(1..=62).contains(&shift) {
+        return Err(ToolError::Unsupported(format!("rescale {real} is out of range")));
+    }
+    Ok(Requant { multiplier: m as i32, shift: shift as u8 })
+}
+
+/// Per-output-channel symmetric int8 weights, int32 bias and requant.
+fn quantize_layer(w: &[f32], b: &[f32], outs: usize, sx: f32, sy: f32) -> ToolResult<(Vec<i8>, Vec<i32>, Vec<Requant>)> {
+    let per = w.len() / outs;
+    let (mut wq, mut bq, mut rq) = (Vec::with_capacity(w.len()), Vec::with_capacity(outs), Vec::with_capacity(outs));
+    for o in 0..outs {
+        let row = &w[o * per..(o + 1) * per];
+        let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let sw = if max > 0.0 { max / 127.0 } else { 1.0 };
+        wq.extend(row.iter().map(|v| (v / sw).round().clamp(-127.0, 127.0) as i8));
+        let bias = (f64::from(b[o]) / (f64::from(sx) * f64::from(sw))).round();
+        bq.push(bias.clamp(-1e9, 1e9) as i32);
+        rq.push(to_requant(f64::from(sx) * f64::from(sw) / f64::from(sy))?);
+    }
+    Ok((wq, bq, rq))
+}
+
+/// A float model run by tract with every fused value exposed.
+struct FloatRunner {
+    plan: Arc<TypedRunnableModel>,
+    input_shape: Vec<usize>,
+}
+
+impl FloatRunner {
+    fn new(path: &Path, input_shape: &[usize], outputs: &[String]) -> ToolResult<Self> {
+        let err = |e: TractError| ToolError::Onnx(format!("{e:#}"));
+        let model = tract_onnx::onnx()
+            .model_for_path(path)
+            .map_err(err)?
+            .with_input_fact(0, f32::fact(input_shape).into())
+            .map_err(err)?
+            .with_outputs_by_name(outputs)
+            .map_err(err)?;
+        let plan = model.into_optimized().map_err(err)?.into_runnable().map_err(err)?;
+        Ok(FloatRunner { plan, input_shape: input_shape.to_vec() })
+    }
+
+    fn run(&self, x: &[f32]) -> ToolResult<Vec<Vec<f32>>> {
+        let err = |e: TractError| ToolError::Onnx(format!("{e:#}"));
+        let t = Tensor::from_shape(&self.input_shape, x).map_err(err)?;
+        let outs = self.plan.run(tvec!(t.into())).map_err(err)?;
+        outs.iter()
+            .map(|o| Ok(o.to_plain_array_view::<f32>().map_err(err)?.iter().copied().collect()))
+            .collect()
+    }
+}
+
+/// Split an `[N, ...]` array into samples of `shape` (`N` may be absent for one sample).
+pub fn samples(x: &Npy, sample_shape: &[usize]) -> ToolResult<Vec<Vec<f32>>> {
+    let per: usize = sample_shape.iter().product();
+    if per == 0 || x.len() % per != 0 {
+        return Err(ToolError::Input(format!("array of shape {:?} is not a batch of {sample_shape:?}", x.shape)));
+    }
+    Ok(x.to_f32().chunks_exact(per).map(<[f32]>::to_vec).collect())
+}
+
+/// Top-1 index (first maximum).
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Import a float ONNX model, calibrating on `calib` (`[N, ...input dims]`, the
+/// model's batch fixed to 1). Returns the validated integer model and a report.
+pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportReport)> {
+    let proto = tract_onnx::onnx().proto_model_for_path(onnx_path).map_err(|e| ToolError::Onnx(format!("{e:#}")))?;
+    let graph = proto.graph.as_ref().ok_or_else(|| ToolError::Onnx("model has no graph".into()))?;
+    let consts = load_consts(graph)?;
+    let mut input_shape = calib.shape.clone();
+    if input_shape.is_empty() {
+        return Err(ToolError::Input("calibration array is a scalar".into()));
+    }
+    input_shape[0] = 1;
+    let (_, fnodes) = build_graph(graph, &consts, &input_shape)?;
+
+    // Calibrate: ranges of every fused value over all samples.
+    let names: Vec<String> = fnodes.iter().map(|n| n.onnx_name.clone()).collect();
+    let runner = FloatRunner::new(onnx_path, &input_shape, &names)?;
+    let xs = samples(calib, &input_shape)?;
+    let mut ranges = vec![(0.0f32, 0.0f32); fnodes.len() + 1];
+    let mut float_out = Vec::with_capacity(xs.len());
+    for x in &xs {
+        ranges[0] = x.iter().fold(ranges[0], |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let outs = runner.run(x)?;
+        for (i, o) in outs.iter().enumerate() {
+            ranges[i + 1] = o.iter().fold(ranges[i + 1], |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        }
+        float_out.push(outs.last().cloned().unwrap_or_default());
+    }
+
+    // Quantise.
+    let mut q = vec![Q::from_range(ranges[0].0, ranges[0].1)];
+    let mut nodes = Vec::with_capacity(fnodes.len());
+    let mut notes = Vec::new();
+    for (i, f) in fnodes.iter().enumerate() {
+        let qx = q[f.inputs[0]];
+        let own = Q::from_range(ranges[i + 1].0, ranges[i + 1].1);
+        let (op, qy) = match &f.op {
+            FOp::Dense { w, b, k, n } => {
+                let (weights, bias, requant) = quantize_layer(w, b, *n, qx.scale, own.scale)?;
+                let (act_min, act_max) = own.clamp_range(f.act);
+                let p = DenseParams { in_features: *k, out_features: *n, out_dtype: DType::I8, weights, bias, requant, act_min, act_max };
+                (Op::Dense(p), own)
+            }
+            FOp::Conv { w, b, c, oc, kernel, stride, dilation, pads, groups } => {
+                let (weights, bias, requant) = quantize_layer(w, b, *oc, qx.scale, own.scale)?;
+                let (act_min, act_max) = own.clamp_range(f.act);
+                let p = Conv2dParams {
+                    in_channels: *c,
+                    out_channels: *oc,
+                    kernel: *kernel,
+                    stride: *stride,
+                    dilation: *dilation,
+                    pads: *pads,
+                    groups: *groups,
+                    out_dtype: DType::I8,
+                    weights,
+                    bias,
+                    requant,
+                    act_min,
+                    act_max,
+                };
+                (Op::Conv2d(p), own)
+            }
+            FOp::Add => {
+                let qb = q[f.inputs[1]];
+                let (ma, mb) = (f64::from(qx.scale) / f64::from(own.scale), f64::from(qb.scale) / f64::from(own.scale));
+                let r = to_requant(ma.max(mb))?;
+                let m = |v: f64| (v * 2f64.powi(i32::from(r.shift))).round().min(f64::from(i32::MAX)) as i32;
+                let (act_min, act_max) = own.clamp_range(f.act);
+                (Op::Add(AddParams { multiplier_a: m(ma), multiplier_b: m(mb), shift: r.shift, act_min, act_max }), own)
+            }
+            FOp::Clip(lo, hi) => {
+                let (min, max) = qx.clamp_range(Some((*lo, *hi)));
+                (Op::Clip { min, max }, qx)
+            }
+            FOp::MaxPool(p) => (Op::MaxPool(p.clone()), qx),
+            FOp::AvgPool(p, inc) => (Op::AvgPool { pool: p.clone(), count_include_pad: *inc }, qx),
+            FOp::GlobalAvgPool => (Op::GlobalAvgPool, qx),
+            FOp::Flatten(axis) => (Op::Flatten { axis: *axis }, qx),
+            FOp::Reshape(shape) => (Op::Reshape { shape: shape.clone() }, qx),
+        };
+        notes.push(format!("node {i}: {} <- {} (scale {:.6}, zero point {})", op.name(), f.origin, qy.scale, qy.zp));
+        debug_assert_eq!(f.shape.len(), f.shape.len());
+        nodes.push(Node { op, inputs: f.inputs.clone(), zero_point: qy.zp, scale_bits: qy.scale.to_bits() });
+        q.push(qy);
+    }
+    let input = TensorInfo { spec: TensorSpec { dtype: DType::I8, shape: input_shape.clone() }, zero_point: q[0].zp };
+    let model = Model::new(input, q[0].scale.to_bits(), nodes, fnodes.len())?;
+
+    // Agreement of the integer model with the float model on the same samples.
+    let (mut agree, mut max_err, mut max_out) = (0, 0.0f32, 0.0f32);
+    for (x, f) in xs.iter().zip(&float_out) {
+        let y = crate::tool::run_float(&model, x)?;
+        agree += usize::from(argmax(&y) == argmax(f));
+        for (a, b) in y.iter().zip(f) {
+            max_err = max_err.max((a - b).abs());
+            max_out = max_out.max(b.abs());
+        }
+    }
+    let report = ImportReport { samples: xs.len(), top1_agreement: agree, max_abs_error: max_err, max_abs_output: max_out, notes };
+    Ok((model, report))
+}
+
+/// Top-1 accuracy of the float ONNX model (run by tract) on labelled samples.
+pub fn float_accuracy(onnx_path: &Path, x: &Npy, labels: &[i64]) -> ToolResult<f64> {
+    let mut shape = x.shape.clone();
+    shape[0] = 1;
+    let proto = tract_onnx::onnx().proto_model_for_path(onnx_path).map_err(|e| ToolError::Onnx(format!("{e:#}")))?;
+    let out = proto.graph.as_ref().and_then(|g| g.output.first()).map(|o| o.name.clone()).unwrap_or_default();
+    let runner = FloatRunner::new(onnx_path, &shape, &[out])?;
+    let xs = samples(x, &shape)?;
+    let mut right = 0usize;
+    for (s, &l) in xs.iter().zip(labels) {
+        let y = runner.run(s)?;
+        right += usize::from(argmax(&y[0]) as i64 == l);
+    }
+    Ok(right as f64 / xs.len().max(1) as f64)
+}
