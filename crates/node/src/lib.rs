@@ -106,7 +106,7 @@ pub async fn run_dev_node(
         info!(target: "infera::node", head, %hash, datadir = %config.datadir.display(), "opened database");
     }
     let chain = Arc::new(config.chain.clone());
-    let pool = Arc::new(Mutex::new(TxPool::new(config.pool.clone())));
+    let pool = Arc::new(Mutex::new(TxPool::new(config.pool)));
     let (events, _) = broadcast::channel(CHAIN_EVENT_CAPACITY);
     let tx_arrived = Arc::new(Notify::new());
 
