@@ -118,3 +118,43 @@ fn malformed_requests_keep_node_serving() {
     assert_eq!(ws.ok("eth_blockNumber", json!([])), json!(q(0u64)));
     assert_serving(&node);
 }
+
+/// eth_getLogs parameter validation as in geth/reth: an inverted block range and
+/// `blockHash` together with `fromBlock`/`toBlock` (EIP-234) are errors, not empty results.
+#[test]
+fn get_logs_rejects_invalid_ranges() {
+    let node = Node::start();
+    let rpc = &node.rpc;
+    let alice = crate::wallet::Wallet::dev(0);
+    for i in 0..2 {
+        crate::send_ok(
+            rpc,
+            &alice.transfer(i, alice.address, alloy_primitives::U256::from(1)),
+        );
+    }
+    assert_eq!(
+        rpc.ok(
+            "eth_getLogs",
+            json!([{"fromBlock": "0x1", "toBlock": "0x2"}])
+        ),
+        json!([])
+    );
+    let e = rpc.err(
+        "eth_getLogs",
+        json!([{"fromBlock": "0x2", "toBlock": "0x1"}]),
+    );
+    assert!(
+        e.code == -32602 || (-32099..=-32000).contains(&e.code),
+        "{e:?}"
+    );
+    let hash = rpc.block("0x1", false)["hash"].clone();
+    let e = rpc.err(
+        "eth_getLogs",
+        json!([{"blockHash": hash, "fromBlock": "0x1"}]),
+    );
+    assert!(
+        e.code == -32602 || (-32099..=-32000).contains(&e.code),
+        "{e:?}"
+    );
+    assert_serving(&node);
+}
