@@ -432,7 +432,13 @@ impl RpcContext {
                         _ => head,
                     })
                 };
-                (resolve(from_block)?, resolve(to_block)?.min(head))
+                let (from, to) = (resolve(from_block)?, resolve(to_block)?);
+                if from > to {
+                    return Err(RpcError::InvalidParams(format!(
+                        "invalid block range params: fromBlock {from} is after toBlock {to}"
+                    )));
+                }
+                (from, to.min(head))
             }
         };
         self.logs_in_range(&reader, filter, from, to)

@@ -316,6 +316,7 @@ async fn start_one(ctx: &RpcContext, addr: SocketAddr) -> RpcResult<(SocketAddr,
         .max_connections(config.max_connections)
         .max_subscriptions_per_connection(crate::DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION)
         .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_len))
+        .set_id_provider(HexIdProvider::default())
         .build();
     let origins = if config.cors_origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
@@ -342,4 +343,24 @@ async fn start_one(ctx: &RpcContext, addr: SocketAddr) -> RpcResult<(SocketAddr,
         .map_err(|source| RpcError::Bind { addr, source })?;
     let handle = server.start(ctx.clone().into_rpc());
     Ok((bound, handle))
+}
+
+/// Subscription ids as geth, reth and erigon give them: `0x`-prefixed hex
+/// strings (typed clients such as alloy parse them as hex numbers).
+#[derive(Debug, Default)]
+struct HexIdProvider {
+    counter: std::sync::atomic::AtomicU64,
+    seed: std::collections::hash_map::RandomState,
+}
+
+impl jsonrpsee::core::traits::IdProvider for HexIdProvider {
+    fn next_id(&self) -> jsonrpsee::types::SubscriptionId<'static> {
+        use std::hash::BuildHasher;
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Unpredictable across restarts, unique within one: a keyed hash of a counter.
+        let high = self.seed.hash_one(n);
+        jsonrpsee::types::SubscriptionId::Str(format!("0x{high:016x}{n:016x}").into())
+    }
 }
