@@ -28,35 +28,29 @@ pub fn widen_into(dst: &mut [i16], src: &[i8], zero_point: i8) {
     tail.fill(0);
 }
 
-/// Dot products of `R` rows of `a` with `C` rows of `b`, each row `kp` long.
-///
-/// `a` and `b` hold rows back to back with stride `kp`; `kp` is a multiple of
-/// [`LANES`]. Lanes are summed in pairs the way `pmaddwd` does, which is what
-/// lets the compiler use it.
+/// One dot product of two `kp`-long rows, written in the shape LLVM turns into
+/// packed multiply-adds (`pmaddwd`): independent lane accumulators, no tail.
+#[inline(always)]
+fn dot(a: &[i16], b: &[i16]) -> i32 {
+    let mut acc = [0i32; LANES];
+    for (ca, cb) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] = acc[l].wrapping_add(i32::from(ca[l]) * i32::from(cb[l]));
+        }
+    }
+    acc.iter().fold(0i32, |s, &v| s.wrapping_add(v))
+}
+
+/// Dot products of `R` rows of `a` with `C` rows of `b`, each row `kp` long
+/// (rows back to back with stride `kp`). Blocking keeps the rows in L1 while
+/// they are reused; each product is an independent [`dot`].
 #[inline(always)]
 fn block<const R: usize, const C: usize>(a: &[i16], b: &[i16], kp: usize) -> [[i32; C]; R] {
-    let mut acc = [[[0i32; LANES / 2]; C]; R];
-    let mut k = 0;
-    while k < kp {
-        let av: [&[i16; LANES]; R] =
-            std::array::from_fn(|i| a[i * kp + k..i * kp + k + LANES].try_into().expect("lanes"));
-        let bv: [&[i16; LANES]; C] =
-            std::array::from_fn(|j| b[j * kp + k..j * kp + k + LANES].try_into().expect("lanes"));
-        for i in 0..R {
-            for j in 0..C {
-                for l in 0..LANES / 2 {
-                    let p0 = i32::from(av[i][2 * l]) * i32::from(bv[j][2 * l]);
-                    let p1 = i32::from(av[i][2 * l + 1]) * i32::from(bv[j][2 * l + 1]);
-                    acc[i][j][l] = acc[i][j][l].wrapping_add(p0.wrapping_add(p1));
-                }
-            }
-        }
-        k += LANES;
-    }
     let mut out = [[0i32; C]; R];
-    for i in 0..R {
-        for j in 0..C {
-            out[i][j] = acc[i][j].iter().fold(0i32, |s, &v| s.wrapping_add(v));
+    for (i, row) in out.iter_mut().enumerate() {
+        let ai = &a[i * kp..(i + 1) * kp];
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = dot(ai, &b[j * kp..(j + 1) * kp]);
         }
     }
     out
