@@ -16,7 +16,18 @@ use infera_kernels::{DType, Op};
 use std::time::Instant;
 
 fn model_of(op: Op, input: &infera_kernels::Tensor, zp: i8) -> Model {
-    Model::new(input.info(), 0, vec![Node { op, inputs: vec![0], zero_point: zp, scale_bits: 0 }], 1).expect("valid")
+    Model::new(
+        input.info(),
+        0,
+        vec![Node {
+            op,
+            inputs: vec![0],
+            zero_point: zp,
+            scale_bits: 0,
+        }],
+        1,
+    )
+    .expect("valid")
 }
 
 /// Best seconds per run over rounds of at least ~0.2 s.
@@ -50,15 +61,71 @@ fn main() {
     for rows in [1usize, 64] {
         let (op, ins, zp) = cases::dense(&mut rng, rows, 1024, 1024, DType::I8);
         let m = model_of(op, &ins[0], zp);
-        report(&format!("dense_{rows}x1024x1024"), &format!("[{rows},1024]x[1024,1024]"), &m, &ins[0].to_bytes());
+        report(
+            &format!("dense_{rows}x1024x1024"),
+            &format!("[{rows},1024]x[1024,1024]"),
+            &m,
+            &ins[0].to_bytes(),
+        );
     }
     // ResNet-style 3x3 conv, 64 -> 64 channels on 56x56, and a MobileNet-style depthwise 3x3.
-    let (op, ins, zp) = cases::conv(&mut rng, 1, 64, [56, 56], 64, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 1, DType::I8);
-    report("conv3x3_64x56x56", "[1,64,56,56] 3x3 pad 1 -> 64", &model_of(op, &ins[0], zp), &ins[0].to_bytes());
-    let (op, ins, zp) = cases::conv(&mut rng, 1, 128, [28, 28], 128, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 128, DType::I8);
-    report("depthwise3x3_128x28x28", "[1,128,28,28] 3x3 dw", &model_of(op, &ins[0], zp), &ins[0].to_bytes());
-    let (op, ins, zp) = cases::conv(&mut rng, 1, 128, [28, 28], 128, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0], 1, DType::I8);
-    report("conv1x1_128x28x28", "[1,128,28,28] 1x1 -> 128", &model_of(op, &ins[0], zp), &ins[0].to_bytes());
+    let (op, ins, zp) = cases::conv(
+        &mut rng,
+        1,
+        64,
+        [56, 56],
+        64,
+        [3, 3],
+        [1, 1],
+        [1, 1],
+        [1, 1, 1, 1],
+        1,
+        DType::I8,
+    );
+    report(
+        "conv3x3_64x56x56",
+        "[1,64,56,56] 3x3 pad 1 -> 64",
+        &model_of(op, &ins[0], zp),
+        &ins[0].to_bytes(),
+    );
+    let (op, ins, zp) = cases::conv(
+        &mut rng,
+        1,
+        128,
+        [28, 28],
+        128,
+        [3, 3],
+        [1, 1],
+        [1, 1],
+        [1, 1, 1, 1],
+        128,
+        DType::I8,
+    );
+    report(
+        "depthwise3x3_128x28x28",
+        "[1,128,28,28] 3x3 dw",
+        &model_of(op, &ins[0], zp),
+        &ins[0].to_bytes(),
+    );
+    let (op, ins, zp) = cases::conv(
+        &mut rng,
+        1,
+        128,
+        [28, 28],
+        128,
+        [1, 1],
+        [1, 1],
+        [1, 1],
+        [0, 0, 0, 0],
+        1,
+        DType::I8,
+    );
+    report(
+        "conv1x1_128x28x28",
+        "[1,128,28,28] 1x1 -> 128",
+        &model_of(op, &ins[0], zp),
+        &ins[0].to_bytes(),
+    );
     // The demo model, one sample.
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/digits/digits.infera");
     let model = Model::decode(&std::fs::read(path).expect("digits.infera")).expect("valid");

@@ -11,10 +11,19 @@ use std::path::Path;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(Path::new);
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(Path::new)
+    };
     let result = match args.first().map(String::as_str) {
         Some("inspect") => cli::inspect_file(Path::new(&args[1])),
-        Some("run") => cli::run_file(Path::new(&args[1]), flag("--input").expect("--input"), args.iter().any(|a| a == "--argmax")),
+        Some("run") => cli::run_file(
+            Path::new(&args[1]),
+            flag("--input").expect("--input"),
+            args.iter().any(|a| a == "--argmax"),
+        ),
         Some("import") => cli::import_file(
             Path::new(&args[1]),
             flag("--calibrate").expect("--calibrate"),

@@ -24,7 +24,12 @@ pub fn run_file(path: &Path, input: &Path, argmax: bool) -> ToolResult<String> {
 
 /// `infera model import model.onnx --calibrate samples.npy -o out.infera
 /// [--eval x.npy --labels y.npy]`: writes the model, returns a JSON report.
-pub fn import_file(onnx: &Path, calibrate: &Path, out: &Path, eval: Option<(&Path, &Path)>) -> ToolResult<String> {
+pub fn import_file(
+    onnx: &Path,
+    calibrate: &Path,
+    out: &Path,
+    eval: Option<(&Path, &Path)>,
+) -> ToolResult<String> {
     let calib = Npy::read(calibrate)?;
     let (model, report) = import::import_onnx(onnx, &calib)?;
     let bytes = model.encode();
@@ -42,7 +47,9 @@ pub fn import_file(onnx: &Path, calibrate: &Path, out: &Path, eval: Option<(&Pat
     });
     if let Some((x, y)) = eval {
         let (x, y) = (Npy::read(x)?, Npy::read(y)?);
-        let labels = y.to_i64().ok_or_else(|| ToolError::Input("labels must be integers".into()))?;
+        let labels = y
+            .to_i64()
+            .ok_or_else(|| ToolError::Input("labels must be integers".into()))?;
         let float = import::float_accuracy(onnx, &x, &labels)?;
         let int = tool::accuracy(&model, &x, &labels)?;
         v["eval"] = json!({

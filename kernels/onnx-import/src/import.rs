@@ -42,8 +42,23 @@ pub struct ImportReport {
 /// A float operator after fusion, before quantisation.
 #[derive(Debug, Clone)]
 enum FOp {
-    Dense { w: Vec<f32>, b: Vec<f32>, k: usize, n: usize },
-    Conv { w: Vec<f32>, b: Vec<f32>, c: usize, oc: usize, kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2], pads: [usize; 4], groups: usize },
+    Dense {
+        w: Vec<f32>,
+        b: Vec<f32>,
+        k: usize,
+        n: usize,
+    },
+    Conv {
+        w: Vec<f32>,
+        b: Vec<f32>,
+        c: usize,
+        oc: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+        pads: [usize; 4],
+        groups: usize,
+    },
     MaxPool(PoolParams),
     AvgPool(PoolParams, bool),
     GlobalAvgPool,
@@ -78,7 +93,10 @@ fn load_consts(graph: &pb::GraphProto) -> ToolResult<Consts> {
         match t.data_type {
             1 => {
                 let v = if !t.raw_data.is_empty() {
-                    t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect()
+                    t.raw_data
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                        .collect()
                 } else {
                     t.float_data.clone()
                 };
@@ -86,13 +104,21 @@ fn load_consts(graph: &pb::GraphProto) -> ToolResult<Consts> {
             }
             7 => {
                 let v = if !t.raw_data.is_empty() {
-                    t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8"))).collect()
+                    t.raw_data
+                        .chunks_exact(8)
+                        .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
+                        .collect()
                 } else {
                     t.int64_data.clone()
                 };
                 i.insert(t.name.clone(), v);
             }
-            other => return Err(ToolError::Unsupported(format!("initializer {} of ONNX type {other}", t.name))),
+            other => {
+                return Err(ToolError::Unsupported(format!(
+                    "initializer {} of ONNX type {other}",
+                    t.name
+                )));
+            }
         }
         Ok(())
     };
@@ -100,14 +126,16 @@ fn load_consts(graph: &pb::GraphProto) -> ToolResult<Consts> {
         add(t)?;
     }
     for n in &graph.node {
-        if n.op_type == "Constant" {
-            if let Some(a) = n.attribute.iter().find(|a| a.name == "value") {
-                if let Some(t) = &a.t {
-                    let mut t = t.clone();
-                    t.name = n.output[0].clone();
-                    add(&t)?;
-                }
-            }
+        if n.op_type == "Constant"
+            && let Some(t) = n
+                .attribute
+                .iter()
+                .find(|a| a.name == "value")
+                .and_then(|a| a.t.as_ref())
+        {
+            let mut t = t.clone();
+            t.name = n.output[0].clone();
+            add(&t)?;
         }
     }
     Ok(Consts { f, i })
@@ -126,16 +154,29 @@ fn attr_f(n: &pb::NodeProto, name: &str, default: f32) -> f32 {
     attr(n, name).map(|a| a.f).unwrap_or(default)
 }
 
-fn window_out(input: usize, k: usize, s: usize, d: usize, p0: usize, p1: usize) -> ToolResult<usize> {
+fn window_out(
+    input: usize,
+    k: usize,
+    s: usize,
+    d: usize,
+    p0: usize,
+    p1: usize,
+) -> ToolResult<usize> {
     let span = d * (k - 1) + 1;
     if input + p0 + p1 < span {
-        return Err(ToolError::Unsupported("window larger than padded input".into()));
+        return Err(ToolError::Unsupported(
+            "window larger than padded input".into(),
+        ));
     }
     Ok((input + p0 + p1 - span) / s + 1)
 }
 
 /// Build the fused float graph. Value 0 is the input.
-fn build_graph(graph: &pb::GraphProto, consts: &Consts, input_shape: &[usize]) -> ToolResult<(String, Vec<FNode>)> {
+fn build_graph(
+    graph: &pb::GraphProto,
+    consts: &Consts,
+    input_shape: &[usize],
+) -> ToolResult<(String, Vec<FNode>)> {
     let input_name = graph
         .input
         .iter()
@@ -152,8 +193,17 @@ fn build_graph(graph: &pb::GraphProto, consts: &Consts, input_shape: &[usize]) -
             continue;
         }
         let out_name = n.output.first().cloned().unwrap_or_default();
-        let value = |name: &str| ids.get(name).copied().ok_or_else(|| unsupported(format!("{op}: input {name} is not an activation")));
-        let fconst = |name: &str| consts.f.get(name).ok_or_else(|| unsupported(format!("{op}: {name} must be a constant")));
+        let value = |name: &str| {
+            ids.get(name)
+                .copied()
+                .ok_or_else(|| unsupported(format!("{op}: input {name} is not an activation")))
+        };
+        let fconst = |name: &str| {
+            consts
+                .f
+                .get(name)
+                .ok_or_else(|| unsupported(format!("{op}: {name} must be a constant")))
+        };
         let last_fusable = |v: usize, nodes: &[FNode]| -> Option<usize> {
             // A value can absorb a following op if it is the latest node's output.
             (v == nodes.len() && v > 0).then(|| v - 1)
@@ -166,8 +216,14 @@ fn build_graph(graph: &pb::GraphProto, consts: &Consts, input_shape: &[usize]) -
             }
             "BatchNormalization" => {
                 let v = value(&n.input[0])?;
-                let i = last_fusable(v, &nodes).ok_or_else(|| unsupported("BatchNormalization not after Conv".into()))?;
-                let (scale, bias, mean, var) = (fconst(&n.input[1])?, fconst(&n.input[2])?, fconst(&n.input[3])?, fconst(&n.input[4])?);
+                let i = last_fusable(v, &nodes)
+                    .ok_or_else(|| unsupported("BatchNormalization not after Conv".into()))?;
+                let (scale, bias, mean, var) = (
+                    fconst(&n.input[1])?,
+                    fconst(&n.input[2])?,
+                    fconst(&n.input[3])?,
+                    fconst(&n.input[4])?,
+                );
                 let eps = attr_f(n, "epsilon", 1e-5);
                 let FOp::Conv { w, b, oc, .. } = &mut nodes[i].op else {
                     return Err(unsupported("BatchNormalization not after Conv".into()));
@@ -189,12 +245,21 @@ fn build_graph(graph: &pb::GraphProto, consts: &Consts, input_shape: &[usize]) -
                     (0.0, f32::INFINITY)
                 } else {
                     let get = |ix: usize, attr_name: &str, d: f32| -> f32 {
-                        n.input.get(ix).filter(|s| !s.is_empty()).and_then(|s| consts.f.get(s)).map(|c| c.1[0]).unwrap_or_else(|| attr_f(n, attr_name, d))
+                        n.input
+                            .get(ix)
+                            .filter(|s| !s.is_empty())
+                            .and_then(|s| consts.f.get(s))
+                            .map(|c| c.1[0])
+                            .unwrap_or_else(|| attr_f(n, attr_name, d))
                     };
-                    (get(1, "min", f32::NEG_INFINITY), get(2, "max", f32::INFINITY))
+                    (
+                        get(1, "min", f32::NEG_INFINITY),
+                        get(2, "max", f32::INFINITY),
+                    )
                 };
                 if let Some(i) = last_fusable(v, &nodes).filter(|&i| {
-                    matches!(nodes[i].op, FOp::Dense { .. } | FOp::Conv { .. } | FOp::Add) && nodes[i].act.is_none()
+                    matches!(nodes[i].op, FOp::Dense { .. } | FOp::Conv { .. } | FOp::Add)
+                        && nodes[i].act.is_none()
                 }) {
                     nodes[i].act = Some((lo, hi));
                     nodes[i].onnx_name = out_name.clone();
@@ -203,7 +268,16 @@ fn build_graph(graph: &pb::GraphProto, consts: &Consts, input_shape: &[usize]) -
                     continue;
                 }
                 let shape = shapes[v].clone();
-                push(&mut nodes, &mut shapes, &mut ids, FOp::Clip(lo, hi), vec![v], shape, out_name, op);
+                push(
+                    &mut nodes,
+                    &mut shapes,
+                    &mut ids,
+                    FOp::Clip(lo, hi),
+                    vec![v],
+                    shape,
+                    out_name,
+                    op,
+                );
                 continue;
             }
             _ => {}
@@ -247,7 +321,11 @@ fn build_graph(graph: &pb::GraphProto, consts: &Consts, input_shape: &[usize]) -
                 let (wd, w) = fconst(&n.input[1])?;
                 let (alpha, beta) = (attr_f(n, "alpha", 1.0), attr_f(n, "beta", 1.0));
                 let trans_b = attr_int(n, "transB", 0) != 0;
-                let (k, nn) = if trans_b { (wd[1], wd[0]) } else { (wd[0], wd[1]) };
+                let (k, nn) = if trans_b {
+                    (wd[1], wd[0])
+                } else {
+                    (wd[0], wd[1])
+                };
                 let mut wt = vec![0.0f32; k * nn];
                 for o in 0..nn {
                     for i in 0..k {
@@ -257,7 +335,9 @@ fn build_graph(graph: &pb::GraphProto, consts: &Consts, input_shape: &[usize]) -
                 let b = match n.input.get(2).filter(|s| !s.is_empty()) {
                     Some(name) => {
                         let c = &fconst(name)?.1;
-                        (0..nn).map(|o| beta * c[if c.len() == 1 { 0 } else { o }]).collect()
+                        (0..nn)
+                            .map(|o| beta * c[if c.len() == 1 { 0 } else { o }])
+                            .collect()
                     }
                     None => vec![0.0; nn],
                 };
@@ -268,15 +348,23 @@ fn build_graph(graph: &pb::GraphProto, consts: &Consts, input_shape: &[usize]) -
             "Add" => {
                 if let Some((_, c)) = consts.f.get(&n.input[1]) {
                     // Bias add after a MatMul or Conv: fold into its bias.
-                    let i = last_fusable(x, &nodes).ok_or_else(|| unsupported("Add of a constant not after MatMul/Conv".into()))?;
+                    let i = last_fusable(x, &nodes).ok_or_else(|| {
+                        unsupported("Add of a constant not after MatMul/Conv".into())
+                    })?;
                     let no_act = nodes[i].act.is_none();
                     match &mut nodes[i].op {
-                        FOp::Dense { b, .. } | FOp::Conv { b, .. } if no_act && (c.len() == b.len() || c.len() == 1) => {
+                        FOp::Dense { b, .. } | FOp::Conv { b, .. }
+                            if no_act && (c.len() == b.len() || c.len() == 1) =>
+                        {
                             for (o, bo) in b.iter_mut().enumerate() {
                                 *bo += c[if c.len() == 1 { 0 } else { o }];
                             }
                         }
-                        _ => return Err(unsupported("Add of a constant not after MatMul/Conv".into())),
+                        _ => {
+                            return Err(unsupported(
+                                "Add of a constant not after MatMul/Conv".into(),
+                            ));
+                        }
                     }
                     nodes[i].onnx_name = out_name.clone();
                     nodes[i].origin += " + Add (bias folded)";
@@ -296,39 +384,84 @@ fn build_graph(graph: &pb::GraphProto, consts: &Consts, input_shape: &[usize]) -
                 if attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
                     return Err(unsupported(format!("{op} dilations")));
                 }
-                let k = attr_ints(n, "kernel_shape").ok_or_else(|| unsupported(format!("{op} kernel_shape")))?;
+                let k = attr_ints(n, "kernel_shape")
+                    .ok_or_else(|| unsupported(format!("{op} kernel_shape")))?;
                 let s = attr_ints(n, "strides").unwrap_or(vec![1, 1]);
                 let p = attr_ints(n, "pads").unwrap_or(vec![0; 4]);
-                let pool = PoolParams { kernel: [k[0], k[1]], stride: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]] };
+                let pool = PoolParams {
+                    kernel: [k[0], k[1]],
+                    stride: [s[0], s[1]],
+                    pads: [p[0], p[1], p[2], p[3]],
+                };
                 let oh = window_out(xs[2], k[0], s[0], 1, p[0], p[2])?;
                 let ow = window_out(xs[3], k[1], s[1], 1, p[1], p[3])?;
-                let fop = if op == "MaxPool" { FOp::MaxPool(pool) } else { FOp::AvgPool(pool, attr_int(n, "count_include_pad", 0) != 0) };
+                let fop = if op == "MaxPool" {
+                    FOp::MaxPool(pool)
+                } else {
+                    FOp::AvgPool(pool, attr_int(n, "count_include_pad", 0) != 0)
+                };
                 (fop, vec![x], vec![xs[0], xs[1], oh, ow])
             }
             "GlobalAveragePool" => (FOp::GlobalAvgPool, vec![x], vec![xs[0], xs[1], 1, 1]),
             "Flatten" => {
                 let axis = attr_int(n, "axis", 1);
-                let axis = if axis < 0 { (xs.len() as i64 + axis) as usize } else { axis as usize };
-                (FOp::Flatten(axis), vec![x], vec![xs[..axis].iter().product(), xs[axis..].iter().product()])
+                let axis = if axis < 0 {
+                    (xs.len() as i64 + axis) as usize
+                } else {
+                    axis as usize
+                };
+                (
+                    FOp::Flatten(axis),
+                    vec![x],
+                    vec![xs[..axis].iter().product(), xs[axis..].iter().product()],
+                )
             }
             "Reshape" => {
-                let spec = consts.i.get(&n.input[1]).ok_or_else(|| unsupported("Reshape shape must be a constant".into()))?;
+                let spec = consts
+                    .i
+                    .get(&n.input[1])
+                    .ok_or_else(|| unsupported("Reshape shape must be a constant".into()))?;
                 let total: usize = xs.iter().product();
-                let mut shape: Vec<usize> = spec.iter().enumerate().map(|(i, &d)| if d == 0 { xs[i] } else { d.max(1) as usize }).collect();
+                let mut shape: Vec<usize> = spec
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| if d == 0 { xs[i] } else { d.max(1) as usize })
+                    .collect();
                 if let Some(at) = spec.iter().position(|&d| d == -1) {
-                    let known: usize = shape.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, d)| d).product();
+                    let known: usize = shape
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i != at)
+                        .map(|(_, d)| d)
+                        .product();
                     shape[at] = total / known.max(1);
                 }
                 (FOp::Reshape(shape.clone()), vec![x], shape)
             }
             other => return Err(unsupported(format!("ONNX operator {other}"))),
         };
-        push(&mut nodes, &mut shapes, &mut ids, fop, inputs, shape, out_name, op);
+        push(
+            &mut nodes,
+            &mut shapes,
+            &mut ids,
+            fop,
+            inputs,
+            shape,
+            out_name,
+            op,
+        );
     }
-    let out = graph.output.first().ok_or_else(|| unsupported("no graph output".into()))?;
-    let v = *ids.get(&out.name).ok_or_else(|| unsupported("graph output is not computed".into()))?;
+    let out = graph
+        .output
+        .first()
+        .ok_or_else(|| unsupported("no graph output".into()))?;
+    let v = *ids
+        .get(&out.name)
+        .ok_or_else(|| unsupported("graph output is not computed".into()))?;
     if v != nodes.len() {
-        return Err(unsupported("the graph output must be the last operator".into()));
+        return Err(unsupported(
+            "the graph output must be the last operator".into(),
+        ));
     }
     Ok((input_name, nodes))
 }
@@ -344,7 +477,14 @@ fn push(
     onnx_name: String,
     origin: &str,
 ) {
-    nodes.push(FNode { op, inputs, act: None, onnx_name: onnx_name.clone(), shape: shape.clone(), origin: origin.to_string() });
+    nodes.push(FNode {
+        op,
+        inputs,
+        act: None,
+        onnx_name: onnx_name.clone(),
+        shape: shape.clone(),
+        origin: origin.to_string(),
+    });
     shapes.push(shape);
     ids.insert(onnx_name, nodes.len());
 }
@@ -364,14 +504,24 @@ impl Q {
         Q { scale, zp }
     }
     fn quantize(&self, v: f32) -> i8 {
-        (v / self.scale + f32::from(self.zp)).round().clamp(-128.0, 127.0) as i8
+        (v / self.scale + f32::from(self.zp))
+            .round()
+            .clamp(-128.0, 127.0) as i8
     }
     fn clamp_range(&self, act: Option<(f32, f32)>) -> (i8, i8) {
         match act {
             None => (-128, 127),
             Some((lo, hi)) => (
-                if lo.is_finite() { self.quantize(lo) } else { -128 },
-                if hi.is_finite() { self.quantize(hi) } else { 127 },
+                if lo.is_finite() {
+                    self.quantize(lo)
+                } else {
+                    -128
+                },
+                if hi.is_finite() {
+                    self.quantize(hi)
+                } else {
+                    127
+                },
             ),
         }
     }
@@ -380,7 +530,10 @@ impl Q {
 /// `real ~= multiplier / 2^shift` with the multiplier in `[2^30, 2^31)`.
 fn to_requant(real: f64) -> ToolResult<Requant> {
     if !(real > 0.0 && real.is_finite()) {
-        return Ok(Requant { multiplier: 0, shift: 1 });
+        return Ok(Requant {
+            multiplier: 0,
+            shift: 1,
+        });
     }
     let mut shift = 30 - real.log2().floor() as i32;
     let mut m = (real * 2f64.powi(shift)).round();
@@ -389,20 +542,38 @@ fn to_requant(real: f64) -> ToolResult<Requant> {
         shift -= 1;
     }
     if !(1..=62).contains(&shift) {
-        return Err(ToolError::Unsupported(format!("rescale {real} is out of range")));
+        return Err(ToolError::Unsupported(format!(
+            "rescale {real} is out of range"
+        )));
     }
-    Ok(Requant { multiplier: m as i32, shift: shift as u8 })
+    Ok(Requant {
+        multiplier: m as i32,
+        shift: shift as u8,
+    })
 }
 
 /// Per-output-channel symmetric int8 weights, int32 bias and requant.
-fn quantize_layer(w: &[f32], b: &[f32], outs: usize, sx: f32, sy: f32) -> ToolResult<(Vec<i8>, Vec<i32>, Vec<Requant>)> {
+fn quantize_layer(
+    w: &[f32],
+    b: &[f32],
+    outs: usize,
+    sx: f32,
+    sy: f32,
+) -> ToolResult<(Vec<i8>, Vec<i32>, Vec<Requant>)> {
     let per = w.len() / outs;
-    let (mut wq, mut bq, mut rq) = (Vec::with_capacity(w.len()), Vec::with_capacity(outs), Vec::with_capacity(outs));
+    let (mut wq, mut bq, mut rq) = (
+        Vec::with_capacity(w.len()),
+        Vec::with_capacity(outs),
+        Vec::with_capacity(outs),
+    );
     for o in 0..outs {
         let row = &w[o * per..(o + 1) * per];
         let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let sw = if max > 0.0 { max / 127.0 } else { 1.0 };
-        wq.extend(row.iter().map(|v| (v / sw).round().clamp(-127.0, 127.0) as i8));
+        wq.extend(
+            row.iter()
+                .map(|v| (v / sw).round().clamp(-127.0, 127.0) as i8),
+        );
         let bias = (f64::from(b[o]) / (f64::from(sx) * f64::from(sw))).round();
         bq.push(bias.clamp(-1e9, 1e9) as i32);
         rq.push(to_requant(f64::from(sx) * f64::from(sw) / f64::from(sy))?);
@@ -426,8 +597,15 @@ impl FloatRunner {
             .map_err(err)?
             .with_outputs_by_name(outputs)
             .map_err(err)?;
-        let plan = model.into_optimized().map_err(err)?.into_runnable().map_err(err)?;
-        Ok(FloatRunner { plan, input_shape: input_shape.to_vec() })
+        let plan = model
+            .into_optimized()
+            .map_err(err)?
+            .into_runnable()
+            .map_err(err)?;
+        Ok(FloatRunner {
+            plan,
+            input_shape: input_shape.to_vec(),
+        })
     }
 
     fn run(&self, x: &[f32]) -> ToolResult<Vec<Vec<f32>>> {
@@ -435,7 +613,13 @@ impl FloatRunner {
         let t = Tensor::from_shape(&self.input_shape, x).map_err(err)?;
         let outs = self.plan.run(tvec!(t.into())).map_err(err)?;
         outs.iter()
-            .map(|o| Ok(o.to_plain_array_view::<f32>().map_err(err)?.iter().copied().collect()))
+            .map(|o| {
+                Ok(o.to_plain_array_view::<f32>()
+                    .map_err(err)?
+                    .iter()
+                    .copied()
+                    .collect())
+            })
             .collect()
     }
 }
@@ -443,8 +627,11 @@ impl FloatRunner {
 /// Split an `[N, ...]` array into samples of `shape` (`N` may be absent for one sample).
 pub fn samples(x: &Npy, sample_shape: &[usize]) -> ToolResult<Vec<Vec<f32>>> {
     let per: usize = sample_shape.iter().product();
-    if per == 0 || x.len() % per != 0 {
-        return Err(ToolError::Input(format!("array of shape {:?} is not a batch of {sample_shape:?}", x.shape)));
+    if per == 0 || !x.len().is_multiple_of(per) {
+        return Err(ToolError::Input(format!(
+            "array of shape {:?} is not a batch of {sample_shape:?}",
+            x.shape
+        )));
     }
     Ok(x.to_f32().chunks_exact(per).map(<[f32]>::to_vec).collect())
 }
@@ -463,8 +650,13 @@ pub fn argmax(v: &[f32]) -> usize {
 /// Import a float ONNX model, calibrating on `calib` (`[N, ...input dims]`, the
 /// model's batch fixed to 1). Returns the validated integer model and a report.
 pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportReport)> {
-    let proto = tract_onnx::onnx().proto_model_for_path(onnx_path).map_err(|e| ToolError::Onnx(format!("{e:#}")))?;
-    let graph = proto.graph.as_ref().ok_or_else(|| ToolError::Onnx("model has no graph".into()))?;
+    let proto = tract_onnx::onnx()
+        .proto_model_for_path(onnx_path)
+        .map_err(|e| ToolError::Onnx(format!("{e:#}")))?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| ToolError::Onnx("model has no graph".into()))?;
     let consts = load_consts(graph)?;
     let mut input_shape = calib.shape.clone();
     if input_shape.is_empty() {
@@ -480,10 +672,14 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
     let mut ranges = vec![(0.0f32, 0.0f32); fnodes.len() + 1];
     let mut float_out = Vec::with_capacity(xs.len());
     for x in &xs {
-        ranges[0] = x.iter().fold(ranges[0], |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        ranges[0] = x
+            .iter()
+            .fold(ranges[0], |(lo, hi), &v| (lo.min(v), hi.max(v)));
         let outs = runner.run(x)?;
         for (i, o) in outs.iter().enumerate() {
-            ranges[i + 1] = o.iter().fold(ranges[i + 1], |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            ranges[i + 1] = o
+                .iter()
+                .fold(ranges[i + 1], |(lo, hi), &v| (lo.min(v), hi.max(v)));
         }
         float_out.push(outs.last().cloned().unwrap_or_default());
     }
@@ -499,10 +695,29 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
             FOp::Dense { w, b, k, n } => {
                 let (weights, bias, requant) = quantize_layer(w, b, *n, qx.scale, own.scale)?;
                 let (act_min, act_max) = own.clamp_range(f.act);
-                let p = DenseParams { in_features: *k, out_features: *n, out_dtype: DType::I8, weights, bias, requant, act_min, act_max };
+                let p = DenseParams {
+                    in_features: *k,
+                    out_features: *n,
+                    out_dtype: DType::I8,
+                    weights,
+                    bias,
+                    requant,
+                    act_min,
+                    act_max,
+                };
                 (Op::Dense(p), own)
             }
-            FOp::Conv { w, b, c, oc, kernel, stride, dilation, pads, groups } => {
+            FOp::Conv {
+                w,
+                b,
+                c,
+                oc,
+                kernel,
+                stride,
+                dilation,
+                pads,
+                groups,
+            } => {
                 let (weights, bias, requant) = quantize_layer(w, b, *oc, qx.scale, own.scale)?;
                 let (act_min, act_max) = own.clamp_range(f.act);
                 let p = Conv2dParams {
@@ -524,28 +739,72 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
             }
             FOp::Add => {
                 let qb = q[f.inputs[1]];
-                let (ma, mb) = (f64::from(qx.scale) / f64::from(own.scale), f64::from(qb.scale) / f64::from(own.scale));
+                let (ma, mb) = (
+                    f64::from(qx.scale) / f64::from(own.scale),
+                    f64::from(qb.scale) / f64::from(own.scale),
+                );
                 let r = to_requant(ma.max(mb))?;
-                let m = |v: f64| (v * 2f64.powi(i32::from(r.shift))).round().min(f64::from(i32::MAX)) as i32;
+                let m = |v: f64| {
+                    (v * 2f64.powi(i32::from(r.shift)))
+                        .round()
+                        .min(f64::from(i32::MAX)) as i32
+                };
                 let (act_min, act_max) = own.clamp_range(f.act);
-                (Op::Add(AddParams { multiplier_a: m(ma), multiplier_b: m(mb), shift: r.shift, act_min, act_max }), own)
+                (
+                    Op::Add(AddParams {
+                        multiplier_a: m(ma),
+                        multiplier_b: m(mb),
+                        shift: r.shift,
+                        act_min,
+                        act_max,
+                    }),
+                    own,
+                )
             }
             FOp::Clip(lo, hi) => {
                 let (min, max) = qx.clamp_range(Some((*lo, *hi)));
                 (Op::Clip { min, max }, qx)
             }
             FOp::MaxPool(p) => (Op::MaxPool(p.clone()), qx),
-            FOp::AvgPool(p, inc) => (Op::AvgPool { pool: p.clone(), count_include_pad: *inc }, qx),
+            FOp::AvgPool(p, inc) => (
+                Op::AvgPool {
+                    pool: p.clone(),
+                    count_include_pad: *inc,
+                },
+                qx,
+            ),
             FOp::GlobalAvgPool => (Op::GlobalAvgPool, qx),
             FOp::Flatten(axis) => (Op::Flatten { axis: *axis }, qx),
-            FOp::Reshape(shape) => (Op::Reshape { shape: shape.clone() }, qx),
+            FOp::Reshape(shape) => (
+                Op::Reshape {
+                    shape: shape.clone(),
+                },
+                qx,
+            ),
         };
-        notes.push(format!("node {i}: {} <- {} (scale {:.6}, zero point {})", op.name(), f.origin, qy.scale, qy.zp));
+        notes.push(format!(
+            "node {i}: {} <- {} (scale {:.6}, zero point {})",
+            op.name(),
+            f.origin,
+            qy.scale,
+            qy.zp
+        ));
         debug_assert_eq!(f.shape.len(), f.shape.len());
-        nodes.push(Node { op, inputs: f.inputs.clone(), zero_point: qy.zp, scale_bits: qy.scale.to_bits() });
+        nodes.push(Node {
+            op,
+            inputs: f.inputs.clone(),
+            zero_point: qy.zp,
+            scale_bits: qy.scale.to_bits(),
+        });
         q.push(qy);
     }
-    let input = TensorInfo { spec: TensorSpec { dtype: DType::I8, shape: input_shape.clone() }, zero_point: q[0].zp };
+    let input = TensorInfo {
+        spec: TensorSpec {
+            dtype: DType::I8,
+            shape: input_shape.clone(),
+        },
+        zero_point: q[0].zp,
+    };
     let model = Model::new(input, q[0].scale.to_bits(), nodes, fnodes.len())?;
 
     // Agreement of the integer model with the float model on the same samples.
@@ -558,7 +817,13 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
             max_out = max_out.max(b.abs());
         }
     }
-    let report = ImportReport { samples: xs.len(), top1_agreement: agree, max_abs_error: max_err, max_abs_output: max_out, notes };
+    let report = ImportReport {
+        samples: xs.len(),
+        top1_agreement: agree,
+        max_abs_error: max_err,
+        max_abs_output: max_out,
+        notes,
+    };
     Ok((model, report))
 }
 
@@ -566,8 +831,15 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
 pub fn float_accuracy(onnx_path: &Path, x: &Npy, labels: &[i64]) -> ToolResult<f64> {
     let mut shape = x.shape.clone();
     shape[0] = 1;
-    let proto = tract_onnx::onnx().proto_model_for_path(onnx_path).map_err(|e| ToolError::Onnx(format!("{e:#}")))?;
-    let out = proto.graph.as_ref().and_then(|g| g.output.first()).map(|o| o.name.clone()).unwrap_or_default();
+    let proto = tract_onnx::onnx()
+        .proto_model_for_path(onnx_path)
+        .map_err(|e| ToolError::Onnx(format!("{e:#}")))?;
+    let out = proto
+        .graph
+        .as_ref()
+        .and_then(|g| g.output.first())
+        .map(|o| o.name.clone())
+        .unwrap_or_default();
     let runner = FloatRunner::new(onnx_path, &shape, &[out])?;
     let xs = samples(x, &shape)?;
     let mut right = 0usize;

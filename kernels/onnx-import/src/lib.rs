@@ -43,10 +43,16 @@ pub type ToolResult<T> = Result<T, ToolError>;
 
 /// Read a whole file, naming it in the error.
 pub fn read_file(path: &std::path::Path) -> ToolResult<Vec<u8>> {
-    std::fs::read(path).map_err(|source| ToolError::Io { path: path.display().to_string(), source })
+    std::fs::read(path).map_err(|source| ToolError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Write a whole file, naming it in the error.
 pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> ToolResult<()> {
-    std::fs::write(path, bytes).map_err(|source| ToolError::Io { path: path.display().to_string(), source })
+    std::fs::write(path, bytes).map_err(|source| ToolError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }

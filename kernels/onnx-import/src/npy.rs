@@ -71,22 +71,37 @@ impl Npy {
         }
         let (hlen, start) = match bytes[6] {
             1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-            2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+            2 | 3 if bytes.len() >= 12 => (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            ),
             _ => return Err(bad("unsupported .npy version")),
         };
-        let header = bytes.get(start..start + hlen).ok_or_else(|| bad("truncated header"))?;
+        let header = bytes
+            .get(start..start + hlen)
+            .ok_or_else(|| bad("truncated header"))?;
         let header = std::str::from_utf8(header).map_err(|_| bad("header is not text"))?;
         let field = |key: &str| -> ToolResult<&str> {
-            let at = header.find(&format!("'{key}'")).ok_or_else(|| bad(&format!("no {key}")))?;
+            let at = header
+                .find(&format!("'{key}'"))
+                .ok_or_else(|| bad(&format!("no {key}")))?;
             Ok(header[at + key.len() + 2..].trim_start_matches([':', ' ']))
         };
         let descr = field("descr")?;
-        let descr = descr.trim_start_matches('\'').split('\'').next().unwrap_or("");
+        let descr = descr
+            .trim_start_matches('\'')
+            .split('\'')
+            .next()
+            .unwrap_or("");
         if field("fortran_order")?.starts_with("True") {
             return Err(bad("Fortran order is not supported"));
         }
         let shape_text = field("shape")?;
-        let inner = shape_text.trim_start_matches('(').split(')').next().unwrap_or("");
+        let inner = shape_text
+            .trim_start_matches('(')
+            .split(')')
+            .next()
+            .unwrap_or("");
         let shape = inner
             .split(',')
             .map(str::trim)
@@ -96,15 +111,36 @@ impl Npy {
         let n: usize = shape.iter().product();
         let body = &bytes[start + hlen..];
         let need = |size: usize| -> ToolResult<&[u8]> {
-            body.get(..n * size).ok_or_else(|| bad("data shorter than the shape"))
+            body.get(..n * size)
+                .ok_or_else(|| bad("data shorter than the shape"))
         };
         let data = match descr {
-            "<f4" => NpyData::F32(need(4)?.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect()),
-            "<f8" => NpyData::F64(need(8)?.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8"))).collect()),
+            "<f4" => NpyData::F32(
+                need(4)?
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                    .collect(),
+            ),
+            "<f8" => NpyData::F64(
+                need(8)?
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
+                    .collect(),
+            ),
             "|i1" => NpyData::I8(need(1)?.iter().map(|&b| b as i8).collect()),
             "|u1" => NpyData::U8(need(1)?.to_vec()),
-            "<i4" => NpyData::I32(need(4)?.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4"))).collect()),
-            "<i8" => NpyData::I64(need(8)?.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8"))).collect()),
+            "<i4" => NpyData::I32(
+                need(4)?
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes(c.try_into().expect("4")))
+                    .collect(),
+            ),
+            "<i8" => NpyData::I64(
+                need(8)?
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
+                    .collect(),
+            ),
             other => return Err(bad(&format!("unsupported dtype {other}"))),
         };
         Ok(Npy { shape, data })
@@ -126,8 +162,13 @@ impl Npy {
             NpyData::I64(v) => ("<i8", v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         };
         let dims: Vec<String> = self.shape.iter().map(|d| d.to_string()).collect();
-        let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        let shape = if dims.len() == 1 {
+            format!("({},)", dims[0])
+        } else {
+            format!("({})", dims.join(", "))
+        };
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
         while (10 + header.len() + 1) % 64 != 0 {
             header.push(' ');
         }
@@ -146,9 +187,15 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let a = Npy { shape: vec![2, 3], data: NpyData::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, -6.5]) };
+        let a = Npy {
+            shape: vec![2, 3],
+            data: NpyData::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, -6.5]),
+        };
         assert_eq!(Npy::parse(&a.to_bytes()).unwrap(), a);
-        let b = Npy { shape: vec![4], data: NpyData::I8(vec![1, -2, 3, 4]) };
+        let b = Npy {
+            shape: vec![4],
+            data: NpyData::I8(vec![1, -2, 3, 4]),
+        };
         assert_eq!(Npy::parse(&b.to_bytes()).unwrap(), b);
     }
 }

@@ -17,17 +17,30 @@ fn scale(bits: u32) -> f32 {
 pub fn quantize_input(model: &Model, x: &[f32]) -> ToolResult<Vec<u8>> {
     let (info, bits) = model.input_info();
     if info.spec.dtype != DType::I8 || x.len() != info.spec.elements() {
-        return Err(ToolError::Input(format!("{} values do not fit input {}", x.len(), info.spec)));
+        return Err(ToolError::Input(format!(
+            "{} values do not fit input {}",
+            x.len(),
+            info.spec
+        )));
     }
     let s = scale(bits);
-    Ok(x.iter().map(|v| (v / s + f32::from(info.zero_point)).round().clamp(-128.0, 127.0) as i8 as u8).collect())
+    Ok(x.iter()
+        .map(|v| {
+            (v / s + f32::from(info.zero_point))
+                .round()
+                .clamp(-128.0, 127.0) as i8 as u8
+        })
+        .collect())
 }
 
 /// Output bytes as integers.
 fn output_ints(model: &Model, bytes: &[u8]) -> Vec<i64> {
     match model.output_spec().dtype {
         DType::I8 => bytes.iter().map(|&b| i64::from(b as i8)).collect(),
-        DType::I32 => bytes.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect(),
+        DType::I32 => bytes
+            .chunks_exact(4)
+            .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            .collect(),
     }
 }
 
@@ -35,7 +48,10 @@ fn output_ints(model: &Model, bytes: &[u8]) -> Vec<i64> {
 fn dequantize(model: &Model, ints: &[i64]) -> Vec<f32> {
     let (info, bits) = model.output_info();
     match info.spec.dtype {
-        DType::I8 => ints.iter().map(|&v| (v - i64::from(info.zero_point)) as f32 * scale(bits)).collect(),
+        DType::I8 => ints
+            .iter()
+            .map(|&v| (v - i64::from(info.zero_point)) as f32 * scale(bits))
+            .collect(),
         DType::I32 => ints.iter().map(|&v| v as f32).collect(),
     }
 }
@@ -50,14 +66,23 @@ pub fn run_float(model: &Model, x: &[f32]) -> ToolResult<Vec<f32>> {
 /// quantised, anything else is quantised with the model's input scale.
 pub fn input_batches(model: &Model, x: &Npy) -> ToolResult<Vec<Vec<u8>>> {
     let per = model.input_spec().elements();
-    if per == 0 || x.len() % per != 0 {
-        return Err(ToolError::Input(format!("array of shape {:?} does not hold inputs {}", x.shape, model.input_spec())));
+    if per == 0 || !x.len().is_multiple_of(per) {
+        return Err(ToolError::Input(format!(
+            "array of shape {:?} does not hold inputs {}",
+            x.shape,
+            model.input_spec()
+        )));
     }
     match &x.data {
-        NpyData::I8(v) if model.input_spec().dtype == DType::I8 => {
-            Ok(v.chunks_exact(per).map(|c| c.iter().map(|&b| b as u8).collect()).collect())
-        }
-        _ => x.to_f32().chunks_exact(per).map(|c| quantize_input(model, c)).collect(),
+        NpyData::I8(v) if model.input_spec().dtype == DType::I8 => Ok(v
+            .chunks_exact(per)
+            .map(|c| c.iter().map(|&b| b as u8).collect())
+            .collect()),
+        _ => x
+            .to_f32()
+            .chunks_exact(per)
+            .map(|c| quantize_input(model, c))
+            .collect(),
     }
 }
 
@@ -71,7 +96,10 @@ pub fn run_npy(model: &Model, x: &Npy, argmax: bool) -> ToolResult<Value> {
         let ints = output_ints(model, &out);
         let mut r = json!({ "values": ints, "dequantized": dequantize(model, &ints) });
         if argmax {
-            let best = ints.iter().enumerate().fold(0, |b, (i, &v)| if v > ints[b] { i } else { b });
+            let best = ints
+                .iter()
+                .enumerate()
+                .fold(0, |b, (i, &v)| if v > ints[b] { i } else { b });
             r["argmax"] = json!(best);
         }
         results.push(r);
@@ -88,7 +116,10 @@ pub fn accuracy(model: &Model, x: &Npy, labels: &[i64]) -> ToolResult<f64> {
     let mut right = 0usize;
     for (input, &l) in inputs.iter().zip(labels) {
         let ints = output_ints(model, &model.run(input)?);
-        let best = ints.iter().enumerate().fold(0, |b, (i, &v)| if v > ints[b] { i } else { b });
+        let best = ints
+            .iter()
+            .enumerate()
+            .fold(0, |b, (i, &v)| if v > ints[b] { i } else { b });
         right += usize::from(best as i64 == l);
     }
     Ok(right as f64 / inputs.len().max(1) as f64)
@@ -98,9 +129,23 @@ pub fn accuracy(model: &Model, x: &Npy, labels: &[i64]) -> ToolResult<f64> {
 pub fn inspect(model: &Model, file_bytes: usize) -> String {
     let mut s = String::new();
     let (inp, ib) = model.input_info();
-    let _ = writeln!(s, "infera model: {file_bytes} bytes, format v{}", infera_kernels::format::FORMAT_VERSION);
-    let _ = writeln!(s, "input   {}  zero_point {}  scale {}", inp.spec, inp.zero_point, scale(ib));
-    let _ = writeln!(s, "{:>4}  {:<16} {:<10} {:<22} {:>5} {:>10} {:>12}", "node", "op", "inputs", "output", "zp", "params", "MACs");
+    let _ = writeln!(
+        s,
+        "infera model: {file_bytes} bytes, format v{}",
+        infera_kernels::format::FORMAT_VERSION
+    );
+    let _ = writeln!(
+        s,
+        "input   {}  zero_point {}  scale {}",
+        inp.spec,
+        inp.zero_point,
+        scale(ib)
+    );
+    let _ = writeln!(
+        s,
+        "{:>4}  {:<16} {:<10} {:<22} {:>5} {:>10} {:>12}",
+        "node", "op", "inputs", "output", "zp", "params", "MACs"
+    );
     for (i, n) in model.nodes().iter().enumerate() {
         let out = model.value(i + 1).expect("validated");
         let work = model.node_work(i).unwrap_or_default();
@@ -117,10 +162,21 @@ pub fn inspect(model: &Model, file_bytes: usize) -> String {
         );
     }
     let (out, ob) = model.output_info();
-    let _ = writeln!(s, "output  value {}  {}  zero_point {}  scale {}", model.output_value(), out.spec, out.zero_point, scale(ob));
+    let _ = writeln!(
+        s,
+        "output  value {}  {}  zero_point {}  scale {}",
+        model.output_value(),
+        out.spec,
+        out.zero_point,
+        scale(ob)
+    );
     let c = model.cost();
     let _ = writeln!(s, "parameters {}  ({} bytes)", c.params, c.param_bytes);
-    let _ = writeln!(s, "MACs {}  element ops {}  activation elements {}", c.macs, c.element_ops, c.activation_elements);
+    let _ = writeln!(
+        s,
+        "MACs {}  element ops {}  activation elements {}",
+        c.macs, c.element_ops, c.activation_elements
+    );
     let _ = writeln!(
         s,
         "inference gas {}  (= {} + {}/kMAC + {}/k elements)",

@@ -328,6 +328,9 @@ fn conv2d(
     let xs = i8s(x);
     let plane = oh * ow;
     let oc = p.out_channels;
+    if g.cg == 1 {
+        return depthwise(p, &g, n, xs, x.zero_point, out);
+    }
     let fin = Finish {
         bias: &p.bias,
         requant: &p.requant,
@@ -493,4 +496,87 @@ fn mul(p: &MulParams, a: &Tensor, b: &Tensor, zp: i8) -> Vec<i8> {
             requantize(prod, p.requant, zp, p.act_min, p.act_max)
         })
         .collect()
+}
+
+/// Convolutions with one input channel per group (depthwise, channel
+/// multipliers): im2col rows would be a few elements long, so accumulate
+/// directly, one kernel tap at a time over contiguous output rows.
+fn depthwise(
+    p: &Conv2dParams,
+    g: &ConvGeom,
+    n: usize,
+    xs: &[i8],
+    zx: i8,
+    out: &TensorInfo,
+) -> Tensor {
+    let [kh, kw] = p.kernel;
+    let [sh, sw] = p.stride;
+    let [dh, dw] = p.dilation;
+    let (pt, pl) = (p.pads[0], p.pads[1]);
+    let fin = Finish {
+        bias: &p.bias,
+        requant: &p.requant,
+        zero_point: out.zero_point,
+        lo: p.act_min,
+        hi: p.act_max,
+    };
+    let plane = g.oh * g.ow;
+    let mut res = Out::new(p.out_dtype, n * p.out_channels * plane);
+    let mut acc = vec![0i32; plane];
+    let mut xrow = vec![0i32; g.w];
+    for img in 0..n {
+        for ch in 0..p.out_channels {
+            let src = &xs[(img * g.c + ch / g.og) * g.h * g.w..][..g.h * g.w];
+            let wk = &p.weights[ch * kh * kw..(ch + 1) * kh * kw];
+            acc.fill(0);
+            for oy in 0..g.oh {
+                let arow = &mut acc[oy * g.ow..(oy + 1) * g.ow];
+                for ky in 0..kh {
+                    let Some(iy) = (oy * sh + ky * dh).checked_sub(pt).filter(|&iy| iy < g.h)
+                    else {
+                        continue;
+                    };
+                    for (d, &s) in xrow.iter_mut().zip(&src[iy * g.w..(iy + 1) * g.w]) {
+                        *d = i32::from(s) - i32::from(zx);
+                    }
+                    for kx in 0..kw {
+                        let wv = i32::from(wk[ky * kw + kx]);
+                        // Output columns whose tap lands inside the row: ix = ox*sw + kx*dw - pl.
+                        let off = kx * dw;
+                        let first = pl.saturating_sub(off).div_ceil(sw);
+                        let Some(last) = (g.w + pl).checked_sub(off + 1).map(|v| v / sw) else {
+                            continue;
+                        }; // inclusive bound
+                        if first > last.min(g.ow - 1) {
+                            continue;
+                        }
+                        let last = last.min(g.ow - 1);
+                        let base = first * sw + off - pl;
+                        if sw == 1 {
+                            let cols = &xrow[base..base + (last - first + 1)];
+                            for (a, &v) in arow[first..=last].iter_mut().zip(cols) {
+                                *a = a.wrapping_add(wv * v);
+                            }
+                        } else {
+                            for (j, a) in arow[first..=last].iter_mut().enumerate() {
+                                *a = a.wrapping_add(wv * xrow[base + j * sw]);
+                            }
+                        }
+                    }
+                }
+            }
+            let at = (img * p.out_channels + ch) * plane;
+            match &mut res {
+                Out::I8(d) => d[at..at + plane]
+                    .iter_mut()
+                    .zip(&acc)
+                    .for_each(|(o, &v)| *o = fin.i8(ch, v)),
+                Out::I32(d) => d[at..at + plane]
+                    .iter_mut()
+                    .zip(&acc)
+                    .for_each(|(o, &v)| *o = fin.i32(ch, v)),
+            }
+        }
+    }
+    res.into_tensor(out)
 }
