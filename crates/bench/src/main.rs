@@ -401,7 +401,7 @@ fn main() -> Result<()> {
         "== Where the node's time goes (instrumented copy of build_and_commit, ms per block, mean) =="
     );
     println!(
-        "{:<16} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>9}",
+        "{:<16} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>9} {:>10}",
         "workload",
         "select",
         "execute",
@@ -413,7 +413,8 @@ fn main() -> Result<()> {
         "total",
         "exec %",
         "commit %",
-        "b&c total"
+        "b&c total",
+        "MB/commit"
     );
     for s in &summaries {
         let n = s.blocks as f64;
@@ -421,7 +422,7 @@ fn main() -> Result<()> {
         let p = &s.phases;
         let total = p.total().as_secs_f64();
         println!(
-            "{:<16} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>7.1}% {:>7.1}% {:>9.1}",
+            "{:<16} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>7.1}% {:>7.1}% {:>9.1} {:>10.1}",
             s.name,
             ms(p.select),
             ms(p.execute),
@@ -434,6 +435,7 @@ fn main() -> Result<()> {
             100.0 * p.execute.as_secs_f64() / total,
             100.0 * p.commit_side().as_secs_f64() / total,
             ms(s.node),
+            p.commit_bytes as f64 / 1e6 / n,
         );
     }
     println!(
@@ -446,6 +448,9 @@ fn main() -> Result<()> {
         "block = tx/receipt roots, header, insert_block; commit = MDBX durable commit (fsync); pool = on_new_block;"
     );
     println!(
+        "MB/commit = bytes written to storage during the commit (/proc/self/io write_bytes): the dirty copy-on-write pages MDBX writes;"
+    );
+    println!(
         "commit % = apply + root + block + commit; b&c total = the real build_and_commit on the other database."
     );
 
@@ -456,7 +461,7 @@ fn main() -> Result<()> {
         println!();
         println!("-- per block: {name} --");
         println!(
-            "{:>6} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
+            "{:>6} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
             "block",
             "txs",
             "accts",
@@ -465,6 +470,7 @@ fn main() -> Result<()> {
             "apply",
             "root",
             "commit",
+            "MB",
             "b&c ms",
             "raw ms",
             "node Mg/s",
@@ -473,7 +479,7 @@ fn main() -> Result<()> {
         for r in runs.iter() {
             let ms = |d: Duration| d.as_secs_f64() * 1e3;
             println!(
-                "{:>6} {:>6} {:>7} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.1} {:>9.1}",
+                "{:>6} {:>6} {:>7} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.1} {:>9.1}",
                 r.block.header.number,
                 r.block.transactions.len(),
                 r.accounts,
@@ -482,6 +488,7 @@ fn main() -> Result<()> {
                 ms(r.phases.apply),
                 ms(r.phases.root),
                 ms(r.phases.commit),
+                r.phases.commit_bytes as f64 / 1e6,
                 ms(r.node),
                 ms(r.raw),
                 r.gas() as f64 / 1e6 / r.node.as_secs_f64(),

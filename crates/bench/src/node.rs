@@ -47,6 +47,9 @@ pub struct Phases {
     pub commit: Duration,
     /// Pool update after the block (`on_new_block`).
     pub pool: Duration,
+    /// Bytes this process sent to storage during the commit (`write_bytes`
+    /// of /proc/self/io; 0 where unavailable).
+    pub commit_bytes: u64,
 }
 
 impl Phases {
@@ -67,6 +70,7 @@ impl Phases {
         self.block += other.block;
         self.commit += other.commit;
         self.pool += other.pool;
+        self.commit_bytes += other.commit_bytes;
     }
 }
 
@@ -231,10 +235,12 @@ impl Rig {
         writer.insert_block(&block, &outcome.receipts)?;
         phases.block = t.elapsed();
 
+        let io_before = proc_write_bytes();
         let t = Instant::now();
         writer.commit()?;
         drop(reader);
         phases.commit = t.elapsed();
+        phases.commit_bytes = proc_write_bytes().saturating_sub(io_before);
 
         let t = Instant::now();
         {
@@ -265,6 +271,19 @@ impl Rig {
         writer.state_root().wrap_err("state root")?;
         Ok(t.elapsed())
     }
+}
+
+/// `write_bytes` of /proc/self/io: bytes this process caused to be written
+/// to storage (0 where the file does not exist).
+fn proc_write_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|line| line.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn is_temporarily_unfit(err: &InvalidTransaction) -> bool {
