@@ -39,6 +39,11 @@ enum Command {
     Node(NodeArgs),
     /// Write a chain's genesis block into a data directory.
     Init(InitArgs),
+    /// Inspect, run and import deterministic integer inference models.
+    Model {
+        #[command(subcommand)]
+        cmd: crate::model::ModelCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +141,7 @@ impl Cli {
         match self.command {
             Command::Node(args) => run_node(args),
             Command::Init(args) => run_init(args),
+            Command::Model { cmd } => cmd.run(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The `infera` command line: parses arguments and hands off to the crates.
 
 mod cli;
+mod model;
 
 use clap::Parser;
 
