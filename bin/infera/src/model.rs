@@ -48,8 +48,18 @@ impl ModelCommand {
         use infera_model_import::cli;
         let text = match self {
             ModelCommand::Inspect { file } => cli::inspect_file(&file)?,
-            ModelCommand::Run { file, input, argmax } => cli::run_file(&file, &input, argmax)?,
-            ModelCommand::Import { onnx, calibrate, output, eval, labels } => {
+            ModelCommand::Run {
+                file,
+                input,
+                argmax,
+            } => cli::run_file(&file, &input, argmax)?,
+            ModelCommand::Import {
+                onnx,
+                calibrate,
+                output,
+                eval,
+                labels,
+            } => {
                 let eval = eval.as_deref().zip(labels.as_deref());
                 cli::import_file(&onnx, &calibrate, &output, eval)?
             }

@@ -532,6 +532,14 @@ fn main() -> Result<()> {
         idle_root.as_secs_f64() * 1e3
     );
 
+    let (live, high_water) = node_a.used_bytes()?;
+    println!(
+        "database at the end ({} blocks): {:.1} MB in live pages, data file high-water mark {:.1} MB",
+        node_a.head()?.number,
+        live as f64 / 1e6,
+        high_water as f64 / 1e6
+    );
+
     // --------------------------------------------------------------- JSON-RPC
     println!();
     println!(

@@ -263,6 +263,17 @@ impl Rig {
         Ok((Arc::new(block), phases))
     }
 
+    /// Pages in use (all tables, MDBX `env_stat`) and the high-water mark
+    /// of the data file (`last_pgno`), in bytes.
+    pub fn used_bytes(&self) -> Result<(u64, u64)> {
+        let env = self.db.env();
+        let stat = env.stat()?;
+        let info = env.info()?;
+        let page = u64::from(stat.page_size());
+        let live = (stat.leaf_pages() + stat.branch_pages() + stat.overflow_pages()) as u64;
+        Ok((live * page, (info.last_pgno() as u64 + 1) * page))
+    }
+
     /// One state-root computation over the current state, without changes
     /// (the writer is dropped, nothing is written).
     pub fn time_state_root(&self) -> Result<Duration> {
