@@ -461,7 +461,7 @@ fn main() -> Result<()> {
         println!();
         println!("-- per block: {name} --");
         println!(
-            "{:>6} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
+            "{:>6} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
             "block",
             "txs",
             "accts",
@@ -471,6 +471,7 @@ fn main() -> Result<()> {
             "root",
             "commit",
             "MB",
+            "pg MB",
             "b&c ms",
             "raw ms",
             "node Mg/s",
@@ -479,7 +480,7 @@ fn main() -> Result<()> {
         for r in runs.iter() {
             let ms = |d: Duration| d.as_secs_f64() * 1e3;
             println!(
-                "{:>6} {:>6} {:>7} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.1} {:>9.1}",
+                "{:>6} {:>6} {:>7} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.1} {:>9.1}",
                 r.block.header.number,
                 r.block.transactions.len(),
                 r.accounts,
@@ -489,6 +490,7 @@ fn main() -> Result<()> {
                 ms(r.phases.root),
                 ms(r.phases.commit),
                 r.phases.commit_bytes as f64 / 1e6,
+                r.phases.dirty_bytes as f64 / 1e6,
                 ms(r.node),
                 ms(r.raw),
                 r.gas() as f64 / 1e6 / r.node.as_secs_f64(),
@@ -497,7 +499,10 @@ fn main() -> Result<()> {
         }
     }
     println!(
-        "(accts = accounts in state; slots = the token's storage slots; exec/apply/root/commit from the instrumented copy)"
+        "(accts = accounts in state; slots = the token's storage slots; exec/apply/root/commit from the instrumented copy;"
+    );
+    println!(
+        " MB = write_bytes during the commit; pg MB = pages MDBX allocated or copied-on-write in the block's write transaction)"
     );
 
     // State root vs number of accounts: least squares over the ETH blocks

@@ -50,6 +50,9 @@ pub struct Phases {
     /// Bytes this process sent to storage during the commit (`write_bytes`
     /// of /proc/self/io; 0 where unavailable).
     pub commit_bytes: u64,
+    /// Pages the block's write transaction allocated or copied (MDBX page
+    /// ops `newly + cow`), in bytes: what a copy-on-write commit must write.
+    pub dirty_bytes: u64,
 }
 
 impl Phases {
@@ -71,6 +74,7 @@ impl Phases {
         self.commit += other.commit;
         self.pool += other.pool;
         self.commit_bytes += other.commit_bytes;
+        self.dirty_bytes += other.dirty_bytes;
     }
 }
 
@@ -191,6 +195,7 @@ impl Rig {
         let outcome = executor.finish();
         phases.execute = t.elapsed();
 
+        let pages_before = self.dirty_pages()?;
         let t = Instant::now();
         let mut writer = self.db.writer()?;
         writer.apply_state(number, &outcome.changes)?;
@@ -241,6 +246,8 @@ impl Rig {
         drop(reader);
         phases.commit = t.elapsed();
         phases.commit_bytes = proc_write_bytes().saturating_sub(io_before);
+        let page = u64::from(self.db.env().stat()?.page_size());
+        phases.dirty_bytes = self.dirty_pages()?.saturating_sub(pages_before) * page;
 
         let t = Instant::now();
         {
@@ -261,6 +268,12 @@ impl Rig {
         }
         phases.pool = t.elapsed();
         Ok((Arc::new(block), phases))
+    }
+
+    /// MDBX's counter of pages allocated (`newly`) or copied for update (`cow`).
+    fn dirty_pages(&self) -> Result<u64> {
+        let ops = self.db.env().info()?.page_ops();
+        Ok(ops.newly + ops.cow)
     }
 
     /// Pages in use (all tables, MDBX `env_stat`) and the high-water mark
