@@ -401,7 +401,7 @@ fn main() -> Result<()> {
         "== Where the node's time goes (instrumented copy of build_and_commit, ms per block, mean) =="
     );
     println!(
-        "{:<16} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>9} {:>10}",
+        "{:<16} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>9} {:>8} {:>8}",
         "workload",
         "select",
         "execute",
@@ -414,7 +414,8 @@ fn main() -> Result<()> {
         "exec %",
         "commit %",
         "b&c total",
-        "MB/commit"
+        "pg MB",
+        "io MB"
     );
     for s in &summaries {
         let n = s.blocks as f64;
@@ -422,7 +423,7 @@ fn main() -> Result<()> {
         let p = &s.phases;
         let total = p.total().as_secs_f64();
         println!(
-            "{:<16} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>7.1}% {:>7.1}% {:>9.1} {:>10.1}",
+            "{:<16} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>7.1}% {:>7.1}% {:>9.1} {:>8.1} {:>8.1}",
             s.name,
             ms(p.select),
             ms(p.execute),
@@ -435,6 +436,7 @@ fn main() -> Result<()> {
             100.0 * p.execute.as_secs_f64() / total,
             100.0 * p.commit_side().as_secs_f64() / total,
             ms(s.node),
+            p.dirty_bytes as f64 / 1e6 / n,
             p.commit_bytes as f64 / 1e6 / n,
         );
     }
@@ -448,7 +450,7 @@ fn main() -> Result<()> {
         "block = tx/receipt roots, header, insert_block; commit = MDBX durable commit (fsync); pool = on_new_block;"
     );
     println!(
-        "MB/commit = bytes written to storage during the commit (/proc/self/io write_bytes): the dirty copy-on-write pages MDBX writes;"
+        "pg MB = MDBX pages allocated or copied-on-write per block (page ops newly + cow): what the commit writes; io MB = /proc/self/io write_bytes during the commit (kernel page-cache accounting, can count whole large folios);"
     );
     println!(
         "commit % = apply + root + block + commit; b&c total = the real build_and_commit on the other database."
@@ -502,7 +504,7 @@ fn main() -> Result<()> {
         "(accts = accounts in state; slots = the token's storage slots; exec/apply/root/commit from the instrumented copy;"
     );
     println!(
-        " MB = write_bytes during the commit; pg MB = pages MDBX allocated or copied-on-write in the block's write transaction)"
+        " MB = io MB, write_bytes during the commit; pg MB = pages MDBX allocated or copied-on-write in the block's write transaction)"
     );
 
     // State root vs number of accounts: least squares over the ETH blocks
