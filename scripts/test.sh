@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, and every test of every crate,
 # including the end-to-end tests that start the real `infera` binary.
-# Needs only the Rust toolchain; about 12 minutes on a fresh 2-core machine
-# (most of it compiling the dependency tree once), under 2 minutes after that.
+# Needs only the Rust toolchain; about 5 minutes on a fresh 2-core machine
+# (almost all of it compiling the dependency tree once), seconds after that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
