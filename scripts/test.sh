@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, and every test of every crate,
 # including the end-to-end tests that start the real `infera` binary.
-# Needs only the Rust toolchain; about 5 minutes on a fresh 2-core machine
-# (almost all of it compiling the dependency tree once), seconds after that.
+# Needs the Rust toolchain and node + npm (the Solidity of the AI precompiles
+# is compiled from source with a pinned npm solc); about 5 minutes on a fresh
+# 2-core machine (almost all of it compiling the dependency tree once),
+# seconds after that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+
+echo "== solidity (precompiles/solidity -> out/, npm solc)"
+./scripts/compile-solidity.sh
 
 echo "== cargo clippy (deny warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
