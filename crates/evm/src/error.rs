@@ -187,8 +187,13 @@ pub(crate) fn from_revm_invalid(
 ) -> InvalidTransaction {
     use revm::context::result::InvalidTransaction as R;
     match error {
+        // Geth's wording, which client libraries match on (viem's
+        // `TipAboveFeeCapError` and `FeeCapTooLowError`); revm's own text matches neither.
         R::PriorityFeeGreaterThanMaxFee => {
-            InvalidTransaction::Other("max priority fee per gas higher than max fee".into())
+            InvalidTransaction::Other("max priority fee per gas higher than max fee per gas".into())
+        }
+        R::GasPriceLessThanBasefee => {
+            InvalidTransaction::Other("max fee per gas less than block base fee".into())
         }
         R::NonceTooLow { tx, state } => InvalidTransaction::NonceTooLow { tx, state },
         R::NonceTooHigh { tx, state } => InvalidTransaction::NonceTooHigh { tx, state },
@@ -232,6 +237,33 @@ pub(crate) fn from_revm_invalid(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The messages of fee errors that `eth_call`/`eth_estimateGas` report keep
+    /// the phrases client libraries recognise (viem's node-error regexes, as geth words them).
+    #[test]
+    fn fee_rejections_use_the_wording_clients_match() {
+        use revm::context::result::InvalidTransaction as R;
+        let low = from_revm_invalid(R::GasPriceLessThanBasefee).to_string();
+        assert!(
+            low.contains("max fee per gas less than block base fee"),
+            "{low}"
+        );
+        let tip = from_revm_invalid(R::PriorityFeeGreaterThanMaxFee).to_string();
+        assert!(
+            tip.contains("max priority fee per gas higher than max fee per gas"),
+            "{tip}"
+        );
+        // the structured variants the pool uses say the same
+        let pool_low = InvalidTransaction::FeeCapBelowBaseFee {
+            max_fee: 1,
+            base_fee: 7,
+        };
+        assert!(
+            pool_low
+                .to_string()
+                .starts_with("max fee per gas less than block base fee")
+        );
+    }
 
     #[test]
     fn revert_reason_decodes_error_string() {
