@@ -2,8 +2,31 @@
 //! inference precompile that runs them with the deterministic engine
 //! (`infera-kernels`).
 //!
-//! [`abi`] is the one definition of their Solidity interface (addresses,
-//! functions, events, custom errors). The node, the RPC `infera_` namespace,
-//! the CLI and `precompiles/solidity/` all follow it.
+//! - [`abi`] is the one definition of their Solidity interface (addresses,
+//!   functions, events, custom errors). The node, the RPC `infera_` namespace,
+//!   the CLI and `precompiles/solidity/` all follow it.
+//! - [`InferaPrecompiles`] is the revm precompile provider the node runs
+//!   everywhere it executes (blocks, `eth_call`, `eth_estimateGas`): revm's
+//!   Ethereum precompiles plus the two AI precompiles, with a shared
+//!   [`ModelCache`] of decoded models.
+//! - [`layout`] says where models and registry metadata live in state;
+//!   [`gas`] is the gas schedule and its calibration.
+//! - [`describe_revert`] turns revert data of the precompiles into text.
+//!
+//! Determinism: the precompiles use no floating point, clock, environment,
+//! thread count or randomness; the cache never changes a result or the gas.
 
 pub mod abi;
+pub mod cache;
+pub mod gas;
+mod host;
+mod inference;
+pub mod layout;
+mod provider;
+mod registry;
+mod revert;
+
+pub use cache::ModelCache;
+pub use inference::argmax;
+pub use provider::{AI_PRECOMPILES, InferaPrecompiles};
+pub use revert::describe_revert;

@@ -27,6 +27,8 @@ pub struct Rig {
     pub chain: Arc<ChainSpec>,
     pub pool: Arc<Mutex<TxPool>>,
     pub coinbase: Address,
+    /// Decoded AI models, as the node shares them between blocks.
+    pub models: Arc<infera_precompiles::ModelCache>,
     _dir: tempfile::TempDir,
 }
 
@@ -94,6 +96,7 @@ impl Rig {
             chain,
             pool: Arc::new(Mutex::new(pool)),
             coinbase,
+            models: infera_precompiles::ModelCache::shared(),
             _dir: dir,
         })
     }
@@ -132,6 +135,7 @@ impl Rig {
             &self.pool,
             self.coinbase,
             timestamp,
+            &self.models,
         )?;
         Ok((committed.block, start.elapsed()))
     }
@@ -172,7 +176,9 @@ impl Rig {
         phases.select = t.elapsed();
 
         let t = Instant::now();
-        let mut executor = BlockExecutor::new(reader.latest_state(), cfg, env)?;
+        let precompiles = infera_precompiles::InferaPrecompiles::new(spec, self.models.clone());
+        let mut executor =
+            BlockExecutor::with_precompiles(reader.latest_state(), cfg, env, precompiles)?;
         let mut included: Vec<RecoveredTx> = Vec::with_capacity(candidates.len());
         let mut invalid: Vec<B256> = Vec::new();
         let mut skipped_senders: Vec<Address> = Vec::new();

@@ -10,6 +10,7 @@ use alloy_consensus::{
 use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
 use infera_chainspec::{ChainSpec, SpecId};
 use infera_evm::{BlockEnvInput, BlockExecutor, EvmError, ExecutionConfig, InvalidTransaction};
+use infera_precompiles::{InferaPrecompiles, ModelCache};
 use infera_primitives::{
     Address, B256, Bytes, EMPTY_ROOT_HASH, ReceiptEnvelope, RecoveredTx, SealedBlock, keccak256,
 };
@@ -34,12 +35,14 @@ pub struct CommittedBlock {
 ///
 /// `timestamp_s` is the wall clock; the block gets at least parent + 1 so that
 /// timestamps strictly increase even when several blocks are sealed in one second.
+/// Transactions run with the AI precompiles, decoding models through `models`.
 pub fn build_and_commit(
     db: &Database,
     chain: &ChainSpec,
     pool: &Mutex<TxPool>,
     beneficiary: Address,
     timestamp_s: u64,
+    models: &Arc<ModelCache>,
 ) -> NodeResult<CommittedBlock> {
     let reader = db.reader()?;
     let head = reader.head_number()?.ok_or(NodeError::NoGenesis)?;
@@ -75,7 +78,9 @@ pub fn build_and_commit(
     };
 
     let candidates = pool.lock().best_transactions(base_fee);
-    let mut executor = BlockExecutor::new(reader.latest_state(), cfg, env)?;
+    let precompiles = InferaPrecompiles::new(spec, models.clone());
+    let mut executor =
+        BlockExecutor::with_precompiles(reader.latest_state(), cfg, env, precompiles)?;
     let mut included: Vec<RecoveredTx> = Vec::with_capacity(candidates.len());
     let mut invalid: Vec<B256> = Vec::new();
     let mut skipped_senders: Vec<Address> = Vec::new();

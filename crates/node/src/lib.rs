@@ -118,6 +118,7 @@ pub async fn run_dev_node(
         tx_arrived.clone(),
         config.rpc.clone(),
     );
+    let models = ctx.model_cache().clone();
     let servers = infera_rpc::start_servers(ctx, config.http_addr, config.ws_addr).await?;
     if let Some(addr) = servers.http_addr {
         info!(target: "infera::rpc", url = %format!("http://{addr}"), "HTTP JSON-RPC listening (WebSocket upgrades accepted)");
@@ -134,6 +135,7 @@ pub async fn run_dev_node(
         tx_arrived,
         block_time: config.dev_block_time,
         coinbase: config.coinbase,
+        models,
     };
     let sealer_task = tokio::spawn(sealer.run());
     info!(

@@ -28,6 +28,8 @@ pub(crate) struct Sealer {
     pub tx_arrived: Arc<Notify>,
     pub block_time: Duration,
     pub coinbase: Address,
+    /// Decoded AI models, shared with the RPC.
+    pub models: Arc<infera_precompiles::ModelCache>,
 }
 
 impl Sealer {
@@ -93,11 +95,12 @@ impl Sealer {
         let chain = self.chain.clone();
         let pool = self.pool.clone();
         let coinbase = self.coinbase;
+        let models = self.models.clone();
         let now_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let committed = tokio::task::spawn_blocking(move || {
-            build_and_commit(&db, &chain, &pool, coinbase, now_s)
+            build_and_commit(&db, &chain, &pool, coinbase, now_s, &models)
         })
         .await
         .map_err(|err| crate::NodeError::Invariant(format!("sealing task failed: {err}")))??;

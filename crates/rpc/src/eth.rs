@@ -251,10 +251,11 @@ impl RpcContext {
         let reader = self.db().reader()?;
         let number = self.resolve_state_block(&reader, block)?;
         let (cfg, env) = self.call_env(&reader, number)?;
+        let precompiles = self.precompiles(cfg.spec);
         let outcome = if number == self.head(&reader)? {
-            infera_evm::call(reader.latest_state(), cfg, env, req)
+            infera_evm::call_with_precompiles(reader.latest_state(), cfg, env, req, precompiles)
         } else {
-            infera_evm::call(reader.state_at(number), cfg, env, req)
+            infera_evm::call_with_precompiles(reader.state_at(number), cfg, env, req, precompiles)
         }
         .map_err(evm_error)?;
         match outcome {
@@ -276,10 +277,23 @@ impl RpcContext {
         let reader = self.db().reader()?;
         let number = self.resolve_state_block(&reader, block)?;
         let (cfg, env) = self.call_env(&reader, number)?;
+        let precompiles = self.precompiles(cfg.spec);
         let gas = if number == self.head(&reader)? {
-            infera_evm::estimate_gas(reader.latest_state(), cfg, env, req)
+            infera_evm::estimate_gas_with_precompiles(
+                reader.latest_state(),
+                cfg,
+                env,
+                req,
+                precompiles,
+            )
         } else {
-            infera_evm::estimate_gas(reader.state_at(number), cfg, env, req)
+            infera_evm::estimate_gas_with_precompiles(
+                reader.state_at(number),
+                cfg,
+                env,
+                req,
+                precompiles,
+            )
         }
         .map_err(evm_error)?;
         Ok(U64::from(gas))

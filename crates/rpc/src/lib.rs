@@ -93,6 +93,9 @@ struct RpcContextInner {
     tx_arrived: Arc<Notify>,
     config: RpcConfig,
     filters: filters::FilterStore,
+    /// Decoded models shared by every execution (calls, estimates, and the
+    /// block builder when the node hands it [`RpcContext::model_cache`]).
+    models: Arc<infera_precompiles::ModelCache>,
 }
 
 impl RpcContext {
@@ -115,6 +118,7 @@ impl RpcContext {
                 tx_arrived,
                 config,
                 filters,
+                models: infera_precompiles::ModelCache::shared(),
             }),
         }
     }
@@ -136,6 +140,16 @@ impl RpcContext {
     }
     pub(crate) fn filters(&self) -> &filters::FilterStore {
         &self.inner.filters
+    }
+    /// The decoded-model cache of the AI precompiles; the node shares it with
+    /// the block builder so a model is decoded once per process.
+    pub fn model_cache(&self) -> &Arc<infera_precompiles::ModelCache> {
+        &self.inner.models
+    }
+    /// The precompile provider every execution of the RPC runs with: the
+    /// Ethereum precompiles plus the model registry and inference.
+    pub fn precompiles(&self, spec: infera_evm::SpecId) -> infera_precompiles::InferaPrecompiles {
+        infera_precompiles::InferaPrecompiles::new(spec, self.inner.models.clone())
     }
     pub(crate) fn notify_tx_arrived(&self) {
         self.inner.tx_arrived.notify_one();

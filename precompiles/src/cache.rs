@@ -1,0 +1,156 @@
+//! A bounded cache of decoded models, shared by every EVM the node runs.
+//!
+//! Keyed by model id (keccak256 of the bytes). Decoding is deterministic and a
+//! model's bytes never change, so an entry is valid forever (across blocks,
+//! reorgs and past-state calls), and a hit or a miss never changes a result or
+//! the gas charged; the cache only saves decoding time.
+
+use std::sync::Arc;
+
+use alloy_primitives::B256;
+use infera_kernels::Model;
+use parking_lot::Mutex;
+
+/// Default bound on the model bytes the cache holds (decoded models take about
+/// their encoded size plus prepared weights).
+pub const DEFAULT_CACHE_MODEL_BYTES: usize = 256 * 1024 * 1024;
+
+/// Default bound on the number of cached models.
+pub const DEFAULT_CACHE_MODELS: usize = 64;
+
+#[derive(Debug)]
+struct Entry {
+    model: Arc<Model>,
+    bytes: usize,
+    last_used: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: Vec<(B256, Entry)>,
+    bytes: usize,
+    tick: u64,
+}
+
+/// Decoded models by id, least recently used evicted first.
+#[derive(Debug)]
+pub struct ModelCache {
+    inner: Mutex<Inner>,
+    max_bytes: usize,
+    max_models: usize,
+}
+
+impl Default for ModelCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_CACHE_MODEL_BYTES, DEFAULT_CACHE_MODELS)
+    }
+}
+
+impl ModelCache {
+    /// A cache holding at most `max_models` models of at most `max_bytes`
+    /// encoded bytes in all. A model larger than `max_bytes` is never kept.
+    pub fn new(max_bytes: usize, max_models: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            max_bytes,
+            max_models,
+        }
+    }
+
+    /// A shared default cache.
+    pub fn shared() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The cached model `id`, if any.
+    pub fn get(&self, id: &B256) -> Option<Arc<Model>> {
+        let mut inner = self.inner.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        let (_, entry) = inner.entries.iter_mut().find(|(key, _)| key == id)?;
+        entry.last_used = tick;
+        Some(entry.model.clone())
+    }
+
+    /// Keep `model` (decoded from `bytes` encoded bytes) under `id`, evicting the
+    /// least recently used models to stay within the bounds.
+    pub fn insert(&self, id: B256, model: Arc<Model>, bytes: usize) {
+        if bytes > self.max_bytes || self.max_models == 0 {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        if inner.entries.iter().any(|(key, _)| *key == id) {
+            return;
+        }
+        while inner.entries.len() >= self.max_models || inner.bytes + bytes > self.max_bytes {
+            let Some(oldest) = inner
+                .entries
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (_, entry))| entry.last_used)
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            let (_, evicted) = inner.entries.swap_remove(oldest);
+            inner.bytes -= evicted.bytes;
+        }
+        inner.tick += 1;
+        let last_used = inner.tick;
+        inner.bytes += bytes;
+        inner.entries.push((
+            id,
+            Entry {
+                model,
+                bytes,
+                last_used,
+            },
+        ));
+    }
+
+    /// Number of cached models.
+    pub fn len(&self) -> usize {
+        self.inner.lock().entries.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digits() -> (Arc<Model>, usize) {
+        let bytes = include_bytes!("../../kernels/models/digits/digits.infera");
+        (Arc::new(Model::decode(bytes).unwrap()), bytes.len())
+    }
+
+    #[test]
+    fn evicts_least_recently_used_within_bounds() {
+        let (model, size) = digits();
+        let cache = ModelCache::new(size * 2, 10);
+        let ids: Vec<B256> = (1..=3u8).map(B256::repeat_byte).collect();
+        cache.insert(ids[0], model.clone(), size);
+        cache.insert(ids[1], model.clone(), size);
+        assert!(cache.get(&ids[0]).is_some()); // ids[1] is now the oldest
+        cache.insert(ids[2], model.clone(), size);
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(&ids[1]).is_none());
+        assert!(cache.get(&ids[0]).is_some());
+        assert!(cache.get(&ids[2]).is_some());
+    }
+
+    #[test]
+    fn too_large_models_and_zero_capacity_are_not_kept() {
+        let (model, size) = digits();
+        let cache = ModelCache::new(size - 1, 10);
+        cache.insert(B256::ZERO, model.clone(), size);
+        assert!(cache.is_empty());
+        let none = ModelCache::new(usize::MAX, 0);
+        none.insert(B256::ZERO, model, size);
+        assert!(none.is_empty());
+    }
+}

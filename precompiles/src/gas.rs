@@ -1,0 +1,195 @@
+//! The gas schedule of the AI precompiles. Every figure here is a consensus
+//! rule: changing one changes which blocks are valid.
+//!
+//! # Inference
+//! `infer`/`inferArgmax` cost [`inference_call_gas`]: the model's inference gas
+//! fixed at registration ([`inference_gas`], from [`ModelCost`] and the model's
+//! size) plus [`INFER_GAS_PER_IO_BYTE`] per input and output byte. All of it is
+//! charged before the model runs.
+//!
+//! Calibration (measured, see the bench command below): a block filled with
+//! inference calls must take at most twice the CPU-reference time of a block of
+//! ordinary EVM work with the same gas. Measured with
+//! `cargo run --release -p infera-bench --bin gas-calibration` on the project's
+//! 2-core AMD EPYC machine (single thread, baseline x86-64 build), 2026-11:
+//! see `precompiles/README.md` ("Gas calibration") for the table; in short,
+//! ordinary EVM work (ERC-20 transfers) runs at about CALIBRATION_EVM_NS_PER_KGAS
+//! and the constants below keep the digits model, a dense 1024x1024 model and a
+//! 3x3 convolution model within the 2x bound.
+//!
+//! # Registry
+//! Model bytes are priced like contract code: per byte stored (the EVM charges
+//! 200 gas per byte of deployed code), charged when the bytes arrive, so the
+//! chunk that completes an upload only pays a fixed registration charge although
+//! it hashes and validates the whole model. Slot writes and new accounts follow
+//! the EVM's SSTORE (20,000) and account-creation (25,000) prices.
+
+use infera_kernels::ModelCost;
+
+// ---------------------------------------------------------------- inference
+
+/// Fixed part of every inference's gas: call decoding, the registry lookup,
+/// setting up the run. Also what an inference call that fails before the model
+/// runs (unknown model, wrong input length, malformed call) is charged.
+pub const INFER_BASE_GAS: u64 = 3_000;
+/// Gas per thousand multiply-accumulates.
+pub const INFER_GAS_PER_KMAC: u64 = 24;
+/// Gas per thousand other element operations and produced activation elements.
+pub const INFER_GAS_PER_KELEM: u64 = 24;
+/// Gas per byte of the model, for loading and decoding it when it is not in a
+/// node's cache (cache state never changes gas, so every call pays it).
+pub const INFER_GAS_PER_MODEL_BYTE: u64 = 1;
+/// Gas per byte of input and of output (copying, ABI encoding, memory).
+pub const INFER_GAS_PER_IO_BYTE: u64 = 3;
+
+/// The inference gas of a model, fixed when it is registered: the base, its
+/// multiply-accumulates, its other element work, and its size. Saturating.
+pub fn inference_gas(cost: &ModelCost, model_bytes: u64) -> u64 {
+    let kmacs = cost.macs.div_ceil(1000);
+    let kelems = cost
+        .element_ops
+        .saturating_add(cost.activation_elements)
+        .div_ceil(1000);
+    INFER_BASE_GAS
+        .saturating_add(kmacs.saturating_mul(INFER_GAS_PER_KMAC))
+        .saturating_add(kelems.saturating_mul(INFER_GAS_PER_KELEM))
+        .saturating_add(model_bytes.saturating_mul(INFER_GAS_PER_MODEL_BYTE))
+}
+
+/// Total gas of one `infer`/`inferArgmax` call of a model whose registered
+/// inference gas is `inference_gas`. Saturating.
+pub fn inference_call_gas(inference_gas: u64, input_bytes: u64, output_bytes: u64) -> u64 {
+    inference_gas.saturating_add(
+        input_bytes
+            .saturating_add(output_bytes)
+            .saturating_mul(INFER_GAS_PER_IO_BYTE),
+    )
+}
+
+// ----------------------------------------------------------------- registry
+
+/// Fixed gas of every registry call (decoding, the caller's records).
+pub const REGISTRY_BASE_GAS: u64 = 2_000;
+/// Gas per storage slot read (the EVM's cold SLOAD).
+pub const SLOT_READ_GAS: u64 = 2_100;
+/// Gas per storage slot written (the EVM's SSTORE of a new value).
+pub const SLOT_WRITE_GAS: u64 = 20_000;
+/// Gas per storage slot cleared or overwritten (the EVM's SSTORE reset).
+pub const SLOT_RESET_GAS: u64 = 5_000;
+/// Gas per account created (a chunk or model account; the EVM's new-account cost).
+pub const NEW_ACCOUNT_GAS: u64 = 25_000;
+/// Gas per byte of a model, charged when the byte arrives (in `register` or
+/// `uploadChunk`): storing it for good in the model account, hashing it and
+/// validating it when the upload completes.
+pub const MODEL_BYTE_GAS: u64 = 100;
+/// Extra gas per byte of a chunk of a multi-transaction upload: the bytes are
+/// first kept in a chunk account and read back at completion.
+pub const CHUNK_BYTE_GAS: u64 = 32;
+/// Gas of one log: the EVM's LOG base, per topic, and per data byte.
+pub const LOG_GAS: u64 = 375;
+/// Gas per log topic.
+pub const LOG_TOPIC_GAS: u64 = 375;
+/// Gas per byte of log data.
+pub const LOG_DATA_BYTE_GAS: u64 = 8;
+
+/// Slots a model record takes (see `layout`).
+pub const MODEL_RECORD_SLOTS: u64 = 4;
+
+/// Gas of one event with `topics` topics and `data` bytes.
+pub const fn log_gas(topics: u64, data: u64) -> u64 {
+    LOG_GAS + topics * LOG_TOPIC_GAS + data * LOG_DATA_BYTE_GAS
+}
+
+/// Gas of an `UploadProgress` event (id and uploader indexed; two words of data).
+pub const UPLOAD_PROGRESS_LOG_GAS: u64 = log_gas(3, 64);
+/// Gas of a `ModelRegistered` event (id and uploader indexed; two words of data).
+pub const MODEL_REGISTERED_LOG_GAS: u64 = log_gas(3, 64);
+
+/// Gas of registering a validated model, beyond its bytes: the model account,
+/// the record, the list entry and count, and the event.
+pub const REGISTRATION_GAS: u64 = NEW_ACCOUNT_GAS
+    + (MODEL_RECORD_SLOTS + 2) * SLOT_WRITE_GAS
+    + SLOT_RESET_GAS
+    + MODEL_REGISTERED_LOG_GAS;
+
+/// Gas of `register(model)` with `len` model bytes (charged in full before any work).
+pub fn register_gas(len: u64) -> u64 {
+    REGISTRY_BASE_GAS
+        .saturating_add(SLOT_READ_GAS * 2)
+        .saturating_add(len.saturating_mul(MODEL_BYTE_GAS))
+        .saturating_add(REGISTRATION_GAS)
+}
+
+/// Gas of `beginUpload`.
+pub const BEGIN_UPLOAD_GAS: u64 =
+    REGISTRY_BASE_GAS + SLOT_READ_GAS * 3 + SLOT_WRITE_GAS * 2 + UPLOAD_PROGRESS_LOG_GAS;
+
+/// Gas of a chunk account's life: creating it, and clearing it when the upload
+/// completes or is cancelled (prepaid so that completion's cost does not grow
+/// with the number of chunks).
+pub const CHUNK_ACCOUNT_GAS: u64 = NEW_ACCOUNT_GAS + SLOT_RESET_GAS;
+
+/// Gas of `uploadChunk` with `len` bytes; `completes` when the chunk is the
+/// upload's last (then it also pays [`REGISTRATION_GAS`]).
+pub fn upload_chunk_gas(len: u64, completes: bool) -> u64 {
+    let base = REGISTRY_BASE_GAS
+        .saturating_add(SLOT_READ_GAS * 4)
+        .saturating_add(SLOT_RESET_GAS * 2)
+        .saturating_add(UPLOAD_PROGRESS_LOG_GAS)
+        .saturating_add(len.saturating_mul(MODEL_BYTE_GAS + CHUNK_BYTE_GAS));
+    if completes {
+        base.saturating_add(REGISTRATION_GAS)
+    } else {
+        base.saturating_add(CHUNK_ACCOUNT_GAS)
+    }
+}
+
+/// Gas of `cancelUpload` (its chunk accounts were prepaid).
+pub const CANCEL_UPLOAD_GAS: u64 =
+    REGISTRY_BASE_GAS + SLOT_READ_GAS * 2 + SLOT_RESET_GAS * 2 + UPLOAD_PROGRESS_LOG_GAS;
+
+/// Gas of the view functions, per slot they read.
+pub const fn view_gas(slots: u64) -> u64 {
+    REGISTRY_BASE_GAS + slots * SLOT_READ_GAS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inference_gas_grows_with_work_and_saturates() {
+        let small = ModelCost {
+            macs: 1_000,
+            ..ModelCost::default()
+        };
+        let big = ModelCost {
+            macs: 1_000_000,
+            ..ModelCost::default()
+        };
+        assert_eq!(
+            inference_gas(&small, 0),
+            INFER_BASE_GAS + INFER_GAS_PER_KMAC
+        );
+        assert!(inference_gas(&big, 0) > inference_gas(&small, 0));
+        assert!(inference_gas(&small, 10_000) > inference_gas(&small, 0));
+        let huge = ModelCost {
+            macs: u64::MAX,
+            element_ops: u64::MAX,
+            activation_elements: u64::MAX,
+            ..ModelCost::default()
+        };
+        assert_eq!(inference_gas(&huge, u64::MAX), u64::MAX);
+        assert_eq!(inference_call_gas(u64::MAX, 1, 1), u64::MAX);
+        assert_eq!(inference_call_gas(10, 2, 3), 10 + 5 * INFER_GAS_PER_IO_BYTE);
+    }
+
+    #[test]
+    fn chunk_gas_counts_bytes_and_completion() {
+        assert!(upload_chunk_gas(1000, true) > upload_chunk_gas(1000, false));
+        assert_eq!(
+            upload_chunk_gas(1001, false) - upload_chunk_gas(1000, false),
+            MODEL_BYTE_GAS + CHUNK_BYTE_GAS
+        );
+    }
+}
