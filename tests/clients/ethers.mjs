@@ -84,6 +84,18 @@ run("ethers v6", async () => {
     assert.equal(receipt.type, 0);
   });
 
+  await step("rejected transactions map to ethers error codes", async () => {
+    const broke = Wallet.createRandom(provider);
+    await assert.rejects(broke.sendTransaction({ to: ADDR1, value: 1n, gasLimit: 21000n }), (err) => {
+      assert.equal(err.code, "INSUFFICIENT_FUNDS", err.message);
+      return true;
+    });
+    await assert.rejects(wallet.sendTransaction({ to: ADDR1, value: 1n, nonce: 0 }), (err) => {
+      assert.equal(err.code, "NONCE_EXPIRED", err.message);
+      return true;
+    });
+  });
+
   let contract;
   await step("deploy a contract compiled from source (ContractFactory)", async () => {
     const factory = new ContractFactory(abi, bytecode, wallet);

@@ -3,6 +3,11 @@
 import {
   BaseError,
   ContractFunctionRevertedError,
+  FeeCapTooLowError,
+  InsufficientFundsError,
+  IntrinsicGasTooLowError,
+  NonceTooLowError,
+  TipAboveFeeCapError,
   createPublicClient,
   createWalletClient,
   defineChain,
@@ -93,6 +98,37 @@ run("viem", async () => {
     const receipt = await client.waitForTransactionReceipt({ hash });
     assert.equal(receipt.status, "success");
     assert.equal(receipt.type, "legacy");
+  });
+
+  await step("rejected transactions map to viem's node errors", async () => {
+    const broke = createWalletClient({
+      account: privateKeyToAccount("0x" + "11".repeat(32)), chain: infera, transport: http(HTTP),
+    });
+    const { baseFeePerGas } = await client.getBlock();
+    const cases = [
+      ["insufficient funds", InsufficientFundsError, () => broke.sendTransaction({ to: ADDR1, value: 1n, gas: 21000n })],
+      ["nonce too low", NonceTooLowError, () => wallet.sendTransaction({ to: ADDR1, value: 1n, nonce: 0 })],
+      ["intrinsic gas too low", IntrinsicGasTooLowError, () => wallet.sendTransaction({ to: ADDR1, value: 1n, gas: 20000n })],
+      // the pool's check (gas given) and the estimate's (no gas: eth_estimateGas runs first)
+      ["fee cap below base fee (pool)", FeeCapTooLowError,
+        () => wallet.sendTransaction({ to: ADDR1, value: 1n, gas: 21000n, maxFeePerGas: 1n, maxPriorityFeePerGas: 1n })],
+      ["fee cap below base fee (estimate)", FeeCapTooLowError,
+        () => client.estimateGas({ account, to: ADDR1, value: 1n, maxFeePerGas: baseFeePerGas - 1n, maxPriorityFeePerGas: 0n })],
+    ];
+    for (const [what, kind, send] of cases) {
+      await assert.rejects(send(), (err) => {
+        assert.ok(err instanceof BaseError, `${what}: ${err}`);
+        assert.ok(err.walk((e) => e instanceof kind), `${what}: no ${kind.name} in: ${err.message}`);
+        return true;
+      });
+    }
+    // viem refuses a tip above the fee cap before sending; the node's answer to one
+    // must still match the message viem maps to TipAboveFeeCapError
+    const params = [{ from: ADDR0, to: ADDR1, maxFeePerGas: "0x3b9aca00", maxPriorityFeePerGas: "0x77359400" }];
+    await assert.rejects(client.request({ method: "eth_estimateGas", params }), (err) => {
+      assert.match(err.details, TipAboveFeeCapError.nodeMessage);
+      return true;
+    });
   });
 
   let address;
