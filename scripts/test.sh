@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, and every test of every crate,
 # including the end-to-end tests that start the real `infera` binary.
-# Needs the Rust toolchain and node + npm (the Solidity of the AI precompiles
-# is compiled from source with a pinned npm solc); about 5 minutes on a fresh
+# Needs the Rust toolchain, node + npm (the Solidity of the AI precompiles
+# is compiled from source with a pinned npm solc; the client suite's ethers and
+# viem) and python3 (web3.py in a venv); about 5 minutes on a fresh
 # 2-core machine (almost all of it compiling the dependency tree once),
 # seconds after that.
 set -euo pipefail
@@ -19,3 +20,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace --locked
+
+echo "== client compatibility (ethers v6, viem, web3.py against fresh dev nodes)"
+./tests/clients/run.sh
