@@ -39,7 +39,7 @@ enum Command {
     Node(NodeArgs),
     /// Write a chain's genesis block into a data directory.
     Init(InitArgs),
-    /// Inspect, run and import deterministic integer inference models.
+    /// Inspect, run, import, upload and list deterministic integer inference models.
     Model {
         #[command(subcommand)]
         cmd: crate::model::ModelCommand,

@@ -1,7 +1,9 @@
 //! The `infera` command line: parses arguments and hands off to the crates.
 
+mod chain_client;
 mod cli;
 mod model;
+mod model_chain;
 
 use clap::Parser;
 

@@ -40,6 +40,9 @@ pub enum ModelCommand {
         #[arg(long, requires = "eval")]
         labels: Option<PathBuf>,
     },
+    /// Commands that talk to a node: upload, list, info.
+    #[command(flatten)]
+    Chain(crate::model_chain::ChainCommand),
 }
 
 impl ModelCommand {
@@ -47,6 +50,7 @@ impl ModelCommand {
     pub fn run(self) -> eyre::Result<()> {
         use infera_model_import::cli;
         let text = match self {
+            ModelCommand::Chain(cmd) => return cmd.run(),
             ModelCommand::Inspect { file } => cli::inspect_file(&file)?,
             ModelCommand::Run {
                 file,

@@ -10,7 +10,7 @@ use alloy_rpc_types_eth::{
 };
 use infera_evm::{
     BlockEnvInput, CallOutcome, CallRequest, EvmError, ExecutionConfig, decode_raw_transaction,
-    decode_revert_reason, validate_transaction_with_config,
+    validate_transaction_with_config,
 };
 use infera_primitives::{ChainEvent, SealedBlock, StateReader};
 use infera_storage::Reader;
@@ -247,24 +247,32 @@ impl RpcContext {
 
     /// `eth_call`.
     pub fn call(&self, request: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes> {
-        let req = call_request(request)?;
-        let reader = self.db().reader()?;
-        let number = self.resolve_state_block(&reader, block)?;
-        let (cfg, env) = self.call_env(&reader, number)?;
-        let precompiles = self.precompiles(cfg.spec);
-        let outcome = if number == self.head(&reader)? {
-            infera_evm::call_with_precompiles(reader.latest_state(), cfg, env, req, precompiles)
-        } else {
-            infera_evm::call_with_precompiles(reader.state_at(number), cfg, env, req, precompiles)
-        }
-        .map_err(evm_error)?;
-        match outcome {
+        match self.call_outcome(call_request(request)?, block)? {
             CallOutcome::Success { output, .. } => Ok(output),
             CallOutcome::Revert { output, .. } => Err(reverted(output)),
             CallOutcome::Halt { reason, .. } => {
                 Err(RpcError::Halted(format!("execution halted: {reason}")))
             }
         }
+    }
+
+    /// Executes `req` on the state after `block`, keeping no change: the
+    /// path `eth_call` and the `infera_` namespace share.
+    pub(crate) fn call_outcome(
+        &self,
+        req: CallRequest,
+        block: Option<BlockId>,
+    ) -> RpcResult<CallOutcome> {
+        let reader = self.db().reader()?;
+        let number = self.resolve_state_block(&reader, block)?;
+        let (cfg, env) = self.call_env(&reader, number)?;
+        let precompiles = self.precompiles(cfg.spec);
+        if number == self.head(&reader)? {
+            infera_evm::call_with_precompiles(reader.latest_state(), cfg, env, req, precompiles)
+        } else {
+            infera_evm::call_with_precompiles(reader.state_at(number), cfg, env, req, precompiles)
+        }
+        .map_err(evm_error)
     }
 
     /// `eth_estimateGas`.
@@ -712,7 +720,8 @@ fn call_request(request: TransactionRequest) -> RpcResult<CallRequest> {
 
 fn reverted(output: Bytes) -> RpcError {
     RpcError::Reverted {
-        reason: decode_revert_reason(&output),
+        // Names the AI precompiles' custom errors too, e.g. `UnknownModel { id: .. }`.
+        reason: crate::infera::describe_revert(&output),
         data: output,
     }
 }

@@ -9,6 +9,7 @@ pub mod convert;
 mod error;
 pub mod eth;
 mod filters;
+pub mod infera;
 mod pubsub;
 pub mod server;
 

@@ -113,6 +113,72 @@ pub trait EthApi {
     async fn subscribe(&self, kind: String, params: Option<Value>) -> SubscriptionResult;
 }
 
+/// The `infera_` methods: the model registry and inference (see [`crate::infera`]).
+#[rpc(server, namespace = "infera")]
+pub trait InferaApi {
+    #[method(name = "listModels", blocking)]
+    fn list_models(
+        &self,
+        block: Option<BlockId>,
+        start: Option<U64>,
+        limit: Option<U64>,
+    ) -> JsonResult<Vec<crate::infera::ModelSummary>>;
+    #[method(name = "getModel", blocking)]
+    fn get_model(
+        &self,
+        id: B256,
+        block: Option<BlockId>,
+    ) -> JsonResult<Option<crate::infera::ModelDetails>>;
+    #[method(name = "getUpload", blocking)]
+    fn get_upload(
+        &self,
+        uploader: Address,
+        id: B256,
+        block: Option<BlockId>,
+    ) -> JsonResult<crate::infera::UploadDetails>;
+    #[method(name = "dryRun", blocking)]
+    fn dry_run(
+        &self,
+        id: B256,
+        input: Bytes,
+        block: Option<BlockId>,
+    ) -> JsonResult<crate::infera::DryRun>;
+}
+
+impl InferaApiServer for RpcContext {
+    fn list_models(
+        &self,
+        block: Option<BlockId>,
+        start: Option<U64>,
+        limit: Option<U64>,
+    ) -> JsonResult<Vec<crate::infera::ModelSummary>> {
+        ok(self.infera_list_models(block, start, limit))
+    }
+    fn get_model(
+        &self,
+        id: B256,
+        block: Option<BlockId>,
+    ) -> JsonResult<Option<crate::infera::ModelDetails>> {
+        ok(self.infera_get_model(id, block))
+    }
+    fn get_upload(
+        &self,
+        uploader: Address,
+        id: B256,
+        block: Option<BlockId>,
+    ) -> JsonResult<crate::infera::UploadDetails> {
+        ok(self.infera_get_upload(uploader, id, block))
+    }
+    fn dry_run(
+        &self,
+        id: B256,
+        input: Bytes,
+        block: Option<BlockId>,
+    ) -> JsonResult<crate::infera::DryRun> {
+        ok(self.infera_dry_run(id, input, block))
+    }
+}
+
 fn ok<T>(result: RpcResult<T>) -> JsonResult<T> {
     result.map_err(Into::into)
 }
@@ -341,7 +407,11 @@ async fn start_one(ctx: &RpcContext, addr: SocketAddr) -> RpcResult<(SocketAddr,
     let bound = server
         .local_addr()
         .map_err(|source| RpcError::Bind { addr, source })?;
-    let handle = server.start(ctx.clone().into_rpc());
+    let mut methods = EthApiServer::into_rpc(ctx.clone());
+    methods
+        .merge(InferaApiServer::into_rpc(ctx.clone()))
+        .map_err(|e| RpcError::Evm(format!("registering the infera_ methods: {e}")))?;
+    let handle = server.start(methods);
     Ok((bound, handle))
 }
 
