@@ -153,6 +153,33 @@ pub const fn view_gas(slots: u64) -> u64 {
     REGISTRY_BASE_GAS + slots * SLOT_READ_GAS
 }
 
+/// Bytes of calldata of an `uploadChunk` besides the chunk: selector, id,
+/// offset, the bytes' offset and length words.
+pub const UPLOAD_CHUNK_CALLDATA_OVERHEAD: u64 = 4 + 4 * 32;
+
+/// The largest chunk a non-final `uploadChunk` transaction sent straight to the
+/// registry can carry with `tx_gas` gas, counting every calldata byte as
+/// non-zero (16 gas, the worst case) and the 21,000 gas of a transaction.
+pub fn largest_chunk(tx_gas: u64) -> u64 {
+    let fits = |len: u64| {
+        let calldata = UPLOAD_CHUNK_CALLDATA_OVERHEAD + len.div_ceil(32) * 32;
+        21_000u64
+            .saturating_add(calldata.saturating_mul(16))
+            .saturating_add(upload_chunk_gas(len, false))
+            <= tx_gas
+    };
+    let (mut lo, mut hi) = (0u64, tx_gas);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,6 +77,10 @@ impl<'a, J: JournalTr> Host<'a, J> {
 
     /// A slot of the registry account.
     pub(crate) fn sload(&mut self, slot: U256) -> Step<U256> {
+        // The journal reads storage only of accounts it has loaded.
+        self.journal
+            .load_account(MODEL_REGISTRY_ADDRESS)
+            .map_err(fatal)?;
         self.journal
             .sload(MODEL_REGISTRY_ADDRESS, slot)
             .map(|load| load.data)
