@@ -167,6 +167,7 @@ impl Rig {
             excess_blob_gas: 0,
             parent_hash,
             parent_beacon_block_root: spec.is_enabled_in(SpecId::CANCUN).then_some(B256::ZERO),
+            ..Default::default()
         };
         let cfg = ExecutionConfig {
             chain_id: chain.chain_id(),

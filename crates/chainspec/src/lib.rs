@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header};
+pub use alloy_eips::eip7840::BlobParams;
 use alloy_eips::{eip1559::BaseFeeParams, eip7685::EMPTY_REQUESTS_HASH};
 use alloy_genesis::Genesis;
 use infera_primitives::{
@@ -147,6 +148,42 @@ impl ChainSpec {
         } else {
             SpecId::FRONTIER
         }
+    }
+
+    /// The EIP-4844/7840/7892 blob parameters in force at `timestamp` (the
+    /// genesis file's `blobSchedule`, else Ethereum's defaults per fork);
+    /// `None` before Cancun. `number` picks the fork as [`Self::spec_at`] does.
+    pub fn blob_params_at(&self, number: BlockNumber, timestamp: u64) -> Option<BlobParams> {
+        let spec = self.spec_at(number, timestamp);
+        if !spec.is_enabled_in(SpecId::CANCUN) {
+            return None;
+        }
+        let schedule = self.genesis.config.blob_schedule_blob_params();
+        Some(if spec.is_enabled_in(SpecId::OSAKA) {
+            schedule
+                .active_scheduled_params_at_timestamp(timestamp)
+                .copied()
+                .unwrap_or(schedule.osaka)
+        } else if spec.is_enabled_in(SpecId::PRAGUE) {
+            schedule.prague
+        } else {
+            schedule.cancun
+        })
+    }
+
+    /// The address whose `DepositEvent` logs are EIP-6110 deposit requests:
+    /// the genesis file's `depositContractAddress`, else mainnet's.
+    pub fn deposit_contract(&self) -> Address {
+        self.genesis
+            .config
+            .deposit_contract_address
+            .unwrap_or(alloy_eips::eip6110::MAINNET_DEPOSIT_CONTRACT_ADDRESS)
+    }
+
+    /// True when blocks at this number and timestamp follow proof-of-stake
+    /// rules (no difficulty, ommers or block rewards).
+    pub fn is_post_merge(&self, number: BlockNumber, timestamp: u64) -> bool {
+        self.spec_at(number, timestamp).is_enabled_in(SpecId::MERGE)
     }
 
     /// The genesis allocation as a set of state changes to apply at block 0.
@@ -318,6 +355,33 @@ mod tests {
         assert_eq!(spec.spec_at(10, 0), SpecId::LONDON);
         assert_eq!(spec.spec_at(11, 150), SpecId::SHANGHAI);
         assert_eq!(spec.spec_at(12, 250), SpecId::CANCUN);
+    }
+
+    #[test]
+    fn execution_apis_genesis_schedule_from_frontier_to_bpo2() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/execution-apis/tests/genesis.json");
+        let Ok(spec) = ChainSpec::from_file(&path) else {
+            eprintln!("skipped: {} is missing", path.display());
+            return;
+        };
+        assert_eq!(spec.spec_at(0, 0), SpecId::HOMESTEAD);
+        assert_eq!(spec.spec_at(3, 30), SpecId::TANGERINE);
+        assert_eq!(spec.spec_at(6, 60), SpecId::SPURIOUS_DRAGON);
+        assert_eq!(spec.spec_at(9, 90), SpecId::BYZANTIUM);
+        assert_eq!(spec.spec_at(15, 150), SpecId::PETERSBURG);
+        assert_eq!(spec.spec_at(27, 270), SpecId::LONDON);
+        assert_eq!(spec.spec_at(35, 350), SpecId::LONDON);
+        assert_eq!(spec.spec_at(36, 360), SpecId::MERGE);
+        assert_eq!(spec.spec_at(39, 390), SpecId::SHANGHAI);
+        assert_eq!(spec.spec_at(42, 420), SpecId::CANCUN);
+        assert_eq!(spec.spec_at(45, 450), SpecId::PRAGUE);
+        assert_eq!(spec.spec_at(48, 480), SpecId::OSAKA);
+        assert!(spec.blob_params_at(41, 410).is_none());
+        assert_eq!(spec.blob_params_at(42, 420).unwrap().max_blob_count, 6);
+        assert_eq!(spec.blob_params_at(45, 450).unwrap().max_blob_count, 9);
+        assert_eq!(spec.blob_params_at(51, 510).unwrap().max_blob_count, 15);
+        assert_eq!(spec.blob_params_at(54, 540).unwrap().max_blob_count, 21);
     }
 
     #[test]

@@ -190,7 +190,7 @@ pub fn call_with_precompiles<S: StateReader, P: Precompiles<S>>(
     let (cfg_env, tx) = call_env(&cfg, &env, &req)?;
     let mut db = StateDb::new(state);
     check_value_covered(&mut db, &tx)?;
-    let mut evm = build_evm(db, cfg_env, env.block_env(), precompiles);
+    let mut evm = build_evm(db, cfg_env, env.block_env(cfg.spec), precompiles);
     run(&mut evm, tx)
 }
 
@@ -264,7 +264,7 @@ pub fn estimate_gas_with_precompiles<S: StateReader, P: Precompiles<S>>(
         let allowance = available / U256::from(tx.gas_price);
         hi = hi.min(u64::try_from(allowance).unwrap_or(u64::MAX));
     }
-    let mut evm = build_evm(db, cfg_env, env.block_env(), precompiles);
+    let mut evm = build_evm(db, cfg_env, env.block_env(cfg.spec), precompiles);
 
     tx.gas_limit = hi;
     let gas_used = match run(&mut evm, tx.clone())? {

@@ -201,14 +201,32 @@ impl<S: StateReader> StateDb<S> {
         }
     }
 
-    /// Everything the committed transactions changed, relative to the state
-    /// before the block.
-    pub fn into_changes(self) -> StateChanges {
+    /// Adds `amount` wei to an account outside any transaction (block and
+    /// ommer rewards, EIP-4895 withdrawals), creating it if needed.
+    pub fn increment_balance(
+        &mut self,
+        address: Address,
+        amount: U256,
+    ) -> Result<(), StateDbError> {
+        let cached = self.load(address)?;
+        let info = cached.info.get_or_insert_with(|| AccountInfo {
+            code_hash: KECCAK_EMPTY,
+            ..Default::default()
+        });
+        info.balance = info.balance.saturating_add(amount);
+        cached.touched = true;
+        Ok(())
+    }
+
+    /// Everything the committed transactions changed so far, relative to the
+    /// state before the block.
+    pub fn changes(&self) -> StateChanges {
         let mut changes = StateChanges {
             accounts: BTreeMap::new(),
-            contracts: self.new_contracts,
+            contracts: self.new_contracts.clone(),
         };
-        for (address, cached) in self.accounts {
+        for (address, cached) in &self.accounts {
+            let address = *address;
             if !cached.touched {
                 continue;
             }
@@ -244,6 +262,12 @@ impl<S: StateReader> StateDb<S> {
             }
         }
         changes
+    }
+
+    /// Everything the committed transactions changed, relative to the state
+    /// before the block.
+    pub fn into_changes(self) -> StateChanges {
+        self.changes()
     }
 }
 

@@ -18,6 +18,16 @@ pub fn recover(tx: TxEnvelope) -> Result<RecoveredTx> {
     Ok(RecoveredTx { tx, sender, hash })
 }
 
+/// Recover the sender of a signed transaction of any type, blob transactions
+/// included: for transactions of imported blocks, which the pool never saw.
+pub fn recover_any(tx: TxEnvelope) -> Result<RecoveredTx> {
+    let sender = tx
+        .recover_signer()
+        .map_err(|e| EvmError::InvalidSignature(e.to_string()))?;
+    let hash = *tx.hash();
+    Ok(RecoveredTx { tx, sender, hash })
+}
+
 /// Decode an EIP-2718 encoded transaction (as `eth_sendRawTransaction` gets
 /// it) and recover its sender.
 pub fn decode_raw_transaction(bytes: &[u8]) -> Result<RecoveredTx> {

@@ -6,7 +6,10 @@ use infera_primitives::RecoveredTx;
 use revm::{
     context::{BlockEnv, CfgEnv, TxEnv, either::Either},
     context_interface::block::BlobExcessGasAndPrice,
-    primitives::{eip4844::BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE, hardfork::SpecId},
+    primitives::{
+        eip4844::{BLOB_BASE_FEE_UPDATE_FRACTION_CANCUN, BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE},
+        hardfork::SpecId,
+    },
 };
 
 use crate::error::InvalidTransaction;
@@ -39,9 +42,26 @@ impl ExecutionConfig {
             .then_some(TX_GAS_LIMIT_CAP)
     }
 
+    /// Most blobs one transaction may carry: the block maximum of Cancun (6)
+    /// and Prague (9), and EIP-7594's per-transaction cap (6) from Osaka on.
+    pub fn max_blobs_per_tx(&self) -> Option<u64> {
+        if self.spec.is_enabled_in(SpecId::OSAKA) {
+            Some(6)
+        } else if self.spec.is_enabled_in(SpecId::PRAGUE) {
+            Some(9)
+        } else if self.spec.is_enabled_in(SpecId::CANCUN) {
+            Some(6)
+        } else {
+            None
+        }
+    }
+
     pub(crate) fn cfg_env(&self) -> CfgEnv {
         let mut cfg = CfgEnv::new_with_spec(self.spec);
         cfg.chain_id = self.chain_id;
+        if let Some(max) = self.max_blobs_per_tx() {
+            cfg.set_max_blobs_per_tx(max);
+        }
         cfg
     }
 }
@@ -67,37 +87,48 @@ pub struct BlockEnvInput {
     pub parent_hash: B256,
     /// Parent beacon block root, for the EIP-4788 system call (`None` skips it).
     pub parent_beacon_block_root: Option<B256>,
+    /// Proof-of-work difficulty (the DIFFICULTY opcode before the merge; zero after).
+    pub difficulty: U256,
+    /// EIP-4844 blob base fee update fraction; `None` takes the fork's
+    /// default (Cancun's before Prague, Prague's from Prague on).
+    pub blob_base_fee_update_fraction: Option<u64>,
 }
 
 impl BlockEnvInput {
-    pub(crate) fn block_env(&self) -> BlockEnv {
+    pub(crate) fn block_env(&self, spec: SpecId) -> BlockEnv {
+        let fraction =
+            self.blob_base_fee_update_fraction
+                .unwrap_or(if spec.is_enabled_in(SpecId::PRAGUE) {
+                    BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE
+                } else {
+                    BLOB_BASE_FEE_UPDATE_FRACTION_CANCUN
+                });
         BlockEnv {
             number: U256::from(self.number),
             beneficiary: self.beneficiary,
             timestamp: U256::from(self.timestamp),
             gas_limit: self.gas_limit,
             basefee: self.base_fee_per_gas,
-            difficulty: U256::ZERO,
-            prevrandao: Some(self.prevrandao),
-            blob_excess_gas_and_price: Some(BlobExcessGasAndPrice::new(
-                self.excess_blob_gas,
-                BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE,
-            )),
+            difficulty: self.difficulty,
+            prevrandao: spec.is_enabled_in(SpecId::MERGE).then_some(self.prevrandao),
+            blob_excess_gas_and_price: spec
+                .is_enabled_in(SpecId::CANCUN)
+                .then(|| BlobExcessGasAndPrice::new(self.excess_blob_gas, fraction)),
             slot_num: 0,
         }
     }
 }
 
-/// Build revm's [`TxEnv`] for a recovered transaction. Rejects EIP-4844.
+/// Build revm's [`TxEnv`] for a recovered transaction. EIP-4844 transactions
+/// execute (imported blocks may carry them); the pool refuses them earlier.
 pub fn tx_env(tx: &RecoveredTx) -> Result<TxEnv, InvalidTransaction> {
     let envelope = &tx.tx;
     let (max_fee, priority) = match envelope {
         TxEnvelope::Legacy(_) | TxEnvelope::Eip2930(_) => (envelope.max_fee_per_gas(), None),
-        TxEnvelope::Eip1559(_) | TxEnvelope::Eip7702(_) => (
+        TxEnvelope::Eip1559(_) | TxEnvelope::Eip7702(_) | TxEnvelope::Eip4844(_) => (
             envelope.max_fee_per_gas(),
             envelope.max_priority_fee_per_gas(),
         ),
-        TxEnvelope::Eip4844(_) => return Err(InvalidTransaction::BlobTransactionUnsupported),
     };
     let authorization_list = match envelope {
         TxEnvelope::Eip7702(signed) => signed
@@ -121,8 +152,11 @@ pub fn tx_env(tx: &RecoveredTx) -> Result<TxEnv, InvalidTransaction> {
         chain_id: envelope.chain_id(),
         access_list: envelope.access_list().cloned().unwrap_or_default(),
         gas_priority_fee: priority,
-        blob_hashes: Vec::new(),
-        max_fee_per_blob_gas: 0,
+        blob_hashes: envelope
+            .blob_versioned_hashes()
+            .map(<[B256]>::to_vec)
+            .unwrap_or_default(),
+        max_fee_per_blob_gas: envelope.max_fee_per_blob_gas().unwrap_or(0),
         authorization_list,
     })
 }

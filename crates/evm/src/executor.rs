@@ -1,7 +1,8 @@
 //! Block execution: transactions one after another on one EVM, receipts, state changes.
 
 use alloy_consensus::{Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom, TxType};
-use alloy_primitives::{Address, Bloom, Bytes};
+use alloy_eips::{eip4895::Withdrawal, eip7685::Requests};
+use alloy_primitives::{Address, B256, Bloom, Bytes, U256, b256};
 use infera_primitives::{RecoveredTx, StateChanges, StateReader};
 use revm::{
     Context, ExecuteEvm, MainBuilder, SystemCallEvm,
@@ -134,7 +135,7 @@ impl<S: StateReader, P: Precompiles<S>> BlockExecutor<S, P> {
         let evm = build_evm(
             StateDb::new(state),
             cfg.cfg_env(),
-            env.block_env(),
+            env.block_env(cfg.spec),
             precompiles,
         );
         let mut executor = Self {
@@ -173,13 +174,15 @@ impl<S: StateReader, P: Precompiles<S>> BlockExecutor<S, P> {
         Ok(())
     }
 
-    fn system_call(&mut self, contract: Address, data: Bytes) -> Result<()> {
+    /// Calls a system contract as EIP-4788/2935/7002/7251 define; returns its
+    /// output, or `None` when the contract has no code (nothing happens then).
+    fn system_call(&mut self, contract: Address, data: Bytes) -> Result<Option<Bytes>> {
         let has_code = self
             .db()
             .account(contract)?
             .is_some_and(|account| account.has_code());
         if !has_code {
-            return Ok(());
+            return Ok(None);
         }
         let result = self.evm.system_call_one(contract, data);
         let mut state = self.evm.finalize();
@@ -191,7 +194,82 @@ impl<S: StateReader, P: Precompiles<S>> BlockExecutor<S, P> {
         }
         state.remove(&SYSTEM_ADDRESS);
         self.commit(state);
+        Ok(Some(result.output().cloned().unwrap_or_default()))
+    }
+
+    /// Credits EIP-4895 withdrawals (Shanghai and later): each amount, in
+    /// gwei, goes to its address; zero amounts change nothing.
+    pub fn apply_withdrawals(&mut self, withdrawals: &[Withdrawal]) -> Result<()> {
+        for withdrawal in withdrawals {
+            if withdrawal.amount == 0 {
+                continue;
+            }
+            self.db()
+                .increment_balance(withdrawal.address, withdrawal.amount_wei())?;
+        }
         Ok(())
+    }
+
+    /// Pays the proof-of-work block reward (before the merge): the fork's
+    /// reward plus 1/32 of it per ommer to `beneficiary`, and to each ommer's
+    /// beneficiary `(8 + ommer number - block number) / 8` of it.
+    /// `ommers` holds (beneficiary, number) pairs. Nothing from the merge on.
+    pub fn apply_block_rewards(&mut self, ommers: &[(Address, u64)]) -> Result<()> {
+        let Some(reward) = block_reward(self.cfg.spec) else {
+            return Ok(());
+        };
+        let number = self.env.number;
+        for (ommer_beneficiary, ommer_number) in ommers {
+            let distance = number.saturating_sub(*ommer_number);
+            let share = (reward * U256::from(8u64.saturating_sub(distance))) / U256::from(8u64);
+            self.db().increment_balance(*ommer_beneficiary, share)?;
+        }
+        let total = reward + reward / U256::from(32u64) * U256::from(ommers.len());
+        let beneficiary = self.env.beneficiary;
+        self.db().increment_balance(beneficiary, total)?;
+        Ok(())
+    }
+
+    /// The EIP-7685 requests of the block (Prague and later): EIP-6110
+    /// deposits from `deposit_contract`'s logs, then the EIP-7002 and EIP-7251
+    /// system calls (skipped where their contracts have no code). Call after
+    /// the last transaction.
+    pub fn apply_post_block_requests(&mut self, deposit_contract: Address) -> Result<Requests> {
+        use alloy_eips::{
+            eip6110::DEPOSIT_REQUEST_TYPE,
+            eip7002::{WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, WITHDRAWAL_REQUEST_TYPE},
+            eip7251::{CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS, CONSOLIDATION_REQUEST_TYPE},
+        };
+        let mut requests = Requests::default();
+        if !self.cfg.spec.is_enabled_in(SpecId::PRAGUE) {
+            return Ok(requests);
+        }
+        let mut deposits = Vec::new();
+        for receipt in &self.receipts {
+            for log in receipt.logs() {
+                if log.address == deposit_contract
+                    && log.topics().first() == Some(&DEPOSIT_EVENT_TOPIC)
+                {
+                    deposits.extend_from_slice(&parse_deposit_log(&log.data.data)?);
+                }
+            }
+        }
+        requests.push_request_with_type(DEPOSIT_REQUEST_TYPE, deposits);
+        let withdrawals = self
+            .system_call(WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, Bytes::new())?
+            .unwrap_or_default();
+        requests.push_request_with_type(WITHDRAWAL_REQUEST_TYPE, withdrawals);
+        let consolidations = self
+            .system_call(CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS, Bytes::new())?
+            .unwrap_or_default();
+        requests.push_request_with_type(CONSOLIDATION_REQUEST_TYPE, consolidations);
+        Ok(requests)
+    }
+
+    /// Everything the block changed so far (for pre-Byzantium receipts, which
+    /// carry the state root after each transaction).
+    pub fn changes(&self) -> StateChanges {
+        self.evm.ctx.journaled_state.database.changes()
     }
 
     fn db(&mut self) -> &mut StateDb<S> {
@@ -306,4 +384,54 @@ impl<S: StateReader, P: Precompiles<S>> BlockExecutor<S, P> {
             tx_gas_used: self.tx_gas_used,
         }
     }
+}
+
+/// keccak256("DepositEvent(bytes,bytes,bytes,bytes,bytes)"), the deposit
+/// contract's event (EIP-6110).
+pub const DEPOSIT_EVENT_TOPIC: B256 =
+    b256!("649bbc62d0e31342afea4e5cd82d4049e7e1ee912fc0889aa790803be39038c5");
+
+/// The proof-of-work block reward of a fork in wei, `None` from the merge on.
+pub fn block_reward(spec: SpecId) -> Option<U256> {
+    const ETH: u128 = 1_000_000_000_000_000_000;
+    let eth = if spec.is_enabled_in(SpecId::MERGE) {
+        return None;
+    } else if spec.is_enabled_in(SpecId::PETERSBURG) {
+        2
+    } else if spec.is_enabled_in(SpecId::BYZANTIUM) {
+        3
+    } else {
+        5
+    };
+    Some(U256::from(eth * ETH))
+}
+
+/// The EIP-6110 request bytes of one `DepositEvent` log: pubkey (48),
+/// withdrawal credentials (32), amount (8), signature (96), index (8), taken
+/// from the ABI encoding of five `bytes` values.
+fn parse_deposit_log(data: &[u8]) -> Result<Vec<u8>> {
+    const FIELDS: [usize; 5] = [48, 32, 8, 96, 8];
+    let word = |at: usize| -> Result<usize> {
+        let bytes = data.get(at..at + 32).ok_or_else(|| {
+            EvmError::Internal(format!("deposit log of {} bytes is too short", data.len()))
+        })?;
+        usize::try_from(U256::from_be_slice(bytes))
+            .map_err(|_| EvmError::Internal("deposit log offset out of range".into()))
+    };
+    let mut out = Vec::with_capacity(192);
+    for (i, size) in FIELDS.iter().enumerate() {
+        let offset = word(i * 32)?;
+        let len = word(offset)?;
+        if len != *size {
+            return Err(EvmError::Internal(format!(
+                "deposit log field {i} is {len} bytes, expected {size}"
+            )));
+        }
+        let start = offset + 32;
+        let field = data
+            .get(start..start + len)
+            .ok_or_else(|| EvmError::Internal("deposit log field runs past the data".into()))?;
+        out.extend_from_slice(field);
+    }
+    Ok(out)
 }

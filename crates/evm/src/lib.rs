@@ -24,11 +24,12 @@ pub use call::{
     estimate_gas_with_precompiles,
 };
 pub use db::{StateDb, StateDbError, StateReaderRef};
-pub use decode::{decode_raw_transaction, recover};
+pub use decode::{decode_raw_transaction, recover, recover_any};
 pub use env::{BlockEnvInput, ExecutionConfig, TX_GAS_LIMIT_CAP, tx_env};
 pub use error::{EvmError, InvalidTransaction, Result, decode_revert_reason};
 pub use executor::{
-    BlockExecutor, EvmContext, ExecutionOutcome, InferaEvm, Precompiles, eth_precompiles,
+    BlockExecutor, DEPOSIT_EVENT_TOPIC, EvmContext, ExecutionOutcome, InferaEvm, Precompiles,
+    block_reward, eth_precompiles,
 };
 pub use revm::{handler::EthPrecompiles, primitives::hardfork::SpecId};
 pub use validate::{intrinsic_gas, validate_transaction, validate_transaction_with_config};

@@ -71,6 +71,7 @@ pub fn build_and_commit(
         excess_blob_gas: 0,
         parent_hash,
         parent_beacon_block_root: spec.is_enabled_in(SpecId::CANCUN).then_some(B256::ZERO),
+        ..Default::default()
     };
     let cfg = ExecutionConfig {
         chain_id: chain.chain_id(),

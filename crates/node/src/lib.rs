@@ -7,6 +7,7 @@
 
 pub mod builder;
 pub mod genesis;
+pub mod import;
 mod sealer;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -21,6 +22,7 @@ use tokio::sync::{Notify, broadcast};
 use tracing::info;
 
 pub use genesis::{GenesisOutcome, init_genesis};
+pub use import::{ImportConfig, ImportError, decode_block, decode_blocks, import_block};
 
 /// Capacity of the chain-event channel; a subscriber further behind than this
 /// skips events rather than slowing the sealer.

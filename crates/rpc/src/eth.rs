@@ -241,6 +241,8 @@ impl RpcContext {
             excess_blob_gas: header.excess_blob_gas.unwrap_or(0),
             parent_hash: header.parent_hash,
             parent_beacon_block_root: header.parent_beacon_block_root,
+            difficulty: header.difficulty,
+            blob_base_fee_update_fraction: None,
         };
         Ok((cfg, env))
     }

@@ -1,0 +1,551 @@
+//! Importing a block someone else built: decode, validate the header against
+//! its parent and the chain spec, execute, compare every root the header
+//! commits to, and commit block and state in one write transaction.
+//!
+//! This is the path for `infera import`, the conformance tests and (later)
+//! blocks from peers. Nothing is written unless the block is valid: a bad
+//! block leaves the database exactly as it was.
+
+use std::sync::Arc;
+
+use alloy_consensus::{
+    BlockHeader as _, EMPTY_OMMER_ROOT_HASH, Eip658Value, Header, Receipt, ReceiptWithBloom,
+    Transaction as _,
+    proofs::{
+        calculate_ommers_root, calculate_receipt_root, calculate_transaction_root,
+        calculate_withdrawals_root,
+    },
+};
+use alloy_eips::{eip1559::INITIAL_BASE_FEE, eip4844::DATA_GAS_PER_BLOB};
+use alloy_rlp::Decodable;
+use infera_chainspec::{ChainSpec, MAX_EXTRA_DATA_BYTES, SpecId};
+use infera_evm::{BlockEnvInput, BlockExecutor, EvmError, ExecutionConfig, recover_any};
+use infera_primitives::{
+    B256, BlockNumber, ReceiptEnvelope, RecoveredTx, SealedBlock, StateChanges, TxEnvelope,
+};
+use infera_storage::Database;
+
+use crate::{NodeError, builder::CommittedBlock};
+
+/// A block as it travels between nodes and in `chain.rlp` files.
+pub type Block = alloy_consensus::Block<TxEnvelope>;
+
+/// Lowest gas limit a block may have (Ethereum's rule).
+pub const MIN_GAS_LIMIT: u64 = 5000;
+
+/// A block's gas limit may differ from its parent's by less than
+/// parent / this (Ethereum's rule).
+pub const GAS_LIMIT_BOUND_DIVISOR: u64 = 1024;
+
+/// Highest gas limit a block may have: 2^63 - 1 (Ethereum's rule).
+pub const MAX_GAS_LIMIT: u64 = i64::MAX as u64;
+
+/// Most ommers a proof-of-work block may include.
+pub const MAX_OMMERS: usize = 2;
+
+/// How many generations back an ommer may be.
+pub const MAX_OMMER_DEPTH: u64 = 6;
+
+/// Options of block import.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportConfig {
+    /// Accept proof-of-work blocks (before the merge) without checking their
+    /// seal or difficulty. Without it such blocks are refused.
+    pub allow_pre_merge: bool,
+}
+
+/// Why a block was not imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The block breaks a consensus rule.
+    #[error("invalid block {number} ({hash}): {reason}")]
+    Invalid {
+        number: BlockNumber,
+        hash: B256,
+        reason: String,
+    },
+    /// The block's parent is not the head of the stored chain (unknown, or a
+    /// side chain: the caller must unwind first).
+    #[error(
+        "block {number} ({hash}) does not extend the head: its parent {parent} is not block {head_number} ({head})"
+    )]
+    NotOnHead {
+        number: BlockNumber,
+        hash: B256,
+        parent: B256,
+        head: B256,
+        head_number: BlockNumber,
+    },
+    /// A local fault (storage, execution engine), not the block's.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+impl From<infera_storage::StorageError> for ImportError {
+    fn from(err: infera_storage::StorageError) -> Self {
+        Self::Node(err.into())
+    }
+}
+
+/// Decodes one RLP-encoded block; trailing bytes are an error.
+pub fn decode_block(mut bytes: &[u8]) -> Result<Block, String> {
+    let block = Block::decode(&mut bytes).map_err(|e| format!("block RLP does not decode: {e}"))?;
+    if !bytes.is_empty() {
+        return Err(format!(
+            "{} trailing bytes after the block RLP",
+            bytes.len()
+        ));
+    }
+    Ok(block)
+}
+
+/// Splits a concatenation of RLP-encoded blocks (a `chain.rlp` file). Stops
+/// at the first undecodable block with its index and the reason.
+pub fn decode_blocks(mut bytes: &[u8]) -> Result<Vec<Block>, String> {
+    let mut blocks = Vec::new();
+    while !bytes.is_empty() {
+        let block = Block::decode(&mut bytes)
+            .map_err(|e| format!("block #{} of the file does not decode: {e}", blocks.len()))?;
+        blocks.push(block);
+    }
+    Ok(blocks)
+}
+
+/// Validates, executes and commits `block` on top of the stored head.
+pub fn import_block(
+    db: &Database,
+    chain: &ChainSpec,
+    block: &Block,
+    config: ImportConfig,
+) -> Result<CommittedBlock, ImportError> {
+    let header = &block.header;
+    let hash = header.hash_slow();
+    let number = header.number;
+    let invalid = |reason: String| ImportError::Invalid {
+        number,
+        hash,
+        reason,
+    };
+
+    let reader = db.reader()?;
+    let head_number = reader.head_number()?.ok_or(NodeError::NoGenesis)?;
+    let head = reader.canonical_hash(head_number)?.ok_or_else(|| {
+        NodeError::Invariant(format!("head block {head_number} has no canonical hash"))
+    })?;
+    if header.parent_hash != head {
+        return Err(ImportError::NotOnHead {
+            number,
+            hash,
+            parent: header.parent_hash,
+            head,
+            head_number,
+        });
+    }
+    let parent = reader
+        .header(head_number)?
+        .ok_or_else(|| NodeError::Invariant(format!("head block {head_number} has no header")))?;
+
+    let spec = chain.spec_at(number, header.timestamp);
+    validate_header(chain, header, &parent, spec, config).map_err(invalid)?;
+    validate_body(block, spec).map_err(invalid)?;
+
+    let transactions = block
+        .body
+        .transactions
+        .iter()
+        .enumerate()
+        .map(|(i, tx)| {
+            recover_any(tx.clone()).map_err(|e| invalid(format!("transaction {i}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    check_blob_gas(header, &transactions, spec).map_err(invalid)?;
+
+    // Execute.
+    let blob_params = chain.blob_params_at(number, header.timestamp);
+    let cfg = ExecutionConfig {
+        chain_id: chain.chain_id(),
+        spec,
+    };
+    let env = BlockEnvInput {
+        number,
+        timestamp: header.timestamp,
+        beneficiary: header.beneficiary,
+        gas_limit: header.gas_limit,
+        base_fee_per_gas: header.base_fee_per_gas.unwrap_or(0),
+        prevrandao: header.mix_hash,
+        excess_blob_gas: header.excess_blob_gas.unwrap_or(0),
+        parent_hash: header.parent_hash,
+        parent_beacon_block_root: header.parent_beacon_block_root,
+        difficulty: header.difficulty,
+        blob_base_fee_update_fraction: blob_params
+            .map(|p| u64::try_from(p.update_fraction).unwrap_or(u64::MAX)),
+    };
+    let pre_byzantium = !spec.is_enabled_in(SpecId::BYZANTIUM);
+    let mut intermediate_roots = Vec::new();
+    let mut executor =
+        BlockExecutor::new(reader.latest_state(), cfg, env).map_err(|e| match e {
+            EvmError::Internal(reason) => invalid(format!("pre-block system call: {reason}")),
+            other => ImportError::Node(other.into()),
+        })?;
+    for (i, tx) in transactions.iter().enumerate() {
+        match executor.execute_transaction(tx) {
+            Ok(_) => {}
+            Err(EvmError::InvalidTransaction(err)) => {
+                return Err(invalid(format!("transaction {i} ({}): {err}", tx.hash)));
+            }
+            Err(err) => return Err(ImportError::Node(err.into())),
+        }
+        if pre_byzantium {
+            intermediate_roots.push(state_root_with(db, number, &executor.changes())?);
+        }
+    }
+    let requests = executor
+        .apply_post_block_requests(chain.deposit_contract())
+        .map_err(|e| match e {
+            EvmError::Internal(reason) => invalid(format!("post-block requests: {reason}")),
+            other => ImportError::Node(other.into()),
+        })?;
+    if let Some(withdrawals) = &block.body.withdrawals {
+        executor
+            .apply_withdrawals(withdrawals)
+            .map_err(|e| ImportError::Node(e.into()))?;
+    }
+    let ommers: Vec<_> = block
+        .body
+        .ommers
+        .iter()
+        .map(|o| (o.beneficiary, o.number))
+        .collect();
+    executor
+        .apply_block_rewards(&ommers)
+        .map_err(|e| ImportError::Node(e.into()))?;
+    let mut outcome = executor.finish();
+    if pre_byzantium {
+        outcome.receipts = with_state_roots(outcome.receipts, &intermediate_roots);
+    }
+
+    // Compare what execution produced with what the header claims.
+    if outcome.gas_used != header.gas_used {
+        return Err(invalid(format!(
+            "gas used {} but the header says {}",
+            outcome.gas_used, header.gas_used
+        )));
+    }
+    let receipts_root = calculate_receipt_root(&outcome.receipts);
+    if receipts_root != header.receipts_root {
+        return Err(invalid(format!(
+            "receipts root {receipts_root} but the header says {}",
+            header.receipts_root
+        )));
+    }
+    if outcome.logs_bloom != header.logs_bloom {
+        return Err(invalid("logs bloom differs from the receipts' logs".into()));
+    }
+    if spec.is_enabled_in(SpecId::PRAGUE) {
+        let requests_hash = requests.requests_hash();
+        if header.requests_hash != Some(requests_hash) {
+            return Err(invalid(format!(
+                "requests hash {requests_hash} but the header says {:?}",
+                header.requests_hash
+            )));
+        }
+    }
+    drop(reader);
+
+    let mut writer = db.writer()?;
+    writer.apply_state(number, &outcome.changes)?;
+    let state_root = writer.state_root()?;
+    if state_root != header.state_root {
+        // Dropping the writer aborts its transaction: nothing was written.
+        return Err(invalid(format!(
+            "state root {state_root} but the header says {}",
+            header.state_root
+        )));
+    }
+    let sealed = SealedBlock {
+        header: header.clone(),
+        hash,
+        transactions,
+    };
+    writer.insert_block(&sealed, &outcome.receipts)?;
+    writer.commit()?;
+    Ok(CommittedBlock {
+        block: Arc::new(sealed),
+        receipts: Arc::new(outcome.receipts),
+    })
+}
+
+/// The state root after `changes` on top of the head, from a write
+/// transaction that is thrown away (pre-Byzantium receipts need the root
+/// after every transaction).
+fn state_root_with(
+    db: &Database,
+    number: BlockNumber,
+    changes: &StateChanges,
+) -> Result<B256, ImportError> {
+    let mut scratch = db.writer()?;
+    scratch.apply_state(number, changes)?;
+    let root = scratch.state_root()?;
+    drop(scratch);
+    Ok(root)
+}
+
+/// Pre-Byzantium receipts carry the state root after their transaction
+/// instead of a status.
+fn with_state_roots(receipts: Vec<ReceiptEnvelope>, roots: &[B256]) -> Vec<ReceiptEnvelope> {
+    receipts
+        .into_iter()
+        .zip(roots)
+        .map(|(receipt, root)| {
+            let inner = Receipt {
+                status: Eip658Value::PostState(*root),
+                cumulative_gas_used: receipt.cumulative_gas_used(),
+                logs: receipt.logs().to_vec(),
+            };
+            ReceiptEnvelope::Legacy(ReceiptWithBloom::new(inner, *receipt.logs_bloom()))
+        })
+        .collect()
+}
+
+/// Header rules that need only the parent and the chain spec.
+pub fn validate_header(
+    chain: &ChainSpec,
+    header: &Header,
+    parent: &Header,
+    spec: SpecId,
+    config: ImportConfig,
+) -> Result<(), String> {
+    if header.number != parent.number + 1 {
+        return Err(format!(
+            "number {} does not follow the parent's {}",
+            header.number, parent.number
+        ));
+    }
+    if header.timestamp <= parent.timestamp {
+        return Err(format!(
+            "timestamp {} is not after the parent's {}",
+            header.timestamp, parent.timestamp
+        ));
+    }
+    if header.extra_data.len() > MAX_EXTRA_DATA_BYTES {
+        return Err(format!(
+            "extra data of {} bytes, at most {MAX_EXTRA_DATA_BYTES} allowed",
+            header.extra_data.len()
+        ));
+    }
+    if header.gas_used > header.gas_limit {
+        return Err(format!(
+            "gas used {} above the gas limit {}",
+            header.gas_used, header.gas_limit
+        ));
+    }
+
+    // Gas limit: may move by less than 1/1024 of the parent's; at the London
+    // block the parent's limit counts twice (EIP-1559 elasticity).
+    let london = spec.is_enabled_in(SpecId::LONDON);
+    let parent_london = chain
+        .spec_at(parent.number, parent.timestamp)
+        .is_enabled_in(SpecId::LONDON);
+    let parent_limit = if london && !parent_london {
+        parent
+            .gas_limit
+            .saturating_mul(u64::try_from(chain.base_fee_params.elasticity_multiplier).unwrap_or(1))
+    } else {
+        parent.gas_limit
+    };
+    let bound = parent_limit / GAS_LIMIT_BOUND_DIVISOR;
+    if header.gas_limit.abs_diff(parent_limit) >= bound {
+        return Err(format!(
+            "gas limit {} moves too far from the parent's {parent_limit} (less than {bound} allowed)",
+            header.gas_limit
+        ));
+    }
+    if header.gas_limit > MAX_GAS_LIMIT {
+        return Err(format!(
+            "gas limit {} above the maximum {MAX_GAS_LIMIT}",
+            header.gas_limit
+        ));
+    }
+    if header.gas_limit < MIN_GAS_LIMIT {
+        return Err(format!(
+            "gas limit {} below the minimum {MIN_GAS_LIMIT}",
+            header.gas_limit
+        ));
+    }
+
+    // Base fee (EIP-1559).
+    match (london, header.base_fee_per_gas) {
+        (false, Some(_)) => return Err("base fee before London".into()),
+        (true, None) => return Err("missing base fee".into()),
+        (true, Some(fee)) => {
+            let expected = if parent_london {
+                chain.next_base_fee(parent).unwrap_or(INITIAL_BASE_FEE)
+            } else {
+                INITIAL_BASE_FEE
+            };
+            if fee != expected {
+                return Err(format!("base fee {fee}, expected {expected}"));
+            }
+        }
+        (false, None) => {}
+    }
+
+    // Proof of work / proof of stake.
+    if spec.is_enabled_in(SpecId::MERGE) {
+        if !header.difficulty.is_zero() {
+            return Err(format!("difficulty {} after the merge", header.difficulty));
+        }
+        if !header.nonce.is_zero() {
+            return Err(format!("nonce {} after the merge", header.nonce));
+        }
+        if header.ommers_hash != EMPTY_OMMER_ROOT_HASH {
+            return Err("ommers after the merge".into());
+        }
+    } else if !config.allow_pre_merge {
+        return Err(
+            "proof-of-work block: its seal is not verified; pass --allow-pre-merge to accept it"
+                .into(),
+        );
+    } else if header.difficulty.is_zero() {
+        return Err("zero difficulty before the merge".into());
+    }
+
+    // Fields that forks add: present exactly from their fork on.
+    let presence = [
+        (
+            "withdrawals root",
+            SpecId::SHANGHAI,
+            header.withdrawals_root.is_some(),
+        ),
+        (
+            "blob gas used",
+            SpecId::CANCUN,
+            header.blob_gas_used.is_some(),
+        ),
+        (
+            "excess blob gas",
+            SpecId::CANCUN,
+            header.excess_blob_gas.is_some(),
+        ),
+        (
+            "parent beacon block root",
+            SpecId::CANCUN,
+            header.parent_beacon_block_root.is_some(),
+        ),
+        (
+            "requests hash",
+            SpecId::PRAGUE,
+            header.requests_hash.is_some(),
+        ),
+    ];
+    for (field, fork, present) in presence {
+        match (spec.is_enabled_in(fork), present) {
+            (true, false) => return Err(format!("missing {field}")),
+            (false, true) => return Err(format!("{field} before {fork:?}")),
+            _ => {}
+        }
+    }
+    if header.block_access_list_hash.is_some() || header.slot_number.is_some() {
+        return Err("header fields of unsupported forks".into());
+    }
+
+    // Blob gas (EIP-4844, EIP-7918 from Osaka).
+    if let Some(params) = chain.blob_params_at(header.number, header.timestamp) {
+        let used = header.blob_gas_used.unwrap_or_default();
+        if used % DATA_GAS_PER_BLOB != 0 {
+            return Err(format!(
+                "blob gas used {used} is not a multiple of {DATA_GAS_PER_BLOB}"
+            ));
+        }
+        if used > params.max_blob_gas_per_block() {
+            return Err(format!(
+                "blob gas used {used} above the maximum {}",
+                params.max_blob_gas_per_block()
+            ));
+        }
+        let expected = params.next_block_excess_blob_gas_osaka(
+            parent.excess_blob_gas.unwrap_or(0),
+            parent.blob_gas_used.unwrap_or(0),
+            parent.base_fee_per_gas.unwrap_or(0),
+        );
+        if header.excess_blob_gas != Some(expected) {
+            return Err(format!(
+                "excess blob gas {:?}, expected {expected}",
+                header.excess_blob_gas
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Body rules: the roots the header commits to and the ommers.
+fn validate_body(block: &Block, spec: SpecId) -> Result<(), String> {
+    let header = &block.header;
+    let body = &block.body;
+    let tx_root = calculate_transaction_root(&body.transactions);
+    if tx_root != header.transactions_root {
+        return Err(format!(
+            "transactions root {tx_root} but the header says {}",
+            header.transactions_root
+        ));
+    }
+    let ommers_root = calculate_ommers_root(&body.ommers);
+    if ommers_root != header.ommers_hash {
+        return Err(format!(
+            "ommers hash {ommers_root} but the header says {}",
+            header.ommers_hash
+        ));
+    }
+    if body.ommers.len() > MAX_OMMERS {
+        return Err(format!(
+            "{} ommers, at most {MAX_OMMERS}",
+            body.ommers.len()
+        ));
+    }
+    for ommer in &body.ommers {
+        if ommer.number >= header.number || header.number - ommer.number > MAX_OMMER_DEPTH {
+            return Err(format!(
+                "ommer {} is not within {MAX_OMMER_DEPTH} generations below block {}",
+                ommer.number, header.number
+            ));
+        }
+    }
+    match (&body.withdrawals, header.withdrawals_root) {
+        (Some(withdrawals), Some(root)) => {
+            let got = calculate_withdrawals_root(withdrawals);
+            if got != root {
+                return Err(format!("withdrawals root {got} but the header says {root}"));
+            }
+        }
+        (None, None) => {}
+        (Some(_), None) => return Err("withdrawals without a withdrawals root".into()),
+        (None, Some(_)) => return Err("withdrawals root without withdrawals".into()),
+    }
+    if !spec.is_enabled_in(SpecId::SHANGHAI) && body.withdrawals.is_some() {
+        return Err("withdrawals before Shanghai".into());
+    }
+    Ok(())
+}
+
+/// The header's blob gas must be what the block's blob transactions use.
+fn check_blob_gas(header: &Header, txs: &[RecoveredTx], spec: SpecId) -> Result<(), String> {
+    let blobs: u64 = txs
+        .iter()
+        .map(|tx| tx.tx.blob_versioned_hashes().map_or(0, |h| h.len() as u64))
+        .sum();
+    if !spec.is_enabled_in(SpecId::CANCUN) {
+        return if blobs == 0 {
+            Ok(())
+        } else {
+            Err("blob transactions before Cancun".into())
+        };
+    }
+    let used = blobs * DATA_GAS_PER_BLOB;
+    if header.blob_gas_used() != Some(used) {
+        return Err(format!(
+            "blob gas used {:?} but the transactions use {used}",
+            header.blob_gas_used
+        ));
+    }
+    Ok(())
+}
