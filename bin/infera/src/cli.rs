@@ -39,6 +39,8 @@ enum Command {
     Node(NodeArgs),
     /// Write a chain's genesis block into a data directory.
     Init(InitArgs),
+    /// Import an RLP-encoded chain file with full validation and execution.
+    Import(crate::import::ImportArgs),
     /// Inspect, run, import, upload and list deterministic integer inference models.
     Model {
         #[command(subcommand)]
@@ -141,6 +143,7 @@ impl Cli {
         match self.command {
             Command::Node(args) => run_node(args),
             Command::Init(args) => run_init(args),
+            Command::Import(args) => crate::import::run(args),
             Command::Model { cmd } => cmd.run(),
         }
     }
@@ -159,14 +162,14 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-fn default_datadir(leaf: &str) -> eyre::Result<PathBuf> {
+pub(crate) fn default_datadir(leaf: &str) -> eyre::Result<PathBuf> {
     let base = dirs::data_dir()
         .or_else(|| dirs::home_dir().map(|home| home.join(".local/share")))
         .ok_or_else(|| eyre::eyre!("cannot find a user data directory; pass --datadir"))?;
     Ok(base.join("infera").join(leaf))
 }
 
-fn load_chain(path: &Path) -> eyre::Result<ChainSpec> {
+pub(crate) fn load_chain(path: &Path) -> eyre::Result<ChainSpec> {
     ChainSpec::from_file(path).wrap_err_with(|| format!("loading chain spec {}", path.display()))
 }
 

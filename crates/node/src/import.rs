@@ -549,3 +549,56 @@ fn check_blob_gas(header: &Header, txs: &[RecoveredTx], spec: SpecId) -> Result<
     }
     Ok(())
 }
+
+/// What [`import_chain`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChainImport {
+    /// Blocks validated, executed and committed.
+    pub imported: usize,
+    /// Blocks already stored as canonical (an import resumed or repeated).
+    pub already_present: usize,
+}
+
+/// [`import_chain`] stopped at a block; the blocks before it stay imported.
+#[derive(Debug, thiserror::Error)]
+#[error("{error} (after importing {} blocks)", progress.imported)]
+pub struct ChainImportError {
+    /// What was done before the failure.
+    pub progress: ChainImport,
+    /// Why the block was refused.
+    pub error: ImportError,
+}
+
+/// Imports blocks in order on top of the stored chain, skipping those
+/// already stored as canonical, and stops at the first that fails.
+/// `on_block` sees every committed block (for progress and events).
+pub fn import_chain(
+    db: &Database,
+    chain: &ChainSpec,
+    blocks: &[Block],
+    config: ImportConfig,
+    mut on_block: impl FnMut(&CommittedBlock),
+) -> Result<ChainImport, ChainImportError> {
+    let mut progress = ChainImport::default();
+    for block in blocks {
+        let stored = db
+            .reader()
+            .and_then(|r| r.canonical_hash(block.header.number))
+            .map_err(|e| ChainImportError {
+                progress,
+                error: e.into(),
+            })?;
+        if stored.is_some_and(|hash| hash == block.header.hash_slow()) {
+            progress.already_present += 1;
+            continue;
+        }
+        match import_block(db, chain, block, config) {
+            Ok(committed) => {
+                progress.imported += 1;
+                on_block(&committed);
+            }
+            Err(error) => return Err(ChainImportError { progress, error }),
+        }
+    }
+    Ok(progress)
+}

@@ -22,7 +22,10 @@ use tokio::sync::{Notify, broadcast};
 use tracing::info;
 
 pub use genesis::{GenesisOutcome, init_genesis};
-pub use import::{ImportConfig, ImportError, decode_block, decode_blocks, import_block};
+pub use import::{
+    ChainImport, ChainImportError, ImportConfig, ImportError, decode_block, decode_blocks,
+    import_block, import_chain,
+};
 
 /// Capacity of the chain-event channel; a subscriber further behind than this
 /// skips events rather than slowing the sealer.
