@@ -31,7 +31,10 @@ fi
 if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt .venv/.installed-requirements.txt; then
   log "python venv (requirements.txt)"
   rm -rf .venv
-  python3 -m venv .venv
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+    || { echo "error: web3.py needs python >= 3.10" >&2; exit 1; }
+  python3 -m venv .venv \
+    || { echo "error: python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-input -r requirements.txt
   cp requirements.txt .venv/.installed-requirements.txt
 fi
