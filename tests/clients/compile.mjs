@@ -1,16 +1,35 @@
-// Compiles contracts/*.sol with the pinned npm `solc` (package.json) and prints
-// { "<Contract>": { abi, bytecode } } as JSON on stdout. run.sh writes it to
-// build/contracts.json for the ethers, viem and web3.py scripts.
+// Compiles, with the pinned npm `solc` (package.json), the suite's contracts/*.sol
+// and, for the AI-precompile check, precompiles/solidity's IInfera.sol and the
+// DigitClassifier example (which uses the Infera library); prints
+// { "<Contract>": { abi, bytecode, compiler } } as JSON on stdout. run.sh writes it
+// to build/contracts.json for the ethers, viem and web3.py scripts.
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import solc from "solc";
 
-const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "contracts");
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.join(here, "..", "..");
 const sources = {};
-for (const f of fs.readdirSync(dir).filter((f) => f.endsWith(".sol")).sort()) {
-  sources[f] = { content: fs.readFileSync(path.join(dir, f), "utf8") };
+const add = (name, file) => (sources[name] = { content: fs.readFileSync(file, "utf8") });
+for (const f of fs.readdirSync(path.join(here, "contracts")).filter((f) => f.endsWith(".sol")).sort()) {
+  add(`contracts/${f}`, path.join(here, "contracts", f));
 }
+const infera = path.join(repo, "precompiles", "solidity");
+add("infera/IInfera.sol", path.join(infera, "IInfera.sol"));
+add("infera/examples/DigitClassifier.sol", path.join(infera, "examples", "DigitClassifier.sol"));
+
+// relative imports of precompiles/solidity resolve under "infera/"
+const findImports = (name) => {
+  const rel = name.startsWith("infera/") ? name.slice("infera/".length) : null;
+  if (rel === null) return { error: `not found: ${name}` };
+  try {
+    return { contents: fs.readFileSync(path.join(infera, rel), "utf8") };
+  } catch (e) {
+    return { error: `${name}: ${e.message}` };
+  }
+};
+
 const input = {
   language: "Solidity",
   sources,
@@ -19,7 +38,7 @@ const input = {
     outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
   },
 };
-const output = JSON.parse(solc.compile(JSON.stringify(input)));
+const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports }));
 let failed = false;
 for (const e of output.errors ?? []) {
   console.error(e.formattedMessage ?? e.message);

@@ -1,5 +1,6 @@
 // viem against a fresh infera dev node, through its high-level API
 // (public and wallet clients, a local account, getContract, http and webSocket transports).
+import fs from "node:fs";
 import {
   BaseError,
   ContractFunctionRevertedError,
@@ -10,10 +11,15 @@ import {
   TipAboveFeeCapError,
   createPublicClient,
   createWalletClient,
+  decodeErrorResult,
   defineChain,
+  encodeDeployData,
   getContract,
   http,
+  keccak256,
   parseAbiItem,
+  parseEventLogs,
+  toHex,
   parseEther,
   webSocket,
 } from "viem";
@@ -255,6 +261,54 @@ run("viem", async () => {
     } finally {
       unwatch();
     }
+  });
+
+  await step("AI precompile through the Infera library: register a model, deploy DigitClassifier, classify", async () => {
+    const registry = "0x00000000000000000000000000000000000a1001";
+    const registryAbi = contracts.IModelRegistry.abi;
+    const model = toHex(fs.readFileSync(new URL("../../kernels/models/digits/digits.infera", import.meta.url)));
+    const { result: id, request } = await client.simulateContract({
+      account, address: registry, abi: registryAbi, functionName: "register", args: [model],
+    });
+    assert.equal(id, keccak256(model));
+    const registered = await client.waitForTransactionReceipt({ hash: await wallet.writeContract(request) });
+    assert.equal(registered.status, "success");
+    const [ev] = parseEventLogs({ abi: registryAbi, logs: registered.logs, eventName: "ModelRegistered" });
+    assert.equal(ev.args.id, id);
+    const info = await client.readContract({ address: registry, abi: registryAbi, functionName: "modelInfo", args: [id] });
+    assert.equal(info.inputBytes, 64);
+
+    const { abi: dcAbi, bytecode: dcCode } = contracts.DigitClassifier;
+    const deployed = await client.waitForTransactionReceipt({
+      hash: await wallet.deployContract({ abi: dcAbi, bytecode: dcCode, args: [id] }),
+    });
+    const dc = getContract({ address: deployed.contractAddress, abi: dcAbi, client: { public: client, wallet } });
+    const image = toHex(Uint8Array.from({ length: 64 }, (_, i) => (i * 37) % 128));
+    const label = await dc.read.predict([image]);
+    assert.ok(label < 10n, `label ${label}`);
+    const classified = await client.waitForTransactionReceipt({ hash: await dc.write.classify([image]) });
+    assert.equal(classified.status, "success");
+    const [c] = parseEventLogs({ abi: dcAbi, logs: classified.logs, eventName: "Classified" });
+    assert.equal(c.args.label, label);
+    assert.equal(await dc.read.labelOf([0n]), label);
+
+    // the precompile's typed errors, bubbled up by the library, decoded by viem
+    await assert.rejects(dc.read.predict([toHex(new Uint8Array(63))]), (err) => {
+      const reverted = revertedError(err);
+      assert.equal(reverted.data?.errorName, "InvalidInputLength", err.message);
+      assert.deepEqual(reverted.data.args, [id, 64n, 63n]);
+      return true;
+    });
+    const unknown = keccak256("0x01");
+    const deployData = encodeDeployData({ abi: dcAbi, bytecode: dcCode, args: [unknown] });
+    await assert.rejects(client.call({ account, data: deployData }), (err) => {
+      const raw = err.walk((e) => typeof e.data === "string" && e.data.startsWith("0x"));
+      assert.ok(raw, `no revert data in: ${err.message}`);
+      const decoded = decodeErrorResult({ abi: dcAbi, data: raw.data });
+      assert.equal(decoded.errorName, "UnknownModel");
+      assert.deepEqual(decoded.args, [unknown]);
+      return true;
+    });
   });
 
   await step("WebSocket: watchBlocks (newHeads) and watchContractEvent (logs)", async () => {
