@@ -10,6 +10,7 @@ mod node;
 mod wallet;
 mod ws;
 
+mod ai;
 mod basics;
 mod contracts;
 mod errors;
