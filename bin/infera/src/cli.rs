@@ -206,6 +206,12 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
         None if args.chain.is_none() => default_datadir("dev")?,
         None => default_datadir(&format!("chain-{}", chain.chain_id()))?,
     };
+    // The dev accounts' keys are public: unlocked on the dev chain only.
+    let dev_signers = if args.dev && chain.chain_id() == infera_chainspec::DEV_CHAIN_ID {
+        infera_rpc::DevSigner::dev_accounts()
+    } else {
+        Vec::new()
+    };
     let config = NodeConfig {
         datadir,
         chain,
@@ -222,6 +228,7 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
             max_batch_len: args.rpc_max_batch,
             max_logs_block_range: args.rpc_max_logs_range,
             cors_origins: args.http_corsdomain,
+            dev_signers,
             ..RpcConfig::default()
         },
         pool: PoolConfig {

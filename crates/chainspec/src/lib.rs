@@ -279,6 +279,25 @@ impl ChainSpec {
     }
 }
 
+/// The private keys of the ten accounts the dev genesis funds: the first ten
+/// keys of the standard development mnemonic ("test test ... junk"), the same
+/// accounts Hardhat and Anvil unlock. **They are public**: anything sent to
+/// these addresses on a real network is taken at once. `infera node --dev`
+/// signs with them (`eth_sendTransaction`, `eth_sign`...) and never on
+/// another chain.
+pub const DEV_PRIVATE_KEYS: [B256; 10] = [
+    alloy_primitives::b256!("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"),
+    alloy_primitives::b256!("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"),
+    alloy_primitives::b256!("5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"),
+    alloy_primitives::b256!("7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"),
+    alloy_primitives::b256!("47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a"),
+    alloy_primitives::b256!("8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"),
+    alloy_primitives::b256!("92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e"),
+    alloy_primitives::b256!("4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356"),
+    alloy_primitives::b256!("dbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97"),
+    alloy_primitives::b256!("2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6"),
+];
+
 /// Bytes of the dev genesis file, for `infera init` and tests.
 pub fn dev_genesis_bytes() -> Bytes {
     Bytes::from_static(DEV_GENESIS_JSON.as_bytes())
@@ -294,29 +313,14 @@ pub fn address_of_public_key(uncompressed: &[u8; 65]) -> Address {
 mod tests {
     use super::*;
 
-    /// The standard development mnemonic's first ten keys (Hardhat/Anvil).
-    const DEV_KEYS: [&str; 10] = [
-        "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-        "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-        "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-        "7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-        "47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
-        "8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
-        "92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
-        "4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
-        "dbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
-        "2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
-    ];
-
     #[test]
     fn dev_genesis_funds_the_standard_dev_accounts() {
         let spec = ChainSpec::dev();
         assert_eq!(spec.chain_id(), DEV_CHAIN_ID);
         assert!(spec.genesis.gas_limit >= 60_000_000);
         let ten_thousand_eth = U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18));
-        for key in DEV_KEYS {
-            let bytes: [u8; 32] = B256::from_slice(&alloy_primitives::hex::decode(key).unwrap()).0;
-            let secret = secp256k1::SecretKey::from_byte_array(bytes).unwrap();
+        for key in DEV_PRIVATE_KEYS {
+            let secret = secp256k1::SecretKey::from_byte_array(key.0).unwrap();
             let public = secp256k1::PublicKey::from_secret_key(secp256k1::SECP256K1, &secret);
             let address = address_of_public_key(&public.serialize_uncompressed());
             let alloc = spec

@@ -29,6 +29,9 @@ pub enum RpcError {
     /// The EVM halted (out of gas, invalid opcode...).
     #[error("{0}")]
     Halted(String),
+    /// A signing method named an account this node holds no key for.
+    #[error("{0}")]
+    UnknownAccount(String),
     /// A request exceeds a limit of this node.
     #[error("{0}")]
     LimitExceeded(String),
@@ -62,7 +65,10 @@ impl From<RpcError> for ErrorObjectOwned {
             RpcError::Reverted { data, .. } => {
                 ErrorObjectOwned::owned(EXECUTION_REVERTED_CODE, message, Some(data))
             }
-            RpcError::TransactionRejected(_) | RpcError::Halted(_) | RpcError::NotFound(_) => {
+            RpcError::TransactionRejected(_)
+            | RpcError::Halted(_)
+            | RpcError::NotFound(_)
+            | RpcError::UnknownAccount(_) => {
                 ErrorObjectOwned::owned(SERVER_ERROR_CODE, message, None::<()>)
             }
             RpcError::LimitExceeded(_) => {

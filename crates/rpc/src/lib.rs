@@ -12,6 +12,7 @@ mod filters;
 pub mod infera;
 mod pubsub;
 pub mod server;
+pub mod signer;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use tokio::sync::{Notify, broadcast};
 
 pub use error::*;
 pub use server::{RpcServers, start_servers};
+pub use signer::DevSigner;
 
 /// Largest request body accepted, in bytes. Large enough for a chunk of a
 /// model upload (a transaction is bounded far below this by gas).
@@ -63,6 +65,9 @@ pub struct RpcConfig {
     pub cors_origins: Vec<String>,
     /// What `web3_clientVersion` answers.
     pub client_version: String,
+    /// Unlocked accounts (`eth_accounts`, `eth_sendTransaction`, `eth_sign`...):
+    /// [`DevSigner::dev_accounts`] under `--dev`, empty on every other chain.
+    pub dev_signers: Vec<DevSigner>,
 }
 
 impl Default for RpcConfig {
@@ -76,6 +81,7 @@ impl Default for RpcConfig {
             max_logs_results: DEFAULT_MAX_LOGS_RESULTS,
             cors_origins: vec!["*".to_string()],
             client_version: format!("infera/v{}", env!("CARGO_PKG_VERSION")),
+            dev_signers: Vec::new(),
         }
     }
 }

@@ -211,8 +211,8 @@ impl EthApiServer for RpcContext {
         Ok(false)
     }
     fn accounts(&self) -> JsonResult<Vec<Address>> {
-        // The node holds no user keys; wallets sign.
-        Ok(Vec::new())
+        // The dev accounts under `--dev` (see `signer.rs`); otherwise none.
+        Ok(RpcContext::accounts(self))
     }
     fn balance(&self, address: Address, block: Option<BlockId>) -> JsonResult<U256> {
         ok(RpcContext::balance(self, address, block))
@@ -411,6 +411,9 @@ async fn start_one(ctx: &RpcContext, addr: SocketAddr) -> RpcResult<(SocketAddr,
     methods
         .merge(InferaApiServer::into_rpc(ctx.clone()))
         .map_err(|e| RpcError::Evm(format!("registering the infera_ methods: {e}")))?;
+    methods
+        .merge(crate::signer::SignerApiServer::into_rpc(ctx.clone()))
+        .map_err(|e| RpcError::Evm(format!("registering the signing methods: {e}")))?;
     let handle = server.start(methods);
     Ok((bound, handle))
 }
