@@ -334,7 +334,9 @@ mod tests {
         let signer = DevSigner::dev_accounts()[0];
         let shown = format!("{signer:?}");
         assert!(
-            shown.to_lowercase().contains("f39fd6e51aad88f6f4ce6ab8827279cfffb92266"),
+            shown
+                .to_lowercase()
+                .contains("f39fd6e51aad88f6f4ce6ab8827279cfffb92266"),
             "{shown}"
         );
         assert!(
@@ -425,5 +427,277 @@ mod tests {
         assert_eq!(personal_message_bytes("hello"), b"hello");
         assert_eq!(personal_message_bytes("0xnot hex"), b"0xnot hex");
         assert_eq!(personal_message_bytes("0x"), b"");
+    }
+}
+
+/// The methods on a real context: a dev-genesis database, a pool, no server.
+#[cfg(test)]
+mod context_tests {
+    use std::sync::Arc;
+
+    use alloy_consensus::{Transaction as _, TxEnvelope, TxType};
+    use alloy_eips::eip2718::Decodable2718;
+    use alloy_primitives::{U256, address};
+    use infera_chainspec::ChainSpec;
+    use infera_primitives::SealedBlock;
+    use infera_storage::Database;
+    use infera_txpool::{PoolConfig, TxPool};
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::RpcConfig;
+
+    const RECIPIENT: Address = address!("0x00000000000000000000000000000000000beef1");
+
+    fn context(dir: &std::path::Path, signers: Vec<DevSigner>) -> RpcContext {
+        let chain = ChainSpec::dev();
+        let db = Database::open(&dir.join("db")).unwrap();
+        let mut writer = db.writer().unwrap();
+        writer.apply_state(0, &chain.genesis_state()).unwrap();
+        let root = writer.state_root().unwrap();
+        let genesis = SealedBlock::new(chain.genesis_header(root), Vec::new());
+        writer.insert_block(&genesis, &[]).unwrap();
+        writer.set_genesis_hash(genesis.hash).unwrap();
+        writer.set_chain_id(chain.chain_id()).unwrap();
+        writer.commit().unwrap();
+        RpcContext::new(
+            db,
+            Arc::new(chain),
+            Arc::new(Mutex::new(TxPool::new(PoolConfig::default()))),
+            tokio::sync::broadcast::channel(16).0,
+            Arc::new(tokio::sync::Notify::new()),
+            RpcConfig {
+                dev_signers: signers,
+                ..RpcConfig::default()
+            },
+        )
+    }
+
+    fn dev_context(dir: &std::path::Path) -> RpcContext {
+        context(dir, DevSigner::dev_accounts())
+    }
+
+    fn transfer(from: Address) -> TransactionRequest {
+        TransactionRequest::default()
+            .from(from)
+            .to(RECIPIENT)
+            .value(U256::from(1_000u64))
+    }
+
+    fn decode(raw: &Bytes) -> TxEnvelope {
+        TxEnvelope::decode_2718(&mut raw.as_ref()).unwrap()
+    }
+
+    #[test]
+    fn accounts_are_listed_only_with_signers() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(dev_context(dir.path()).accounts().len(), 10);
+        let dir = tempfile::tempdir().unwrap();
+        assert!(context(dir.path(), Vec::new()).accounts().is_empty());
+    }
+
+    #[test]
+    fn sign_transaction_fills_an_eip1559_transfer() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dev_context(dir.path());
+        let from = ctx.accounts()[0];
+        let raw = ctx.sign_transaction(transfer(from)).unwrap();
+        let tx = decode(&raw);
+        assert_eq!(tx.tx_type(), TxType::Eip1559);
+        assert_eq!(tx.chain_id(), Some(infera_chainspec::DEV_CHAIN_ID));
+        assert_eq!(tx.nonce(), 0);
+        assert_eq!(tx.gas_limit(), 21_000);
+        assert_eq!(
+            tx.max_priority_fee_per_gas(),
+            Some(crate::DEFAULT_PRIORITY_FEE_WEI)
+        );
+        let base_fee = ctx.gas_price().unwrap().to::<u128>() - crate::DEFAULT_PRIORITY_FEE_WEI;
+        assert_eq!(
+            tx.max_fee_per_gas(),
+            2 * base_fee + crate::DEFAULT_PRIORITY_FEE_WEI
+        );
+        assert_eq!(tx.to(), Some(RECIPIENT));
+        assert_eq!(tx.value(), U256::from(1_000u64));
+        use alloy_consensus::transaction::SignerRecoverable;
+        assert_eq!(tx.recover_signer().unwrap(), from);
+        // Signing alone pools nothing.
+        assert_eq!(ctx.pool().lock().pending_count(), 0);
+    }
+
+    #[test]
+    fn legacy_and_access_list_pricing_follow_the_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dev_context(dir.path());
+        let from = ctx.accounts()[1];
+        let legacy = decode(
+            &ctx.sign_transaction(transfer(from).gas_price(7_000_000_000))
+                .unwrap(),
+        );
+        assert_eq!(legacy.tx_type(), TxType::Legacy);
+        assert_eq!(legacy.gas_price(), Some(7_000_000_000));
+        assert_eq!(legacy.chain_id(), Some(infera_chainspec::DEV_CHAIN_ID));
+
+        let mut typed = transfer(from);
+        typed.transaction_type = Some(0);
+        let legacy = decode(&ctx.sign_transaction(typed).unwrap());
+        assert_eq!(legacy.tx_type(), TxType::Legacy);
+        assert_eq!(legacy.gas_price(), Some(ctx.gas_price().unwrap().to()));
+
+        let list = alloy_eips::eip2930::AccessList(vec![alloy_eips::eip2930::AccessListItem {
+            address: RECIPIENT,
+            storage_keys: vec![B256::ZERO],
+        }]);
+        let with_list = decode(
+            &ctx.sign_transaction(transfer(from).access_list(list.clone()))
+                .unwrap(),
+        );
+        assert_eq!(with_list.tx_type(), TxType::Eip1559);
+        assert_eq!(with_list.access_list(), Some(&list));
+        let with_list = decode(
+            &ctx.sign_transaction(
+                transfer(from)
+                    .access_list(list.clone())
+                    .gas_price(2e9 as u128),
+            )
+            .unwrap(),
+        );
+        assert_eq!(with_list.tx_type(), TxType::Eip2930);
+        assert_eq!(with_list.access_list(), Some(&list));
+    }
+
+    #[test]
+    fn send_transaction_pools_with_consecutive_nonces() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dev_context(dir.path());
+        let from = ctx.accounts()[2];
+        let first = ctx.send_transaction(transfer(from)).unwrap();
+        let second = ctx.send_transaction(transfer(from)).unwrap();
+        let pool = ctx.pool().lock();
+        assert_eq!(pool.get(&first).unwrap().tx.nonce(), 0);
+        assert_eq!(pool.get(&second).unwrap().tx.nonce(), 1);
+        assert_eq!(pool.get(&second).unwrap().sender, from);
+        assert_eq!(pool.pending_count(), 2);
+    }
+
+    #[test]
+    fn send_transaction_goes_through_the_raw_admission_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dev_context(dir.path());
+        let from = ctx.accounts()[3];
+        // More value than the account holds: refused like eth_sendRawTransaction.
+        let err = ctx
+            .send_transaction(
+                transfer(from)
+                    .value(U256::from(10u64).pow(U256::from(30)))
+                    .gas_limit(21_000),
+            )
+            .unwrap_err();
+        assert!(matches!(err, RpcError::TransactionRejected(_)), "{err}");
+        // A nonce already used.
+        ctx.send_transaction(transfer(from)).unwrap();
+        let err = ctx.send_transaction(transfer(from).nonce(0)).unwrap_err();
+        assert!(matches!(err, RpcError::TransactionRejected(_)), "{err}");
+    }
+
+    #[test]
+    fn deploy_without_to_is_a_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dev_context(dir.path());
+        let from = ctx.accounts()[0];
+        // Init code returning one zero byte of runtime code.
+        let init = alloy_primitives::hex!("600160008160008239f3");
+        let raw = ctx
+            .sign_transaction(
+                TransactionRequest::default()
+                    .from(from)
+                    .input(Bytes::from(init.to_vec()).into()),
+            )
+            .unwrap();
+        let tx = decode(&raw);
+        assert_eq!(tx.kind(), TxKind::Create);
+        assert!(tx.gas_limit() > 53_000, "{}", tx.gas_limit());
+    }
+
+    #[test]
+    fn bad_requests_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dev_context(dir.path());
+        let from = ctx.accounts()[0];
+        let message = |err: RpcError| err.to_string();
+
+        let unknown = address!("0x1111111111111111111111111111111111111111");
+        let err = ctx.send_transaction(transfer(unknown)).unwrap_err();
+        assert!(matches!(err, RpcError::UnknownAccount(_)));
+        assert!(message(err).contains("unknown account 0x1111"));
+
+        let mut no_from = transfer(from);
+        no_from.from = None;
+        assert!(message(ctx.send_transaction(no_from).unwrap_err()).contains("`from`"));
+
+        let err = ctx
+            .sign_transaction(transfer(from).gas_price(1).max_fee_per_gas(2))
+            .unwrap_err();
+        assert!(matches!(err, RpcError::InvalidParams(_)));
+        assert!(message(err).contains("both gasPrice and maxFeePerGas"));
+
+        let mut wrong_chain = transfer(from);
+        wrong_chain.chain_id = Some(1);
+        assert!(message(ctx.sign_transaction(wrong_chain).unwrap_err()).contains("chainId 1"));
+
+        let err = ctx.sign_message(unknown, b"hi").unwrap_err();
+        assert!(matches!(err, RpcError::UnknownAccount(_)));
+
+        let err = ctx
+            .sign_typed_data(from, serde_json::json!({"types": 1}))
+            .unwrap_err();
+        assert!(message(err).contains("invalid EIP-712 typed data"));
+        let err = ctx
+            .sign_typed_data(from, Value::String("{not json".into()))
+            .unwrap_err();
+        assert!(message(err).contains("invalid EIP-712 typed data"));
+    }
+
+    #[test]
+    fn without_signers_every_signing_method_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path(), Vec::new());
+        let from = DevSigner::dev_accounts()[0].address();
+        for err in [
+            ctx.send_transaction(transfer(from)).unwrap_err(),
+            ctx.sign_transaction(transfer(from)).unwrap_err(),
+            ctx.sign_message(from, b"hi").unwrap_err(),
+            ctx.sign_typed_data(from, serde_json::from_str(tests::MAIL_TYPED_DATA).unwrap())
+                .unwrap_err(),
+        ] {
+            assert!(matches!(err, RpcError::UnknownAccount(_)));
+            assert!(err.to_string().contains("holds no keys"), "{err}");
+        }
+        assert_eq!(ctx.pool().lock().pending_count(), 0);
+    }
+
+    #[test]
+    fn message_and_typed_data_signatures_recover_to_the_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dev_context(dir.path());
+        let from = ctx.accounts()[4];
+        let signature = ctx.sign_message(from, b"hello").unwrap();
+        let signature = Signature::try_from(signature.as_ref()).unwrap();
+        assert_eq!(signature.recover_address_from_msg(b"hello").unwrap(), from);
+
+        // Object or JSON string: the same signature.
+        let object: Value = serde_json::from_str(tests::MAIL_TYPED_DATA).unwrap();
+        let a = ctx.sign_typed_data(from, object).unwrap();
+        let b = ctx
+            .sign_typed_data(from, Value::String(tests::MAIL_TYPED_DATA.into()))
+            .unwrap();
+        assert_eq!(a, b);
+        let typed: TypedData = serde_json::from_str(tests::MAIL_TYPED_DATA).unwrap();
+        let signature = Signature::try_from(a.as_ref()).unwrap();
+        assert_eq!(
+            signature
+                .recover_address_from_prehash(&typed.eip712_signing_hash().unwrap())
+                .unwrap(),
+            from
+        );
     }
 }
