@@ -13,6 +13,7 @@ mod ws;
 mod ai;
 mod basics;
 mod contracts;
+mod dev_accounts;
 mod errors;
 mod fees;
 mod logs;
