@@ -4,6 +4,8 @@
 //!   `BlockExecutor` over an in-memory state ([`memory`]).
 //! - [`blockchain`]: `BlockchainTests` through the node's block import
 //!   (`infera_node::import`) into real storage in a temporary datadir.
+//! - [`rpc`]: execution-apis `.io` tests against the node's RPC server over
+//!   the imported `chain.rlp`.
 //!
 //! [`run_path`] walks a directory, picks the runner by the fixture's shape,
 //! and returns one [`Outcome`] per expected result; [`Report`] applies the
@@ -11,6 +13,7 @@
 
 pub mod blockchain;
 pub mod memory;
+pub mod rpc;
 pub mod state;
 
 use std::{
@@ -22,6 +25,10 @@ use std::{
 /// The exclusions shipped with this crate: one test name per line followed
 /// by `#` and the reason.
 pub const EXCLUSIONS: &str = include_str!("../exclusions.txt");
+
+/// Least share of the execution-apis JSON-RPC tests (percent) that must
+/// pass; set at what passes now so that a regression fails the build.
+pub const RPC_PASS_THRESHOLD_PERCENT: f64 = 32.0;
 
 /// The result of one expected result of a fixture.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,6 +214,9 @@ pub fn kind_of(path: &Path) -> Option<Kind> {
     }
 }
 
+/// Fixture files that take longer are named on stderr, to keep the run fast.
+pub const SLOW_FILE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Runs every fixture file under `path` on `threads` threads.
 pub fn run_path(path: &Path, threads: usize) -> Vec<Outcome> {
     let files = fixture_files(path);
@@ -219,7 +229,12 @@ pub fn run_path(path: &Path, threads: usize) -> Vec<Outcome> {
                     let Some(file) = next.lock().expect("not poisoned").next() else {
                         break;
                     };
+                    let started = std::time::Instant::now();
                     let outcomes = run_file(file);
+                    let took = started.elapsed();
+                    if took >= SLOW_FILE {
+                        eprintln!("slow: {} took {:.1}s", file.display(), took.as_secs_f64());
+                    }
                     results.lock().expect("not poisoned").extend(outcomes);
                 }
             });

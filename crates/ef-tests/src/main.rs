@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
-use infera_ef_tests::{EXCLUSIONS, Exclusions, Report, run_path};
+use infera_ef_tests::{EXCLUSIONS, Exclusions, RPC_PASS_THRESHOLD_PERCENT, Report, rpc, run_path};
 
 const USAGE: &str = "usage: infera-ef-tests [--threads N] [--exclusions FILE] [--no-exclusions] <fixture dir or file>...";
 
@@ -43,11 +43,16 @@ fn main() -> ExitCode {
     };
     let start = Instant::now();
     let mut outcomes = Vec::new();
+    let mut rpc_ok = true;
     for path in &paths {
         if !path.exists() {
             return usage(&format!("{} does not exist", path.display()));
         }
-        outcomes.extend(run_path(path, threads));
+        if path.join("headfcu.json").exists() {
+            rpc_ok &= run_rpc(path);
+        } else {
+            outcomes.extend(run_path(path, threads));
+        }
     }
     let report = Report::new(&outcomes, &exclusions);
     for failure in &report.failed {
@@ -66,11 +71,35 @@ fn main() -> ExitCode {
         report.summary(),
         start.elapsed().as_secs_f64()
     );
-    if report.failed.is_empty() {
+    if report.failed.is_empty() && rpc_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Runs the execution-apis JSON-RPC tests of `dir`; false when the pass
+/// rate is below [`RPC_PASS_THRESHOLD_PERCENT`] or the run could not start.
+fn run_rpc(dir: &std::path::Path) -> bool {
+    let outcomes = match rpc::run(dir) {
+        Ok(outcomes) => outcomes,
+        Err(err) => {
+            println!("FAIL rpc tests in {}: {err}", dir.display());
+            return false;
+        }
+    };
+    for o in outcomes.iter().filter(|o| o.result.is_err()) {
+        if let Err(reason) = &o.result {
+            println!("FAIL rpc {}/{}: {reason}", o.method, o.name);
+        }
+    }
+    println!("per method (passed/total):");
+    for (method, (passed, failed)) in rpc::per_method(&outcomes) {
+        println!("  {method:45} {passed}/{}", passed + failed);
+    }
+    let summary = rpc::Summary::new(&outcomes);
+    println!("RPC: {}", summary.line());
+    summary.percent() >= RPC_PASS_THRESHOLD_PERCENT
 }
 
 fn usage(message: &str) -> ExitCode {
