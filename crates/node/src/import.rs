@@ -67,11 +67,10 @@ pub enum ImportError {
     /// The block's parent is not the head of the stored chain (unknown, or a
     /// side chain: the caller must unwind first).
     #[error(
-        "block {number} ({hash}) does not extend the head: its parent {parent} is not block {head_number} ({head})"
+        "block {number} does not extend the head: its parent {parent} is not block {head_number} ({head})"
     )]
     NotOnHead {
         number: BlockNumber,
-        hash: B256,
         parent: B256,
         head: B256,
         head_number: BlockNumber,
@@ -135,7 +134,6 @@ pub fn import_block(
     if header.parent_hash != head {
         return Err(ImportError::NotOnHead {
             number,
-            hash,
             parent: header.parent_hash,
             head,
             head_number,
@@ -452,7 +450,7 @@ pub fn validate_header(
     // Blob gas (EIP-4844, EIP-7918 from Osaka).
     if let Some(params) = chain.blob_params_at(header.number, header.timestamp) {
         let used = header.blob_gas_used.unwrap_or_default();
-        if used % DATA_GAS_PER_BLOB != 0 {
+        if !used.is_multiple_of(DATA_GAS_PER_BLOB) {
             return Err(format!(
                 "blob gas used {used} is not a multiple of {DATA_GAS_PER_BLOB}"
             ));
@@ -566,7 +564,7 @@ pub struct ChainImportError {
     /// What was done before the failure.
     pub progress: ChainImport,
     /// Why the block was refused.
-    pub error: ImportError,
+    pub error: Box<ImportError>,
 }
 
 /// Imports blocks in order on top of the stored chain, skipping those
@@ -586,7 +584,7 @@ pub fn import_chain(
             .and_then(|r| r.canonical_hash(block.header.number))
             .map_err(|e| ChainImportError {
                 progress,
-                error: e.into(),
+                error: Box::new(e.into()),
             })?;
         if stored.is_some_and(|hash| hash == block.header.hash_slow()) {
             progress.already_present += 1;
@@ -597,7 +595,12 @@ pub fn import_chain(
                 progress.imported += 1;
                 on_block(&committed);
             }
-            Err(error) => return Err(ChainImportError { progress, error }),
+            Err(error) => {
+                return Err(ChainImportError {
+                    progress,
+                    error: Box::new(error),
+                });
+            }
         }
     }
     Ok(progress)

@@ -99,7 +99,8 @@ fn import_refuses_bad_blocks_and_keeps_what_was_imported() {
     let root_before = db.reader().unwrap().header(40).unwrap().unwrap().state_root;
 
     // Each tampered copy of block 41 is refused with the rule it breaks.
-    let cases: [(&str, fn(&mut infera_node::import::Block)); 4] = [
+    type Tamper = fn(&mut infera_node::import::Block);
+    let cases: [(&str, Tamper); 4] = [
         ("gas used", |b| b.header.gas_used += 1),
         ("state root", |b| b.header.state_root = Default::default()),
         ("timestamp", |b| b.header.timestamp = 400),
@@ -113,7 +114,7 @@ fn import_refuses_bad_blocks_and_keeps_what_was_imported() {
         let err =
             import_chain(&db, &chain, std::slice::from_ref(&bad), config, |_| {}).unwrap_err();
         assert!(
-            matches!(err.error, ImportError::Invalid { number: 41, .. }),
+            matches!(*err.error, ImportError::Invalid { number: 41, .. }),
             "{rule}: {err}"
         );
         assert!(err.to_string().contains(rule), "{rule}: {err}");
