@@ -8,6 +8,8 @@ import {
   WebSocketProvider,
   isCallException,
   parseEther,
+  verifyMessage,
+  verifyTypedData,
 } from "ethers";
 import {
   ADDR0, ADDR1, ADDR2, CHAIN_ID, GENESIS_BALANCE, HTTP, KEY0, KEY1, WS,
@@ -241,6 +243,35 @@ run("ethers v6", async () => {
     } finally {
       await ws.destroy();
     }
+  });
+
+  await step("unlocked dev accounts: provider.getSigner() sends, deploys and signs", async () => {
+    const accounts = await provider.listAccounts();
+    assert.equal(accounts.length, 10);
+    assert.equal(accounts[0].address, ADDR0);
+    const signer = await provider.getSigner(5);
+    const from = await signer.getAddress();
+    const to = Wallet.createRandom().address;
+    // eth_sendTransaction with no nonce and no fees: the node fills them.
+    const tx = await signer.sendTransaction({ to, value: parseEther("0.25") });
+    const receipt = await tx.wait();
+    assert.equal(receipt.status, 1);
+    assert.equal(receipt.from, from);
+    assert.equal(await provider.getBalance(to), parseEther("0.25"));
+    // A contract deployed and written through the node's signer.
+    const deployed = await new ContractFactory(abi, bytecode, signer).deploy(3n);
+    await deployed.waitForDeployment();
+    assert.equal(await deployed.owner(), from);
+    await (await deployed.store(9n, "unlocked")).wait();
+    assert.equal(await deployed.value(), 9n);
+    // personal_sign and eth_signTypedData_v4 recover to the account.
+    const signature = await signer.signMessage("hello infera");
+    assert.equal(verifyMessage("hello infera", signature), from);
+    const domain = { name: "infera", version: "1", chainId: CHAIN_ID };
+    const types = { Greeting: [{ name: "text", type: "string" }, { name: "to", type: "address" }] };
+    const value = { text: "gm", to };
+    const typed = await signer.signTypedData(domain, types, value);
+    assert.equal(verifyTypedData(domain, types, value, typed), from);
   });
 
   provider.destroy();

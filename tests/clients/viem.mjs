@@ -21,6 +21,8 @@ import {
   parseEventLogs,
   toHex,
   parseEther,
+  recoverMessageAddress,
+  recoverTypedDataAddress,
   webSocket,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -340,5 +342,35 @@ run("viem", async () => {
       unwatchEvents();
       await ws.transport.getRpcClient().then((c) => c.close());
     }
+  });
+
+  await step("unlocked dev accounts: a JSON-RPC account sends, deploys and signs", async () => {
+    // No local key: viem asks the node to sign (eth_sendTransaction, personal_sign...).
+    const rpcWallet = createWalletClient({ chain: infera, transport: http(HTTP), pollingInterval: 200 });
+    const addresses = await rpcWallet.getAddresses();
+    assert.equal(addresses.length, 10);
+    assert.equal(addresses[0], ADDR0);
+    const from = addresses[6];
+    const to = privateKeyToAccount("0x" + "42".repeat(32)).address;
+    const hash = await rpcWallet.sendTransaction({ account: from, to, value: parseEther("0.5") });
+    const receipt = await client.waitForTransactionReceipt({ hash });
+    assert.equal(receipt.status, "success");
+    assert.equal(receipt.from.toLowerCase(), from.toLowerCase());
+    assert.equal(await client.getBalance({ address: to }), parseEther("0.5"));
+    const deployHash = await rpcWallet.deployContract({ account: from, abi, bytecode, args: [4n] });
+    const deployed = await client.waitForTransactionReceipt({ hash: deployHash });
+    assert.equal(deployed.status, "success");
+    const owner = await client.readContract({ address: deployed.contractAddress, abi, functionName: "owner" });
+    assert.equal(owner, from);
+    const signature = await rpcWallet.signMessage({ account: from, message: "hello infera" });
+    assert.equal(await recoverMessageAddress({ message: "hello infera", signature }), from);
+    const typedData = {
+      domain: { name: "infera", version: "1", chainId: CHAIN_ID },
+      types: { Greeting: [{ name: "text", type: "string" }, { name: "to", type: "address" }] },
+      primaryType: "Greeting",
+      message: { text: "gm", to },
+    };
+    const typed = await rpcWallet.signTypedData({ account: from, ...typedData });
+    assert.equal(await recoverTypedDataAddress({ ...typedData, signature: typed }), from);
   });
 });

@@ -13,6 +13,7 @@ import time
 import traceback
 
 from eth_account import Account
+from eth_account.messages import encode_defunct, encode_typed_data
 from web3 import AsyncWeb3, Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
 from web3.middleware import SignAndSendRawMiddlewareBuilder
@@ -245,6 +246,45 @@ def main():
     @step("WebSocket: newHeads and logs subscriptions (AsyncWeb3 + WebSocketProvider)")
     def _():
         asyncio.run(websocket_checks(w3, c))
+
+    @step("unlocked dev accounts: w3.eth.accounts[7] sends and deploys with transact(), signs")
+    def _():
+        # No middleware, no key: the node signs (eth_sendTransaction, eth_sign...).
+        node_w3 = Web3(Web3.HTTPProvider(HTTP, request_kwargs={"timeout": 30}))
+        accounts = node_w3.eth.accounts
+        assert len(accounts) == 10 and accounts[0] == acct.address, accounts
+        sender = accounts[7]
+        to = Account.create().address
+        tx_hash = node_w3.eth.send_transaction({"from": sender, "to": to, "value": 10**17})
+        receipt = node_w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.1)
+        assert receipt["status"] == 1 and receipt["from"] == sender, receipt
+        assert node_w3.eth.get_balance(to) == 10**17
+        factory = node_w3.eth.contract(abi=ARTIFACT["abi"], bytecode=ARTIFACT["bytecode"])
+        tx_hash = factory.constructor(6).transact({"from": sender})
+        receipt = node_w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.1)
+        assert receipt["status"] == 1, receipt
+        deployed = node_w3.eth.contract(address=receipt["contractAddress"], abi=ARTIFACT["abi"])
+        tx_hash = deployed.functions.store(12, "unlocked").transact({"from": sender})
+        assert node_w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.1)["status"] == 1
+        assert deployed.functions.owner().call() == sender
+        assert deployed.functions.value().call() == 12
+        signature = node_w3.eth.sign(sender, text="hello infera")
+        assert Account.recover_message(encode_defunct(text="hello infera"), signature=signature) == sender
+        typed = {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                ],
+                "Greeting": [{"name": "text", "type": "string"}, {"name": "to", "type": "address"}],
+            },
+            "primaryType": "Greeting",
+            "domain": {"name": "infera", "version": "1", "chainId": CHAIN_ID},
+            "message": {"text": "gm", "to": to},
+        }
+        signature = node_w3.eth.sign_typed_data(sender, typed)
+        assert Account.recover_message(encode_typed_data(full_message=typed), signature=signature) == sender
 
     @step("waiting for an unknown transaction times out")
     def _():

@@ -94,7 +94,12 @@ pub trait SignerApi {
         address: Address,
         password: Option<String>,
     ) -> JsonResult<Bytes>;
-    #[method(name = "eth_signTypedData_v4")]
+    /// `eth_signTypedData` (web3.py, geth) and `_v3` take the same JSON as
+    /// v4 here; MetaMask's legacy v1 array format is refused as invalid.
+    #[method(
+        name = "eth_signTypedData_v4",
+        aliases = ["eth_signTypedData", "eth_signTypedData_v3"]
+    )]
     fn sign_typed_data_v4(&self, address: Address, typed_data: Value) -> JsonResult<Bytes>;
 }
 

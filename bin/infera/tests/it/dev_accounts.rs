@@ -216,6 +216,11 @@ fn message_signatures_recover_to_the_account() {
         ),
         json!(expected712)
     );
+    // web3.py's and geth's name for the same method.
+    assert_eq!(
+        rpc.ok("eth_signTypedData", json!([alice, mail_typed_data()])),
+        json!(expected712)
+    );
     // The digest EIP-712 states for the example.
     let digest: B256 = "0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2"
         .parse()
