@@ -66,7 +66,7 @@ pub fn rpc_block(block: &SealedBlock, full: bool) -> Block<Transaction> {
         header: RpcHeader {
             hash: block.hash,
             inner: block.header.clone(),
-            total_difficulty: Some(block.header.difficulty),
+            total_difficulty: None,
             size: Some(U256::from(size)),
         },
         uncles: Vec::new(),
@@ -75,17 +75,16 @@ pub fn rpc_block(block: &SealedBlock, full: bool) -> Block<Transaction> {
     }
 }
 
-/// The RLP length of the whole block, as `size` reports it.
+/// The RLP length of the whole block, as `size` reports it: header,
+/// transactions, ommers (none stored) and, from Shanghai, withdrawals (none
+/// stored).
 fn block_size_bytes(block: &SealedBlock) -> usize {
-    let header = alloy_rlp::Encodable::length(&block.header);
-    let txs: usize = block
-        .transactions
-        .iter()
-        .map(|tx| tx.tx.encode_2718_len())
-        .sum();
-    // Header, transaction list, empty ommers list, and (post-Shanghai) an
-    // empty withdrawals list, each with a small RLP prefix.
-    header + txs + 3 * block.transactions.len() + 16
+    let body = alloy_consensus::BlockBody {
+        transactions: block.transactions.iter().map(|tx| tx.tx.clone()).collect(),
+        ommers: Vec::<alloy_consensus::Header>::new(),
+        withdrawals: block.header.withdrawals_root.map(|_| Default::default()),
+    };
+    alloy_consensus::Block::<_>::rlp_length_for(&block.header, &body)
 }
 
 /// The logs of one receipt with their block-wide positions.
