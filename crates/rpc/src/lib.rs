@@ -103,6 +103,9 @@ struct RpcContextInner {
     /// Decoded models shared by every execution (calls, estimates, and the
     /// block builder when the node hands it [`RpcContext::model_cache`]).
     models: Arc<infera_precompiles::ModelCache>,
+    /// Held from nonce fill to pool admission by `eth_sendTransaction`, so
+    /// concurrent sends from one dev account get distinct nonces.
+    signing: Mutex<()>,
 }
 
 impl RpcContext {
@@ -126,6 +129,7 @@ impl RpcContext {
                 config,
                 filters,
                 models: infera_precompiles::ModelCache::shared(),
+                signing: Mutex::new(()),
             }),
         }
     }
@@ -144,6 +148,9 @@ impl RpcContext {
     }
     pub(crate) fn config(&self) -> &RpcConfig {
         &self.inner.config
+    }
+    pub(crate) fn signing_lock(&self) -> &Mutex<()> {
+        &self.inner.signing
     }
     pub(crate) fn filters(&self) -> &filters::FilterStore {
         &self.inner.filters

@@ -160,6 +160,9 @@ impl RpcContext {
     /// `eth_sendTransaction`: fill, sign, and submit through the admission
     /// path of `eth_sendRawTransaction`.
     pub fn send_transaction(&self, request: TransactionRequest) -> RpcResult<B256> {
+        // Fill (pending nonce) and admission as one step: two sends from one
+        // account must not read the same pending nonce.
+        let _serial = self.signing_lock().lock();
         let raw = self.sign_transaction(request)?;
         self.send_raw_transaction(raw)
     }
@@ -582,6 +585,26 @@ mod context_tests {
         assert_eq!(pool.get(&second).unwrap().tx.nonce(), 1);
         assert_eq!(pool.get(&second).unwrap().sender, from);
         assert_eq!(pool.pending_count(), 2);
+    }
+
+    #[test]
+    fn concurrent_sends_from_one_account_get_distinct_nonces() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dev_context(dir.path());
+        let from = ctx.accounts()[5];
+        let hashes: Vec<B256> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| ctx.send_transaction(transfer(from)).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let pool = ctx.pool().lock();
+        let mut nonces: Vec<u64> = hashes
+            .iter()
+            .map(|h| pool.get(h).unwrap().tx.nonce())
+            .collect();
+        nonces.sort_unstable();
+        assert_eq!(nonces, (0..8).collect::<Vec<u64>>());
     }
 
     #[test]
