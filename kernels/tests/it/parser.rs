@@ -1,59 +1,15 @@
 //! Parser robustness: every truncation and random corruption of valid model
-//! bytes gives an error or a valid model, never a panic.
+//! bytes gives an error or a valid model, never a panic. The long-running
+//! fuzzer is `examples/fuzz_decode.rs`; a bounded run of it is a test here.
 
-use crate::cases::{self, Rng};
+#[path = "fuzz.rs"]
+pub mod fuzz;
+
+pub use fuzz::small_cnn;
+use infera_kernels::ModelError;
 use infera_kernels::model::{Model, Node};
-use infera_kernels::ops::{Op, PoolParams};
-use infera_kernels::{DType, ModelError, TensorInfo, TensorSpec};
+use infera_kernels::ops::Op;
 use proptest::prelude::*;
-
-/// conv(1->4, 3x3, pad 1, ReLU) -> max pool 2x2 -> flatten -> dense(64->10) -> argmax.
-pub fn small_cnn() -> Model {
-    let mut rng = Rng(7);
-    let (conv, _, conv_zp) = cases::conv(
-        &mut rng,
-        1,
-        1,
-        [8, 8],
-        4,
-        [3, 3],
-        [1, 1],
-        [1, 1],
-        [1, 1, 1, 1],
-        1,
-        DType::I8,
-    );
-    let (dense, _, dense_zp) = cases::dense(&mut rng, 1, 64, 10, DType::I8);
-    let node = |op, inputs, zero_point| Node {
-        op,
-        inputs,
-        zero_point,
-        scale_bits: 0x3c00_0000,
-    };
-    let nodes = vec![
-        node(conv, vec![0], conv_zp),
-        node(
-            Op::MaxPool(PoolParams {
-                kernel: [2, 2],
-                stride: [2, 2],
-                pads: [0; 4],
-            }),
-            vec![1],
-            conv_zp,
-        ),
-        node(Op::Flatten { axis: 1 }, vec![2], conv_zp),
-        node(dense, vec![3], dense_zp),
-        node(Op::ArgMax { axis: 1 }, vec![4], 0),
-    ];
-    let input = TensorInfo {
-        spec: TensorSpec {
-            dtype: DType::I8,
-            shape: vec![1, 1, 8, 8],
-        },
-        zero_point: -5,
-    };
-    Model::new(input, 0x3d80_0000, nodes, 5).expect("valid model")
-}
 
 /// Decode must not panic; a model it accepts must run without panicking.
 fn decode_and_run(bytes: &[u8]) -> Result<(), ModelError> {
@@ -172,4 +128,32 @@ proptest! {
         bytes.extend(tail);
         let _ = decode_and_run(&bytes);
     }
+}
+
+/// A bounded, seeded run of the mutation fuzzer (`examples/fuzz_decode.rs`):
+/// every truncation of every seed model, then mutations. Deterministic.
+#[test]
+fn mutation_fuzzer_bounded_run() {
+    let stats = fuzz::fuzz(&fuzz::Options {
+        seed: 1,
+        max_iterations: 40_000,
+        max_time: None,
+        crash_dir: None,
+        run_budget: 1 << 16,
+        report_every: None,
+    })
+    .unwrap_or_else(|f| {
+        panic!(
+            "iteration {} (seed {}): {}\ninput: {}",
+            f.iteration,
+            f.seed,
+            f.message,
+            hex::encode(&f.input)
+        )
+    });
+    // The run must reach past the truncations and accept some mutants, or it
+    // tests nothing.
+    assert!(stats.accepted > 100, "{stats:?}");
+    assert!(stats.runs > 100, "{stats:?}");
+    assert!(stats.features > 50, "{stats:?}");
 }
