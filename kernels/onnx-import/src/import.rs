@@ -3,20 +3,24 @@
 //! 1. tract parses the ONNX protobuf; the importer walks its nodes and builds a
 //!    float graph of infera operators, folding BatchNormalization into the
 //!    preceding Conv, `MatMul + Add` into one dense layer, and a following
-//!    Relu/Clip into the producer's output clamp.
+//!    Relu/Clip into the producer's output clamp (only where it is the
+//!    producer's sole reader). Also mapped: MaxPool, AveragePool,
+//!    GlobalAveragePool, Add, Mul, Flatten, Reshape, Transpose, Concat, Pad.
 //! 2. tract runs the float model on every calibration sample with each fused
 //!    value exposed as an output, giving each value's real range.
 //! 3. Values get asymmetric int8 quantisation (`scale = (max - min) / 255`, range
 //!    widened to contain 0); weights get symmetric per-output-channel int8; biases
 //!    int32 at `scale_x * scale_w`; every rescale becomes an integer multiplier
-//!    and shift. Pools, reshapes and standalone clips keep their input's scale.
+//!    and shift. Pools, reshapes, transposes, pads and standalone clips keep
+//!    their input's scale; Concat takes its output's calibrated scale and
+//!    inputs on another scale get a Requantize node in front.
 //! 4. The integer model runs on the same samples and the report counts how
 //!    often its top-1 class agrees with the float model's.
 
 use crate::npy::Npy;
 use crate::{ToolError, ToolResult};
 use infera_kernels::model::{Model, Node};
-use infera_kernels::ops::{AddParams, Conv2dParams, DenseParams, Op, PoolParams};
+use infera_kernels::ops::{AddParams, Conv2dParams, DenseParams, MulParams, Op, PoolParams};
 use infera_kernels::quant::Requant;
 use infera_kernels::{DType, TensorInfo, TensorSpec};
 use std::collections::HashMap;
@@ -65,7 +69,11 @@ enum FOp {
     Flatten(usize),
     Reshape(Vec<usize>),
     Add,
+    Mul,
     Clip(f32, f32),
+    Transpose(Vec<usize>),
+    Concat(usize),
+    Pad(Vec<usize>, Vec<usize>),
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +84,6 @@ struct FNode {
     act: Option<(f32, f32)>,
     /// ONNX tensor whose calibrated range is this value's range.
     onnx_name: String,
-    shape: Vec<usize>,
     origin: String,
 }
 
@@ -187,6 +194,18 @@ fn build_graph(
     let mut shapes: Vec<Vec<usize>> = vec![input_shape.to_vec()];
     let mut nodes: Vec<FNode> = Vec::new();
     let unsupported = |m: String| ToolError::Unsupported(m);
+    // Readers of each tensor (the graph output counts as one): an op is fused
+    // into its producer only when it is the producer's sole reader, or another
+    // reader would see the fused (e.g. clamped) value.
+    let mut readers: HashMap<&str, usize> = HashMap::new();
+    for name in graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter())
+        .chain(graph.output.iter().map(|o| &o.name))
+    {
+        *readers.entry(name.as_str()).or_default() += 1;
+    }
     for n in &graph.node {
         let op = n.op_type.as_str();
         if op == "Constant" {
@@ -204,9 +223,11 @@ fn build_graph(
                 .get(name)
                 .ok_or_else(|| unsupported(format!("{op}: {name} must be a constant")))
         };
+        let sole_reader = readers.get(n.input[0].as_str()) == Some(&1);
         let last_fusable = |v: usize, nodes: &[FNode]| -> Option<usize> {
-            // A value can absorb a following op if it is the latest node's output.
-            (v == nodes.len() && v > 0).then(|| v - 1)
+            // A value can absorb a following op if it is the latest node's output
+            // and this op is its only reader.
+            (v == nodes.len() && v > 0 && sole_reader).then(|| v - 1)
         };
         match op {
             "Identity" | "Dropout" => {
@@ -403,13 +424,103 @@ fn build_graph(
                 (fop, vec![x], vec![xs[0], xs[1], oh, ow])
             }
             "GlobalAveragePool" => (FOp::GlobalAvgPool, vec![x], vec![xs[0], xs[1], 1, 1]),
+            "Mul" => {
+                if consts.f.contains_key(&n.input[1]) {
+                    return Err(unsupported(
+                        "Mul by a constant (only the product of two activations)".into(),
+                    ));
+                }
+                let y = value(&n.input[1])?;
+                if shapes[y] != xs {
+                    return Err(unsupported("Mul with broadcasting".into()));
+                }
+                (FOp::Mul, vec![x, y], xs.clone())
+            }
+            "Transpose" => {
+                let perm = attr_ints(n, "perm").unwrap_or_else(|| (0..xs.len()).rev().collect());
+                let mut seen = vec![false; xs.len()];
+                if perm.len() != xs.len()
+                    || perm
+                        .iter()
+                        .any(|&a| a >= xs.len() || std::mem::replace(&mut seen[a], true))
+                {
+                    return Err(unsupported(format!(
+                        "Transpose perm {perm:?} for rank {}",
+                        xs.len()
+                    )));
+                }
+                let shape = perm.iter().map(|&a| xs[a]).collect();
+                (FOp::Transpose(perm), vec![x], shape)
+            }
+            "Concat" => {
+                let axis = attr(n, "axis")
+                    .map(|a| a.i)
+                    .ok_or_else(|| unsupported("Concat without axis".into()))?;
+                let axis = normalize_axis(axis, xs.len())
+                    .ok_or_else(|| unsupported(format!("Concat axis {axis}")))?;
+                let mut inputs = Vec::with_capacity(n.input.len());
+                let mut shape = xs.clone();
+                shape[axis] = 0;
+                for name in &n.input {
+                    let v = value(name)?;
+                    let s = &shapes[v];
+                    if s.len() != xs.len() || (0..s.len()).any(|d| d != axis && s[d] != xs[d]) {
+                        return Err(unsupported(format!("Concat of {xs:?} and {s:?}")));
+                    }
+                    shape[axis] += s[axis];
+                    inputs.push(v);
+                }
+                (FOp::Concat(axis), inputs, shape)
+            }
+            "Pad" => {
+                let mode = attr(n, "mode")
+                    .map(|a| a.s.as_slice())
+                    .unwrap_or(b"constant");
+                if mode != b"constant" {
+                    return Err(unsupported(format!(
+                        "Pad mode {}",
+                        String::from_utf8_lossy(mode)
+                    )));
+                }
+                // Opset >= 11: pads (and the fill value) are inputs; before: attributes.
+                let pads: Vec<i64> = match n.input.get(1).filter(|s| !s.is_empty()) {
+                    Some(name) => consts
+                        .i
+                        .get(name)
+                        .cloned()
+                        .ok_or_else(|| unsupported("Pad pads must be a constant".into()))?,
+                    None => attr(n, "pads")
+                        .map(|a| a.ints.clone())
+                        .ok_or_else(|| unsupported("Pad without pads".into()))?,
+                };
+                if n.input.get(3).is_some_and(|s| !s.is_empty()) {
+                    return Err(unsupported("Pad with axes".into()));
+                }
+                let fill = match n.input.get(2).filter(|s| !s.is_empty()) {
+                    Some(name) => fconst(name)?.1.first().copied().unwrap_or(0.0),
+                    None => attr_f(n, "value", 0.0),
+                };
+                // The engine pads with the zero point, which is exactly real 0.
+                if fill != 0.0 {
+                    return Err(unsupported(format!("Pad with value {fill} (only 0)")));
+                }
+                let r = xs.len();
+                if pads.len() != 2 * r || pads.iter().any(|&p| p < 0) {
+                    return Err(unsupported(format!("Pad pads {pads:?} for rank {r}")));
+                }
+                let before: Vec<usize> = pads[..r].iter().map(|&p| p as usize).collect();
+                let after: Vec<usize> = pads[r..].iter().map(|&p| p as usize).collect();
+                let shape = (0..r).map(|d| xs[d] + before[d] + after[d]).collect();
+                (FOp::Pad(before, after), vec![x], shape)
+            }
             "Flatten" => {
                 let axis = attr_int(n, "axis", 1);
-                let axis = if axis < 0 {
-                    (xs.len() as i64 + axis) as usize
-                } else {
-                    axis as usize
-                };
+                // Flatten's axis may also equal the rank.
+                let r = xs.len() as i64;
+                let axis = usize::try_from(if axis < 0 { axis + r } else { axis })
+                    .ok()
+                    .filter(|&a| a <= xs.len())
+                    .ok_or_else(|| unsupported(format!("Flatten axis {axis}")))?;
                 (
                     FOp::Flatten(axis),
                     vec![x],
@@ -466,6 +577,12 @@ fn build_graph(
     Ok((input_name, nodes))
 }
 
+/// ONNX axis (negative counts from the end) to an index below `len`.
+fn normalize_axis(axis: i64, len: usize) -> Option<usize> {
+    let a = if axis < 0 { axis + len as i64 } else { axis };
+    (0..len as i64).contains(&a).then_some(a as usize)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn push(
     nodes: &mut Vec<FNode>,
@@ -482,7 +599,6 @@ fn push(
         inputs,
         act: None,
         onnx_name: onnx_name.clone(),
-        shape: shape.clone(),
         origin: origin.to_string(),
     });
     shapes.push(shape);
@@ -686,10 +802,14 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
 
     // Quantise.
     let mut q = vec![Q::from_range(ranges[0].0, ranges[0].1)];
-    let mut nodes = Vec::with_capacity(fnodes.len());
+    let mut nodes: Vec<Node> = Vec::with_capacity(fnodes.len());
     let mut notes = Vec::new();
+    // Float value id -> integer value id (they part when Requantize nodes are
+    // inserted in front of a Concat).
+    let mut vmap = vec![0usize];
     for (i, f) in fnodes.iter().enumerate() {
         let qx = q[f.inputs[0]];
+        let mut inputs: Vec<usize> = f.inputs.iter().map(|&v| vmap[v]).collect();
         let own = Q::from_range(ranges[i + 1].0, ranges[i + 1].1);
         let (op, qy) = match &f.op {
             FOp::Dense { w, b, k, n } => {
@@ -761,6 +881,53 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
                     own,
                 )
             }
+            FOp::Mul => {
+                let qb = q[f.inputs[1]];
+                let real = f64::from(qx.scale) * f64::from(qb.scale) / f64::from(own.scale);
+                let (act_min, act_max) = own.clamp_range(f.act);
+                (
+                    Op::Mul(MulParams {
+                        requant: to_requant(real)?,
+                        act_min,
+                        act_max,
+                    }),
+                    own,
+                )
+            }
+            FOp::Concat(axis) => {
+                // The engine joins values of one scale and zero point: rescale
+                // every input that differs to the output's calibrated range
+                // (which contains every input's range).
+                for (slot, &v) in f.inputs.iter().enumerate() {
+                    let qi = q[v];
+                    if qi.scale.to_bits() == own.scale.to_bits() && qi.zp == own.zp {
+                        continue;
+                    }
+                    let rq = to_requant(f64::from(qi.scale) / f64::from(own.scale))?;
+                    notes.push(format!(
+                        "node {}: requantize <- Concat input {slot} rescaled to the output (scale {:.6}, zero point {})",
+                        nodes.len(),
+                        own.scale,
+                        own.zp
+                    ));
+                    nodes.push(Node {
+                        op: Op::Requantize(rq),
+                        inputs: vec![inputs[slot]],
+                        zero_point: own.zp,
+                        scale_bits: own.scale.to_bits(),
+                    });
+                    inputs[slot] = nodes.len();
+                }
+                (Op::Concat { axis: *axis }, own)
+            }
+            FOp::Transpose(perm) => (Op::Transpose { perm: perm.clone() }, qx),
+            FOp::Pad(before, after) => (
+                Op::Pad {
+                    before: before.clone(),
+                    after: after.clone(),
+                },
+                qx,
+            ),
             FOp::Clip(lo, hi) => {
                 let (min, max) = qx.clamp_range(Some((*lo, *hi)));
                 (Op::Clip { min, max }, qx)
@@ -783,19 +950,20 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
             ),
         };
         notes.push(format!(
-            "node {i}: {} <- {} (scale {:.6}, zero point {})",
+            "node {}: {} <- {} (scale {:.6}, zero point {})",
+            nodes.len(),
             op.name(),
             f.origin,
             qy.scale,
             qy.zp
         ));
-        debug_assert_eq!(f.shape.len(), f.shape.len());
         nodes.push(Node {
             op,
-            inputs: f.inputs.clone(),
+            inputs,
             zero_point: qy.zp,
             scale_bits: qy.scale.to_bits(),
         });
+        vmap.push(nodes.len());
         q.push(qy);
     }
     let input = TensorInfo {
@@ -805,7 +973,7 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
         },
         zero_point: q[0].zp,
     };
-    let model = Model::new(input, q[0].scale.to_bits(), nodes, fnodes.len())?;
+    let model = Model::new(input, q[0].scale.to_bits(), nodes, vmap[fnodes.len()])?;
 
     // Agreement of the integer model with the float model on the same samples.
     let (mut agree, mut max_err, mut max_out) = (0, 0.0f32, 0.0f32);

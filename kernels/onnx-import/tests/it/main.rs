@@ -1,4 +1,9 @@
-//! Tests of the model tools on committed files (no Python needed).
+//! Tests of the model tools on committed files and on ONNX graphs built in
+//! code (no Python needed).
+
+mod cnn;
+mod onnx;
+mod ops;
 
 use infera_kernels::Model;
 use infera_model_import::npy::Npy;

@@ -1,0 +1,212 @@
+//! Import of single ONNX operators (Transpose, Pad, Mul, Concat) and the fusion
+//! rules, on graphs built in code and calibrated on random inputs in [-1, 1].
+
+use crate::onnx::{calibration, f32_tensor, file, i64_tensor, int, ints, model, node, string};
+use infera_kernels::Op;
+use infera_model_import::{ImportReport, ToolError, import_onnx};
+use tract_onnx::pb::{NodeProto, TensorProto};
+
+const SAMPLES: usize = 40;
+
+fn import(
+    bytes: &[u8],
+    in_shape: &[usize],
+) -> Result<(infera_kernels::Model, ImportReport), ToolError> {
+    let f = file(bytes);
+    import_onnx(f.path(), &calibration(SAMPLES, in_shape))
+}
+
+fn ops(m: &infera_kernels::Model) -> Vec<&'static str> {
+    m.nodes().iter().map(|n| n.op.name()).collect()
+}
+
+/// The integer model's dequantised output is within `tol` of the float model's
+/// on every calibration sample. (Top-1 agreement means little here: random
+/// inputs have near-ties that one rounding step flips.)
+fn assert_close(r: &ImportReport, tol: f32) {
+    assert_eq!(r.samples, SAMPLES);
+    assert!(
+        r.max_abs_error <= tol,
+        "max error {} > {tol}: {r:?}",
+        r.max_abs_error
+    );
+}
+
+#[test]
+fn transpose_imports_with_its_permutation() {
+    let onnx = model(
+        vec![node(
+            "Transpose",
+            &["x"],
+            "y",
+            vec![ints("perm", &[0, 2, 3, 1])],
+        )],
+        vec![],
+        &[1, 2, 3, 4],
+        &[1, 3, 4, 2],
+    );
+    let (m, r) = import(&onnx, &[1, 2, 3, 4]).expect("import");
+    assert_eq!(ops(&m), ["transpose"]);
+    assert_eq!(m.output_spec().shape, [1, 3, 4, 2]);
+    // Only the input's rounding: half a step of 2/255.
+    assert_close(&r, 0.0040);
+}
+
+#[test]
+fn pad_imports_as_zero_point_padding() {
+    // Opset 13: pads are an int64 input, [begin per axis..., end per axis...].
+    let onnx = model(
+        vec![node("Pad", &["x", "pads"], "y", vec![])],
+        vec![i64_tensor("pads", vec![0, 0, 1, 2, 0, 0, 2, 1])],
+        &[1, 2, 3, 3],
+        &[1, 2, 6, 6],
+    );
+    let (m, r) = import(&onnx, &[1, 2, 3, 3]).expect("import");
+    assert_eq!(ops(&m), ["pad"]);
+    assert_eq!(m.output_spec().shape, [1, 2, 6, 6]);
+    let Op::Pad { before, after } = &m.nodes()[0].op else {
+        unreachable!()
+    };
+    assert_eq!(
+        (before.as_slice(), after.as_slice()),
+        (&[0, 0, 1, 2][..], &[0, 0, 2, 1][..])
+    );
+    // Padded cells are the zero point, i.e. exactly 0.0 like the float model's.
+    assert_close(&r, 0.0040);
+}
+
+#[test]
+fn pad_that_the_engine_cannot_express_is_refused() {
+    let reflect = model(
+        vec![node(
+            "Pad",
+            &["x", "pads"],
+            "y",
+            vec![string("mode", "reflect")],
+        )],
+        vec![i64_tensor("pads", vec![0, 0, 1, 1, 0, 0, 1, 1])],
+        &[1, 1, 3, 3],
+        &[1, 1, 5, 5],
+    );
+    let e = import(&reflect, &[1, 1, 3, 3]).unwrap_err();
+    assert!(e.to_string().contains("Pad mode reflect"), "{e}");
+    let filled = model(
+        vec![node("Pad", &["x", "pads", "v"], "y", vec![])],
+        vec![
+            i64_tensor("pads", vec![0, 0, 1, 1, 0, 0, 1, 1]),
+            f32_tensor("v", &[], vec![0.5]),
+        ],
+        &[1, 1, 3, 3],
+        &[1, 1, 5, 5],
+    );
+    let e = import(&filled, &[1, 1, 3, 3]).unwrap_err();
+    assert!(e.to_string().contains("Pad with value 0.5"), "{e}");
+}
+
+#[test]
+fn mul_of_two_activations_imports_with_a_product_rescale() {
+    let onnx = model(
+        vec![
+            node("Relu", &["x"], "r", vec![]),
+            node("Mul", &["x", "r"], "y", vec![]),
+        ],
+        vec![],
+        &[1, 2, 3, 3],
+        &[1, 2, 3, 3],
+    );
+    let (m, r) = import(&onnx, &[1, 2, 3, 3]).expect("import");
+    assert_eq!(ops(&m), ["clip", "mul"]);
+    // x * relu(x) in [0, 1]: input rounding (2 * 1/255) plus output rounding.
+    assert_close(&r, 0.012);
+    let scaled = model(
+        vec![node("Mul", &["x", "c"], "y", vec![])],
+        vec![f32_tensor("c", &[], vec![2.0])],
+        &[1, 2, 3, 3],
+        &[1, 2, 3, 3],
+    );
+    let e = import(&scaled, &[1, 2, 3, 3]).unwrap_err();
+    assert!(e.to_string().contains("Mul by a constant"), "{e}");
+}
+
+/// `Conv 1x1` with weight 3: a value with three times the range of `x`.
+fn triple() -> (Vec<NodeProto>, Vec<TensorProto>) {
+    let w = vec![3.0, 0.0, 0.0, 3.0];
+    (
+        vec![node(
+            "Conv",
+            &["x", "w"],
+            "c",
+            vec![ints("kernel_shape", &[1, 1])],
+        )],
+        vec![f32_tensor("w", &[2, 2, 1, 1], w)],
+    )
+}
+
+#[test]
+fn concat_rescales_inputs_to_one_scale() {
+    let (mut nodes, inits) = triple();
+    // Axis -3 of a rank-4 value is the channel axis.
+    nodes.push(node("Concat", &["x", "c"], "y", vec![int("axis", -3)]));
+    let onnx = model(nodes, inits, &[1, 2, 3, 3], &[1, 4, 3, 3]);
+    let (m, r) = import(&onnx, &[1, 2, 3, 3]).expect("import");
+    // `x` (range 1) is rescaled to the output's range (3); the conv already has it.
+    assert_eq!(ops(&m), ["conv2d", "requantize", "concat"]);
+    assert_eq!(m.nodes()[1].inputs, [0]);
+    assert_eq!(m.nodes()[2].inputs, [2, 1]);
+    assert_eq!(m.output_spec().shape, [1, 4, 3, 3]);
+    // One output step is 6/255; the conv adds 3x the input's rounding.
+    assert_close(&r, 0.03);
+}
+
+#[test]
+fn an_activation_is_not_fused_into_a_value_that_others_read() {
+    // c feeds both the Relu and the Concat: fusing the Relu into the conv
+    // would clamp the Concat's copy of c too.
+    let (mut nodes, inits) = triple();
+    nodes.push(node("Relu", &["c"], "r", vec![]));
+    nodes.push(node("Concat", &["c", "r"], "y", vec![int("axis", 1)]));
+    let onnx = model(nodes, inits, &[1, 2, 3, 3], &[1, 4, 3, 3]);
+    let (m, r) = import(&onnx, &[1, 2, 3, 3]).expect("import");
+    assert_eq!(ops(&m), ["conv2d", "clip", "concat"]);
+    let Op::Conv2d(p) = &m.nodes()[0].op else {
+        unreachable!()
+    };
+    assert_eq!(
+        (p.act_min, p.act_max),
+        (-128, 127),
+        "no clamp on the shared conv"
+    );
+    assert_close(&r, 0.03);
+    // With a single reader the Relu is fused as before.
+    let (mut nodes, inits) = triple();
+    nodes.push(node("Relu", &["c"], "y", vec![]));
+    let onnx = model(nodes, inits, &[1, 2, 3, 3], &[1, 2, 3, 3]);
+    let (m, _) = import(&onnx, &[1, 2, 3, 3]).expect("import");
+    assert_eq!(ops(&m), ["conv2d"]);
+}
+
+#[test]
+fn standalone_clip_and_flatten_negative_axis() {
+    // Clip (opset 13: bounds as inputs) after no fusable producer stays a
+    // clip; Flatten axis -1 of a rank-4 value splits before the last axis.
+    let onnx = model(
+        vec![
+            node("Clip", &["x", "lo", "hi"], "k", vec![]),
+            node("Flatten", &["k"], "y", vec![int("axis", -1)]),
+        ],
+        vec![
+            f32_tensor("lo", &[], vec![-0.5]),
+            f32_tensor("hi", &[], vec![0.5]),
+        ],
+        &[1, 2, 3, 3],
+        &[6, 3],
+    );
+    let (m, r) = import(&onnx, &[1, 2, 3, 3]).expect("import");
+    assert_eq!(ops(&m), ["clip", "flatten"]);
+    let Op::Clip { min, max } = m.nodes()[0].op else {
+        unreachable!()
+    };
+    assert!(min > -128 && max < 127, "clip bounds {min}..{max}");
+    assert_eq!(m.output_spec().shape, [6, 3]);
+    assert_close(&r, 0.0040);
+}
