@@ -2,17 +2,24 @@
 //!
 //! ```sh
 //! cargo run --release -p infera-kernels --example bench            # or kernels/bench.sh
+//! cargo run --release -p infera-kernels --example bench -- conv --fast-only
 //! ```
 //!
+//! Optional arguments: a substring of the case names to run, and `--fast-only`
+//! to skip timing the portable kernels (for quick comparisons while tuning).
+//!
 //! Layers are single-op models with random int8 weights, timed through
-//! `Model::run` (the path precompiles use), best of several rounds.
+//! `Model::run_with` (the path precompiles use), best of several rounds, with
+//! the kernels `Model::run` uses (`seconds`: the fast path this CPU has, see
+//! `kernels`) and with the portable kernels forced (`portable_seconds`). The
+//! two outputs are checked to be identical before timing.
 
 #[path = "../tests/it/cases.rs"]
 mod cases;
 
 use cases::Rng;
 use infera_kernels::model::{Model, Node, RunOptions};
-use infera_kernels::{DType, Op};
+use infera_kernels::{DType, Kernels, Op};
 use std::time::Instant;
 
 fn model_of(op: Op, input: &infera_kernels::Tensor, zp: i8) -> Model {
@@ -31,8 +38,11 @@ fn model_of(op: Op, input: &infera_kernels::Tensor, zp: i8) -> Model {
 }
 
 /// Best seconds per run over rounds of at least ~0.2 s.
-fn time(model: &Model, input: &[u8], threads: usize) -> f64 {
-    let opts = RunOptions { threads };
+fn time(model: &Model, input: &[u8], kernels: Kernels) -> f64 {
+    let opts = RunOptions {
+        threads: 1,
+        kernels,
+    };
     let mut best = f64::MAX;
     for _ in 0..5 {
         let start = Instant::now();
@@ -46,12 +56,40 @@ fn time(model: &Model, input: &[u8], threads: usize) -> f64 {
     best
 }
 
+/// One JSON line: both kernel paths, after checking that they agree.
 fn report(name: &str, shape: &str, model: &Model, input: &[u8]) {
-    let secs = time(model, input, 1);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let fast_only = args.iter().any(|a| a == "--fast-only");
+    if !args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .all(|f| name.contains(f.as_str()))
+    {
+        return;
+    }
+    let fast = model.run(input).expect("run");
+    let portable = model
+        .run_with(
+            input,
+            RunOptions {
+                threads: 1,
+                kernels: Kernels::Portable,
+            },
+        )
+        .expect("run");
+    assert_eq!(fast, portable, "{name}: fast and portable kernels differ");
+    let secs = time(model, input, Kernels::Best);
+    let port = if fast_only {
+        f64::NAN
+    } else {
+        time(model, input, Kernels::Portable)
+    };
     let macs = model.cost().macs;
+    let kernels = infera_kernels::cpu::fast_kernels().unwrap_or("portable");
     println!(
-        "{{\"name\":\"{name}\",\"shape\":\"{shape}\",\"macs\":{macs},\"seconds\":{secs:.9},\"gmacs\":{:.3}}}",
-        macs as f64 / secs / 1e9
+        "{{\"name\":\"{name}\",\"shape\":\"{shape}\",\"macs\":{macs},\"kernels\":\"{kernels}\",\"seconds\":{secs:.9},\"gmacs\":{:.3},\"portable_seconds\":{port:.9},\"portable_gmacs\":{:.3}}}",
+        macs as f64 / secs / 1e9,
+        macs as f64 / port / 1e9
     );
 }
 
@@ -126,14 +164,22 @@ fn main() {
         &model_of(op, &ins[0], zp),
         &ins[0].to_bytes(),
     );
-    // The demo model, one sample.
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/digits/digits.infera");
-    let model = Model::decode(&std::fs::read(path).expect("digits.infera")).expect("valid");
-    let input = vec![0u8; model.input_spec().byte_len()];
-    let secs = time(&model, &input, 1);
-    println!(
-        "{{\"name\":\"digits_model\",\"shape\":\"[1,1,8,8] MLP\",\"macs\":{},\"seconds\":{secs:.9},\"gmacs\":{:.3}}}",
-        model.cost().macs,
-        model.cost().macs as f64 / secs / 1e9
-    );
+    // The demo models, one sample each.
+    for (name, shape, file) in [
+        (
+            "digits_model",
+            "[1,1,8,8] MLP",
+            "models/digits/digits.infera",
+        ),
+        (
+            "digits_cnn",
+            "[1,1,8,8] CNN",
+            "models/digits_cnn/digits_cnn.infera",
+        ),
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let model = Model::decode(&std::fs::read(path).expect(file)).expect("valid");
+        let input = vec![0u8; model.input_spec().byte_len()];
+        report(name, shape, &model, &input);
+    }
 }

@@ -1,6 +1,8 @@
 """onnxruntime (single thread) on the same shapes as `examples/bench.rs`, int8
 (QLinearMatMul / QLinearConv: uint8 activations x int8 weights, MLAS kernels)
-and float32; prints a table with the ratios to the infera CPU reference.
+and float32; prints a table with the ratios to the infera CPU reference, both
+with the kernels it runs by default (the CPU's fast path, e.g. AVX2) and with
+the portable kernels forced (the same bytes, checked by the Rust side).
 
 Usage: python bench_ort.py rust_results.jsonl   (run by kernels/bench.sh)
 """
@@ -81,14 +83,17 @@ def conv(c, hw, oc, k, pad, groups, quant):
     return session(g), {"x": rng.standard_normal(shape).astype(np.float32)}
 
 
-def digits(quant):
-    if quant:
-        return None
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession("models/digits/digits.onnx", opts, providers=["CPUExecutionProvider"])
-    return sess, {"x": np.zeros((1, 1, 8, 8), np.float32)}
+def demo(path):
+    """A demo model's float ONNX, one sample (its int8 form is infera's own import)."""
+    def make(quant):
+        if quant:
+            return None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        return sess, {sess.get_inputs()[0].name: np.zeros((1, 1, 8, 8), np.float32)}
+    return make
 
 
 CASES = {
@@ -97,12 +102,16 @@ CASES = {
     "conv3x3_64x56x56": lambda q: conv(64, 56, 64, 3, 1, 1, q),
     "depthwise3x3_128x28x28": lambda q: conv(128, 28, 128, 3, 1, 128, q),
     "conv1x1_128x28x28": lambda q: conv(128, 28, 128, 1, 0, 1, q),
-    "digits_model": digits,
+    "digits_model": demo("models/digits/digits.onnx"),
+    "digits_cnn": demo("models/digits_cnn/digits_cnn.onnx"),
 }
 
 rust = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
-print(f"onnxruntime {ort.__version__}, single thread; infera = CPU reference (bit-exact int8, safe Rust)")
-print(f"{'case':<24} {'MACs':>11} {'infera':>14} {'ort int8':>14} {'ort f32':>14} {'ort8/infera':>12} {'ortf32/infera':>14}")
+kernels = rust[0].get("kernels", "?") if rust else "?"
+print(f"onnxruntime {ort.__version__}, single thread; infera = CPU reference, bit-exact int8, "
+      f"'{kernels}' kernels (portable column: the portable kernels forced, same bytes)")
+print(f"{'case':<24} {'MACs':>10} {'infera':>17} {'infera portable':>17} {'ort int8':>11} {'ort f32':>11}"
+      f" {'int8 ratio':>10} {'f32 ratio':>9} {'portable int8 ratio':>19} {'speed-up':>8}")
 for r in rust:
     row = {}
     for q in (True, False):
@@ -115,8 +124,12 @@ for r in rust:
         except Exception as e:  # an op/type combination this onnxruntime build lacks
             print(f"  ({r['name']} {'int8' if q else 'f32'}: {e})", file=sys.stderr)
             row[q] = None
-    fmt = lambda s: "-" if s is None else f"{s * 1e6:9.1f} us"
-    gm = lambda s: "" if s is None else f" {r['macs'] / s / 1e9:5.1f}G"
-    ratio = lambda s: "-" if s is None else f"{r['seconds'] / s:.2f}x"
-    print(f"{r['name']:<24} {r['macs']:>11} {fmt(r['seconds']) + gm(r['seconds']):>14} {fmt(row[True]):>14} {fmt(row[False]):>14} {ratio(row[True]):>12} {ratio(row[False]):>14}")
-print("ratios are infera time / onnxruntime time (above 1: onnxruntime is faster); G = GMAC/s")
+    fmt = lambda s: "-" if s is None else (f"{s * 1e6:8.1f} us" if s < 1e-3 else f"{s * 1e3:8.3f} ms")
+    gm = lambda s: f" {r['macs'] / s / 1e9:5.1f}G"
+    ratio = lambda a, b: "-" if b is None else f"{a / b:.2f}x"
+    fast, port = r["seconds"], r.get("portable_seconds", r["seconds"])
+    print(f"{r['name']:<24} {r['macs']:>10} {fmt(fast) + gm(fast):>17} {fmt(port) + gm(port):>17}"
+          f" {fmt(row[True]):>11} {fmt(row[False]):>11} {ratio(fast, row[True]):>10} {ratio(fast, row[False]):>9}"
+          f" {ratio(port, row[True]):>19} {port / fast:>7.2f}x")
+print("ratios: infera time / onnxruntime time (below 1: infera is faster; issue 3 target: int8 ratio <= 2);")
+print("speed-up: portable time / fast time; G = GMAC/s")

@@ -1,6 +1,6 @@
 //! A validated model: decode, validate, cost, encode, run.
 
-use crate::cpu;
+use crate::cpu::{self, Kernels};
 use crate::error::{ModelError, ModelResult};
 use crate::format::{self, FORMAT_VERSION, MAGIC, Reader, Writer};
 use crate::limits::*;
@@ -44,11 +44,18 @@ pub struct ModelCost {
 pub struct RunOptions {
     /// Threads to split dense and convolution layers across (1 = no threads).
     pub threads: usize,
+    /// Which kernels run: [`Kernels::Best`] (default; the CPU's fastest, chosen
+    /// by feature detection) or [`Kernels::Portable`] (the reference loops, for
+    /// tests and benchmarks). Identical bytes either way.
+    pub kernels: Kernels,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { threads: 1 }
+        RunOptions {
+            threads: 1,
+            kernels: Kernels::Best,
+        }
     }
 }
 
@@ -351,6 +358,7 @@ impl Model {
                     &ins,
                     &self.values[i + 1],
                     opts.threads,
+                    opts.kernels,
                 )
             };
             debug_assert_eq!(out.info(), self.values[i + 1]);

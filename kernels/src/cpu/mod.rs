@@ -8,10 +8,25 @@
 //! `threads > 1` splits output channels across scoped threads. Each output
 //! element is computed by exactly the same code whichever thread runs it, so the
 //! bytes never depend on the thread count.
+//!
+//! **Two implementations, one answer.** The portable kernels in this module
+//! (`gemm.rs`, the loops below) are the definition and run on every target. On
+//! x86-64, dense and convolution layers also have an AVX2 path (`x86/`), chosen
+//! at run time by CPU feature detection (`is_x86_feature_detected!("avx2")`) and
+//! by nothing else: no environment variable, thread count or configuration.
+//! [`Kernels::Portable`] forces the portable kernels (tests compare the two).
+//! Because validation proves every int32 sum exact, sums in another order and
+//! blocking are the same integers, and the requantisation is the same i64 rule,
+//! so both paths return identical bytes; cost and gas come from the graph alone
+//! and never depend on the path.
 
 mod gemm;
 mod layout;
 mod pool;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::sync::OnceLock;
 
 use crate::error::ModelResult;
 use crate::ops::{AddParams, Conv2dParams, DenseParams, MulParams, Op};
@@ -19,10 +34,41 @@ use crate::quant::{requantize, round_shift, saturate_i8};
 use crate::tensor::{DType, Tensor, TensorData, TensorInfo};
 pub use gemm::{LANES, padded_len};
 
-/// Per-node data a backend derives once from the weights (here: widened,
-/// padded weight rows).
+/// Which implementation of the dense and convolution kernels runs. The output
+/// bytes are identical for both; only the speed differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// The fastest kernels this CPU supports, found by CPU feature detection
+    /// (AVX2 on x86-64), else the portable ones.
+    #[default]
+    Best,
+    /// Only the portable reference kernels (the definition of the answer).
+    Portable,
+}
+
+/// The fast kernels [`Kernels::Best`] uses on this CPU (`Some("avx2")`), or
+/// `None` when it runs the portable ones. Decided by CPU feature detection only.
+pub fn fast_kernels() -> Option<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    if x86::Avx2::detect().is_some() {
+        return Some("avx2");
+    }
+    None
+}
+
+/// Per-node data a backend derives once from the weights: the fast path's packed
+/// weights when this CPU has one, and the portable path's widened rows (built on
+/// first use when the fast path exists, since only [`Kernels::Portable`] reads them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Prepared {
+pub struct Prepared {
+    portable: OnceLock<Rows>,
+    #[cfg(target_arch = "x86_64")]
+    fast: Option<x86::Pack>,
+}
+
+/// The portable kernels' weights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Rows {
     /// Nothing to prepare.
     None,
     /// Weight rows widened to i16, each padded to `kp`.
@@ -36,16 +82,39 @@ pub enum Prepared {
 
 /// Prepare an operator for repeated execution.
 pub fn prepare(op: &Op) -> Prepared {
+    let portable = OnceLock::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fast = x86::Avx2::detect().and_then(|_| x86::prepare(op));
+        if fast.is_none() {
+            let _ = portable.set(portable_rows(op));
+        }
+        Prepared { portable, fast }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = portable.set(portable_rows(op));
+        Prepared { portable }
+    }
+}
+
+impl Prepared {
+    fn rows(&self, op: &Op) -> &Rows {
+        self.portable.get_or_init(|| portable_rows(op))
+    }
+}
+
+fn portable_rows(op: &Op) -> Rows {
     let (w, red) = match op {
         Op::Dense(p) => (&p.weights, p.in_features),
         Op::Conv2d(p) => (
             &p.weights,
             p.in_channels / p.groups.max(1) * p.kernel[0] * p.kernel[1],
         ),
-        _ => return Prepared::None,
+        _ => return Rows::None,
     };
     if red == 0 {
-        return Prepared::None;
+        return Rows::None;
     }
     let kp = padded_len(red);
     let rows = w.len() / red;
@@ -53,17 +122,27 @@ pub fn prepare(op: &Op) -> Prepared {
     for (dst, src) in weights.chunks_exact_mut(kp).zip(w.chunks_exact(red)) {
         gemm::widen_into(dst, src, 0);
     }
-    Prepared::Rows { weights, kp }
+    Rows::Rows { weights, kp }
 }
 
 /// Validate one operator on concrete inputs and run it single-threaded.
 ///
 /// The entry point of golden vectors and backend cross-checks.
 pub fn execute_op(op: &Op, inputs: &[&Tensor], out_zero_point: i8) -> ModelResult<Tensor> {
+    execute_op_with(op, inputs, out_zero_point, Kernels::Best)
+}
+
+/// [`execute_op`] with a choice of kernels (the bytes are the same for both).
+pub fn execute_op_with(
+    op: &Op,
+    inputs: &[&Tensor],
+    out_zero_point: i8,
+    kernels: Kernels,
+) -> ModelResult<Tensor> {
     let infos: Vec<TensorInfo> = inputs.iter().map(|t| t.info()).collect();
     let refs: Vec<&TensorInfo> = infos.iter().collect();
     let (out, _) = op.infer(0, &refs, out_zero_point)?;
-    Ok(execute(op, &prepare(op), inputs, &out, 1))
+    Ok(execute(op, &prepare(op), inputs, &out, 1, kernels))
 }
 
 /// Run a validated operator. `out` is the output info from [`Op::infer`].
@@ -73,14 +152,24 @@ pub fn execute(
     inputs: &[&Tensor],
     out: &TensorInfo,
     threads: usize,
+    kernels: Kernels,
 ) -> Tensor {
     let threads = threads.max(1);
     let shape = out.spec.shape.clone();
     let zp = out.zero_point;
     let x = inputs[0];
+    #[cfg(target_arch = "x86_64")]
+    if kernels == Kernels::Best
+        && let (Some(isa), Some(pack)) = (x86::Avx2::detect(), &prep.fast)
+        && let Some(t) = x86::execute(isa, pack, op, x, out, threads)
+    {
+        return t;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = kernels;
     match op {
-        Op::Dense(p) => dense(p, prep, x, out, threads),
-        Op::Conv2d(p) => conv2d(p, prep, x, out, threads),
+        Op::Dense(p) => dense(p, prep.rows(op), x, out, threads),
+        Op::Conv2d(p) => conv2d(p, prep.rows(op), x, out, threads),
         Op::MaxPool(p) => Tensor::i8(
             shape,
             zp,
@@ -181,7 +270,7 @@ impl Finish<'_> {
 }
 
 /// Output buffer for either output type.
-enum Out {
+pub(crate) enum Out {
     I8(Vec<i8>),
     I32(Vec<i32>),
 }
@@ -191,6 +280,13 @@ impl Out {
         match dtype {
             DType::I8 => Out::I8(vec![0; len]),
             DType::I32 => Out::I32(vec![0; len]),
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn len(&self) -> usize {
+        match self {
+            Out::I8(v) => v.len(),
+            Out::I32(v) => v.len(),
         }
     }
     fn into_tensor(self, out: &TensorInfo) -> Tensor {
@@ -204,7 +300,7 @@ impl Out {
 
 /// Split `units` work units into at most `threads` contiguous ranges of whole
 /// multiples of `align` units (so micro-kernel blocks are never cut).
-fn ranges(units: usize, threads: usize, align: usize) -> Vec<std::ops::Range<usize>> {
+pub(crate) fn ranges(units: usize, threads: usize, align: usize) -> Vec<std::ops::Range<usize>> {
     let blocks = units.div_ceil(align);
     let per = blocks.div_ceil(threads.max(1)).max(1) * align;
     (0..units)
@@ -213,8 +309,8 @@ fn ranges(units: usize, threads: usize, align: usize) -> Vec<std::ops::Range<usi
         .collect()
 }
 
-fn dense(p: &DenseParams, prep: &Prepared, x: &Tensor, out: &TensorInfo, threads: usize) -> Tensor {
-    let Prepared::Rows { weights, kp } = prep else {
+fn dense(p: &DenseParams, prep: &Rows, x: &Tensor, out: &TensorInfo, threads: usize) -> Tensor {
+    let Rows::Rows { weights, kp } = prep else {
         unreachable!("dense is prepared")
     };
     let kp = *kp;
@@ -302,14 +398,8 @@ struct ConvGeom {
 /// Output positions per im2col tile: bounds scratch memory to `TILE * kp` i16.
 const TILE: usize = 64;
 
-fn conv2d(
-    p: &Conv2dParams,
-    prep: &Prepared,
-    x: &Tensor,
-    out: &TensorInfo,
-    threads: usize,
-) -> Tensor {
-    let Prepared::Rows { weights, kp } = prep else {
+fn conv2d(p: &Conv2dParams, prep: &Rows, x: &Tensor, out: &TensorInfo, threads: usize) -> Tensor {
+    let Rows::Rows { weights, kp } = prep else {
         unreachable!("conv is prepared")
     };
     let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
@@ -405,7 +495,7 @@ fn split_run<T: Send>(
     }
 }
 
-enum OutSlice<'a> {
+pub(crate) enum OutSlice<'a> {
     I8(&'a mut [i8]),
     I32(&'a mut [i32]),
 }

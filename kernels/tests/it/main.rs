@@ -1,9 +1,11 @@
 //! Integration tests of the inference engine: golden vectors, the optimised
-//! kernels against naive loops, thread independence, and parser robustness.
+//! kernels against naive loops, thread independence, the fast (AVX2) kernels
+//! against the portable ones (`simd.rs`), and parser robustness.
 
 mod cases;
 mod naive;
 mod parser;
+mod simd;
 mod vectors;
 
 use cases::Rng;
@@ -184,13 +186,13 @@ proptest! {
             let model = single_op_model(op, &x, zp);
             let bytes = x.to_bytes();
             let one = model.run(&bytes).expect("run");
-            prop_assert_eq!(&one, &model.run_with(&bytes, RunOptions { threads }).expect("run"));
+            prop_assert_eq!(&one, &model.run_with(&bytes, RunOptions { threads, ..RunOptions::default() }).expect("run"));
         }
         let mut rng = Rng(seed);
         let (op, ins, zp) = cases::dense(&mut rng, 1 + (seed % 3) as usize, 33, 1 + (seed % 29) as usize, DType::I8);
         let model = single_op_model(op, &ins[0], zp);
         let bytes = ins[0].to_bytes();
-        prop_assert_eq!(model.run(&bytes).expect("run"), model.run_with(&bytes, RunOptions { threads }).expect("run"));
+        prop_assert_eq!(model.run(&bytes).expect("run"), model.run_with(&bytes, RunOptions { threads, ..RunOptions::default() }).expect("run"));
     }
 
     #[test]

@@ -1,0 +1,696 @@
+//! The x86-64 fast path: AVX2 dense and convolution kernels, chosen at run time
+//! by CPU feature detection and nothing else.
+//!
+//! The portable kernels in [`super`] stay the definition of the answer; this
+//! path computes the same exact integer sums in a different order and blocking,
+//! so its bytes are identical by construction (validation proves that every
+//! int32 sum is exact). The property tests in `tests/it/simd.rs` check it
+//! against the portable path on random and extreme cases, and every golden
+//! vector runs through both.
+//!
+//! Layout, in brief: every product is a `vpmaddwd` of two i16 pairs. The
+//! reduction is cut into *steps* of two elements (two inputs of a dense row; two
+//! input channels at one kernel tap of a convolution; two taps of a depthwise
+//! row), and each operand is stored as one i32 per step holding the two i16
+//! values ([`pair`]). Dense layers keep 8 output channels in the lanes of a
+//! vector and broadcast an activation pair; convolutions keep 8 output
+//! positions in the lanes and broadcast a weight pair. Stride-1 convolutions
+//! read a zero-padded copy of the input directly (no im2col): position `q` of a
+//! row of the padded width is the output, so every tap is a fixed offset;
+//! other strides gather an im2col tile in the same pair layout.
+//!
+//! This module is plain safe Rust (packing, geometry, threads); the vector code
+//! is in [`avx2`] (safe `#[target_feature]` functions) and the one place that
+//! calls it is [`token`].
+
+mod avx2;
+mod token;
+
+pub(crate) use token::Avx2;
+
+use super::{Out, OutSlice, ranges};
+use crate::ops::{Conv2dParams, DenseParams, Op};
+use crate::quant::Requant;
+use crate::tensor::{Tensor, TensorInfo};
+use avx2::{CB, CV, DR, DV, OutMode, WV};
+
+/// i32 lanes in one 256-bit vector.
+pub(crate) const L: usize = 8;
+/// Output positions per im2col tile (bounds its scratch to `steps * TP` i32).
+const TP: usize = 128;
+
+/// Two i16 values in one i32: `lo` in the low half, the element `vpmaddwd`
+/// multiplies first.
+#[inline(always)]
+pub(crate) fn pair(lo: i16, hi: i16) -> i32 {
+    (u32::from(lo as u16) | (u32::from(hi as u16) << 16)) as i32
+}
+
+/// Requantisation constants of one output channel (see `avx2::requant8`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ChanRq {
+    bias: i32,
+    mult: i32,
+    shift: i64,
+    /// `2^(shift - 1) + 2^62`.
+    round: i64,
+    /// `2^(62 - shift)`.
+    offset: i64,
+}
+
+impl ChanRq {
+    fn new(bias: i32, rq: Option<&Requant>) -> Self {
+        // int32 outputs use only the bias; any valid shift keeps the vector code defined.
+        let (mult, shift) = rq.map_or((0, 1), |r| (r.multiplier, i64::from(r.shift)));
+        ChanRq {
+            bias,
+            mult,
+            shift,
+            round: (1i64 << (shift - 1)) + (1i64 << 62),
+            offset: 1i64 << (62 - shift),
+        }
+    }
+}
+
+fn chan_rq(bias: &[i32], rq: &[Requant]) -> Vec<ChanRq> {
+    bias.iter()
+        .enumerate()
+        .map(|(i, &b)| ChanRq::new(b, rq.get(i)))
+        .collect()
+}
+
+/// Which output positions a run of accumulators covers. Accumulator `q` (from 0)
+/// is virtual position `first + q` of rows `row` wide; it is the output
+/// `(q / row, q % row)` when that lies inside `oh x ow`, and is dropped otherwise.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grid {
+    /// Accumulators computed (a multiple of the tile width).
+    positions: usize,
+    first: usize,
+    row: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Grid {
+    fn plane(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Copy the real outputs among accumulators `q0..q0 + n` (`vals[..n]`) into
+    /// the plane `out`, one output row segment at a time.
+    fn scatter<T: Copy>(&self, vals: &[T], n: usize, q0: usize, out: &mut [T]) {
+        let start = self.first + q0;
+        let (mut oy, mut ox) = (start / self.row, start % self.row);
+        let mut from = 0;
+        while from < n && oy < self.oh {
+            let seg = (self.row - ox).min(n - from);
+            if ox < self.ow {
+                let len = (self.ow - ox).min(seg);
+                let to = oy * self.ow + ox;
+                copy_blocks(&mut out[to..to + len], &vals[from..from + len]);
+            }
+            from += seg;
+            oy += 1;
+            ox = 0;
+        }
+    }
+}
+
+/// Call `f(i)` for the starts of `B`-element blocks covering `0..len` (`len >= B`):
+/// `0, B, 2B, ..`, and `len - B` for the remainder (overlapping the previous
+/// block, so whatever `f` writes there is written again with the same values).
+/// Returns false, calling nothing, when `len < B`.
+#[inline(always)]
+pub(crate) fn blocks<const B: usize>(len: usize, mut f: impl FnMut(usize)) -> bool {
+    if len < B {
+        return false;
+    }
+    let mut i = 0;
+    while i + B <= len {
+        f(i);
+        i += B;
+    }
+    if i < len {
+        f(len - B);
+    }
+    true
+}
+
+/// `dst.copy_from_slice(src)` in fixed blocks of [`L`] (short rows are common).
+#[inline(always)]
+fn copy_blocks<T: Copy>(dst: &mut [T], src: &[T]) {
+    let n = dst.len().min(src.len());
+    if !blocks::<L>(n, |i| dst[i..i + L].copy_from_slice(&src[i..i + L])) {
+        dst[..n].copy_from_slice(&src[..n]);
+    }
+}
+
+/// A zero-padded input plane laid out with rows `wp` wide, `len` elements long
+/// (the padded image plus slack so that every tile's reads stay inside).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plane {
+    h: usize,
+    w: usize,
+    pt: usize,
+    pl: usize,
+    wp: usize,
+    len: usize,
+}
+
+/// Weights of one operator in the fast path's layout, built once per model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Pack {
+    /// Per block of `8 * DV` output channels, per step, `16 * DV` int8 weights
+    /// (channel-major i16 pairs: `w[c][2s], w[c][2s + 1]`).
+    Dense {
+        w: Vec<i8>,
+        steps: usize,
+        rq: Vec<ChanRq>,
+    },
+    /// Per group, per block of `CB` output channels, per step
+    /// `(channel pair, ky, kx)`, `CB` weight pairs.
+    Conv {
+        w: Vec<i32>,
+        steps: usize,
+        blocks: usize,
+        rq: Vec<ChanRq>,
+    },
+    /// One input channel per group, stride 1: per output channel, per step
+    /// `(ky, pair of kx)`, one weight pair.
+    Depthwise {
+        w: Vec<i32>,
+        steps: usize,
+        rq: Vec<ChanRq>,
+    },
+}
+
+/// Pack an operator's weights for the fast path (`None`: it has none).
+pub(crate) fn prepare(op: &Op) -> Option<Pack> {
+    match op {
+        Op::Dense(p) => {
+            let (k, n) = (p.in_features, p.out_features);
+            let steps = k.div_ceil(2);
+            let blk = L * DV;
+            let blocks = n.div_ceil(blk);
+            let mut w = vec![0i8; blocks * steps * blk * 2];
+            for (b, panel) in w.chunks_exact_mut(steps * blk * 2).enumerate() {
+                for (s, step) in panel.chunks_exact_mut(blk * 2).enumerate() {
+                    for (j, pr) in step.chunks_exact_mut(2).enumerate() {
+                        let ch = b * blk + j;
+                        if ch < n {
+                            let row = &p.weights[ch * k..(ch + 1) * k];
+                            pr[0] = row[2 * s];
+                            pr[1] = row.get(2 * s + 1).copied().unwrap_or(0);
+                        }
+                    }
+                }
+            }
+            Some(Pack::Dense {
+                w,
+                steps,
+                rq: chan_rq(&p.bias, &p.requant),
+            })
+        }
+        Op::Conv2d(p) if p.in_channels / p.groups == 1 => {
+            if p.stride != [1, 1] {
+                return None;
+            }
+            let [kh, kw] = p.kernel;
+            let kwp = kw.div_ceil(2);
+            let steps = kh * kwp;
+            let mut w = vec![0i32; p.out_channels * steps];
+            for (ch, dst) in w.chunks_exact_mut(steps).enumerate() {
+                let wk = &p.weights[ch * kh * kw..(ch + 1) * kh * kw];
+                for ky in 0..kh {
+                    for j in 0..kwp {
+                        let a = i16::from(wk[ky * kw + 2 * j]);
+                        let b = if 2 * j + 1 < kw {
+                            i16::from(wk[ky * kw + 2 * j + 1])
+                        } else {
+                            0
+                        };
+                        dst[ky * kwp + j] = pair(a, b);
+                    }
+                }
+            }
+            Some(Pack::Depthwise {
+                w,
+                steps,
+                rq: chan_rq(&p.bias, &p.requant),
+            })
+        }
+        Op::Conv2d(p) => {
+            let cg = p.in_channels / p.groups;
+            let og = p.out_channels / p.groups;
+            let [kh, kw] = p.kernel;
+            let cp = cg.div_ceil(2);
+            let steps = cp * kh * kw;
+            let blocks = og.div_ceil(CB);
+            let red = cg * kh * kw;
+            let mut w = vec![0i32; p.groups * blocks * steps * CB];
+            for (gb, panel) in w.chunks_exact_mut(steps * CB).enumerate() {
+                let (g, b) = (gb / blocks, gb % blocks);
+                for j in 0..CB {
+                    let oc = b * CB + j;
+                    if oc >= og {
+                        break;
+                    }
+                    let wk = &p.weights[(g * og + oc) * red..][..red];
+                    let at = |ci: usize, ky: usize, kx: usize| -> i16 {
+                        if ci < cg {
+                            i16::from(wk[(ci * kh + ky) * kw + kx])
+                        } else {
+                            0
+                        }
+                    };
+                    for c2 in 0..cp {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let s = (c2 * kh + ky) * kw + kx;
+                                panel[s * CB + j] =
+                                    pair(at(2 * c2, ky, kx), at(2 * c2 + 1, ky, kx));
+                            }
+                        }
+                    }
+                }
+            }
+            Some(Pack::Conv {
+                w,
+                steps,
+                blocks,
+                rq: chan_rq(&p.bias, &p.requant),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Run `op` on the fast path if it has one for these shapes (`None`: use the portable path).
+pub(crate) fn execute(
+    isa: Avx2,
+    pack: &Pack,
+    op: &Op,
+    x: &Tensor,
+    out: &TensorInfo,
+    threads: usize,
+) -> Option<Tensor> {
+    match (op, pack) {
+        (Op::Dense(p), Pack::Dense { w, steps, rq }) => {
+            Some(dense(isa, p, w, *steps, rq, x, out, threads))
+        }
+        (
+            Op::Conv2d(p),
+            Pack::Conv {
+                w,
+                steps,
+                blocks,
+                rq,
+            },
+        ) => Some(conv(isa, p, w, *steps, *blocks, rq, x, out, threads)),
+        (Op::Conv2d(p), Pack::Depthwise { w, steps, rq }) => {
+            depthwise(isa, p, w, *steps, rq, x, out, threads)
+        }
+        _ => None,
+    }
+}
+
+fn mode_of(zero_point: i8, lo: i8, hi: i8) -> OutMode {
+    OutMode { zero_point, lo, hi }
+}
+
+/// Run `f(part, slice)` over consecutive slices of `data`, `len` elements for
+/// each part, in scoped threads when there is more than one part.
+fn split<T: Send, R: Send>(data: &mut [T], parts: Vec<(R, usize)>, f: impl Fn(R, &mut [T]) + Sync) {
+    let mut rest = data;
+    let mut slices = Vec::with_capacity(parts.len());
+    for (r, len) in parts {
+        let (head, tail) = rest.split_at_mut(len);
+        slices.push((r, head));
+        rest = tail;
+    }
+    if slices.len() > 1 {
+        std::thread::scope(|s| {
+            for (r, slice) in slices {
+                let f = &f;
+                s.spawn(move || f(r, slice));
+            }
+        });
+    } else {
+        for (r, slice) in slices {
+            f(r, slice);
+        }
+    }
+}
+
+fn slice_of(o: &mut Out, at: usize, len: usize) -> OutSlice<'_> {
+    match o {
+        Out::I8(v) => OutSlice::I8(&mut v[at..at + len]),
+        Out::I32(v) => OutSlice::I32(&mut v[at..at + len]),
+    }
+}
+
+/// Split `channels` output planes (`plane` elements each, back to back in `dst`)
+/// into at most `threads` runs of whole blocks of `per` channels, and run
+/// `f(channel range, planes of those channels)` on each.
+fn split_channels(
+    dst: OutSlice<'_>,
+    per: usize,
+    channels: usize,
+    plane: usize,
+    threads: usize,
+    f: impl Fn(std::ops::Range<usize>, &mut OutSlice<'_>) + Sync,
+) {
+    let parts: Vec<(std::ops::Range<usize>, usize)> = ranges(channels.div_ceil(per), threads, 1)
+        .into_iter()
+        .map(|r| {
+            let ch = r.start * per..(r.end * per).min(channels);
+            let len = ch.len() * plane;
+            (ch, len)
+        })
+        .collect();
+    match dst {
+        OutSlice::I8(d) => split(d, parts, |r, s| f(r, &mut OutSlice::I8(s))),
+        OutSlice::I32(d) => split(d, parts, |r, s| f(r, &mut OutSlice::I32(s))),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dense(
+    isa: Avx2,
+    p: &DenseParams,
+    w: &[i8],
+    steps: usize,
+    rq: &[ChanRq],
+    x: &Tensor,
+    out: &TensorInfo,
+    threads: usize,
+) -> Tensor {
+    let (k, n) = (p.in_features, p.out_features);
+    let xs = x.as_i8().expect("validated: i8 input");
+    let rows = xs.len() / k;
+    let zx = i16::from(x.zero_point);
+    // Activation pairs in groups of `DR` rows, each group step-major: one
+    // contiguous read per step of the micro-kernel.
+    let mut xp = vec![0i32; rows * steps];
+    for (g, panel) in xp.chunks_mut(DR * steps).enumerate() {
+        let nr = panel.len() / steps;
+        for i in 0..nr {
+            let src = &xs[(g * DR + i) * k..(g * DR + i + 1) * k];
+            for (s, pr) in src.chunks(2).enumerate() {
+                let hi = pr.get(1).map_or(0, |&v| i16::from(v) - zx);
+                panel[s * nr + i] = pair(i16::from(pr[0]) - zx, hi);
+            }
+        }
+    }
+    let blk = L * DV;
+    let panel = steps * blk * 2;
+    let mode = mode_of(out.zero_point, p.act_min, p.act_max);
+    let parts = ranges(n.div_ceil(blk), threads, 1);
+    let compute = |r: std::ops::Range<usize>| -> Out {
+        let (c0, c1) = (r.start * blk, (r.end * blk).min(n));
+        let mut o = Out::new(p.out_dtype, rows * (c1 - c0));
+        let len = o.len();
+        isa.dense(
+            &w[r.start * panel..r.end * panel],
+            &xp,
+            rows,
+            steps,
+            &rq[c0..c1],
+            mode,
+            &mut slice_of(&mut o, 0, len),
+        );
+        o
+    };
+    if parts.len() == 1 {
+        return compute(parts[0].clone()).into_tensor(out);
+    }
+    let blocks: Vec<Out> = std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .iter()
+            .cloned()
+            .map(|r| s.spawn(move || compute(r)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("kernel thread"))
+            .collect()
+    });
+    // Interleave the [rows, len] blocks into [rows, n].
+    let mut res = Out::new(p.out_dtype, rows * n);
+    for (r, b) in parts.iter().zip(&blocks) {
+        let (c0, c1) = (r.start * blk, (r.end * blk).min(n));
+        let len = c1 - c0;
+        for row in 0..rows {
+            match (&mut res, b) {
+                (Out::I8(d), Out::I8(s)) => {
+                    d[row * n + c0..row * n + c1].copy_from_slice(&s[row * len..(row + 1) * len])
+                }
+                (Out::I32(d), Out::I32(s)) => {
+                    d[row * n + c0..row * n + c1].copy_from_slice(&s[row * len..(row + 1) * len])
+                }
+                _ => unreachable!("same dtype"),
+            }
+        }
+    }
+    res.into_tensor(out)
+}
+
+/// Channel pairs of `cg` channels of an `h x w` image, unpadded (for im2col).
+fn pairs_unpadded(x: &[i8], zx: i8, cg: usize, hw: usize) -> Vec<i32> {
+    let zx = i16::from(zx);
+    let cp = cg.div_ceil(2);
+    let mut out = vec![0i32; cp * hw];
+    for (c2, dst) in out.chunks_exact_mut(hw).enumerate() {
+        let a = &x[2 * c2 * hw..][..hw];
+        if 2 * c2 + 1 < cg {
+            let b = &x[(2 * c2 + 1) * hw..][..hw];
+            for ((d, &va), &vb) in dst.iter_mut().zip(a).zip(b) {
+                *d = pair(i16::from(va) - zx, i16::from(vb) - zx);
+            }
+        } else {
+            for (d, &va) in dst.iter_mut().zip(a) {
+                *d = pair(i16::from(va) - zx, 0);
+            }
+        }
+    }
+    out
+}
+
+/// im2col of positions `p0..p0 + n` into `col` (`steps` rows of `tp` pairs,
+/// zero for padding and past `n`), steps in the order `(channel pair, ky, kx)`.
+#[allow(clippy::too_many_arguments)]
+fn im2col_pairs(
+    p: &Conv2dParams,
+    xc: &[i32],
+    cp: usize,
+    h: usize,
+    w: usize,
+    ow: usize,
+    p0: usize,
+    n: usize,
+    tp: usize,
+    col: &mut [i32],
+) {
+    let [kh, kw] = p.kernel;
+    let [sh, sw] = p.stride;
+    let [dh, dw] = p.dilation;
+    let (pt, pl) = (p.pads[0] as isize, p.pads[1] as isize);
+    let ys: Vec<isize> = (p0..p0 + n)
+        .map(|q| ((q / ow) * sh) as isize - pt)
+        .collect();
+    let xs: Vec<isize> = (p0..p0 + n)
+        .map(|q| ((q % ow) * sw) as isize - pl)
+        .collect();
+    let mut s = 0;
+    for c2 in 0..cp {
+        let chan = &xc[c2 * h * w..][..h * w];
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let row = &mut col[s * tp..(s + 1) * tp];
+                let (oy, ox) = ((ky * dh) as isize, (kx * dw) as isize);
+                for ((d, &y0), &x0) in row.iter_mut().zip(&ys).zip(&xs) {
+                    let (iy, ix) = (y0 + oy, x0 + ox);
+                    *d = if iy >= 0 && (iy as usize) < h && ix >= 0 && (ix as usize) < w {
+                        chan[iy as usize * w + ix as usize]
+                    } else {
+                        0
+                    };
+                }
+                row[n..].fill(0);
+                s += 1;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    isa: Avx2,
+    p: &Conv2dParams,
+    wpk: &[i32],
+    steps: usize,
+    blocks: usize,
+    rq: &[ChanRq],
+    x: &Tensor,
+    out: &TensorInfo,
+    threads: usize,
+) -> Tensor {
+    let xs = x.as_i8().expect("validated: i8 input");
+    let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+    let (oh, ow) = (out.spec.shape[2], out.spec.shape[3]);
+    let (cg, og) = (c / p.groups, p.out_channels / p.groups);
+    let cp = cg.div_ceil(2);
+    let [kh, kw] = p.kernel;
+    let [dh, dw] = p.dilation;
+    let [pt, pl, pb, pr] = p.pads;
+    let (hp, wp) = (h + pt + pb, w + pl + pr);
+    let plane = oh * ow;
+    let tile = L * CV;
+    // Direct when stride 1 and the padded copy is not much larger than the input
+    // (bounded memory) and few virtual positions are wasted; else im2col tiles.
+    let direct = p.stride == [1, 1] && hp * wp <= 2 * h * w + 64 && wp <= 2 * ow;
+    let mode = mode_of(out.zero_point, p.act_min, p.act_max);
+    let mut res = Out::new(p.out_dtype, n * p.out_channels * plane);
+    for img in 0..n {
+        for g in 0..p.groups {
+            let xg = &xs[(img * c + g * cg) * h * w..][..cg * h * w];
+            let rqg = &rq[g * og..(g + 1) * og];
+            let wg = &wpk[g * blocks * steps * CB..(g + 1) * blocks * steps * CB];
+            let dst = slice_of(
+                &mut res,
+                (img * p.out_channels + g * og) * plane,
+                og * plane,
+            );
+            if direct {
+                let qt = (oh * wp).div_ceil(tile) * tile;
+                let max_off = (kh - 1) * dh * wp + (kw - 1) * dw;
+                let pln = Plane {
+                    h,
+                    w,
+                    pt,
+                    pl,
+                    wp,
+                    len: (hp * wp).max(qt + max_off),
+                };
+                let src = isa.conv_input(xg, x.zero_point, cg, &pln);
+                let mut offs = Vec::with_capacity(steps);
+                for c2 in 0..cp {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            offs.push(c2 * pln.len + ky * dh * wp + kx * dw);
+                        }
+                    }
+                }
+                let grid = Grid {
+                    positions: qt,
+                    first: 0,
+                    row: wp,
+                    oh,
+                    ow,
+                };
+                split_channels(dst, CB, og, plane, threads, |r, d| {
+                    let wr =
+                        &wg[r.start * steps..r.start * steps + r.len().div_ceil(CB) * steps * CB];
+                    isa.conv(&src, &offs, wr, &rqg[r], &grid, mode, d);
+                });
+            } else {
+                let xc = pairs_unpadded(xg, x.zero_point, cg, h * w);
+                split_channels(dst, CB, og, plane, threads, |r, d| {
+                    let wr =
+                        &wg[r.start * steps..r.start * steps + r.len().div_ceil(CB) * steps * CB];
+                    let mut col = vec![0i32; steps * TP];
+                    for p0 in (0..plane).step_by(TP) {
+                        let cnt = TP.min(plane - p0);
+                        let tp = cnt.div_ceil(tile) * tile;
+                        im2col_pairs(p, &xc, cp, h, w, ow, p0, cnt, tp, &mut col);
+                        let offs: Vec<usize> = (0..steps).map(|s| s * tp).collect();
+                        let grid = Grid {
+                            positions: tp,
+                            first: p0,
+                            row: ow,
+                            oh,
+                            ow,
+                        };
+                        isa.conv(&col, &offs, wr, &rqg[r.clone()], &grid, mode, d);
+                    }
+                });
+            }
+        }
+    }
+    res.into_tensor(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn depthwise(
+    isa: Avx2,
+    p: &Conv2dParams,
+    wpk: &[i32],
+    steps: usize,
+    rq: &[ChanRq],
+    x: &Tensor,
+    out: &TensorInfo,
+    threads: usize,
+) -> Option<Tensor> {
+    let xs = x.as_i8().expect("validated: i8 input");
+    let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+    let (oh, ow) = (out.spec.shape[2], out.spec.shape[3]);
+    let [kh, kw] = p.kernel;
+    let kwp = kw.div_ceil(2);
+    let [dh, dw] = p.dilation;
+    let [pt, pl, pb, pr] = p.pads;
+    let (hp, wp) = (h + pt + pb, w + pl + pr);
+    if hp * wp > 2 * h * w + 64 || wp > 2 * ow {
+        return None;
+    }
+    let og = p.out_channels / c;
+    let plane = oh * ow;
+    let tile = L * WV;
+    let qt = (oh * wp).div_ceil(tile) * tile;
+    let max_off = (kh - 1) * dh * wp + 2 * (kwp - 1) * dw;
+    let pln = Plane {
+        h,
+        w,
+        pt,
+        pl,
+        wp,
+        len: (hp * wp).max(qt + max_off),
+    };
+    let mut offs = Vec::with_capacity(steps);
+    for ky in 0..kh {
+        for j in 0..kwp {
+            offs.push(ky * dh * wp + 2 * j * dw);
+        }
+    }
+    let grid = Grid {
+        positions: qt,
+        first: 0,
+        row: wp,
+        oh,
+        ow,
+    };
+    let mode = mode_of(out.zero_point, p.act_min, p.act_max);
+    let oc = p.out_channels;
+    let mut res = Out::new(p.out_dtype, n * oc * plane);
+    for img in 0..n {
+        let xi = &xs[img * c * h * w..][..c * h * w];
+        let dst = slice_of(&mut res, img * oc * plane, oc * plane);
+        split_channels(dst, 1, oc, plane, threads, |r, d| {
+            isa.depthwise(
+                xi,
+                x.zero_point,
+                &pln,
+                dw,
+                r.start,
+                og,
+                &wpk[r.start * steps..r.end * steps],
+                &offs,
+                &rq[r],
+                &grid,
+                mode,
+                d,
+            );
+        });
+    }
+    Some(res.into_tensor(out))
+}

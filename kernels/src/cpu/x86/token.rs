@@ -1,0 +1,86 @@
+//! The only `unsafe` in the crate: calls from ordinary code into the AVX2
+//! kernels of [`super::avx2`].
+//!
+//! The kernels are safe `#[target_feature(enable = "avx2")]` functions; Rust
+//! requires `unsafe` to call one from a function without the feature, because
+//! running AVX2 instructions on a CPU without them is undefined behaviour. An
+//! [`Avx2`] value is proof that the check was made: it can only be built by
+//! [`Avx2::detect`], which asks the CPU (`is_x86_feature_detected!`, cached by
+//! std). Every method below is a plain forwarding call under that proof.
+//!
+//! The choice depends on the CPU alone (never on environment variables, thread
+//! counts or options other than [`crate::cpu::Kernels::Portable`], which forces
+//! the portable path), and both paths give identical bytes.
+#![allow(unsafe_code)]
+
+use super::avx2::{self, OutMode};
+use super::{ChanRq, Grid, Plane};
+use crate::cpu::OutSlice;
+
+/// Proof that this CPU runs AVX2 instructions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Avx2 {
+    _detected: (),
+}
+
+impl Avx2 {
+    /// `Some` exactly when the CPU supports AVX2.
+    pub(crate) fn detect() -> Option<Self> {
+        std::arch::is_x86_feature_detected!("avx2").then_some(Avx2 { _detected: () })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn dense(
+        self,
+        w: &[i8],
+        x: &[i32],
+        rows: usize,
+        steps: usize,
+        rq: &[ChanRq],
+        mode: OutMode,
+        dst: &mut OutSlice<'_>,
+    ) {
+        // SAFETY: `self` exists only if `detect` found AVX2 on this CPU.
+        unsafe { avx2::dense(w, x, rows, steps, rq, mode, dst) }
+    }
+
+    pub(crate) fn conv_input(self, x: &[i8], zx: i8, cg: usize, pln: &Plane) -> Vec<i32> {
+        // SAFETY: `self` exists only if `detect` found AVX2 on this CPU.
+        unsafe { avx2::conv_input(x, zx, cg, pln) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn conv(
+        self,
+        src: &[i32],
+        offs: &[usize],
+        w: &[i32],
+        rq: &[ChanRq],
+        grid: &Grid,
+        mode: OutMode,
+        dst: &mut OutSlice<'_>,
+    ) {
+        // SAFETY: `self` exists only if `detect` found AVX2 on this CPU.
+        unsafe { avx2::conv(src, offs, w, rq, grid, mode, dst) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn depthwise(
+        self,
+        x: &[i8],
+        zx: i8,
+        pln: &Plane,
+        dw: usize,
+        ch0: usize,
+        og: usize,
+        w: &[i32],
+        offs: &[usize],
+        rq: &[ChanRq],
+        grid: &Grid,
+        mode: OutMode,
+        dst: &mut OutSlice<'_>,
+    ) {
+        // SAFETY: `self` exists only if `detect` found AVX2 on this CPU.
+        unsafe { avx2::depthwise(x, zx, pln, dw, ch0, og, w, offs, rq, grid, mode, dst) }
+    }
+}
