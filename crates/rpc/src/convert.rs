@@ -2,7 +2,6 @@
 //! of `alloy-rpc-types-eth`, which serialise as the Ethereum spec says.
 
 use alloy_consensus::{Transaction as _, transaction::Recovered};
-use alloy_eips::Encodable2718;
 use alloy_primitives::{B256, TxKind, U256};
 use alloy_rpc_types_eth::{
     Block, BlockTransactions, Header as RpcHeader, Log as RpcLog, Transaction, TransactionReceipt,
