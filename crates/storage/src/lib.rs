@@ -39,6 +39,7 @@
 mod codec;
 mod db;
 mod error;
+mod proof;
 mod reader;
 pub mod tables;
 mod writer;
@@ -48,6 +49,7 @@ pub use db::{
     MAX_VALUE_BYTES, SCHEMA_VERSION,
 };
 pub use error::{StorageError, StorageResult};
+pub use proof::{AccountProof, StorageProof};
 pub use reader::{HistoricalState, LatestState, Reader};
 pub use tables::{Table, meta_keys};
 pub use writer::BlockWriter;

@@ -20,8 +20,8 @@ use std::{borrow::Cow, marker::PhantomData};
 /// (clones share the snapshot).
 #[derive(Clone, Debug)]
 pub struct Reader {
-    tx: RoTxSync,
-    tables: Tables,
+    pub(crate) tx: RoTxSync,
+    pub(crate) tables: Tables,
 }
 
 impl Reader {

@@ -4,6 +4,7 @@ mod blocks;
 mod crash;
 mod fixtures;
 mod history;
+mod proof;
 mod state_root;
 
 use alloy_primitives::{Address, B256, U256};
