@@ -343,9 +343,19 @@ fn subscription_ids_are_hex_strings() {
         );
         // jsonrpsee 0.26 answers eth_subscribe before it registers the
         // subscription (its issue #1052), so an unsubscribe sent the same
-        // instant can race it on a loaded machine; one round trip on the
-        // same connection lets the registration land first.
-        ws.ok("eth_chainId", json!([]));
-        assert_eq!(ws.ok("eth_unsubscribe", json!([id])), json!(true));
+        // instant can race it on a loaded machine. Retry for a bounded time:
+        // a registration that never lands still fails the test.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            ws.ok("eth_chainId", json!([]));
+            if ws.ok("eth_unsubscribe", json!([id])) == json!(true) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "eth_unsubscribe({id}) never succeeded"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
