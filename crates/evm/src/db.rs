@@ -218,6 +218,75 @@ impl<S: StateReader> StateDb<S> {
         Ok(())
     }
 
+    /// Overrides an account outside any transaction (`eth_simulateV1` state
+    /// overrides): each given field replaces the current one; `storage`
+    /// replaces the whole storage, `storage_diff` sets single slots.
+    pub fn override_account(
+        &mut self,
+        address: Address,
+        nonce: Option<u64>,
+        balance: Option<U256>,
+        code: Option<infera_primitives::Bytes>,
+        storage: Option<&BTreeMap<U256, U256>>,
+        storage_diff: Option<&BTreeMap<U256, U256>>,
+    ) -> Result<(), StateDbError> {
+        let code = code.map(|bytes| {
+            let bytecode = Bytecode::new_raw(bytes.clone());
+            (bytecode.hash_slow(), bytecode, bytes)
+        });
+        if let Some((hash, bytecode, bytes)) = &code
+            && *hash != KECCAK_EMPTY
+        {
+            self.new_contracts.insert(*hash, bytes.clone());
+            self.contracts.insert(*hash, bytecode.clone());
+        }
+        // Slot values before the override, for `written` (read while not yet cleared).
+        let mut before = Vec::new();
+        if let Some(diff) = storage_diff {
+            for slot in diff.keys() {
+                before.push((*slot, Database::storage(self, address, *slot)?));
+            }
+        }
+        let cached = self.load(address)?;
+        let info = cached.info.get_or_insert_with(|| AccountInfo {
+            code_hash: KECCAK_EMPTY,
+            ..Default::default()
+        });
+        if let Some(nonce) = nonce {
+            info.nonce = nonce;
+        }
+        if let Some(balance) = balance {
+            info.balance = balance;
+        }
+        if let Some((hash, _, _)) = code {
+            info.code_hash = hash;
+        }
+        cached.touched = true;
+        if let Some(storage) = storage {
+            cached.storage = storage.iter().map(|(k, v)| (*k, *v)).collect();
+            cached.written.clear();
+            cached.storage_cleared = true;
+        }
+        if let Some(diff) = storage_diff {
+            for (slot, old) in before {
+                let old = if cached.storage_cleared {
+                    U256::ZERO
+                } else {
+                    old
+                };
+                cached.written.entry(slot).or_insert(old);
+                cached.storage.insert(slot, diff[&slot]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The hash BLOCKHASH gives for `number` (simulated blocks, which the
+    /// state does not know).
+    pub fn set_block_hash(&mut self, number: u64, hash: B256) {
+        self.block_hashes.insert(number, hash);
+    }
+
     /// Everything the committed transactions changed so far, relative to the
     /// state before the block.
     pub fn changes(&self) -> StateChanges {

@@ -409,7 +409,7 @@ pub fn block_reward(spec: SpecId) -> Option<U256> {
 /// The EIP-6110 request bytes of one `DepositEvent` log: pubkey (48),
 /// withdrawal credentials (32), amount (8), signature (96), index (8), taken
 /// from the ABI encoding of five `bytes` values.
-fn parse_deposit_log(data: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn parse_deposit_log(data: &[u8]) -> Result<Vec<u8>> {
     const FIELDS: [usize; 5] = [48, 32, 8, 96, 8];
     let word = |at: usize| -> Result<usize> {
         let bytes = data.get(at..at + 32).ok_or_else(|| {

@@ -17,6 +17,8 @@ mod decode;
 mod env;
 mod error;
 mod executor;
+mod simulate;
+mod trace;
 mod validate;
 
 pub use call::{
@@ -32,4 +34,6 @@ pub use executor::{
     block_reward, eth_precompiles,
 };
 pub use revm::{handler::EthPrecompiles, primitives::hardfork::SpecId};
+pub use simulate::{AccountOverride, MovablePrecompiles, OverrideError, SimulatedCall, Simulator};
+pub use trace::{StructLog, StructLogConfig, StructLogger, TxStructTrace, trace_block};
 pub use validate::{intrinsic_gas, validate_transaction, validate_transaction_with_config};
