@@ -39,14 +39,18 @@ impl RpcContext {
         Ok(U64::from(self.head(&self.db().reader()?)?))
     }
 
-    fn head(&self, reader: &Reader) -> RpcResult<u64> {
+    pub(crate) fn head(&self, reader: &Reader) -> RpcResult<u64> {
         reader
             .head_number()?
             .ok_or_else(|| RpcError::Evm("the database holds no chain".into()))
     }
 
     /// The block number a tag or number names, if that block exists.
-    fn resolve_number(&self, reader: &Reader, tag: BlockNumberOrTag) -> RpcResult<Option<u64>> {
+    pub(crate) fn resolve_number(
+        &self,
+        reader: &Reader,
+        tag: BlockNumberOrTag,
+    ) -> RpcResult<Option<u64>> {
         let head = self.head(reader)?;
         let number = match tag {
             // Dev mode has no separate pending block, no finality lag.
@@ -61,7 +65,11 @@ impl RpcContext {
     }
 
     /// Resolves a block id for a state query; unknown blocks are an error.
-    fn resolve_state_block(&self, reader: &Reader, id: Option<BlockId>) -> RpcResult<u64> {
+    pub(crate) fn resolve_state_block(
+        &self,
+        reader: &Reader,
+        id: Option<BlockId>,
+    ) -> RpcResult<u64> {
         let id = id.unwrap_or(BlockId::Number(BlockNumberOrTag::Latest));
         let number = match id {
             BlockId::Number(tag) => self.resolve_number(reader, tag)?,
@@ -136,7 +144,7 @@ impl RpcContext {
 
     // --- fees ---------------------------------------------------------------
 
-    fn next_base_fee(&self, reader: &Reader) -> RpcResult<(Header, u64)> {
+    pub(crate) fn next_base_fee(&self, reader: &Reader) -> RpcResult<(Header, u64)> {
         let head = self.head(reader)?;
         let header = reader
             .header(head)?
@@ -218,7 +226,7 @@ impl RpcContext {
 
     // --- execution ----------------------------------------------------------
 
-    fn call_env(
+    pub(crate) fn call_env(
         &self,
         reader: &Reader,
         number: u64,

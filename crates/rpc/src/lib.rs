@@ -6,13 +6,16 @@
 //! CORS. Filters and subscriptions feed on the node's [`ChainEvent`]s.
 
 pub mod convert;
+pub mod debug;
 mod error;
 pub mod eth;
 mod filters;
 pub mod infera;
+mod proof;
 mod pubsub;
 pub mod server;
 pub mod signer;
+pub mod simulate;
 
 use std::sync::Arc;
 

@@ -47,7 +47,19 @@ pub trait EthApi {
     #[method(name = "eth_getCode")]
     fn code(&self, address: Address, block: Option<BlockId>) -> JsonResult<Bytes>;
     #[method(name = "eth_getStorageAt")]
-    fn storage_at(&self, address: Address, slot: U256, block: Option<BlockId>) -> JsonResult<B256>;
+    fn storage_at(
+        &self,
+        address: Address,
+        slot: String,
+        block: Option<BlockId>,
+    ) -> JsonResult<B256>;
+    #[method(name = "eth_getProof", blocking)]
+    fn proof(
+        &self,
+        address: Address,
+        keys: Vec<String>,
+        block: Option<BlockId>,
+    ) -> JsonResult<alloy_rpc_types_eth::EIP1186AccountProofResponse>;
     #[method(name = "eth_gasPrice")]
     fn gas_price(&self) -> JsonResult<U256>;
     #[method(name = "eth_maxPriorityFeePerGas")]
@@ -61,6 +73,12 @@ pub trait EthApi {
     ) -> JsonResult<FeeHistory>;
     #[method(name = "eth_call", blocking)]
     fn call(&self, request: TransactionRequest, block: Option<BlockId>) -> JsonResult<Bytes>;
+    #[method(name = "eth_simulateV1", blocking)]
+    fn simulate_v1(
+        &self,
+        payload: alloy_rpc_types_eth::simulate::SimulatePayload,
+        block: Option<BlockId>,
+    ) -> JsonResult<Value>;
     #[method(name = "eth_estimateGas", blocking)]
     fn estimate_gas(&self, request: TransactionRequest, block: Option<BlockId>) -> JsonResult<U64>;
     #[method(name = "eth_sendRawTransaction")]
@@ -223,8 +241,22 @@ impl EthApiServer for RpcContext {
     fn code(&self, address: Address, block: Option<BlockId>) -> JsonResult<Bytes> {
         ok(RpcContext::code(self, address, block))
     }
-    fn storage_at(&self, address: Address, slot: U256, block: Option<BlockId>) -> JsonResult<B256> {
-        ok(RpcContext::storage_at(self, address, slot, block))
+    fn storage_at(
+        &self,
+        address: Address,
+        slot: String,
+        block: Option<BlockId>,
+    ) -> JsonResult<B256> {
+        let slot = crate::proof::decode_storage_key(&slot)?.0;
+        ok(RpcContext::storage_at(self, address, slot.into(), block))
+    }
+    fn proof(
+        &self,
+        address: Address,
+        keys: Vec<String>,
+        block: Option<BlockId>,
+    ) -> JsonResult<alloy_rpc_types_eth::EIP1186AccountProofResponse> {
+        ok(RpcContext::proof(self, address, keys, block))
     }
     fn gas_price(&self) -> JsonResult<U256> {
         ok(RpcContext::gas_price(self))
@@ -247,6 +279,13 @@ impl EthApiServer for RpcContext {
     }
     fn call(&self, request: TransactionRequest, block: Option<BlockId>) -> JsonResult<Bytes> {
         ok(RpcContext::call(self, request, block))
+    }
+    fn simulate_v1(
+        &self,
+        payload: alloy_rpc_types_eth::simulate::SimulatePayload,
+        block: Option<BlockId>,
+    ) -> JsonResult<Value> {
+        RpcContext::simulate_v1(self, payload, block)
     }
     fn estimate_gas(&self, request: TransactionRequest, block: Option<BlockId>) -> JsonResult<U64> {
         ok(RpcContext::estimate_gas(self, request, block))
@@ -414,6 +453,9 @@ async fn start_one(ctx: &RpcContext, addr: SocketAddr) -> RpcResult<(SocketAddr,
     methods
         .merge(crate::signer::SignerApiServer::into_rpc(ctx.clone()))
         .map_err(|e| RpcError::Evm(format!("registering the signing methods: {e}")))?;
+    methods
+        .merge(crate::debug::DebugApiServer::into_rpc(ctx.clone()))
+        .map_err(|e| RpcError::Evm(format!("registering the debug_ methods: {e}")))?;
     let handle = server.start(methods);
     Ok((bound, handle))
 }
