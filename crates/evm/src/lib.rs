@@ -33,7 +33,7 @@ pub use executor::{
     BlockExecutor, DEPOSIT_EVENT_TOPIC, EvmContext, ExecutionOutcome, InferaEvm, Precompiles,
     block_reward, eth_precompiles,
 };
-pub use revm::{handler::EthPrecompiles, primitives::hardfork::SpecId};
+pub use revm::{context::TxEnv, handler::EthPrecompiles, primitives::hardfork::SpecId};
 pub use simulate::{AccountOverride, MovablePrecompiles, OverrideError, SimulatedCall, Simulator};
 pub use trace::{StructLog, StructLogConfig, StructLogger, TxStructTrace, trace_block};
 pub use validate::{intrinsic_gas, validate_transaction, validate_transaction_with_config};

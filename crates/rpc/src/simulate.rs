@@ -1,0 +1,638 @@
+//! `eth_simulateV1`: simulates a chain of blocks on top of a stored block,
+//! with block and state overrides, and answers with the blocks as geth
+//! builds them (headers, roots and hashes included) and each call's outcome.
+
+use std::collections::BTreeMap;
+
+use alloy_consensus::{
+    Block as ConsensusBlock, BlockBody, EMPTY_OMMER_ROOT_HASH, Eip658Value, Header, Receipt,
+    ReceiptEnvelope, ReceiptWithBloom, Signed, Transaction as _, TxEip1559, TxEnvelope, TxLegacy,
+    proofs::{calculate_receipt_root, calculate_transaction_root},
+};
+use alloy_eips::{BlockId, BlockNumberOrTag, eip4895::Withdrawals, eip7685::EMPTY_REQUESTS_HASH};
+use alloy_primitives::{Address, B256, Bloom, Bytes, Log, TxKind, U256};
+use alloy_rpc_types_eth::{
+    TransactionRequest,
+    simulate::{SimBlock, SimulatePayload},
+};
+use infera_evm::{
+    AccountOverride, BlockEnvInput, EvmError, ExecutionConfig, InvalidTransaction, Precompiles,
+    Simulator, SpecId, TxEnv,
+};
+use infera_primitives::{RecoveredTx, StateReader};
+use jsonrpsee::types::ErrorObjectOwned;
+use serde_json::{Value, json};
+
+use crate::{RpcContext, RpcError, convert};
+
+/// Most blocks one request may simulate (gaps included), as geth.
+pub const MAX_SIMULATE_BLOCKS: u64 = 256;
+/// Gas all calls of one request may use together (geth's default RPC gas cap).
+pub const SIMULATE_GAS_CAP: u64 = 50_000_000;
+/// Seconds between simulated blocks whose timestamp is not given.
+pub const TIMESTAMP_INCREMENT: u64 = 12;
+/// The sender of the logs `traceTransfers` adds for ether transfers.
+const TRANSFER_LOG_ADDRESS: Address = Address::repeat_byte(0xee);
+
+type SimResult<T> = Result<T, ErrorObjectOwned>;
+
+fn err(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, message.into(), None::<()>)
+}
+
+fn rpc_err(e: RpcError) -> ErrorObjectOwned {
+    e.into()
+}
+
+fn invalid_params(message: impl Into<String>) -> ErrorObjectOwned {
+    err(crate::INVALID_PARAMS_CODE, message)
+}
+
+/// A block to simulate once numbers and timestamps are settled.
+struct PlannedBlock {
+    number: u64,
+    timestamp: u64,
+    block: SimBlock,
+}
+
+impl RpcContext {
+    /// `eth_simulateV1`.
+    pub fn simulate_v1(
+        &self,
+        payload: SimulatePayload,
+        block: Option<BlockId>,
+    ) -> SimResult<Value> {
+        if payload.block_state_calls.is_empty() {
+            return Err(invalid_params("empty input: blockStateCalls is empty"));
+        }
+        let reader = self.db().reader().map_err(|e| rpc_err(e.into()))?;
+        let id = block.unwrap_or(BlockId::Number(BlockNumberOrTag::Latest));
+        let head = reader
+            .head_number()
+            .map_err(|e| rpc_err(e.into()))?
+            .unwrap_or_default();
+        let number = match id {
+            BlockId::Number(BlockNumberOrTag::Number(n)) => Some(n).filter(|n| *n <= head),
+            BlockId::Number(BlockNumberOrTag::Earliest) => Some(0),
+            BlockId::Number(_) => Some(head),
+            BlockId::Hash(hash) => reader
+                .block_number(hash.block_hash)
+                .map_err(|e| rpc_err(e.into()))?,
+        }
+        .ok_or_else(|| err(crate::SERVER_ERROR_CODE, "header not found"))?;
+        let base = reader
+            .header(number)
+            .map_err(|e| rpc_err(e.into()))?
+            .ok_or_else(|| err(crate::SERVER_ERROR_CODE, "header not found"))?;
+        let planned = plan_blocks(&base, payload.block_state_calls)?;
+        let spec = self.chain().spec_at(base.number, base.timestamp);
+        let cfg = ExecutionConfig {
+            chain_id: self.chain().chain_id(),
+            spec,
+        };
+        let opts = Options {
+            validation: payload.validation,
+            trace_transfers: payload.trace_transfers,
+            full_transactions: payload.return_full_transactions,
+        };
+        let precompiles = self.precompiles(spec);
+        let at_head = number == head;
+        if at_head {
+            let sim = Simulator::new(reader.latest_state(), cfg, precompiles, opts.validation);
+            self.run_simulation(sim, base, planned, opts, at_head)
+        } else {
+            let sim = Simulator::new(reader.state_at(number), cfg, precompiles, opts.validation);
+            self.run_simulation(sim, base, planned, opts, at_head)
+        }
+    }
+
+    fn run_simulation<S: StateReader, P: Precompiles<S>>(
+        &self,
+        mut sim: Simulator<S, P>,
+        base: Header,
+        planned: Vec<PlannedBlock>,
+        opts: Options,
+        at_head: bool,
+    ) -> SimResult<Value> {
+        let mut parent = base.clone();
+        let mut budget = SIMULATE_GAS_CAP;
+        let mut out = Vec::with_capacity(planned.len());
+        for block in planned {
+            let (header, value) =
+                self.simulate_block(&mut sim, &base, &parent, block, &opts, &mut budget, at_head)?;
+            parent = header;
+            out.push(value);
+        }
+        Ok(Value::Array(out))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn simulate_block<S: StateReader, P: Precompiles<S>>(
+        &self,
+        sim: &mut Simulator<S, P>,
+        base: &Header,
+        parent: &Header,
+        planned: PlannedBlock,
+        opts: &Options,
+        budget: &mut u64,
+        at_head: bool,
+    ) -> SimResult<(Header, Value)> {
+        let chain = self.chain();
+        let overrides = planned.block.block_overrides.unwrap_or_default();
+        let number = planned.number;
+        let timestamp = planned.timestamp;
+        let spec = chain.spec_at(number, timestamp);
+        let base_fee =
+            match overrides.base_fee {
+                Some(fee) => Some(u64::try_from(fee).map_err(|_| {
+                    invalid_params("baseFeePerGas override does not fit in 64 bits")
+                })?),
+                None if spec.is_enabled_in(SpecId::LONDON) => Some(if opts.validation {
+                    chain.next_base_fee(parent).unwrap_or(0)
+                } else {
+                    0
+                }),
+                None => None,
+            };
+        let cancun = spec.is_enabled_in(SpecId::CANCUN);
+        let excess_blob_gas = cancun.then(|| {
+            let parent_cancun = chain
+                .spec_at(parent.number, parent.timestamp)
+                .is_enabled_in(SpecId::CANCUN);
+            match chain.blob_params_at(parent.number, parent.timestamp) {
+                Some(params) if parent_cancun => params.next_block_excess_blob_gas_osaka(
+                    parent.excess_blob_gas.unwrap_or(0),
+                    parent.blob_gas_used.unwrap_or(0),
+                    parent.base_fee_per_gas.unwrap_or(0),
+                ),
+                _ => 0,
+            }
+        });
+        let mut header = Header {
+            parent_hash: parent.hash_slow(),
+            ommers_hash: EMPTY_OMMER_ROOT_HASH,
+            beneficiary: overrides.coinbase.unwrap_or(parent.beneficiary),
+            difficulty: overrides
+                .difficulty
+                .unwrap_or(if spec.is_enabled_in(SpecId::MERGE) {
+                    U256::ZERO
+                } else {
+                    parent.difficulty
+                }),
+            number,
+            gas_limit: overrides.gas_limit.unwrap_or(parent.gas_limit),
+            timestamp,
+            mix_hash: overrides.random.unwrap_or_default(),
+            base_fee_per_gas: base_fee,
+            withdrawals_root: spec
+                .is_enabled_in(SpecId::SHANGHAI)
+                .then_some(alloy_consensus::EMPTY_ROOT_HASH),
+            blob_gas_used: cancun.then_some(0),
+            excess_blob_gas,
+            parent_beacon_block_root: cancun.then_some(B256::ZERO),
+            ..Default::default()
+        };
+        let blob_params = chain.blob_params_at(number, timestamp);
+        let env = BlockEnvInput {
+            number,
+            timestamp,
+            beneficiary: header.beneficiary,
+            gas_limit: header.gas_limit,
+            base_fee_per_gas: base_fee.unwrap_or(0),
+            prevrandao: header.mix_hash,
+            excess_blob_gas: excess_blob_gas.unwrap_or(0),
+            parent_hash: header.parent_hash,
+            parent_beacon_block_root: header.parent_beacon_block_root,
+            difficulty: header.difficulty,
+            blob_base_fee_update_fraction: blob_params
+                .map(|p| u64::try_from(p.update_fraction).unwrap_or(u64::MAX)),
+        };
+        sim.set_block_hash(parent.number, header.parent_hash);
+        sim.begin_block(spec, env).map_err(internal)?;
+        if let Some(state) = planned.block.state_overrides {
+            let mut accounts = BTreeMap::new();
+            for (address, account) in state {
+                let to_map = |m: &alloy_primitives::map::B256HashMap<B256>| {
+                    m.iter()
+                        .map(|(k, v)| (U256::from_be_bytes(k.0), U256::from_be_bytes(v.0)))
+                        .collect::<BTreeMap<_, _>>()
+                };
+                accounts.insert(
+                    address,
+                    AccountOverride {
+                        nonce: account.nonce,
+                        balance: account.balance,
+                        code: account.code.clone(),
+                        state: account.state.as_ref().map(to_map),
+                        state_diff: account.state_diff.as_ref().map(to_map),
+                        move_precompile_to: account.move_precompile_to,
+                    },
+                );
+            }
+            match sim.apply_overrides(&accounts).map_err(internal)? {
+                Ok(()) => {}
+                Err(e @ infera_evm::OverrideError::NotAPrecompile(_)) => {
+                    return Err(err(crate::SERVER_ERROR_CODE, e.to_string()));
+                }
+                Err(e @ infera_evm::OverrideError::MoveToItself(_)) => {
+                    return Err(err(-38022, e.to_string()));
+                }
+                Err(e @ infera_evm::OverrideError::DestinationOverridden(_)) => {
+                    return Err(err(-38023, e.to_string()));
+                }
+                Err(e) => return Err(invalid_params(e.to_string())),
+            }
+        }
+
+        let chain_id = chain.chain_id();
+        let mut gas_used = 0u64;
+        let mut transactions = Vec::new();
+        let mut receipts = Vec::new();
+        let mut calls = Vec::new();
+        let mut all_logs: Vec<Log> = Vec::new();
+        let mut call_logs: Vec<Vec<Log>> = Vec::new();
+        for (index, request) in planned.block.calls.into_iter().enumerate() {
+            let (tx, env) =
+                self.prepare_call(sim, request, chain_id, header.gas_limit, gas_used, *budget)?;
+            let result = match sim.execute(env) {
+                Ok(result) => result,
+                Err(EvmError::InvalidTransaction(invalid)) => {
+                    return Err(validation_error(&invalid, tx.sender));
+                }
+                Err(other) => return Err(internal(other)),
+            };
+            let _ = index;
+            gas_used += result.gas_used;
+            *budget = budget.saturating_sub(result.gas_used);
+            let receipt = Receipt {
+                status: Eip658Value::Eip658(result.success),
+                cumulative_gas_used: gas_used,
+                logs: result.logs.clone(),
+            };
+            let bloom = receipt.bloom_slow();
+            let with_bloom = ReceiptWithBloom::new(receipt, bloom);
+            receipts.push(match tx.tx {
+                TxEnvelope::Legacy(_) => ReceiptEnvelope::Legacy(with_bloom),
+                _ => ReceiptEnvelope::Eip1559(with_bloom),
+            });
+            all_logs.extend(result.logs.iter().cloned());
+            let mut logs = result.logs.clone();
+            if opts.trace_transfers
+                && let Some(TxKind::Call(_)) = Some(tx.tx.kind())
+                && !tx.tx.value().is_zero()
+                && result.success
+            {
+                logs.insert(0, transfer_log(tx.sender, tx_to(&tx.tx), tx.tx.value()));
+            }
+            call_logs.push(logs);
+            calls.push(result);
+            transactions.push(tx);
+        }
+        let requests = sim
+            .end_block(chain.deposit_contract(), &all_logs)
+            .map_err(internal)?;
+        header.requests_hash = requests.map(|r| {
+            if r.is_empty() {
+                EMPTY_REQUESTS_HASH
+            } else {
+                r.requests_hash()
+            }
+        });
+        header.gas_used = gas_used;
+        header.transactions_root = calculate_transaction_root(
+            &transactions
+                .iter()
+                .map(|t| t.tx.clone())
+                .collect::<Vec<_>>(),
+        );
+        header.receipts_root = calculate_receipt_root(&receipts);
+        let mut bloom = Bloom::ZERO;
+        for r in &receipts {
+            bloom.accrue_bloom(r.logs_bloom());
+        }
+        header.logs_bloom = bloom;
+        header.state_root = self.simulated_state_root(sim, number, at_head)?;
+        let hash = header.hash_slow();
+        sim.set_block_hash(number, hash);
+
+        let body = BlockBody {
+            transactions: transactions.iter().map(|t| t.tx.clone()).collect(),
+            ommers: Vec::new(),
+            withdrawals: spec
+                .is_enabled_in(SpecId::SHANGHAI)
+                .then(Withdrawals::default),
+        };
+        let size = alloy_rlp::Encodable::length(&ConsensusBlock {
+            header: header.clone(),
+            body,
+        });
+        let _ = base;
+
+        let mut log_index = 0u64;
+        let calls_json: Vec<Value> = calls
+            .iter()
+            .zip(&call_logs)
+            .zip(&transactions)
+            .enumerate()
+            .map(|(i, ((call, logs), tx))| {
+                let logs: Vec<Value> = logs
+                    .iter()
+                    .map(|log| {
+                        let v = json!({
+                            "address": log.address,
+                            "topics": log.topics(),
+                            "data": log.data.data,
+                            "blockNumber": format!("{number:#x}"),
+                            "transactionHash": tx.hash,
+                            "transactionIndex": format!("{i:#x}"),
+                            "blockHash": hash,
+                            "blockTimestamp": format!("{timestamp:#x}"),
+                            "logIndex": format!("{log_index:#x}"),
+                            "removed": false,
+                        });
+                        log_index += 1;
+                        v
+                    })
+                    .collect();
+                let mut v = json!({
+                    "returnData": call.output,
+                    "logs": logs,
+                    "gasUsed": format!("{:#x}", call.gas_used),
+                    "maxUsedGas": format!("{:#x}", call.max_used_gas),
+                    "status": if call.success { "0x1" } else { "0x0" },
+                });
+                if call.reverted {
+                    let message = match infera_evm::decode_revert_reason(&call.output) {
+                        Some(reason) => format!("execution reverted: {reason}"),
+                        None => "execution reverted".to_string(),
+                    };
+                    v["error"] = json!({"message": message, "code": 3, "data": call.output});
+                } else if let Some(reason) = &call.halt_reason {
+                    v["error"] = json!({"message": reason, "code": -32015});
+                }
+                v
+            })
+            .collect();
+
+        let transactions_json: Vec<Value> = if opts.full_transactions {
+            transactions
+                .iter()
+                .enumerate()
+                .map(|(i, tx)| {
+                    let ctx = convert::TxContext {
+                        block_hash: hash,
+                        block_number: number,
+                        index: i as u64,
+                        base_fee: base_fee,
+                        timestamp,
+                    };
+                    serde_json::to_value(convert::rpc_transaction(tx, Some(ctx)))
+                        .unwrap_or(Value::Null)
+                })
+                .collect()
+        } else {
+            transactions.iter().map(|t| json!(t.hash)).collect()
+        };
+        let mut value = serde_json::to_value(&header).map_err(|e| internal(e.to_string()))?;
+        if let Value::Object(map) = &mut value {
+            map.insert("hash".into(), json!(hash));
+            map.insert("size".into(), json!(format!("{size:#x}")));
+            map.insert("transactions".into(), Value::Array(transactions_json));
+            map.insert("uncles".into(), json!([]));
+            if spec.is_enabled_in(SpecId::SHANGHAI) {
+                map.insert("withdrawals".into(), json!([]));
+            }
+            map.insert("calls".into(), Value::Array(calls_json));
+        }
+        Ok((header, value))
+    }
+
+    /// The state root after everything simulated so far: the changes laid
+    /// over the head state in a write transaction that is thrown away.
+    fn simulated_state_root<S: StateReader, P: Precompiles<S>>(
+        &self,
+        sim: &Simulator<S, P>,
+        number: u64,
+        at_head: bool,
+    ) -> SimResult<B256> {
+        // Only the head's state is in the hashed tables the trie is built from.
+        let _ = at_head;
+        let changes = sim.changes();
+        let mut scratch = self.db().writer().map_err(|e| rpc_err(e.into()))?;
+        scratch
+            .apply_state(number, &changes)
+            .map_err(|e| rpc_err(e.into()))?;
+        let root = scratch.state_root().map_err(|e| rpc_err(e.into()))?;
+        drop(scratch);
+        Ok(root)
+    }
+
+    /// Fills a call's defaults as geth does and builds its transaction (with
+    /// an empty signature) and its execution environment.
+    fn prepare_call<S: StateReader, P: Precompiles<S>>(
+        &self,
+        sim: &mut Simulator<S, P>,
+        request: TransactionRequest,
+        chain_id: u64,
+        block_gas_limit: u64,
+        gas_used: u64,
+        budget: u64,
+    ) -> SimResult<(RecoveredTx, TxEnv)> {
+        let from = request.from.unwrap_or(Address::ZERO);
+        if let Some(id) = request.chain_id
+            && id != chain_id
+        {
+            return Err(invalid_params(format!(
+                "chainId does not match node's (have={id}, want={chain_id})"
+            )));
+        }
+        if request.gas_price.is_some()
+            && (request.max_fee_per_gas.is_some() || request.max_priority_fee_per_gas.is_some())
+        {
+            return Err(invalid_params(
+                "both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified",
+            ));
+        }
+        let nonce = match request.nonce {
+            Some(n) => n,
+            None => sim.nonce(from).map_err(internal)?,
+        };
+        let remaining = block_gas_limit.saturating_sub(gas_used);
+        let gas = request.gas.unwrap_or(remaining);
+        if gas_used.saturating_add(gas) > block_gas_limit {
+            return Err(err(
+                -38015,
+                format!("block gas limit reached: {gas_used} >= {block_gas_limit}"),
+            ));
+        }
+        let gas = gas.min(budget);
+        let value = request.value.unwrap_or_default();
+        let input = request.input.into_input().unwrap_or_default();
+        let kind = request.to.unwrap_or(TxKind::Create);
+        let access_list = request.access_list.clone().unwrap_or_default();
+        let zero_sig = alloy_primitives::Signature::new(U256::ZERO, U256::ZERO, false);
+        let (tx, env) = if let Some(gas_price) = request.gas_price {
+            let tx = TxLegacy {
+                chain_id: Some(chain_id),
+                nonce,
+                gas_price,
+                gas_limit: gas,
+                to: kind,
+                value,
+                input: input.clone(),
+            };
+            let env = TxEnv {
+                tx_type: 0,
+                caller: from,
+                gas_limit: gas,
+                gas_price,
+                kind,
+                value,
+                data: input,
+                nonce,
+                chain_id: Some(chain_id),
+                access_list: Default::default(),
+                gas_priority_fee: None,
+                blob_hashes: Vec::new(),
+                max_fee_per_blob_gas: 0,
+                authorization_list: Vec::new(),
+            };
+            (TxEnvelope::Legacy(Signed::new_unhashed(tx, zero_sig)), env)
+        } else {
+            let max_fee = request.max_fee_per_gas.unwrap_or(0);
+            let tip = request.max_priority_fee_per_gas.unwrap_or(0);
+            let tx = TxEip1559 {
+                chain_id,
+                nonce,
+                gas_limit: gas,
+                max_fee_per_gas: max_fee,
+                max_priority_fee_per_gas: tip,
+                to: kind,
+                value,
+                access_list: access_list.clone(),
+                input: input.clone(),
+            };
+            let env = TxEnv {
+                tx_type: 2,
+                caller: from,
+                gas_limit: gas,
+                gas_price: max_fee,
+                kind,
+                value,
+                data: input,
+                nonce,
+                chain_id: Some(chain_id),
+                access_list,
+                gas_priority_fee: Some(tip),
+                blob_hashes: Vec::new(),
+                max_fee_per_blob_gas: 0,
+                authorization_list: Vec::new(),
+            };
+            (TxEnvelope::Eip1559(Signed::new_unhashed(tx, zero_sig)), env)
+        };
+        let hash = *tx.tx_hash();
+        Ok((
+            RecoveredTx {
+                tx,
+                sender: from,
+                hash,
+            },
+            env,
+        ))
+    }
+}
+
+struct Options {
+    validation: bool,
+    trace_transfers: bool,
+    full_transactions: bool,
+}
+
+fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
+    err(crate::INTERNAL_ERROR_CODE, e.to_string())
+}
+
+fn tx_to(tx: &TxEnvelope) -> Address {
+    use alloy_consensus::Transaction as _;
+    tx.to().unwrap_or_default()
+}
+
+/// The ERC-20 style `Transfer` log `traceTransfers` reports for an ether transfer.
+fn transfer_log(from: Address, to: Address, value: U256) -> Log {
+    let topic = alloy_primitives::keccak256("Transfer(address,address,uint256)");
+    Log::new_unchecked(
+        TRANSFER_LOG_ADDRESS,
+        vec![topic, from.into_word(), to.into_word()],
+        Bytes::from(value.to_be_bytes::<32>().to_vec()),
+    )
+}
+
+/// Geth's error codes for calls a block could not include.
+fn validation_error(invalid: &InvalidTransaction, from: Address) -> ErrorObjectOwned {
+    let code = match invalid {
+        InvalidTransaction::NonceTooLow { .. } => -38010,
+        InvalidTransaction::NonceTooHigh { .. } => -38011,
+        InvalidTransaction::FeeCapBelowBaseFee { .. } => -38012,
+        InvalidTransaction::Other(m) if m.contains("less than block base fee") => -38012,
+        InvalidTransaction::IntrinsicGasTooLow { .. } => -38013,
+        InvalidTransaction::InsufficientFunds { .. } => -38014,
+        InvalidTransaction::GasLimitAboveBlockRemaining { .. }
+        | InvalidTransaction::GasLimitAboveBlockLimit { .. } => -38015,
+        InvalidTransaction::SenderNotEoa => -38024,
+        InvalidTransaction::NonceOverflow => crate::INTERNAL_ERROR_CODE,
+        _ => crate::SERVER_ERROR_CODE,
+    };
+    err(code, format!("err: {invalid}: address {from}"))
+}
+
+/// Settles numbers and timestamps (geth's rules), filling gaps with empty blocks.
+fn plan_blocks(base: &Header, blocks: Vec<SimBlock>) -> SimResult<Vec<PlannedBlock>> {
+    let mut out = Vec::new();
+    let mut prev_number = base.number;
+    let mut prev_time = base.timestamp;
+    for block in blocks {
+        let overrides = block.block_overrides.clone().unwrap_or_default();
+        let number = match overrides.number {
+            Some(n) => u64::try_from(n)
+                .map_err(|_| invalid_params("block number override does not fit in 64 bits"))?,
+            None => prev_number.saturating_add(1),
+        };
+        if number <= prev_number {
+            return Err(err(
+                -38020,
+                format!("block numbers must be in order: {number} <= {prev_number}"),
+            ));
+        }
+        if number - base.number > MAX_SIMULATE_BLOCKS {
+            return Err(err(-38026, "too many blocks"));
+        }
+        for gap in prev_number + 1..number {
+            prev_time = prev_time.saturating_add(TIMESTAMP_INCREMENT);
+            out.push(PlannedBlock {
+                number: gap,
+                timestamp: prev_time,
+                block: SimBlock::default(),
+            });
+        }
+        let timestamp = match overrides.time {
+            Some(t) => {
+                if t <= prev_time {
+                    return Err(err(
+                        -38021,
+                        format!("block timestamps must be in order: {t} <= {prev_time}"),
+                    ));
+                }
+                t
+            }
+            None => prev_time.saturating_add(TIMESTAMP_INCREMENT),
+        };
+        prev_number = number;
+        prev_time = timestamp;
+        out.push(PlannedBlock {
+            number,
+            timestamp,
+            block,
+        });
+    }
+    Ok(out)
+}
