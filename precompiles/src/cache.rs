@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use alloy_primitives::B256;
-use infera_kernels::Model;
+use infera_kernels::{Kernels, Model, RunOptions};
 use parking_lot::Mutex;
 
 /// Default bound on the model bytes the cache holds (decoded models take about
@@ -38,6 +38,10 @@ pub struct ModelCache {
     inner: Mutex<Inner>,
     max_bytes: usize,
     max_models: usize,
+    /// Kernels inferences run with. Every choice gives the same bytes (the
+    /// engine's invariant); benchmarks pick [`Kernels::Portable`] to price
+    /// gas against the reference loops a node without AVX2 runs.
+    kernels: Kernels,
 }
 
 impl Default for ModelCache {
@@ -54,6 +58,21 @@ impl ModelCache {
             inner: Mutex::new(Inner::default()),
             max_bytes,
             max_models,
+            kernels: Kernels::Best,
+        }
+    }
+
+    /// The same cache running inferences with `kernels`.
+    pub fn with_kernels(mut self, kernels: Kernels) -> Self {
+        self.kernels = kernels;
+        self
+    }
+
+    /// How inferences run (single-threaded; the kernels chosen above).
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            threads: 1,
+            kernels: self.kernels,
         }
     }
 

@@ -13,19 +13,21 @@
 //! (in-memory state, execution only, one thread; the baseline block is ERC-20
 //! transfers to fresh recipients, which executes at 0.13 ns/gas, i.e. without
 //! the state root and MDBX commit that make the node's real ERC-20 block ~17x
-//! slower: the conservative baseline). Figures, 2-core AMD EPYC VM, 2026-11-22,
-//! ms per 60 M-gas block and ratio to ERC-20:
+//! slower: the conservative baseline). Each inference block runs twice in the
+//! same process: with the best kernels this CPU has (AVX2) and with the
+//! portable reference kernels a node without AVX2 runs; gas is priced for the
+//! portable ones. Figures, 2-core AMD EPYC VM, 2026-11-22, ms per 60 M-gas
+//! block and ratio to ERC-20:
 //!
-//! | block | ms | ratio |
-//! |---|---|---|
-//! | ERC-20 transfers | 7.8 | 1.00 |
-//! | digits MLP (6.5 k MACs, 6,634 gas per call) | 9.7 | 1.25 |
-//! | dense 1024x1024 (1 M MACs, 495,220 gas per call) | 3.7 | 0.48 |
-//! | conv 3x3 128->128 @14x14 (29 M MACs, 11.7 M gas per call) | 2.7 | 0.35 |
+//! | block | ms (AVX2) | ratio | ms (portable) | ratio |
+//! |---|---|---|---|---|
+//! | ERC-20 transfers | 7.9 | 1.00 | | |
+//! | digits MLP (6.5 k MACs, 6,634 gas per call) | 9.6 | 1.22 | 11.2 | 1.42 |
+//! | dense 1024x1024 (1 M MACs, 495,220 gas per call) | 3.6 | 0.46 | 6.6 | 0.84 |
+//! | conv 3x3 128->128 @14x14 (29 M MACs, 11.7 M gas per call) | 2.4 | 0.31 | 8.1 | 1.03 |
 //!
 //! Small models are bound by per-transaction overhead (the base), large ones
-//! by MACs; at the baseline SSE2 kernel speed (~13 GMAC/s) the conv block is
-//! ~1.4x. Model decoding (a cache miss) runs at 1.0-1.8 ns per byte; the
+//! by MACs. Model decoding (a cache miss) runs at 1.0-1.8 ns per byte; the
 //! per-KiB charge covers only part of it (see [`INFER_GAS_PER_MODEL_KIB`]).
 //!
 //! # Registry

@@ -33,7 +33,7 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use alloy_sol_types::SolCall;
 use eyre::{Result, ensure, eyre};
 use infera_evm::{BlockEnvInput, BlockExecutor, EvmError, ExecutionConfig, SpecId};
-use infera_kernels::{DType, Model, model::Node};
+use infera_kernels::{DType, Kernels, Model, model::Node};
 use infera_precompiles::{
     InferaPrecompiles, ModelCache,
     abi::{IInference, IModelRegistry, INFERENCE_ADDRESS, MODEL_REGISTRY_ADDRESS},
@@ -242,6 +242,7 @@ fn main() -> Result<()> {
 
     // Setup block (Prague: no per-transaction gas cap): the ERC-20 and the models.
     let models = ModelCache::shared();
+    let portable_models = Arc::new(ModelCache::default().with_kernels(Kernels::Portable));
     let mut setup = vec![Unsigned::new(
         deployer,
         0,
@@ -299,11 +300,11 @@ fn main() -> Result<()> {
     let scaled_ms = |f: &Filled| per_gas(f) * BLOCK_GAS as f64 / 1e6;
     println!();
     println!(
-        "| block of {BLOCK_GAS} gas | txs | gas used | ms per block (scaled to {BLOCK_GAS}) | ns/gas | ratio to ERC-20 |"
+        "| block of {BLOCK_GAS} gas | txs | gas used | ms per block (scaled to {BLOCK_GAS}) | ns/gas | ratio to ERC-20 | portable kernels: ms | portable: ratio |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     println!(
-        "| ERC-20 transfers (fresh recipients) | {} | {} | {:.1} | {:.2} | 1.00 |",
+        "| ERC-20 transfers (fresh recipients) | {} | {} | {:.1} | {:.2} | 1.00 | - | - |",
         erc20.txs,
         erc20.gas,
         scaled_ms(&erc20),
@@ -343,13 +344,18 @@ fn main() -> Result<()> {
             .collect();
         let txs = chain::sign_all(txs);
         let filled = fill(&state, &models, &txs, rounds)?;
+        // The same block on the portable reference kernels (what a node
+        // without AVX2 runs): gas must be priced for this one.
+        let portable = fill(&state, &portable_models, &txs, rounds)?;
         println!(
-            "| {name}: {call_gas} gas per call, tx {gas_limit} | {} | {} | {:.1} | {:.2} | {:.2} |",
+            "| {name}: {call_gas} gas per call, tx {gas_limit} | {} | {} | {:.1} | {:.2} | {:.2} | {:.1} | {:.2} |",
             filled.txs,
             filled.gas,
             scaled_ms(&filled),
             per_gas(&filled),
-            per_gas(&filled) / per_gas(&erc20)
+            per_gas(&filled) / per_gas(&erc20),
+            scaled_ms(&portable),
+            per_gas(&portable) / per_gas(&erc20)
         );
         // A cache miss: decoding the model from its bytes.
         let start = Instant::now();
