@@ -33,6 +33,8 @@ pub struct MovablePrecompiles<P> {
     /// Original addresses that no longer hold their precompile.
     removed: AddressSet,
     warm: AddressSet,
+    /// The set changed since revm last asked: it must re-warm the addresses.
+    pending: bool,
 }
 
 impl<P> MovablePrecompiles<P> {
@@ -43,6 +45,7 @@ impl<P> MovablePrecompiles<P> {
             moved: HashMap::new(),
             removed: AddressSet::default(),
             warm: AddressSet::default(),
+            pending: true,
         }
     }
 
@@ -65,11 +68,11 @@ impl<S: StateReader, P: Precompiles<S>> PrecompileProvider<EvmContext<S>>
 
     fn set_spec(&mut self, spec: SpecId) -> bool {
         let changed = self.inner.set_spec(spec);
-        let mut warm = self.inner.warm_addresses().clone();
-        warm.retain(|a| !self.removed.contains(a));
-        warm.extend(self.moved.keys().copied());
-        self.warm = warm;
-        changed
+        // Like geth, the warm set stays the fork's precompile addresses,
+        // whatever was moved or replaced.
+        self.warm = self.inner.warm_addresses().clone();
+        let pending = std::mem::take(&mut self.pending);
+        changed || pending
     }
 
     fn run(
@@ -112,8 +115,6 @@ pub struct AccountOverride {
 pub enum OverrideError {
     #[error("account {0} is not a precompile")]
     NotAPrecompile(Address),
-    #[error("movePrecompileToAddress of {0} references itself")]
-    MoveToItself(Address),
     #[error("account {0} is already overridden")]
     DestinationOverridden(Address),
     #[error("account {0} has both 'state' and 'stateDiff'")]
@@ -219,6 +220,8 @@ impl<S: StateReader, P: Precompiles<S>> Simulator<S, P> {
             &mut self.evm.precompiles,
             spec,
         );
+        // revm re-warms the set on the next transaction.
+        self.evm.precompiles.pending = true;
     }
 
     /// Whether `address` holds a precompile now.
@@ -233,21 +236,15 @@ impl<S: StateReader, P: Precompiles<S>> Simulator<S, P> {
     ) -> Result<std::result::Result<(), OverrideError>> {
         let mut destinations = AddressSet::default();
         for (address, account) in overrides {
-            if account.state.is_some() && account.state_diff.is_some() {
-                return Ok(Err(OverrideError::StateAndStateDiff(*address)));
-            }
             if destinations.contains(address) {
                 return Ok(Err(OverrideError::DestinationOverridden(*address)));
             }
             let source = self.evm.precompiles.source::<S>(address);
             if let Some(to) = account.move_precompile_to {
-                if to == *address {
-                    return Ok(Err(OverrideError::MoveToItself(*address)));
-                }
                 let Some(source) = source else {
                     return Ok(Err(OverrideError::NotAPrecompile(*address)));
                 };
-                if overrides.contains_key(&to) || destinations.contains(&to) {
+                if overrides.contains_key(&to) {
                     return Ok(Err(OverrideError::DestinationOverridden(to)));
                 }
                 self.evm.precompiles.moved.insert(to, source);
@@ -257,6 +254,9 @@ impl<S: StateReader, P: Precompiles<S>> Simulator<S, P> {
             if source.is_some() {
                 self.evm.precompiles.moved.remove(address);
                 self.evm.precompiles.removed.insert(*address);
+            }
+            if account.state.is_some() && account.state_diff.is_some() {
+                return Ok(Err(OverrideError::StateAndStateDiff(*address)));
             }
             self.db()
                 .override_account(

@@ -234,12 +234,6 @@ impl RpcContext {
                 Err(e @ infera_evm::OverrideError::NotAPrecompile(_)) => {
                     return Err(err(crate::SERVER_ERROR_CODE, e.to_string()));
                 }
-                Err(e @ infera_evm::OverrideError::MoveToItself(_)) => {
-                    return Err(err(-38022, e.to_string()));
-                }
-                Err(e @ infera_evm::OverrideError::DestinationOverridden(_)) => {
-                    return Err(err(-38023, e.to_string()));
-                }
                 Err(e) => return Err(invalid_params(e.to_string())),
             }
         }
@@ -355,7 +349,7 @@ impl RpcContext {
                     })
                     .collect();
                 let mut v = json!({
-                    "returnData": call.output,
+                    "returnData": if call.success { call.output.clone() } else { Bytes::new() },
                     "logs": logs,
                     "gasUsed": format!("{:#x}", call.gas_used),
                     "maxUsedGas": format!("{:#x}", call.max_used_gas),
