@@ -245,7 +245,7 @@ impl RpcContext {
         let mut calls = Vec::new();
         let mut all_logs: Vec<Log> = Vec::new();
         let mut call_logs: Vec<Vec<Log>> = Vec::new();
-        for (index, request) in planned.block.calls.into_iter().enumerate() {
+        for request in planned.block.calls {
             let (tx, env) =
                 self.prepare_call(sim, request, chain_id, header.gas_limit, gas_used, *budget)?;
             let result = match sim.execute(env) {
@@ -255,7 +255,6 @@ impl RpcContext {
                 }
                 Err(other) => return Err(internal(other)),
             };
-            let _ = index;
             gas_used += result.gas_used;
             *budget = budget.saturating_sub(result.gas_used);
             let receipt = Receipt {
@@ -377,7 +376,7 @@ impl RpcContext {
                         block_hash: hash,
                         block_number: number,
                         index: i as u64,
-                        base_fee: base_fee,
+                        base_fee,
                         timestamp,
                     };
                     serde_json::to_value(convert::rpc_transaction(tx, Some(ctx)))
