@@ -36,7 +36,6 @@
 pub mod cpu;
 pub mod error;
 pub mod format;
-pub mod gas;
 pub mod limits;
 pub mod model;
 pub mod ops;

@@ -51,7 +51,7 @@ impl ModelCommand {
         use infera_model_import::cli;
         let text = match self {
             ModelCommand::Chain(cmd) => return cmd.run(),
-            ModelCommand::Inspect { file } => cli::inspect_file(&file)?,
+            ModelCommand::Inspect { file } => inspect_with_gas(&file)?,
             ModelCommand::Run {
                 file,
                 input,
@@ -71,4 +71,25 @@ impl ModelCommand {
         println!("{text}");
         Ok(())
     }
+}
+
+/// `infera model inspect`: the engine's view of the model plus the gas the
+/// registry would fix for it (the pricing lives with the precompiles).
+fn inspect_with_gas(file: &std::path::Path) -> eyre::Result<String> {
+    use infera_precompiles::gas;
+    let mut text = infera_model_import::cli::inspect_file(file)?;
+    let bytes = std::fs::read(file)?;
+    let model = infera_kernels::Model::decode(&bytes)?;
+    let spec_bytes = |s: &infera_kernels::TensorSpec| s.byte_len() as u64;
+    let fixed = gas::inference_gas(&model.cost(), bytes.len() as u64);
+    let per_call = gas::inference_call_gas(
+        fixed,
+        spec_bytes(model.input_spec()),
+        spec_bytes(model.output_spec()),
+    );
+    text.push_str(&format!(
+        "inference gas {fixed} fixed at registration, {per_call} per call with the {} gas/byte input and output charge\n",
+        gas::INFER_GAS_PER_IO_BYTE
+    ));
+    Ok(text)
 }

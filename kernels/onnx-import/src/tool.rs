@@ -2,8 +2,8 @@
 
 use crate::npy::{Npy, NpyData};
 use crate::{ToolError, ToolResult};
+use infera_kernels::DType;
 use infera_kernels::model::Model;
-use infera_kernels::{DType, gas};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -125,7 +125,7 @@ pub fn accuracy(model: &Model, x: &Npy, labels: &[i64]) -> ToolResult<f64> {
     Ok(right as f64 / inputs.len().max(1) as f64)
 }
 
-/// Human-readable graph, shapes, parameters, MACs and gas.
+/// Human-readable graph, shapes, parameters and MACs (gas is the precompiles' to price).
 pub fn inspect(model: &Model, file_bytes: usize) -> String {
     let mut s = String::new();
     let (inp, ib) = model.input_info();
@@ -176,14 +176,6 @@ pub fn inspect(model: &Model, file_bytes: usize) -> String {
         s,
         "MACs {}  element ops {}  activation elements {}",
         c.macs, c.element_ops, c.activation_elements
-    );
-    let _ = writeln!(
-        s,
-        "inference gas {}  (= {} + {}/kMAC + {}/k elements)",
-        gas::inference_gas(&c),
-        gas::INFER_GAS_BASE,
-        gas::INFER_GAS_PER_KMAC,
-        gas::INFER_GAS_PER_KELEM
     );
     s
 }
