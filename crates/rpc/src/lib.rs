@@ -16,6 +16,7 @@ mod pubsub;
 pub mod server;
 pub mod signer;
 pub mod simulate;
+pub mod testing;
 
 use std::sync::Arc;
 

@@ -456,6 +456,9 @@ async fn start_one(ctx: &RpcContext, addr: SocketAddr) -> RpcResult<(SocketAddr,
     methods
         .merge(crate::debug::DebugApiServer::into_rpc(ctx.clone()))
         .map_err(|e| RpcError::Evm(format!("registering the debug_ methods: {e}")))?;
+    methods
+        .merge(crate::testing::TestingApiServer::into_rpc(ctx.clone()))
+        .map_err(|e| RpcError::Evm(format!("registering the testing_ methods: {e}")))?;
     let handle = server.start(methods);
     Ok((bound, handle))
 }
