@@ -9,6 +9,7 @@ pub mod convert;
 pub mod debug;
 mod error;
 pub mod eth;
+pub mod extra;
 mod filters;
 pub mod infera;
 mod proof;

@@ -53,6 +53,26 @@ pub trait EthApi {
         slot: String,
         block: Option<BlockId>,
     ) -> JsonResult<B256>;
+    #[method(name = "eth_getStorageValues")]
+    fn storage_values(
+        &self,
+        request: std::collections::BTreeMap<Address, Vec<String>>,
+        block: Option<BlockId>,
+    ) -> JsonResult<std::collections::BTreeMap<Address, Vec<B256>>>;
+    #[method(name = "eth_baseFee")]
+    fn base_fee(&self) -> JsonResult<U256>;
+    #[method(name = "eth_blobBaseFee")]
+    fn blob_base_fee(&self) -> JsonResult<U256>;
+    #[method(name = "eth_config")]
+    fn eth_config(&self) -> JsonResult<alloy_eips::eip7910::EthConfig>;
+    #[method(name = "eth_capabilities")]
+    fn capabilities(&self) -> JsonResult<crate::extra::Capabilities>;
+    #[method(name = "txpool_status")]
+    fn txpool_status(&self) -> JsonResult<crate::extra::TxPoolStatus>;
+    #[method(name = "txpool_content")]
+    fn txpool_content(&self) -> JsonResult<crate::extra::TxPoolContent>;
+    #[method(name = "txpool_contentFrom")]
+    fn txpool_content_from(&self, address: Address) -> JsonResult<crate::extra::TxPoolContentFrom>;
     #[method(name = "eth_getProof", blocking)]
     fn proof(
         &self,
@@ -249,6 +269,34 @@ impl EthApiServer for RpcContext {
     ) -> JsonResult<B256> {
         let slot = crate::proof::decode_storage_key(&slot)?.0;
         ok(RpcContext::storage_at(self, address, slot.into(), block))
+    }
+    fn storage_values(
+        &self,
+        request: std::collections::BTreeMap<Address, Vec<String>>,
+        block: Option<BlockId>,
+    ) -> JsonResult<std::collections::BTreeMap<Address, Vec<B256>>> {
+        ok(RpcContext::storage_values(self, request, block))
+    }
+    fn base_fee(&self) -> JsonResult<U256> {
+        ok(RpcContext::base_fee(self))
+    }
+    fn blob_base_fee(&self) -> JsonResult<U256> {
+        ok(RpcContext::blob_base_fee(self))
+    }
+    fn eth_config(&self) -> JsonResult<alloy_eips::eip7910::EthConfig> {
+        ok(RpcContext::eth_config(self))
+    }
+    fn capabilities(&self) -> JsonResult<crate::extra::Capabilities> {
+        ok(RpcContext::capabilities(self))
+    }
+    fn txpool_status(&self) -> JsonResult<crate::extra::TxPoolStatus> {
+        Ok(RpcContext::txpool_status(self))
+    }
+    fn txpool_content(&self) -> JsonResult<crate::extra::TxPoolContent> {
+        Ok(RpcContext::txpool_content(self))
+    }
+    fn txpool_content_from(&self, address: Address) -> JsonResult<crate::extra::TxPoolContentFrom> {
+        Ok(RpcContext::txpool_content_from(self, address))
     }
     fn proof(
         &self,
