@@ -374,11 +374,10 @@ impl RpcContext {
             return Ok(None);
         };
         let receipts = reader.receipts(location.block_number)?.unwrap_or_default();
-        Ok(convert::rpc_receipt(
-            &block,
-            &receipts,
-            location.index as usize,
-        ))
+        Ok(
+            convert::rpc_receipt(&block, &receipts, location.index as usize)
+                .map(|r| self.with_blob_fields(&block, r)),
+        )
     }
 
     /// `eth_getBlockReceipts`.
@@ -391,8 +390,35 @@ impl RpcContext {
         Ok(Some(
             (0..block.transactions.len())
                 .filter_map(|i| convert::rpc_receipt(&block, &receipts, i))
+                .map(|r| self.with_blob_fields(&block, r))
                 .collect(),
         ))
+    }
+
+    /// Fills `blobGasUsed` and `blobGasPrice` of an EIP-4844 transaction's
+    /// receipt (the blob fee of its block).
+    fn with_blob_fields(
+        &self,
+        block: &SealedBlock,
+        mut receipt: TransactionReceipt,
+    ) -> TransactionReceipt {
+        let Some(tx) = receipt
+            .transaction_index
+            .and_then(|i| block.transactions.get(i as usize))
+        else {
+            return receipt;
+        };
+        let Some(hashes) = tx.tx.blob_versioned_hashes() else {
+            return receipt;
+        };
+        let header = &block.header;
+        if let Some(params) = self.chain().blob_params_at(header.number, header.timestamp) {
+            receipt.blob_gas_used =
+                Some(hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB);
+            receipt.blob_gas_price =
+                Some(params.calc_blob_fee(header.excess_blob_gas.unwrap_or(0)));
+        }
+        receipt
     }
 
     // --- blocks -------------------------------------------------------------
@@ -465,6 +491,11 @@ impl RpcContext {
                     })
                 };
                 let (from, to) = (resolve(from_block)?, resolve(to_block)?);
+                if to > head {
+                    return Err(RpcError::InvalidParams(
+                        "block range extends beyond current head block".into(),
+                    ));
+                }
                 if from > to {
                     return Err(RpcError::InvalidParams(format!(
                         "invalid block range params: fromBlock {from} is after toBlock {to}"
