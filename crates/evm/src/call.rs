@@ -78,7 +78,7 @@ pub enum CallOutcome {
 }
 
 impl CallOutcome {
-    fn from_result(result: ExecutionResult) -> Self {
+    pub(crate) fn from_result(result: ExecutionResult) -> Self {
         let gas_used = result.tx_gas_used();
         match result {
             ExecutionResult::Success { output, logs, .. } => Self::Success {
@@ -116,7 +116,7 @@ fn is_priced(req: &CallRequest) -> bool {
         || req.max_priority_fee_per_gas.is_some()
 }
 
-fn call_env(
+pub(crate) fn call_env(
     cfg: &ExecutionConfig,
     env: &BlockEnvInput,
     req: &CallRequest,
@@ -196,7 +196,7 @@ pub fn call_with_precompiles<S: StateReader, P: Precompiles<S>>(
 
 /// Like geth, a call may skip paying for gas but not move value it does not
 /// have: revm's disabled balance check would otherwise mint it.
-fn check_value_covered<S: StateReader>(db: &mut StateDb<S>, tx: &TxEnv) -> Result<()> {
+pub(crate) fn check_value_covered<S: StateReader>(db: &mut StateDb<S>, tx: &TxEnv) -> Result<()> {
     if tx.value.is_zero() {
         return Ok(());
     }

@@ -11,6 +11,7 @@
 //! Precompiles plug in through a [`Precompiles`] provider (default: revm's
 //! Ethereum set), so the AI precompiles can wrap it.
 
+mod access_list;
 mod call;
 mod db;
 mod decode;
@@ -21,6 +22,7 @@ mod simulate;
 mod trace;
 mod validate;
 
+pub use access_list::{AccessListOutcome, MAX_ACCESS_LIST_RUNS, create_access_list};
 pub use call::{
     CallOutcome, CallRequest, EstimateError, call, call_with_precompiles, estimate_gas,
     estimate_gas_with_precompiles,

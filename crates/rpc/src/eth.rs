@@ -727,7 +727,7 @@ fn block_rewards(
 }
 
 /// Maps alloy's request type onto the executor's.
-fn call_request(request: TransactionRequest) -> RpcResult<CallRequest> {
+pub(crate) fn call_request(request: TransactionRequest) -> RpcResult<CallRequest> {
     let input = request
         .input
         .try_into_unique_input()
@@ -759,7 +759,7 @@ fn call_request(request: TransactionRequest) -> RpcResult<CallRequest> {
     })
 }
 
-fn reverted(output: Bytes) -> RpcError {
+pub(crate) fn reverted(output: Bytes) -> RpcError {
     RpcError::Reverted {
         // Names the AI precompiles' custom errors too, e.g. `UnknownModel { id: .. }`.
         reason: crate::infera::describe_revert(&output),
@@ -767,7 +767,7 @@ fn reverted(output: Bytes) -> RpcError {
     }
 }
 
-fn evm_error(err: EvmError) -> RpcError {
+pub(crate) fn evm_error(err: EvmError) -> RpcError {
     match err {
         EvmError::Revert { output } => reverted(output),
         EvmError::Halt { reason } => RpcError::Halted(format!("execution halted: {reason}")),

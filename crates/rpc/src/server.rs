@@ -73,6 +73,12 @@ pub trait EthApi {
     fn txpool_content(&self) -> JsonResult<crate::extra::TxPoolContent>;
     #[method(name = "txpool_contentFrom")]
     fn txpool_content_from(&self, address: Address) -> JsonResult<crate::extra::TxPoolContentFrom>;
+    #[method(name = "eth_createAccessList", blocking)]
+    fn create_access_list(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+    ) -> JsonResult<crate::extra::AccessListResult>;
     #[method(name = "eth_getProof", blocking)]
     fn proof(
         &self,
@@ -276,6 +282,13 @@ impl EthApiServer for RpcContext {
         block: Option<BlockId>,
     ) -> JsonResult<std::collections::BTreeMap<Address, Vec<B256>>> {
         ok(RpcContext::storage_values(self, request, block))
+    }
+    fn create_access_list(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+    ) -> JsonResult<crate::extra::AccessListResult> {
+        ok(RpcContext::create_access_list(self, request, block))
     }
     fn base_fee(&self) -> JsonResult<U256> {
         ok(RpcContext::base_fee(self))

@@ -1,0 +1,100 @@
+//! `eth_createAccessList`: run a call, list every account and storage slot it
+//! touched, run again with that list until it is stable (as geth does).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use alloy_eips::eip2930::{AccessList, AccessListItem};
+use alloy_primitives::{Address, B256};
+use infera_primitives::StateReader;
+use revm::ExecuteEvm;
+
+use crate::{
+    call::{CallOutcome, CallRequest, call_env, check_value_covered},
+    db::StateDb,
+    env::{BlockEnvInput, ExecutionConfig},
+    error::Result,
+    executor::{Precompiles, build_evm, from_evm_error},
+};
+
+/// Most runs before the list is taken as it is (geth has no bound; each run
+/// only adds entries, so the list converges quickly in practice).
+pub const MAX_ACCESS_LIST_RUNS: usize = 16;
+
+/// What `eth_createAccessList` answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessListOutcome {
+    /// Accounts and slots the call touched, without the caller, the
+    /// precompiles, and the callee and coinbase unless storage of theirs was
+    /// touched.
+    pub access_list: AccessList,
+    /// The outcome of the last run, made with `access_list`.
+    pub outcome: CallOutcome,
+}
+
+/// Builds the access list of `req` on `state`. `state` and `precompiles` are
+/// cloned for each run.
+pub fn create_access_list<S, P>(
+    state: S,
+    cfg: ExecutionConfig,
+    env: BlockEnvInput,
+    mut req: CallRequest,
+    precompiles: P,
+) -> Result<AccessListOutcome>
+where
+    S: StateReader + Clone,
+    P: Precompiles<S> + Clone,
+{
+    let caller = req.from.unwrap_or(Address::ZERO);
+    let precompile_addresses: HashSet<Address> =
+        precompiles.warm_addresses().iter().copied().collect();
+    let mut list: BTreeMap<Address, BTreeSet<B256>> = BTreeMap::new();
+    for item in req.access_list.iter().flat_map(|l| l.0.iter()) {
+        list.entry(item.address)
+            .or_default()
+            .extend(item.storage_keys.iter().copied());
+    }
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        req.access_list = Some(to_access_list(&list));
+        let (cfg_env, tx) = call_env(&cfg, &env, &req)?;
+        let mut db = StateDb::new(state.clone());
+        check_value_covered(&mut db, &tx)?;
+        let block = env.block_env(cfg.spec);
+        let beneficiary = block.beneficiary;
+        let mut evm = build_evm(db, cfg_env, block, precompiles.clone());
+        let result = evm.transact_one(tx);
+        let touched = evm.finalize();
+        let outcome = CallOutcome::from_result(result.map_err(from_evm_error)?);
+        let mut next = list.clone();
+        for (address, account) in touched {
+            if address == caller || precompile_addresses.contains(&address) {
+                continue;
+            }
+            let slots: Vec<B256> = account.storage.keys().map(|k| B256::from(*k)).collect();
+            let is_callee = req.to == Some(address) || address == beneficiary;
+            if slots.is_empty() && is_callee {
+                continue;
+            }
+            next.entry(address).or_default().extend(slots);
+        }
+        if next == list || runs >= MAX_ACCESS_LIST_RUNS {
+            return Ok(AccessListOutcome {
+                access_list: to_access_list(&next),
+                outcome,
+            });
+        }
+        list = next;
+    }
+}
+
+fn to_access_list(list: &BTreeMap<Address, BTreeSet<B256>>) -> AccessList {
+    AccessList(
+        list.iter()
+            .map(|(address, keys)| AccessListItem {
+                address: *address,
+                storage_keys: keys.iter().copied().collect(),
+            })
+            .collect(),
+    )
+}
