@@ -28,7 +28,7 @@ pub const EXCLUSIONS: &str = include_str!("../exclusions.txt");
 
 /// Least share of the execution-apis JSON-RPC tests (percent) that must
 /// pass; set at what passes now so that a regression fails the build.
-pub const RPC_PASS_THRESHOLD_PERCENT: f64 = 36.0;
+pub const RPC_PASS_THRESHOLD_PERCENT: f64 = 92.0;
 
 /// The result of one expected result of a fixture.
 #[derive(Clone, Debug, PartialEq, Eq)]
