@@ -6,11 +6,14 @@ import {
   JsonRpcProvider,
   Wallet,
   WebSocketProvider,
+  hexlify,
   isCallException,
+  keccak256,
   parseEther,
   verifyMessage,
   verifyTypedData,
 } from "ethers";
+import fs from "node:fs";
 import {
   ADDR0, ADDR1, ADDR2, CHAIN_ID, GENESIS_BALANCE, HTTP, KEY0, KEY1, WS,
   assert, contracts, deferred, run, step, within,
@@ -272,6 +275,37 @@ run("ethers v6", async () => {
     const value = { text: "gm", to };
     const typed = await signer.signTypedData(domain, types, value);
     assert.equal(verifyTypedData(domain, types, value, typed), from);
+  });
+
+  await step("AI precompile through the Infera library: register the digits model, DigitClassifier, typed errors", async () => {
+    const registry = new Contract(
+      "0x00000000000000000000000000000000000a1001", contracts.IModelRegistry.abi, wallet,
+    );
+    const model = hexlify(fs.readFileSync(new URL("../../kernels/models/digits/digits.infera", import.meta.url)));
+    const id = await registry.register.staticCall(model);
+    assert.equal(id, keccak256(model));
+    const registered = await (await registry.register(model)).wait();
+    assert.equal(registered.status, 1);
+    const ev = registered.logs.map((l) => registry.interface.parseLog(l)).find((e) => e?.name === "ModelRegistered");
+    assert.equal(ev.args.id, id);
+    assert.equal((await registry.modelInfo(id)).inputBytes, 64n);
+
+    const { abi: dcAbi, bytecode: dcCode } = contracts.DigitClassifier;
+    const dc = await new ContractFactory(dcAbi, dcCode, wallet).deploy(id);
+    await dc.waitForDeployment();
+    const image = hexlify(Uint8Array.from({ length: 64 }, (_, i) => (i * 37) % 128));
+    const label = await dc.predict(image);
+    assert.ok(label < 10n, `label ${label}`);
+    const receipt = await (await dc.classify(image)).wait();
+    const classified = receipt.logs.map((l) => dc.interface.parseLog(l)).find((e) => e?.name === "Classified");
+    assert.equal(classified.args.label, label);
+    // The precompile's custom error, bubbled up by the library, decoded by ethers on a call.
+    await assert.rejects(dc.predict(hexlify(new Uint8Array(63))), (err) => {
+      assert.ok(isCallException(err), err.message);
+      assert.equal(err.revert?.name, "InvalidInputLength", err.message);
+      assert.deepEqual([...err.revert.args], [id, 64n, 63n]);
+      return true;
+    });
   });
 
   provider.destroy();
