@@ -154,47 +154,7 @@ impl<S: StateReader, P: Precompiles<S>> BlockExecutor<S, P> {
     /// The EIP-2935 (parent hash) and EIP-4788 (beacon root) system calls, each
     /// only when its contract has code in state.
     fn apply_pre_block_system_calls(&mut self) -> Result<()> {
-        use alloy_eips::{eip2935::HISTORY_STORAGE_ADDRESS, eip4788::BEACON_ROOTS_ADDRESS};
-        if self.cfg.spec.is_enabled_in(SpecId::CANCUN)
-            && let Some(root) = self.env.parent_beacon_block_root
-            && self.env.number > 0
-        {
-            self.system_call(
-                BEACON_ROOTS_ADDRESS,
-                Bytes::copy_from_slice(root.as_slice()),
-            )?;
-        }
-        if self.cfg.spec.is_enabled_in(SpecId::PRAGUE) && self.env.number > 0 {
-            let parent = self.env.parent_hash;
-            self.system_call(
-                HISTORY_STORAGE_ADDRESS,
-                Bytes::copy_from_slice(parent.as_slice()),
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Calls a system contract as EIP-4788/2935/7002/7251 define; returns its
-    /// output, or `None` when the contract has no code (nothing happens then).
-    fn system_call(&mut self, contract: Address, data: Bytes) -> Result<Option<Bytes>> {
-        let has_code = self
-            .db()
-            .account(contract)?
-            .is_some_and(|account| account.has_code());
-        if !has_code {
-            return Ok(None);
-        }
-        let result = self.evm.system_call_one(contract, data);
-        let mut state = self.evm.finalize();
-        let result = result.map_err(from_evm_error)?;
-        if !result.is_success() {
-            return Err(EvmError::Internal(format!(
-                "system call to {contract} failed: {result:?}"
-            )));
-        }
-        state.remove(&SYSTEM_ADDRESS);
-        self.commit(state);
-        Ok(Some(result.output().cloned().unwrap_or_default()))
+        pre_block_system_calls(&mut self.evm, self.cfg.spec, &self.env)
     }
 
     /// Credits EIP-4895 withdrawals (Shanghai and later): each amount, in
@@ -235,35 +195,8 @@ impl<S: StateReader, P: Precompiles<S>> BlockExecutor<S, P> {
     /// system calls (skipped where their contracts have no code). Call after
     /// the last transaction.
     pub fn apply_post_block_requests(&mut self, deposit_contract: Address) -> Result<Requests> {
-        use alloy_eips::{
-            eip6110::DEPOSIT_REQUEST_TYPE,
-            eip7002::{WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, WITHDRAWAL_REQUEST_TYPE},
-            eip7251::{CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS, CONSOLIDATION_REQUEST_TYPE},
-        };
-        let mut requests = Requests::default();
-        if !self.cfg.spec.is_enabled_in(SpecId::PRAGUE) {
-            return Ok(requests);
-        }
-        let mut deposits = Vec::new();
-        for receipt in &self.receipts {
-            for log in receipt.logs() {
-                if log.address == deposit_contract
-                    && log.topics().first() == Some(&DEPOSIT_EVENT_TOPIC)
-                {
-                    deposits.extend_from_slice(&parse_deposit_log(&log.data.data)?);
-                }
-            }
-        }
-        requests.push_request_with_type(DEPOSIT_REQUEST_TYPE, deposits);
-        let withdrawals = self
-            .system_call(WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, Bytes::new())?
-            .unwrap_or_default();
-        requests.push_request_with_type(WITHDRAWAL_REQUEST_TYPE, withdrawals);
-        let consolidations = self
-            .system_call(CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS, Bytes::new())?
-            .unwrap_or_default();
-        requests.push_request_with_type(CONSOLIDATION_REQUEST_TYPE, consolidations);
-        Ok(requests)
+        let logs = self.receipts.iter().flat_map(|receipt| receipt.logs());
+        block_requests(&mut self.evm, self.cfg.spec, deposit_contract, logs)
     }
 
     /// Everything the block changed so far (for pre-Byzantium receipts, which
@@ -409,7 +342,7 @@ pub fn block_reward(spec: SpecId) -> Option<U256> {
 /// The EIP-6110 request bytes of one `DepositEvent` log: pubkey (48),
 /// withdrawal credentials (32), amount (8), signature (96), index (8), taken
 /// from the ABI encoding of five `bytes` values.
-pub(crate) fn parse_deposit_log(data: &[u8]) -> Result<Vec<u8>> {
+fn parse_deposit_log(data: &[u8]) -> Result<Vec<u8>> {
     const FIELDS: [usize; 5] = [48, 32, 8, 96, 8];
     let word = |at: usize| -> Result<usize> {
         let bytes = data.get(at..at + 32).ok_or_else(|| {
@@ -434,4 +367,110 @@ pub(crate) fn parse_deposit_log(data: &[u8]) -> Result<Vec<u8>> {
         out.extend_from_slice(field);
     }
     Ok(out)
+}
+
+/// The EIP-2935 (parent hash) and EIP-4788 (beacon root) system calls at the
+/// start of a block, each only when its fork is active and its contract has
+/// code. Shared by block execution and `eth_simulateV1`.
+pub(crate) fn pre_block_system_calls<S: StateReader, P: Precompiles<S>>(
+    evm: &mut InferaEvm<S, P>,
+    spec: SpecId,
+    env: &BlockEnvInput,
+) -> Result<()> {
+    use alloy_eips::{eip2935::HISTORY_STORAGE_ADDRESS, eip4788::BEACON_ROOTS_ADDRESS};
+    if spec.is_enabled_in(SpecId::CANCUN)
+        && let Some(root) = env.parent_beacon_block_root
+        && env.number > 0
+    {
+        system_call(
+            evm,
+            spec,
+            BEACON_ROOTS_ADDRESS,
+            Bytes::copy_from_slice(root.as_slice()),
+        )?;
+    }
+    if spec.is_enabled_in(SpecId::PRAGUE) && env.number > 0 {
+        system_call(
+            evm,
+            spec,
+            HISTORY_STORAGE_ADDRESS,
+            Bytes::copy_from_slice(env.parent_hash.as_slice()),
+        )?;
+    }
+    Ok(())
+}
+
+/// The EIP-7685 requests at the end of a block (empty before Prague):
+/// EIP-6110 deposits from `deposit_contract`'s logs, then the EIP-7002 and
+/// EIP-7251 system calls (skipped where their contracts have no code).
+pub(crate) fn block_requests<'a, S: StateReader, P: Precompiles<S>>(
+    evm: &mut InferaEvm<S, P>,
+    spec: SpecId,
+    deposit_contract: Address,
+    logs: impl IntoIterator<Item = &'a alloy_primitives::Log>,
+) -> Result<Requests> {
+    use alloy_eips::{
+        eip6110::DEPOSIT_REQUEST_TYPE,
+        eip7002::{WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, WITHDRAWAL_REQUEST_TYPE},
+        eip7251::{CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS, CONSOLIDATION_REQUEST_TYPE},
+    };
+    let mut requests = Requests::default();
+    if !spec.is_enabled_in(SpecId::PRAGUE) {
+        return Ok(requests);
+    }
+    let mut deposits = Vec::new();
+    for log in logs {
+        if log.address == deposit_contract && log.topics().first() == Some(&DEPOSIT_EVENT_TOPIC) {
+            deposits.extend_from_slice(&parse_deposit_log(&log.data.data)?);
+        }
+    }
+    requests.push_request_with_type(DEPOSIT_REQUEST_TYPE, deposits);
+    let withdrawals = system_call(
+        evm,
+        spec,
+        WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+        Bytes::new(),
+    )?
+    .unwrap_or_default();
+    requests.push_request_with_type(WITHDRAWAL_REQUEST_TYPE, withdrawals);
+    let consolidations = system_call(
+        evm,
+        spec,
+        CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+        Bytes::new(),
+    )?
+    .unwrap_or_default();
+    requests.push_request_with_type(CONSOLIDATION_REQUEST_TYPE, consolidations);
+    Ok(requests)
+}
+
+/// Calls a system contract as EIP-4788/2935/7002/7251 define and commits its
+/// changes; returns its output, or `None` when the contract has no code
+/// (nothing happens then).
+fn system_call<S: StateReader, P: Precompiles<S>>(
+    evm: &mut InferaEvm<S, P>,
+    spec: SpecId,
+    contract: Address,
+    data: Bytes,
+) -> Result<Option<Bytes>> {
+    let has_code = evm
+        .ctx
+        .journaled_state
+        .database
+        .account(contract)?
+        .is_some_and(|account| account.has_code());
+    if !has_code {
+        return Ok(None);
+    }
+    let result = evm.system_call_one(contract, data);
+    let mut state = evm.finalize();
+    let result = result.map_err(from_evm_error)?;
+    if !result.is_success() {
+        return Err(EvmError::Internal(format!(
+            "system call to {contract} failed: {result:?}"
+        )));
+    }
+    state.remove(&SYSTEM_ADDRESS);
+    evm.ctx.journaled_state.database.commit(state, spec);
+    Ok(Some(result.output().cloned().unwrap_or_default()))
 }

@@ -7,9 +7,9 @@ use alloy_eips::eip7685::Requests;
 use alloy_primitives::{Address, Bytes, Log, U256};
 use infera_primitives::{StateChanges, StateReader};
 use revm::{
-    ExecuteEvm, SystemCallEvm,
+    ExecuteEvm,
     context::{ContextTr, TxEnv, result::ExecutionResult},
-    handler::{PrecompileProvider, system_call::SYSTEM_ADDRESS},
+    handler::PrecompileProvider,
     interpreter::{CallInputs, InterpreterResult},
     primitives::{AddressSet, hardfork::SpecId},
 };
@@ -19,7 +19,8 @@ use crate::{
     env::{BlockEnvInput, ExecutionConfig},
     error::{EvmError, Result},
     executor::{
-        DEPOSIT_EVENT_TOPIC, EvmContext, InferaEvm, Precompiles, build_evm, from_evm_error,
+        EvmContext, InferaEvm, Precompiles, block_requests, build_evm, from_evm_error,
+        pre_block_system_calls,
     },
 };
 
@@ -195,23 +196,7 @@ impl<S: StateReader, P: Precompiles<S>> Simulator<S, P> {
         self.evm.ctx.cfg.spec = spec;
         self.evm.ctx.block = env.block_env(spec);
         self.refresh_precompiles();
-        use alloy_eips::{eip2935::HISTORY_STORAGE_ADDRESS, eip4788::BEACON_ROOTS_ADDRESS};
-        if spec.is_enabled_in(SpecId::CANCUN)
-            && let Some(root) = env.parent_beacon_block_root
-            && env.number > 0
-        {
-            self.system_call(
-                BEACON_ROOTS_ADDRESS,
-                Bytes::copy_from_slice(root.as_slice()),
-            )?;
-        }
-        if spec.is_enabled_in(SpecId::PRAGUE) && env.number > 0 {
-            self.system_call(
-                HISTORY_STORAGE_ADDRESS,
-                Bytes::copy_from_slice(env.parent_hash.as_slice()),
-            )?;
-        }
-        Ok(())
+        pre_block_system_calls(&mut self.evm, spec, &self.env)
     }
 
     fn refresh_precompiles(&mut self) {
@@ -341,55 +326,10 @@ impl<S: StateReader, P: Precompiles<S>> Simulator<S, P> {
         deposit_contract: Address,
         logs: &[Log],
     ) -> Result<Option<Requests>> {
-        use alloy_eips::{
-            eip6110::DEPOSIT_REQUEST_TYPE,
-            eip7002::{WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, WITHDRAWAL_REQUEST_TYPE},
-            eip7251::{CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS, CONSOLIDATION_REQUEST_TYPE},
-        };
         if !self.cfg.spec.is_enabled_in(SpecId::PRAGUE) {
             return Ok(None);
         }
-        let mut requests = Requests::default();
-        let mut deposits = Vec::new();
-        for log in logs {
-            if log.address == deposit_contract && log.topics().first() == Some(&DEPOSIT_EVENT_TOPIC)
-            {
-                deposits.extend_from_slice(&crate::executor::parse_deposit_log(&log.data.data)?);
-            }
-        }
-        requests.push_request_with_type(DEPOSIT_REQUEST_TYPE, deposits);
-        let withdrawals = self
-            .system_call(WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, Bytes::new())?
-            .unwrap_or_default();
-        requests.push_request_with_type(WITHDRAWAL_REQUEST_TYPE, withdrawals);
-        let consolidations = self
-            .system_call(CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS, Bytes::new())?
-            .unwrap_or_default();
-        requests.push_request_with_type(CONSOLIDATION_REQUEST_TYPE, consolidations);
-        Ok(Some(requests))
-    }
-
-    fn system_call(&mut self, contract: Address, data: Bytes) -> Result<Option<Bytes>> {
-        let has_code = self
-            .db()
-            .account(contract)
-            .map_err(EvmError::Database)?
-            .is_some_and(|account| account.has_code());
-        if !has_code {
-            return Ok(None);
-        }
-        let result = self.evm.system_call_one(contract, data);
-        let mut state = self.evm.finalize();
-        let result = result.map_err(from_evm_error)?;
-        if !result.is_success() {
-            return Err(EvmError::Internal(format!(
-                "system call to {contract} failed: {result:?}"
-            )));
-        }
-        state.remove(&SYSTEM_ADDRESS);
-        let spec = self.cfg.spec;
-        self.db().commit(state, spec);
-        Ok(Some(result.output().cloned().unwrap_or_default()))
+        block_requests(&mut self.evm, self.cfg.spec, deposit_contract, logs).map(Some)
     }
 
     /// Everything changed so far, relative to the state simulated on.
