@@ -74,6 +74,16 @@ impl Database {
             source,
         })?;
         let env = Environment::builder()
+            // Write transactions modify pages in the map itself. Besides
+            // being faster (no page copies), this keeps every value a read
+            // returns inside the map: without it, libmdbx 0.13.7's
+            // `mdbx_is_dirty` (which the bindings call on every borrowed
+            // read in a write transaction) truncates the distance from the
+            // map to a heap-allocated dirty page to a 32-bit page number and
+            // can fail such a read with EINVAL when the heap lies a multiple
+            // of 16 TiB above the map (seen with several environments open
+            // at once, each reserving MAX_MAP_SIZE_BYTES).
+            .write_map()
             .set_flags(EnvironmentFlags {
                 // Flush data, then the meta page, on every commit.
                 mode: Mode::ReadWrite {

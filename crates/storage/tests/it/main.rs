@@ -4,6 +4,7 @@ mod blocks;
 mod crash;
 mod fixtures;
 mod history;
+mod map_mode;
 mod proof;
 mod state_root;
 
