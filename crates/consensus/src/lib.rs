@@ -1,0 +1,1 @@
+//! Proof-of-authority consensus (EIP-225 style).

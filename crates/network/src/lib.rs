@@ -1,0 +1,1 @@
+//! Peer-to-peer networking on libp2p.
