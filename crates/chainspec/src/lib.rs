@@ -3,14 +3,21 @@
 //!
 //! A chain is described by a geth-style `genesis.json` (parsed with
 //! `alloy-genesis`). The dev chain's is embedded in the binary from
-//! `genesis/dev.json`, so `infera node --dev` needs no file.
+//! `genesis/dev.json`, so `infera node --dev` needs no file; so is the
+//! proof-of-authority testnet's, from `genesis/testnet.json`.
+//!
+//! A genesis file with a `config.clique` section describes a proof-of-authority
+//! chain in the manner of EIP-225: its authorised signers are listed in the
+//! genesis `extraData` (32 bytes vanity, the signers' addresses in ascending
+//! order, 65 zero bytes where a block's seal would be). They are parsed and
+//! checked once, in [`ChainSpec::from_json`], and kept as [`CliqueParams`].
 
 use std::path::Path;
 
 use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header};
 pub use alloy_eips::eip7840::BlobParams;
 use alloy_eips::{eip1559::BaseFeeParams, eip7685::EMPTY_REQUESTS_HASH};
-use alloy_genesis::Genesis;
+use alloy_genesis::{CliqueConfig, Genesis};
 use infera_primitives::{
     Account, AccountChange, Address, B256, BlockNumber, Bytes, EMPTY_ROOT_HASH, KECCAK256_EMPTY,
     StateChanges, U256, keccak256,
@@ -31,6 +38,37 @@ pub const DEFAULT_GENESIS_BASE_FEE_WEI: u64 = 1_000_000_000;
 /// Most bytes a header's extra data may hold (Ethereum's rule).
 pub const MAX_EXTRA_DATA_BYTES: usize = 32;
 
+/// Chain id of the embedded proof-of-authority testnet: the dev chain's plus
+/// one, so a key or transaction of one chain is never valid on the other.
+pub const TESTNET_CHAIN_ID: u64 = 6175;
+
+/// The testnet's genesis file, embedded at build time.
+pub const TESTNET_GENESIS_JSON: &str = include_str!("../../../genesis/testnet.json");
+
+/// Bytes of free "vanity" data at the start of a Clique header's extra data
+/// (EIP-225).
+pub const CLIQUE_EXTRA_VANITY_BYTES: usize = 32;
+
+/// Bytes of the seal (a secp256k1 signature `r ‖ s ‖ v`) at the end of a
+/// Clique header's extra data (EIP-225).
+pub const CLIQUE_EXTRA_SEAL_BYTES: usize = 65;
+
+/// Most authorised signers a Clique genesis may list. The set is fixed for the
+/// chain's life and every node keeps the signers of the last `len / 2 + 1`
+/// blocks, so the bound keeps that state and the genesis extra data small; a
+/// testnet of trusted authorities needs far fewer.
+pub const MAX_CLIQUE_SIGNERS: usize = 64;
+
+/// Most bytes a Clique genesis's extra data may hold: vanity, the largest
+/// signer list allowed, and the empty seal.
+pub const MAX_CLIQUE_GENESIS_EXTRA_DATA_BYTES: usize =
+    CLIQUE_EXTRA_VANITY_BYTES + MAX_CLIQUE_SIGNERS * Address::len_bytes() + CLIQUE_EXTRA_SEAL_BYTES;
+
+/// Epoch length used when a Clique config names none (or zero), as geth does.
+/// This node never votes, so the epoch has no effect on which blocks are
+/// valid; it is kept so the genesis round-trips with geth's meaning.
+pub const DEFAULT_CLIQUE_EPOCH: u64 = 30_000;
+
 /// Errors from loading or checking a chain specification.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainSpecError {
@@ -46,10 +84,145 @@ pub enum ChainSpecError {
     /// The genesis file is well-formed but describes an unusable chain.
     #[error("invalid chain spec: {0}")]
     Invalid(String),
+    /// `config.clique.period` is missing or zero: a proof-of-authority chain
+    /// needs a block time, or signers would race to seal without pause.
+    #[error("config.clique.period must be set and non-zero (seconds between blocks)")]
+    CliqueZeroPeriod,
+    /// The genesis extra data of a Clique chain is not 32 bytes vanity, a
+    /// whole number of 20-byte signer addresses, and a 65-byte seal.
+    #[error(
+        "clique genesis extraData is {len} bytes; expected 32 bytes vanity + N x 20-byte signers + 65-byte seal"
+    )]
+    CliqueExtraDataLength {
+        /// Length of the extra data found.
+        len: usize,
+    },
+    /// The genesis extra data of a Clique chain lists no signer.
+    #[error("clique genesis extraData lists no signer; at least one is needed to seal blocks")]
+    CliqueNoSigners,
+    /// The genesis extra data of a Clique chain lists more signers than
+    /// [`MAX_CLIQUE_SIGNERS`].
+    #[error("clique genesis extraData lists {count} signers, at most {MAX_CLIQUE_SIGNERS} allowed")]
+    CliqueTooManySigners {
+        /// Signers listed.
+        count: usize,
+    },
+    /// The signer list is not strictly ascending (unsorted or duplicated), so
+    /// nodes could disagree on whose turn a block is.
+    #[error(
+        "clique genesis signers must be strictly ascending: signer {index} ({signer}) does not sort after {previous}"
+    )]
+    CliqueSignersNotAscending {
+        /// Position of the offending signer in the list.
+        index: usize,
+        /// The signer before it.
+        previous: Address,
+        /// The offending signer.
+        signer: Address,
+    },
+    /// The seal bytes of the genesis extra data are not zero; the genesis
+    /// block is not signed by anyone.
+    #[error(
+        "clique genesis extraData must end in 65 zero bytes (the genesis block carries no seal)"
+    )]
+    CliqueGenesisSealNotZero,
 }
 
 /// Result alias for this crate.
 pub type ChainSpecResult<T> = Result<T, ChainSpecError>;
+
+/// The proof-of-authority parameters of a Clique chain, checked when built:
+/// the period is non-zero and the signers are non-empty, at most
+/// [`MAX_CLIQUE_SIGNERS`] and strictly ascending. Fields are private so that
+/// every value in the program holds these promises and the consensus engine
+/// need not check them again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CliqueParams {
+    period_s: u64,
+    epoch: u64,
+    signers: Vec<Address>,
+}
+
+impl CliqueParams {
+    /// Checks and builds the parameters. `epoch` 0 means
+    /// [`DEFAULT_CLIQUE_EPOCH`], as in geth.
+    pub fn new(period_s: u64, epoch: u64, signers: Vec<Address>) -> ChainSpecResult<Self> {
+        if period_s == 0 {
+            return Err(ChainSpecError::CliqueZeroPeriod);
+        }
+        if signers.is_empty() {
+            return Err(ChainSpecError::CliqueNoSigners);
+        }
+        if signers.len() > MAX_CLIQUE_SIGNERS {
+            return Err(ChainSpecError::CliqueTooManySigners {
+                count: signers.len(),
+            });
+        }
+        for (index, pair) in signers.windows(2).enumerate() {
+            if pair[0] >= pair[1] {
+                return Err(ChainSpecError::CliqueSignersNotAscending {
+                    index: index + 1,
+                    previous: pair[0],
+                    signer: pair[1],
+                });
+            }
+        }
+        let epoch = if epoch == 0 {
+            DEFAULT_CLIQUE_EPOCH
+        } else {
+            epoch
+        };
+        Ok(Self {
+            period_s,
+            epoch,
+            signers,
+        })
+    }
+
+    /// Parses the `config.clique` section and the EIP-225 genesis extra data
+    /// (`vanity ‖ signers ‖ zero seal`).
+    pub fn from_genesis(config: &CliqueConfig, extra_data: &[u8]) -> ChainSpecResult<Self> {
+        let len = extra_data.len();
+        let fixed = CLIQUE_EXTRA_VANITY_BYTES + CLIQUE_EXTRA_SEAL_BYTES;
+        if len < fixed || !(len - fixed).is_multiple_of(Address::len_bytes()) {
+            return Err(ChainSpecError::CliqueExtraDataLength { len });
+        }
+        if len > MAX_CLIQUE_GENESIS_EXTRA_DATA_BYTES {
+            return Err(ChainSpecError::CliqueTooManySigners {
+                count: (len - fixed) / Address::len_bytes(),
+            });
+        }
+        let (rest, seal) = extra_data.split_at(len - CLIQUE_EXTRA_SEAL_BYTES);
+        if seal.iter().any(|b| *b != 0) {
+            return Err(ChainSpecError::CliqueGenesisSealNotZero);
+        }
+        let signers = rest[CLIQUE_EXTRA_VANITY_BYTES..]
+            .chunks_exact(Address::len_bytes())
+            .map(Address::from_slice)
+            .collect();
+        Self::new(
+            config.period.unwrap_or(0),
+            config.epoch.unwrap_or(0),
+            signers,
+        )
+    }
+
+    /// Seconds that must pass between a block and its child.
+    pub fn period_s(&self) -> u64 {
+        self.period_s
+    }
+
+    /// Epoch length in blocks. Kept for fidelity to geth's config; with a
+    /// fixed signer set there are no votes to reset and no checkpoints.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The authorised signers, strictly ascending.
+    pub fn signers(&self) -> &[Address] {
+        &self.signers
+    }
+}
 
 /// A chain: its genesis and fork schedule.
 #[derive(Clone, Debug)]
@@ -58,6 +231,10 @@ pub struct ChainSpec {
     pub genesis: Genesis,
     /// EIP-1559 parameters (Ethereum's: denominator 8, elasticity 2).
     pub base_fee_params: BaseFeeParams,
+    /// Proof-of-authority parameters, parsed once from `genesis` when its
+    /// config has a `clique` section. Private so that it cannot drift from
+    /// the genesis it was parsed from.
+    clique: Option<CliqueParams>,
 }
 
 impl ChainSpec {
@@ -66,15 +243,33 @@ impl ChainSpec {
         Self::from_json(DEV_GENESIS_JSON).expect("embedded dev genesis is valid")
     }
 
+    /// The embedded proof-of-authority testnet, sealed by three authorities
+    /// (dev keys 7, 8 and 9).
+    pub fn testnet() -> Self {
+        Self::from_json(TESTNET_GENESIS_JSON).expect("embedded testnet genesis is valid")
+    }
+
     /// Parses a genesis file's contents.
     pub fn from_json(json: &str) -> ChainSpecResult<Self> {
         let genesis: Genesis = serde_json::from_str(json)?;
+        let clique = genesis
+            .config
+            .clique
+            .as_ref()
+            .map(|config| CliqueParams::from_genesis(config, &genesis.extra_data))
+            .transpose()?;
         let spec = Self {
             genesis,
             base_fee_params: BaseFeeParams::ethereum(),
+            clique,
         };
         spec.check()?;
         Ok(spec)
+    }
+
+    /// The proof-of-authority parameters, when this is a Clique chain.
+    pub fn clique(&self) -> Option<&CliqueParams> {
+        self.clique.as_ref()
     }
 
     /// Reads and parses a genesis file.
@@ -92,7 +287,9 @@ impl ChainSpec {
                 "config.chainId must be set and non-zero".into(),
             ));
         }
-        if self.genesis.extra_data.len() > MAX_EXTRA_DATA_BYTES {
+        // A Clique genesis carries its signer list in the extra data, checked
+        // by `CliqueParams::from_genesis`; only other chains keep the limit.
+        if self.clique.is_none() && self.genesis.extra_data.len() > MAX_EXTRA_DATA_BYTES {
             return Err(ChainSpecError::Invalid(format!(
                 "extraData is {} bytes, at most {MAX_EXTRA_DATA_BYTES} allowed",
                 self.genesis.extra_data.len()
@@ -303,6 +500,11 @@ pub fn dev_genesis_bytes() -> Bytes {
     Bytes::from_static(DEV_GENESIS_JSON.as_bytes())
 }
 
+/// Bytes of the testnet genesis file, for `infera init` and tests.
+pub fn testnet_genesis_bytes() -> Bytes {
+    Bytes::from_static(TESTNET_GENESIS_JSON.as_bytes())
+}
+
 /// The address of a secp256k1 key's account: the low 20 bytes of the keccak
 /// of its uncompressed public key.
 pub fn address_of_public_key(uncompressed: &[u8; 65]) -> Address {
@@ -386,6 +588,192 @@ mod tests {
         assert_eq!(spec.blob_params_at(45, 450).unwrap().max_blob_count, 9);
         assert_eq!(spec.blob_params_at(51, 510).unwrap().max_blob_count, 15);
         assert_eq!(spec.blob_params_at(54, 540).unwrap().max_blob_count, 21);
+    }
+
+    fn address_of_key(key: B256) -> Address {
+        let secret = secp256k1::SecretKey::from_byte_array(key.0).unwrap();
+        let public = secp256k1::PublicKey::from_secret_key(secp256k1::SECP256K1, &secret);
+        address_of_public_key(&public.serialize_uncompressed())
+    }
+
+    #[test]
+    fn testnet_is_sealed_by_dev_keys_seven_to_nine() {
+        let spec = ChainSpec::testnet();
+        assert_eq!(spec.chain_id(), TESTNET_CHAIN_ID);
+        let clique = spec.clique().expect("testnet is a clique chain");
+        assert_eq!(clique.period_s(), 2);
+        assert_eq!(clique.epoch(), 30_000);
+        let mut derived: Vec<Address> = DEV_PRIVATE_KEYS[7..10]
+            .iter()
+            .map(|k| address_of_key(*k))
+            .collect();
+        derived.sort();
+        assert_eq!(clique.signers(), derived.as_slice());
+        assert_eq!(
+            clique.signers(),
+            [
+                alloy_primitives::address!("0x14dC79964da2C08b23698B3D3cc7Ca32193d9955"),
+                alloy_primitives::address!("0x23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f"),
+                alloy_primitives::address!("0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"),
+            ]
+        );
+        assert!(ChainSpec::dev().clique().is_none());
+    }
+
+    #[test]
+    fn testnet_matches_dev_except_chain_id_and_sealing() {
+        let dev = ChainSpec::dev();
+        let testnet = ChainSpec::testnet();
+        assert_eq!(testnet.genesis.alloc, dev.genesis.alloc);
+        assert_eq!(testnet.genesis.gas_limit, dev.genesis.gas_limit);
+        assert_eq!(
+            testnet.genesis.base_fee_per_gas,
+            dev.genesis.base_fee_per_gas
+        );
+        assert_eq!(testnet.spec_at(0, 0), SpecId::OSAKA);
+        assert_eq!(testnet.genesis.difficulty, U256::from(1));
+        let header = testnet.genesis_header(testnet.genesis_state_root());
+        assert_eq!(header.extra_data, testnet.genesis.extra_data);
+        assert_eq!(
+            header.extra_data.len(),
+            CLIQUE_EXTRA_VANITY_BYTES + 3 * 20 + CLIQUE_EXTRA_SEAL_BYTES
+        );
+    }
+
+    /// A Clique genesis with the given `config.clique` and extra data (hex
+    /// without `0x`).
+    fn clique_json(clique: &str, extra_hex: &str) -> String {
+        format!(
+            r#"{{"config":{{"chainId":7,"londonBlock":0,"clique":{clique}}},
+            "gasLimit":"0x1000000","difficulty":"0x1","extraData":"0x{extra_hex}","alloc":{{}}}}"#
+        )
+    }
+
+    fn clique_extra(signers: &[&str], seal: &str) -> String {
+        format!("{}{}{seal}", "00".repeat(32), signers.concat())
+    }
+
+    const A: &str = "1111111111111111111111111111111111111111";
+    const B: &str = "2222222222222222222222222222222222222222";
+    const PERIOD: &str = r#"{"period":5,"epoch":0}"#;
+
+    #[test]
+    fn parses_a_clique_genesis() {
+        let zero_seal = "00".repeat(65);
+        let spec =
+            ChainSpec::from_json(&clique_json(PERIOD, &clique_extra(&[A, B], &zero_seal))).unwrap();
+        let clique = spec.clique().unwrap();
+        assert_eq!(clique.period_s(), 5);
+        assert_eq!(clique.epoch(), DEFAULT_CLIQUE_EPOCH);
+        assert_eq!(clique.signers().len(), 2);
+        assert_eq!(clique.signers()[0], Address::repeat_byte(0x11));
+        assert_eq!(clique.signers()[1], Address::repeat_byte(0x22));
+    }
+
+    #[test]
+    fn rejects_malformed_clique_genesis_precisely() {
+        let zero_seal = "00".repeat(65);
+        let check = |clique: &str, extra: String, want: &str| {
+            let err = ChainSpec::from_json(&clique_json(clique, &extra)).unwrap_err();
+            assert!(
+                err.to_string().contains(want),
+                "wanted {want:?}, got: {err}"
+            );
+            err
+        };
+        let err = check(
+            r#"{"period":0,"epoch":100}"#,
+            clique_extra(&[A], &zero_seal),
+            "period",
+        );
+        assert!(matches!(err, ChainSpecError::CliqueZeroPeriod));
+        let err = check(r#"{"epoch":100}"#, clique_extra(&[A], &zero_seal), "period");
+        assert!(matches!(err, ChainSpecError::CliqueZeroPeriod));
+        // One byte short of a whole signer.
+        let err = check(
+            PERIOD,
+            clique_extra(&[&A[2..]], &zero_seal),
+            "extraData is 116 bytes",
+        );
+        assert!(matches!(
+            err,
+            ChainSpecError::CliqueExtraDataLength { len: 116 }
+        ));
+        // Plain 32-byte extra data, as on a non-Clique chain.
+        let err = check(PERIOD, "00".repeat(32), "extraData is 32 bytes");
+        assert!(matches!(
+            err,
+            ChainSpecError::CliqueExtraDataLength { len: 32 }
+        ));
+        let err = check(PERIOD, clique_extra(&[], &zero_seal), "no signer");
+        assert!(matches!(err, ChainSpecError::CliqueNoSigners));
+        let err = check(
+            PERIOD,
+            clique_extra(&[B, A], &zero_seal),
+            "strictly ascending",
+        );
+        assert!(matches!(
+            err,
+            ChainSpecError::CliqueSignersNotAscending { index: 1, .. }
+        ));
+        let err = check(
+            PERIOD,
+            clique_extra(&[A, A], &zero_seal),
+            "strictly ascending",
+        );
+        assert!(matches!(
+            err,
+            ChainSpecError::CliqueSignersNotAscending { index: 1, .. }
+        ));
+        let seal = format!("{}01", "00".repeat(64));
+        let err = check(PERIOD, clique_extra(&[A], &seal), "65 zero bytes");
+        assert!(matches!(err, ChainSpecError::CliqueGenesisSealNotZero));
+        let many: Vec<String> = (1..=MAX_CLIQUE_SIGNERS + 1)
+            .map(|i| format!("{i:040x}"))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let err = check(PERIOD, clique_extra(&many, &zero_seal), "65 signers");
+        assert!(matches!(
+            err,
+            ChainSpecError::CliqueTooManySigners { count: 65 }
+        ));
+        let at_most: Vec<&str> = many[..MAX_CLIQUE_SIGNERS].to_vec();
+        let spec = ChainSpec::from_json(&clique_json(PERIOD, &clique_extra(&at_most, &zero_seal)))
+            .unwrap();
+        assert_eq!(spec.clique().unwrap().signers().len(), MAX_CLIQUE_SIGNERS);
+    }
+
+    #[test]
+    fn non_clique_chains_keep_the_32_byte_extra_data_limit() {
+        let json = format!(
+            r#"{{"config":{{"chainId":7}},"gasLimit":"0x1000000","difficulty":"0x1",
+            "extraData":"0x{}","alloc":{{}}}}"#,
+            clique_extra(&[A], &"00".repeat(65))
+        );
+        let err = ChainSpec::from_json(&json).unwrap_err();
+        assert!(err.to_string().contains("at most 32"), "{err}");
+    }
+
+    #[test]
+    fn clique_params_new_checks_its_promises() {
+        let a = Address::repeat_byte(1);
+        let b = Address::repeat_byte(2);
+        assert!(matches!(
+            CliqueParams::new(0, 1, vec![a]),
+            Err(ChainSpecError::CliqueZeroPeriod)
+        ));
+        assert!(matches!(
+            CliqueParams::new(1, 1, vec![]),
+            Err(ChainSpecError::CliqueNoSigners)
+        ));
+        assert!(matches!(
+            CliqueParams::new(1, 1, vec![b, a]),
+            Err(ChainSpecError::CliqueSignersNotAscending { index: 1, previous, signer })
+                if previous == b && signer == a
+        ));
+        let params = CliqueParams::new(3, 9, vec![a, b]).unwrap();
+        assert_eq!((params.period_s(), params.epoch()), (3, 9));
+        assert_eq!(params.signers(), [a, b]);
     }
 
     #[test]
