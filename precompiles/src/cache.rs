@@ -5,7 +5,10 @@
 //! reorgs and past-state calls), and a hit or a miss never changes a result or
 //! the gas charged; the cache only saves decoding time.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use alloy_primitives::B256;
 use infera_kernels::{Kernels, Model, RunOptions};
@@ -42,6 +45,11 @@ pub struct ModelCache {
     /// engine's invariant); benchmarks pick [`Kernels::Portable`] to price
     /// gas against the reference loops a node without AVX2 runs.
     kernels: Kernels,
+    /// Fault injection for consensus tests: every inference output gets its
+    /// first byte changed, so this node computes results no honest node
+    /// reproduces and its peers must reject its blocks. Never set in
+    /// production (`infera node --test.corrupt-inference`, hidden).
+    corrupt_outputs: AtomicBool,
 }
 
 impl Default for ModelCache {
@@ -59,7 +67,18 @@ impl ModelCache {
             max_bytes,
             max_models,
             kernels: Kernels::Best,
+            corrupt_outputs: AtomicBool::new(false),
         }
+    }
+
+    /// Turns the consensus-test fault injection on or off (see the field).
+    pub fn set_corrupt_outputs(&self, corrupt: bool) {
+        self.corrupt_outputs.store(corrupt, Ordering::Relaxed);
+    }
+
+    /// Whether inference outputs are deliberately corrupted.
+    pub fn corrupts_outputs(&self) -> bool {
+        self.corrupt_outputs.load(Ordering::Relaxed)
     }
 
     /// The same cache running inferences with `kernels`.
