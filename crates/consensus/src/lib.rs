@@ -28,7 +28,10 @@ use std::time::Duration;
 
 use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header};
 use alloy_primitives::{Address, B64, B256, Bytes, U256, keccak256};
-use infera_chainspec::{ChainSpec, CliqueParams, address_of_public_key};
+/// Re-exported so callers building [`Clique`] need not name the chainspec
+/// crate.
+pub use infera_chainspec::CliqueParams;
+use infera_chainspec::{ChainSpec, address_of_public_key};
 use secp256k1::{
     Message, SECP256K1, SecretKey,
     ecdsa::{RecoverableSignature, RecoveryId},
