@@ -44,6 +44,23 @@ pub fn build_and_commit(
     timestamp_s: u64,
     models: &Arc<ModelCache>,
 ) -> NodeResult<CommittedBlock> {
+    build_and_commit_sealed(db, chain, pool, beneficiary, timestamp_s, models, &|_| {
+        Ok(())
+    })
+}
+
+/// [`build_and_commit`] with a seal: `seal` sees the finished header (every
+/// root filled in) before its hash is taken, and may set the difficulty and
+/// extra data (a proof-of-authority signature). A failing seal commits nothing.
+pub fn build_and_commit_sealed(
+    db: &Database,
+    chain: &ChainSpec,
+    pool: &Mutex<TxPool>,
+    beneficiary: Address,
+    timestamp_s: u64,
+    models: &Arc<ModelCache>,
+    seal: &dyn Fn(&mut Header) -> NodeResult<()>,
+) -> NodeResult<CommittedBlock> {
     let reader = db.reader()?;
     let head = reader.head_number()?.ok_or(NodeError::NoGenesis)?;
     let parent = reader.header(head)?.ok_or_else(|| {
@@ -139,6 +156,8 @@ pub fn build_and_commit(
         block_access_list_hash: None,
         slot_number: None,
     };
+    let mut header = header;
+    seal(&mut header)?;
     let block = SealedBlock::new(header, included);
     writer.insert_block(&block, &outcome.receipts)?;
     writer.commit()?;

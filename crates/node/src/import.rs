@@ -20,12 +20,14 @@ use alloy_eips::{eip1559::INITIAL_BASE_FEE, eip4844::DATA_GAS_PER_BLOB};
 use alloy_rlp::Decodable;
 use infera_chainspec::{ChainSpec, MAX_EXTRA_DATA_BYTES, SpecId};
 use infera_evm::{BlockEnvInput, BlockExecutor, EvmError, ExecutionConfig, recover_any};
+use infera_precompiles::{InferaPrecompiles, ModelCache};
 use infera_primitives::{
     B256, BlockNumber, ReceiptEnvelope, RecoveredTx, SealedBlock, StateChanges, TxEnvelope,
 };
 use infera_storage::Database;
 
 use crate::{NodeError, builder::CommittedBlock};
+use infera_consensus::Clique;
 
 /// A block as it travels between nodes and in `chain.rlp` files.
 pub type Block = alloy_consensus::Block<TxEnvelope>;
@@ -110,12 +112,29 @@ pub fn decode_blocks(mut bytes: &[u8]) -> Result<Vec<Block>, String> {
     Ok(blocks)
 }
 
-/// Validates, executes and commits `block` on top of the stored head.
+/// Validates, executes and commits `block` on top of the stored head, with
+/// a model cache of its own (see [`import_block_with`]).
 pub fn import_block(
     db: &Database,
     chain: &ChainSpec,
     block: &Block,
     config: ImportConfig,
+) -> Result<CommittedBlock, ImportError> {
+    import_block_with(db, chain, block, config, &ModelCache::shared())
+}
+
+/// Validates, executes and commits `block` on top of the stored head.
+///
+/// Transactions run with the AI precompiles (every inference is re-executed
+/// and its output must lead to the roots the header claims); `models` caches
+/// decoded models across blocks. On a proof-of-authority chain the header's
+/// seal, signer turn and difficulty are checked first.
+pub fn import_block_with(
+    db: &Database,
+    chain: &ChainSpec,
+    block: &Block,
+    config: ImportConfig,
+    models: &std::sync::Arc<ModelCache>,
 ) -> Result<CommittedBlock, ImportError> {
     let header = &block.header;
     let hash = header.hash_slow();
@@ -145,6 +164,13 @@ pub fn import_block(
 
     let spec = chain.spec_at(number, header.timestamp);
     validate_header(chain, header, &parent, spec, config).map_err(invalid)?;
+    if let Some(params) = chain.clique() {
+        let clique = Clique::new(params);
+        let recent = crate::consensus::recent_signers(&reader, head_number, &clique)?;
+        clique
+            .verify_header(header, &parent, &recent, crate::consensus::unix_now_s())
+            .map_err(|e| invalid(e.to_string()))?;
+    }
     validate_body(block, spec).map_err(invalid)?;
 
     let transactions = block
@@ -180,11 +206,14 @@ pub fn import_block(
     };
     let pre_byzantium = !spec.is_enabled_in(SpecId::BYZANTIUM);
     let mut intermediate_roots = Vec::new();
+    let precompiles = InferaPrecompiles::new(spec, models.clone());
     let mut executor =
-        BlockExecutor::new(reader.latest_state(), cfg, env).map_err(|e| match e {
-            EvmError::Internal(reason) => invalid(format!("pre-block system call: {reason}")),
-            other => ImportError::Node(other.into()),
-        })?;
+        BlockExecutor::with_precompiles(reader.latest_state(), cfg, env, precompiles).map_err(
+            |e| match e {
+                EvmError::Internal(reason) => invalid(format!("pre-block system call: {reason}")),
+                other => ImportError::Node(other.into()),
+            },
+        )?;
     for (i, tx) in transactions.iter().enumerate() {
         match executor.execute_transaction(tx) {
             Ok(_) => {}
@@ -325,7 +354,11 @@ pub fn validate_header(
             header.timestamp, parent.timestamp
         ));
     }
-    if header.extra_data.len() > MAX_EXTRA_DATA_BYTES {
+    // A proof-of-authority header carries its seal in the extra data and a
+    // difficulty of 1 or 2; `infera_consensus::Clique::verify_header` checks
+    // both, and the rules below for proof of work and proof of stake do not apply.
+    let clique = chain.clique().is_some();
+    if !clique && header.extra_data.len() > MAX_EXTRA_DATA_BYTES {
         return Err(format!(
             "extra data of {} bytes, at most {MAX_EXTRA_DATA_BYTES} allowed",
             header.extra_data.len()
@@ -389,7 +422,8 @@ pub fn validate_header(
     }
 
     // Proof of work / proof of stake.
-    if spec.is_enabled_in(SpecId::MERGE) {
+    if clique {
+    } else if spec.is_enabled_in(SpecId::MERGE) {
         if !header.difficulty.is_zero() {
             return Err(format!("difficulty {} after the merge", header.difficulty));
         }
@@ -578,6 +612,7 @@ pub fn import_chain(
     mut on_block: impl FnMut(&CommittedBlock),
 ) -> Result<ChainImport, ChainImportError> {
     let mut progress = ChainImport::default();
+    let models = ModelCache::shared();
     for block in blocks {
         let stored = db
             .reader()
@@ -590,7 +625,7 @@ pub fn import_chain(
             progress.already_present += 1;
             continue;
         }
-        match import_block(db, chain, block, config) {
+        match import_block_with(db, chain, block, config, &models) {
             Ok(committed) => {
                 progress.imported += 1;
                 on_block(&committed);

@@ -6,6 +6,8 @@
 //! `kill -9` at any moment leaves the last committed block and its state.
 
 pub mod builder;
+pub mod chain;
+pub mod consensus;
 pub mod genesis;
 pub mod import;
 mod sealer;
@@ -19,12 +21,12 @@ use infera_storage::Database;
 use infera_txpool::{PoolConfig, TxPool};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, broadcast};
-use tracing::info;
+use tracing::{info, warn};
 
 pub use genesis::{GenesisOutcome, init_genesis};
 pub use import::{
     ChainImport, ChainImportError, ImportConfig, ImportError, decode_block, decode_blocks,
-    import_block, import_chain,
+    import_block, import_block_with, import_chain,
 };
 
 /// Capacity of the chain-event channel; a subscriber further behind than this
@@ -54,6 +56,9 @@ pub enum NodeError {
     /// An internal invariant failed: a bug or corrupted data.
     #[error("internal invariant violated: {0}")]
     Invariant(String),
+    /// The node's configuration cannot work (e.g. a key that is not an authority).
+    #[error("{0}")]
+    Config(String),
     /// I/O error (datadir creation, signals).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -82,6 +87,14 @@ pub struct NodeConfig {
     /// Transaction pool bounds.
     pub pool: PoolConfig,
 }
+
+/// Name of the file in the datadir that lists the node's peer-to-peer
+/// addresses (one multiaddr with `/p2p/<peer id>` per line), written at start
+/// so scripts can pass them to other nodes as `--bootnodes`.
+pub const P2P_ADDRESSES_FILE: &str = "p2p-addresses";
+
+/// Name of the node key file under the datadir.
+pub const NODE_KEY_FILE: &str = "nodekey";
 
 /// Opens the datadir's database, writing genesis if it is empty.
 pub fn open_datadir(datadir: &std::path::Path, chain: &ChainSpec) -> NodeResult<Database> {

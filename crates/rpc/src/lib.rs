@@ -111,6 +111,8 @@ struct RpcContextInner {
     /// Held from nonce fill to pool admission by `eth_sendTransaction`, so
     /// concurrent sends from one dev account get distinct nonces.
     signing: Mutex<()>,
+    /// Connected peers, for `net_peerCount`; zero without a network.
+    peers: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl RpcContext {
@@ -135,6 +137,7 @@ impl RpcContext {
                 filters,
                 models: infera_precompiles::ModelCache::shared(),
                 signing: Mutex::new(()),
+                peers: Arc::default(),
             }),
         }
     }
@@ -169,6 +172,17 @@ impl RpcContext {
     /// Ethereum precompiles plus the model registry and inference.
     pub fn precompiles(&self, spec: infera_evm::SpecId) -> infera_precompiles::InferaPrecompiles {
         infera_precompiles::InferaPrecompiles::new(spec, self.inner.models.clone())
+    }
+    /// The counter `net_peerCount` reports; the network keeps it current.
+    pub fn peer_counter(&self) -> &Arc<std::sync::atomic::AtomicUsize> {
+        &self.inner.peers
+    }
+    /// A pending or queued transaction of the pool, by hash.
+    pub fn pool_transaction(
+        &self,
+        hash: infera_primitives::B256,
+    ) -> Option<infera_primitives::RecoveredTx> {
+        self.inner.pool.lock().get(&hash).cloned()
     }
     pub(crate) fn notify_tx_arrived(&self) {
         self.inner.tx_arrived.notify_one();

@@ -242,7 +242,10 @@ impl EthApiServer for RpcContext {
         Ok(true)
     }
     fn net_peer_count(&self) -> JsonResult<U64> {
-        Ok(U64::ZERO)
+        let peers = self
+            .peer_counter()
+            .load(std::sync::atomic::Ordering::Relaxed);
+        Ok(U64::from(peers))
     }
     fn chain_id(&self) -> JsonResult<U64> {
         Ok(RpcContext::chain_id(self))

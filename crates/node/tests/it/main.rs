@@ -1,0 +1,3 @@
+//! Integration tests of the node's chain handling, in process.
+
+mod fork_choice;
