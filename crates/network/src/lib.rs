@@ -1,1 +1,331 @@
 //! Peer-to-peer networking on libp2p.
+//!
+//! This crate moves bytes and manages peers; it knows nothing of EVM types. Blocks travel as
+//! their RLP, transactions as EIP-2718 bytes. The node drives it through [`NetworkHandle`]
+//! and receives [`NetworkEvent`]s; it answers the network's questions through [`ChainView`].
+//!
+//! Wire protocols, all over TCP + noise + yamux:
+//! - gossipsub (`/infera/<genesis>/blocks/1`, `/infera/<genesis>/txs/1`, where `<genesis>` is
+//!   the first 8 bytes of the genesis hash in hex, so different chains never share a topic),
+//!   in validation mode: a message is forwarded only once the node reports it acceptable;
+//! - request-response (`/infera/<genesis>/req/1`, CBOR): the status handshake and block ranges;
+//! - identify.
+//!
+//! Peers are found only through the configured bootnodes, dialled at start and again while
+//! disconnected. Every limit is a named constant or a [`NetworkConfig`] field; see [`config`].
+
+mod codec;
+pub mod config;
+mod error;
+mod key;
+mod rate;
+mod service;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use alloy_primitives::{B256, U256};
+use libp2p::gossipsub::MessageId;
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+pub use codec::ServeError;
+pub use config::NetworkConfig;
+pub use error::{NetworkError, NetworkResult};
+pub use key::load_or_create_key;
+pub use libp2p::{Multiaddr, PeerId};
+
+use crate::{
+    codec::{Request, Response},
+    config::{MAX_BLOCKS_PER_REQUEST, MAX_GOSSIP_PAYLOAD_BYTES},
+};
+
+/// A node's view of its chain, exchanged in the handshake and on request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub genesis_hash: B256,
+    pub head_number: u64,
+    pub head_hash: B256,
+    pub total_difficulty: U256,
+}
+
+/// What the network asks of the node. Always called from a blocking thread
+/// (`tokio::task::spawn_blocking`), never on the async executor, so implementations may read
+/// the database directly.
+pub trait ChainView: Send + Sync + 'static {
+    /// Our current status.
+    fn status(&self) -> Status;
+    /// Canonical blocks `start..start + count` as RLP, stopping early at the head or once
+    /// `max_bytes` is exceeded (at least one block if any exists).
+    fn blocks(&self, start: u64, count: u64, max_bytes: usize) -> Vec<Vec<u8>>;
+}
+
+/// Identifies a received gossip message, to report a [`Verdict`] on it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GossipId {
+    message_id: MessageId,
+    /// The peer that forwarded it to us (not necessarily its author).
+    source: PeerId,
+}
+
+impl GossipId {
+    /// The peer that forwarded the message to us.
+    pub fn source(&self) -> PeerId {
+        self.source
+    }
+}
+
+/// The node's judgement of a gossip message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: forward it to our mesh peers.
+    Accept,
+    /// Not forwarded, nobody penalized (e.g. a block we already have, a transaction the pool
+    /// is too full for).
+    Ignore,
+    /// Invalid: not forwarded, and the source's gossip score drops (repeated offenders are
+    /// graylisted by gossipsub).
+    Reject,
+}
+
+/// What the network tells the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkEvent {
+    /// A peer completed the status handshake that runs on every new connection. A peer with
+    /// another genesis is banned and never reported.
+    PeerConnected { peer: PeerId, status: Status },
+    /// A reported peer's last connection closed.
+    PeerDisconnected { peer: PeerId },
+    /// A block's RLP arrived by gossip. Report a [`Verdict`] with [`NetworkHandle::report`].
+    NewBlock {
+        source: PeerId,
+        id: GossipId,
+        block: Vec<u8>,
+    },
+    /// A transaction's EIP-2718 bytes arrived by gossip. Report a [`Verdict`].
+    NewTransaction {
+        source: PeerId,
+        id: GossipId,
+        tx: Vec<u8>,
+    },
+}
+
+/// Which gossip topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Topic {
+    Blocks,
+    Transactions,
+}
+
+/// What a handle asks of the network task.
+pub(crate) enum Command {
+    Publish {
+        topic: Topic,
+        data: Vec<u8>,
+    },
+    Report {
+        id: GossipId,
+        verdict: Verdict,
+    },
+    Request {
+        peer: PeerId,
+        request: Request,
+        reply: oneshot::Sender<NetworkResult<Response>>,
+    },
+    Penalize {
+        peer: PeerId,
+        reason: String,
+    },
+    Shutdown,
+}
+
+/// State the network task shares with handles.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// Handshaken peers and their last known status.
+    pub(crate) peers: RwLock<std::collections::HashMap<PeerId, Status>>,
+    /// Bound listen addresses, each ending in `/p2p/<local peer id>`.
+    pub(crate) listen_addrs: RwLock<Vec<Multiaddr>>,
+    /// Gossip events dropped because the node did not keep up with the event channel.
+    pub(crate) dropped_gossip_events: AtomicU64,
+    /// Commands dropped because the command channel was full.
+    pub(crate) dropped_commands: AtomicU64,
+}
+
+/// Starts the network: loads (or creates) the node key, binds the listen address, dials the
+/// bootnodes and spawns the network task on the current tokio runtime.
+///
+/// Returns once the listener is bound, so [`NetworkHandle::listen_addrs`] is usable at once.
+pub async fn start(
+    config: NetworkConfig,
+    chain: Arc<dyn ChainView>,
+) -> NetworkResult<(NetworkHandle, mpsc::Receiver<NetworkEvent>)> {
+    service::start(config, chain).await
+}
+
+/// A cheap, cloneable handle to the network task. The task stops on [`NetworkHandle::shutdown`]
+/// or when every handle has been dropped.
+#[derive(Clone)]
+pub struct NetworkHandle {
+    local_peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    chain: Arc<dyn ChainView>,
+    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for NetworkHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkHandle")
+            .field("local_peer_id", &self.local_peer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetworkHandle {
+    /// Our peer id (derived from the node key).
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// The addresses actually bound (port 0 resolved), each ending in `/p2p/<local peer id>`:
+    /// ready to be used as another node's bootnode.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.shared.listen_addrs.read().clone()
+    }
+
+    /// Gossips a block's RLP. Never fails: with no subscribed peer yet, or a block that is too
+    /// large, the message is dropped and logged (a block is also fetched by range sync).
+    pub fn publish_block(&self, block: Vec<u8>) {
+        self.publish(Topic::Blocks, block);
+    }
+
+    /// Gossips a transaction's EIP-2718 bytes. Never fails, like [`Self::publish_block`].
+    pub fn publish_transaction(&self, tx: Vec<u8>) {
+        self.publish(Topic::Transactions, tx);
+    }
+
+    fn publish(&self, topic: Topic, data: Vec<u8>) {
+        if data.len() > MAX_GOSSIP_PAYLOAD_BYTES {
+            tracing::warn!(target: "infera::net", ?topic, bytes = data.len(), limit = MAX_GOSSIP_PAYLOAD_BYTES, "not publishing an oversized gossip message");
+            return;
+        }
+        self.send_command(Command::Publish { topic, data });
+    }
+
+    /// Reports the node's verdict on a gossip message. Gossip runs in validation mode: the
+    /// message is forwarded to other peers only after [`Verdict::Accept`].
+    pub fn report(&self, id: GossipId, verdict: Verdict) {
+        self.send_command(Command::Report { id, verdict });
+    }
+
+    /// Disconnects the peer and refuses it (both directions) for the configured ban duration,
+    /// logging `reason`.
+    pub fn penalize(&self, peer: PeerId, reason: &str) {
+        self.send_command(Command::Penalize {
+            peer,
+            reason: reason.to_string(),
+        });
+    }
+
+    /// Connected, handshaken peers with their last known status.
+    pub fn peers(&self) -> Vec<(PeerId, Status)> {
+        self.shared
+            .peers
+            .read()
+            .iter()
+            .map(|(peer, status)| (*peer, status.clone()))
+            .collect()
+    }
+
+    /// Gossip events dropped so far because the node did not drain the event channel in time.
+    pub fn dropped_gossip_events(&self) -> u64 {
+        self.shared.dropped_gossip_events.load(Ordering::Relaxed)
+    }
+
+    /// Asks a connected peer for its status (sending ours, as in the handshake).
+    pub async fn request_status(&self, peer: PeerId) -> NetworkResult<Status> {
+        let chain = Arc::clone(&self.chain);
+        let ours = tokio::task::spawn_blocking(move || chain.status())
+            .await
+            .map_err(|e| NetworkError::ChainView(e.to_string()))?;
+        match self.request(peer, Request::Status(ours)).await? {
+            Response::Status(status) => Ok(status),
+            Response::Error(error) => Err(NetworkError::Refused { peer, error }),
+            Response::Blocks(_) => Err(NetworkError::InvalidResponse {
+                peer,
+                reason: "blocks in answer to a status request".into(),
+            }),
+        }
+    }
+
+    /// Asks a connected peer for canonical blocks `start..start + count` (RLP). The peer serves
+    /// at most [`MAX_BLOCKS_PER_REQUEST`] blocks and may stop early (at its head or its response
+    /// size limit); an empty answer means it has no block at `start`.
+    pub async fn request_blocks(
+        &self,
+        peer: PeerId,
+        start: u64,
+        count: u64,
+    ) -> NetworkResult<Vec<Vec<u8>>> {
+        match self.request(peer, Request::Blocks { start, count }).await? {
+            Response::Blocks(blocks) => {
+                let most = count.min(MAX_BLOCKS_PER_REQUEST);
+                if blocks.len() as u64 > most {
+                    return Err(NetworkError::InvalidResponse {
+                        peer,
+                        reason: format!("{} blocks for a request of at most {most}", blocks.len()),
+                    });
+                }
+                Ok(blocks.into_iter().map(|b| b.into_vec()).collect())
+            }
+            Response::Error(error) => Err(NetworkError::Refused { peer, error }),
+            Response::Status(_) => Err(NetworkError::InvalidResponse {
+                peer,
+                reason: "status in answer to a blocks request".into(),
+            }),
+        }
+    }
+
+    async fn request(&self, peer: PeerId, request: Request) -> NetworkResult<Response> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Request {
+                peer,
+                request,
+                reply,
+            })
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        answer.await.map_err(|_| NetworkError::Stopped)?
+    }
+
+    fn send_command(&self, command: Command) {
+        match self.commands.try_send(command) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.shared.dropped_commands.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(target: "infera::net", "network command channel full; command dropped");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::debug!(target: "infera::net", "network task stopped; command dropped");
+            }
+        }
+    }
+
+    /// Stops the network task and waits for it: connections are closed and the listener
+    /// released. Other clones of the handle then fail with [`NetworkError::Stopped`].
+    pub async fn shutdown(self) {
+        // A full channel must not prevent shutdown: wait for room.
+        let _ = self.commands.send(Command::Shutdown).await;
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::warn!(target: "infera::net", "network task ended abnormally: {e}");
+            }
+        }
+    }
+}

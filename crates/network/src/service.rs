@@ -1,0 +1,880 @@
+//! The network task: owns the libp2p swarm and serialises everything that touches it.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    num::NonZeroU32,
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::{B256, Keccak256, hex};
+use futures::StreamExt;
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, allow_block_list, connection_limits,
+    gossipsub::{
+        self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, ValidationMode,
+    },
+    identify,
+    identity::Keypair,
+    multiaddr::Protocol,
+    noise,
+    request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel},
+    swarm::{
+        NetworkBehaviour, SwarmEvent,
+        dial_opts::{DialOpts, PeerCondition},
+    },
+    tcp, yamux,
+};
+use serde_bytes::ByteBuf;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::{
+    ChainView, Command, GossipId, NetworkEvent, NetworkHandle, Shared, Status, Topic, Verdict,
+    codec::{Request, RequestFrame, Response, ServeError, WireCodec},
+    config::*,
+    error::{NetworkError, NetworkResult},
+    key::load_or_create_key,
+    rate::TokenBucket,
+};
+
+const TARGET: &str = "infera::net";
+
+/// The protocols we run; the blocker and the connection limits come first so that they refuse
+/// connections before any other behaviour sees them.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    limits: connection_limits::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+    rpc: request_response::Behaviour<WireCodec>,
+    identify: identify::Behaviour,
+}
+
+/// The first 8 bytes of the genesis hash in hex: the chain's tag in protocol and topic names.
+fn chain_tag(genesis: &B256) -> String {
+    hex::encode(&genesis[..8])
+}
+
+pub(crate) fn topic(genesis: &B256, topic: Topic) -> IdentTopic {
+    let name = match topic {
+        Topic::Blocks => "blocks",
+        Topic::Transactions => "txs",
+    };
+    IdentTopic::new(format!("/infera/{}/{name}/1", chain_tag(genesis)))
+}
+
+/// Gossipsub peer scoring. Only invalid messages (P4) weigh much: one rejected message
+/// costs -10, two -40 (below the gossip threshold), three -90 (graylisted: all its traffic
+/// ignored), decaying by 10% a second. Mesh delivery rates (P3) are not scored, because a
+/// quiet chain delivers nothing for long stretches and honest peers would be pruned.
+fn score_params(topics: &[&IdentTopic]) -> gossipsub::PeerScoreParams {
+    let mut params = gossipsub::PeerScoreParams::default();
+    for topic in topics {
+        let topic_params = gossipsub::TopicScoreParams {
+            topic_weight: 1.0,
+            time_in_mesh_weight: 0.01,
+            time_in_mesh_quantum: Duration::from_secs(1),
+            time_in_mesh_cap: 300.0,
+            first_message_deliveries_weight: 0.5,
+            first_message_deliveries_decay: 0.9,
+            first_message_deliveries_cap: 20.0,
+            mesh_message_deliveries_weight: 0.0,
+            mesh_failure_penalty_weight: 0.0,
+            invalid_message_deliveries_weight: -10.0,
+            invalid_message_deliveries_decay: 0.9,
+            ..Default::default()
+        };
+        params.topics.insert(topic.hash(), topic_params);
+    }
+    params
+}
+
+fn build_behaviour(keypair: &Keypair, config: &NetworkConfig) -> NetworkResult<Behaviour> {
+    let blocks = topic(&config.genesis_hash, Topic::Blocks);
+    let txs = topic(&config.genesis_hash, Topic::Transactions);
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(config.gossip_heartbeat)
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        .max_transmit_size(MAX_GOSSIP_TRANSMIT_BYTES)
+        // Content-addressed ids: the same block published by two nodes is one message.
+        .message_id_fn(|message: &gossipsub::Message| {
+            let mut hasher = Keccak256::new();
+            hasher.update(message.topic.as_str().as_bytes());
+            hasher.update(&message.data);
+            MessageId::from(hasher.finalize().to_vec())
+        })
+        .build()
+        .map_err(|e| NetworkError::Config(format!("gossipsub: {e}")))?;
+    let mut gossipsub =
+        gossipsub::Behaviour::new(MessageAuthenticity::Signed(keypair.clone()), gossip_config)
+            .map_err(|e| NetworkError::Config(format!("gossipsub: {e}")))?;
+    gossipsub
+        .with_peer_score(
+            score_params(&[&blocks, &txs]),
+            gossipsub::PeerScoreThresholds::default(),
+        )
+        .map_err(|e| NetworkError::Config(format!("gossipsub scoring: {e}")))?;
+    for topic in [&blocks, &txs] {
+        gossipsub
+            .subscribe(topic)
+            .map_err(|e| NetworkError::Config(format!("subscribing to {topic}: {e}")))?;
+    }
+
+    let protocol = StreamProtocol::try_from_owned(format!(
+        "/infera/{}/req/1",
+        chain_tag(&config.genesis_hash)
+    ))
+    .map_err(|e| NetworkError::Config(format!("request-response protocol name: {e}")))?;
+    let rpc = request_response::Behaviour::with_codec(
+        WireCodec,
+        [(protocol, ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(config.request_timeout)
+            .with_max_concurrent_streams(MAX_STREAMS_PER_CONNECTION),
+    );
+
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(config.max_peers))
+        // Two, not one: when two nodes dial each other at once, each side may keep a
+        // different one of the two connections, and a limit of one would close both.
+        .with_max_established_per_peer(Some(2))
+        .with_max_pending_incoming(Some(config.max_peers))
+        .with_max_pending_outgoing(Some(config.max_peers));
+
+    let identify = identify::Behaviour::new(identify::Config::new(
+        format!("/infera/{}/1.0.0", chain_tag(&config.genesis_hash)),
+        keypair.public(),
+    ));
+
+    Ok(Behaviour {
+        blocked: allow_block_list::Behaviour::default(),
+        limits: connection_limits::Behaviour::new(limits),
+        gossipsub,
+        rpc,
+        identify,
+    })
+}
+
+/// Splits `/.../p2p/<id>` into the peer id and the full address.
+fn bootnode_peer(addr: &Multiaddr) -> NetworkResult<PeerId> {
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) => Ok(peer),
+        _ => Err(NetworkError::BootnodeWithoutPeerId { addr: addr.clone() }),
+    }
+}
+
+pub(crate) async fn start(
+    config: NetworkConfig,
+    chain: Arc<dyn ChainView>,
+) -> NetworkResult<(NetworkHandle, mpsc::Receiver<NetworkEvent>)> {
+    let keypair = load_or_create_key(&config.key_file)?;
+    let local_peer_id = keypair.public().to_peer_id();
+    let bootnodes = config
+        .bootnodes
+        .iter()
+        .map(|addr| Ok((bootnode_peer(addr)?, addr.clone())))
+        .collect::<NetworkResult<Vec<_>>>()?
+        .into_iter()
+        .filter(|(peer, _)| *peer != local_peer_id)
+        .collect::<Vec<_>>();
+
+    let behaviour = build_behaviour(&keypair, &config)?;
+    let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NetworkError::Transport(e.to_string()))?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| NetworkError::Transport(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build();
+
+    swarm
+        .listen_on(config.listen_addr.clone())
+        .map_err(|e| NetworkError::Listen {
+            addr: config.listen_addr.clone(),
+            reason: e.to_string(),
+        })?;
+    // Wait for the bound address so that listen_addrs() is complete when start() returns.
+    let shared = Arc::new(Shared::default());
+    let bound = tokio::time::timeout(LISTEN_TIMEOUT, async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => return Ok(address),
+                SwarmEvent::ListenerClosed { reason, .. } => {
+                    return Err(format!("listener closed: {reason:?}"));
+                }
+                SwarmEvent::ListenerError { error, .. } => return Err(error.to_string()),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| format!("no address bound within {LISTEN_TIMEOUT:?}"))
+    .and_then(|r| r)
+    .map_err(|reason| NetworkError::Listen {
+        addr: config.listen_addr.clone(),
+        reason,
+    })?;
+    let bound = bound.with(Protocol::P2p(local_peer_id));
+    tracing::info!(target: TARGET, peer = %local_peer_id, addr = %bound, "listening");
+    shared.listen_addrs.write().push(bound);
+
+    let (command_tx, command_rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
+    let (event_tx, event_rx) = mpsc::channel(config.event_channel_capacity.max(1));
+    let (internal_tx, internal_rx) =
+        mpsc::channel(MAX_CONCURRENT_SERVES + config.max_peers as usize);
+    let mut service = Service {
+        blocks_topic: topic(&config.genesis_hash, Topic::Blocks),
+        txs_topic: topic(&config.genesis_hash, Topic::Transactions),
+        max_pending_events: 4 * config.max_peers as usize + 16,
+        swarm,
+        chain: Arc::clone(&chain),
+        shared: Arc::clone(&shared),
+        commands: command_rx,
+        events: event_tx,
+        pending_events: VecDeque::new(),
+        internal_tx,
+        internal_rx,
+        pending_requests: HashMap::new(),
+        limiters: HashMap::new(),
+        bans: HashMap::new(),
+        bootnodes,
+        serve_permits: Arc::new(Semaphore::new(MAX_CONCURRENT_SERVES)),
+        config,
+    };
+    service.redial();
+    let task = tokio::spawn(service.run());
+    let handle = NetworkHandle {
+        local_peer_id,
+        commands: command_tx,
+        shared,
+        chain,
+        task: Arc::new(parking_lot::Mutex::new(Some(task))),
+    };
+    Ok((handle, event_rx))
+}
+
+/// Results of work done off the network task, sent back to it.
+enum Internal {
+    /// Our status was read: send the handshake request.
+    Handshake { peer: PeerId, ours: Status },
+    /// An inbound request was served.
+    Respond {
+        peer: PeerId,
+        channel: ResponseChannel<Response>,
+        response: Response,
+    },
+}
+
+/// Who waits for an outbound request's answer.
+enum Pending {
+    /// The connection handshake: the answer decides whether the peer is reported.
+    Handshake,
+    /// A handle's request.
+    User(oneshot::Sender<NetworkResult<Response>>),
+}
+
+/// Per-peer inbound request limits.
+struct PeerLimiter {
+    requests: TokenBucket,
+    /// Allowance of rate violations; when it runs out the peer is banned.
+    violations: TokenBucket,
+}
+
+struct Service {
+    config: NetworkConfig,
+    swarm: Swarm<Behaviour>,
+    chain: Arc<dyn ChainView>,
+    shared: Arc<Shared>,
+    blocks_topic: IdentTopic,
+    txs_topic: IdentTopic,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetworkEvent>,
+    /// Peer events waiting for room in `events` (they are never dropped while below
+    /// `max_pending_events`; gossip events are dropped instead of queued).
+    pending_events: VecDeque<NetworkEvent>,
+    max_pending_events: usize,
+    internal_tx: mpsc::Sender<Internal>,
+    internal_rx: mpsc::Receiver<Internal>,
+    pending_requests: HashMap<OutboundRequestId, (PeerId, Pending)>,
+    limiters: HashMap<PeerId, PeerLimiter>,
+    /// Banned peers and when their ban ends.
+    bans: HashMap<PeerId, Instant>,
+    bootnodes: Vec<(PeerId, Multiaddr)>,
+    serve_permits: Arc<Semaphore>,
+}
+
+impl Service {
+    async fn run(mut self) {
+        let mut redial = tokio::time::interval(self.config.redial_interval);
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut maintenance = tokio::time::interval(Duration::from_secs(1));
+        maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A clone, so that a reserved permit does not borrow `self`.
+        let events = self.events.clone();
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    None | Some(Command::Shutdown) => break,
+                    Some(command) => self.on_command(command),
+                },
+                Some(internal) = self.internal_rx.recv() => self.on_internal(internal),
+                permit = events.reserve(), if !self.pending_events.is_empty() => match permit {
+                    Ok(permit) => {
+                        if let Some(event) = self.pending_events.pop_front() {
+                            permit.send(event);
+                        }
+                    }
+                    // The node dropped its receiver: nobody is listening any more.
+                    Err(_) => self.pending_events.clear(),
+                },
+                _ = redial.tick() => self.redial(),
+                _ = maintenance.tick() => self.expire_bans(),
+            }
+        }
+        for (_, (_, pending)) in self.pending_requests.drain() {
+            if let Pending::User(reply) = pending {
+                let _ = reply.send(Err(NetworkError::Stopped));
+            }
+        }
+        tracing::info!(target: TARGET, "network stopped");
+    }
+
+    fn redial(&mut self) {
+        for (peer, addr) in &self.bootnodes {
+            if self.bans.contains_key(peer) || self.swarm.is_connected(peer) {
+                continue;
+            }
+            let opts = DialOpts::peer_id(*peer)
+                .addresses(vec![addr.clone()])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            match self.swarm.dial(opts) {
+                Ok(()) => tracing::debug!(target: TARGET, %peer, %addr, "dialing bootnode"),
+                Err(e) => {
+                    tracing::debug!(target: TARGET, %peer, %addr, "cannot dial bootnode: {e}")
+                }
+            }
+        }
+    }
+
+    fn expire_bans(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .bans
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            self.bans.remove(&peer);
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            tracing::info!(target: TARGET, %peer, "ban expired");
+        }
+    }
+
+    /// Disconnects `peer` and refuses it for the ban duration.
+    fn ban(&mut self, peer: PeerId, reason: &str) {
+        if self.bans.len() >= MAX_BANNED_PEERS && !self.bans.contains_key(&peer) {
+            let soonest = self
+                .bans
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(p, _)| *p);
+            if let Some(forgotten) = soonest {
+                self.bans.remove(&forgotten);
+                self.swarm.behaviour_mut().blocked.unblock_peer(forgotten);
+            }
+        }
+        self.bans
+            .insert(peer, Instant::now() + self.config.ban_duration);
+        // Closes every connection to the peer and refuses new ones in both directions.
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+        tracing::info!(target: TARGET, %peer, duration = ?self.config.ban_duration, reason, "peer banned");
+    }
+
+    fn queue_event(&mut self, event: NetworkEvent) {
+        if self.pending_events.is_empty() {
+            match self.events.try_send(event) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(event)) => self.pending_events.push_back(event),
+            }
+        } else {
+            self.pending_events.push_back(event);
+        }
+        if self.pending_events.len() > self.max_pending_events {
+            self.pending_events.pop_front();
+            tracing::warn!(target: TARGET, "node is not draining network events; oldest peer event dropped");
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { topic, data } => {
+                let (topic_hash, bytes) = (self.topic_of(topic).hash(), data.len());
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(topic_hash, data)
+                {
+                    Ok(id) => tracing::debug!(target: TARGET, ?topic, bytes, %id, "published"),
+                    // Expected before any peer subscribed (see DEPENDENCIES.md), and for a
+                    // message that was already seen: neither is the node's problem.
+                    Err(e) => tracing::debug!(target: TARGET, ?topic, bytes, "not published: {e}"),
+                }
+            }
+            Command::Report { id, verdict } => {
+                let acceptance = match verdict {
+                    Verdict::Accept => MessageAcceptance::Accept,
+                    Verdict::Ignore => MessageAcceptance::Ignore,
+                    Verdict::Reject => MessageAcceptance::Reject,
+                };
+                let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+                if !gossipsub.report_message_validation_result(
+                    &id.message_id,
+                    &id.source,
+                    acceptance,
+                ) {
+                    tracing::debug!(target: TARGET, id = %id.message_id, "verdict for a message no longer cached");
+                }
+            }
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                if !self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Err(NetworkError::NotConnected(peer)));
+                } else if self.pending_requests.len() >= MAX_PENDING_OUTBOUND_REQUESTS {
+                    let _ = reply.send(Err(NetworkError::TooManyRequests(
+                        MAX_PENDING_OUTBOUND_REQUESTS,
+                    )));
+                } else {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .rpc
+                        .send_request(&peer, RequestFrame::Valid(request));
+                    self.pending_requests
+                        .insert(id, (peer, Pending::User(reply)));
+                }
+            }
+            Command::Penalize { peer, reason } => self.ban(peer, &reason),
+            Command::Shutdown => {}
+        }
+    }
+
+    fn topic_of(&self, topic: Topic) -> &IdentTopic {
+        match topic {
+            Topic::Blocks => &self.blocks_topic,
+            Topic::Transactions => &self.txs_topic,
+        }
+    }
+
+    fn on_internal(&mut self, internal: Internal) {
+        match internal {
+            Internal::Handshake { peer, ours } => {
+                if !self.swarm.is_connected(&peer) {
+                    return;
+                }
+                if self.pending_requests.len() >= MAX_PENDING_OUTBOUND_REQUESTS {
+                    tracing::debug!(target: TARGET, %peer, "too many requests in flight; dropping the connection");
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                    return;
+                }
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .rpc
+                    .send_request(&peer, RequestFrame::Valid(Request::Status(ours)));
+                self.pending_requests.insert(id, (peer, Pending::Handshake));
+            }
+            Internal::Respond {
+                peer,
+                channel,
+                response,
+            } => {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .rpc
+                    .send_response(channel, response)
+                    .is_err()
+                {
+                    tracing::debug!(target: TARGET, %peer, "could not answer: the request's stream is gone");
+                }
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(event)) => self.on_rpc(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
+                if let identify::Event::Received { peer_id, info, .. } = event {
+                    tracing::debug!(target: TARGET, peer = %peer_id, agent = %info.agent_version, protocol = %info.protocol_version, "identified");
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Blocked(never)) => match never {},
+            SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                tracing::info!(target: TARGET, peer = %peer_id, addr = %endpoint.get_remote_address(), dialer = endpoint.is_dialer(), "connection established");
+                if num_established == NonZeroU32::MIN {
+                    self.start_handshake(peer_id);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                tracing::info!(target: TARGET, peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "connection closed");
+                if num_established == 0 {
+                    self.limiters.remove(&peer_id);
+                    if self.shared.peers.write().remove(&peer_id).is_some() {
+                        self.queue_event(NetworkEvent::PeerDisconnected { peer: peer_id });
+                    }
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                peer_id,
+                ..
+            } => {
+                tracing::debug!(target: TARGET, peer = ?peer_id, addr = %send_back_addr, "incoming connection refused or failed: {error}");
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(target: TARGET, peer = ?peer_id, "dial failed: {error}");
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let address = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
+                let mut addrs = self.shared.listen_addrs.write();
+                if !addrs.contains(&address) {
+                    tracing::info!(target: TARGET, addr = %address, "listening");
+                    addrs.push(address);
+                }
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                let address = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
+                self.shared.listen_addrs.write().retain(|a| *a != address);
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads our status off the executor, then sends it as the handshake request.
+    fn start_handshake(&self, peer: PeerId) {
+        let chain = Arc::clone(&self.chain);
+        let internal = self.internal_tx.clone();
+        tokio::spawn(async move {
+            match tokio::task::spawn_blocking(move || chain.status()).await {
+                Ok(ours) => {
+                    let _ = internal.send(Internal::Handshake { peer, ours }).await;
+                }
+                Err(e) => {
+                    tracing::warn!(target: TARGET, %peer, "reading our status for the handshake failed: {e}")
+                }
+            }
+        });
+    }
+
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            if let gossipsub::Event::Subscribed { peer_id, topic } = event {
+                tracing::debug!(target: TARGET, peer = %peer_id, %topic, "peer subscribed");
+            }
+            return;
+        };
+        let id = GossipId {
+            message_id,
+            source: propagation_source,
+        };
+        let event = if message.topic == self.blocks_topic.hash() {
+            NetworkEvent::NewBlock {
+                source: propagation_source,
+                id: id.clone(),
+                block: message.data,
+            }
+        } else if message.topic == self.txs_topic.hash() {
+            NetworkEvent::NewTransaction {
+                source: propagation_source,
+                id: id.clone(),
+                tx: message.data,
+            }
+        } else {
+            // Cannot happen: we subscribe to these two topics only.
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &id.message_id,
+                    &id.source,
+                    MessageAcceptance::Ignore,
+                );
+            return;
+        };
+        // Peer events waiting means the channel is full: keep their order, drop the gossip.
+        let delivered = self.pending_events.is_empty()
+            && match self.events.try_send(event) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => false,
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            };
+        if !delivered {
+            let dropped = self
+                .shared
+                .dropped_gossip_events
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
+            tracing::debug!(target: TARGET, dropped, "event channel full; gossip message dropped");
+            // Free the message cache now instead of waiting for it to expire.
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &id.message_id,
+                    &id.source,
+                    MessageAcceptance::Ignore,
+                );
+        }
+    }
+
+    fn on_rpc(&mut self, event: request_response::Event<RequestFrame, Response>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.on_request(peer, request, channel),
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some((_, pending)) = self.pending_requests.remove(&request_id) {
+                    self.on_response(peer, pending, Ok(response));
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some((_, pending)) = self.pending_requests.remove(&request_id) {
+                    let reason = error.to_string();
+                    self.on_response(peer, pending, Err(NetworkError::Request { peer, reason }));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(target: TARGET, %peer, "inbound request failed: {error}");
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_response(&mut self, peer: PeerId, pending: Pending, response: NetworkResult<Response>) {
+        // Any status we see refreshes the peer's entry, and a foreign genesis bans it.
+        let response = match response {
+            Ok(Response::Status(status)) if status.genesis_hash != self.config.genesis_hash => {
+                let error = NetworkError::GenesisMismatch {
+                    peer,
+                    ours: self.config.genesis_hash,
+                    theirs: status.genesis_hash,
+                };
+                self.ban(peer, &error.to_string());
+                Err(error)
+            }
+            Ok(Response::Status(status)) => {
+                let newly = {
+                    let mut peers = self.shared.peers.write();
+                    match peers.get_mut(&peer) {
+                        Some(known) => {
+                            *known = status.clone();
+                            false
+                        }
+                        None if matches!(pending, Pending::Handshake)
+                            && self.swarm.is_connected(&peer) =>
+                        {
+                            peers.insert(peer, status.clone());
+                            true
+                        }
+                        None => false,
+                    }
+                };
+                if newly {
+                    tracing::info!(target: TARGET, %peer, head = status.head_number, head_hash = %status.head_hash, "handshake complete");
+                    self.queue_event(NetworkEvent::PeerConnected {
+                        peer,
+                        status: status.clone(),
+                    });
+                }
+                Ok(Response::Status(status))
+            }
+            other => other,
+        };
+        match pending {
+            Pending::User(reply) => {
+                let _ = reply.send(response);
+            }
+            Pending::Handshake => match response {
+                Ok(Response::Status(_)) => {}
+                Ok(other) => {
+                    tracing::debug!(target: TARGET, %peer, response = ?other, "handshake refused; disconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+                Err(e) => {
+                    tracing::debug!(target: TARGET, %peer, "handshake failed; disconnecting: {e}");
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+            },
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        peer: PeerId,
+        request: RequestFrame,
+        channel: ResponseChannel<Response>,
+    ) {
+        let request = match request {
+            RequestFrame::Valid(request) => request,
+            RequestFrame::Malformed(reason) => {
+                self.ban(peer, &reason);
+                return;
+            }
+        };
+        let now = Instant::now();
+        let (per_second, burst) = (
+            self.config.inbound_requests_per_second,
+            self.config.inbound_request_burst,
+        );
+        let limiter = self.limiters.entry(peer).or_insert_with(|| PeerLimiter {
+            requests: TokenBucket::new(per_second, burst, now),
+            violations: TokenBucket::new(
+                RATE_VIOLATIONS_REFILL_PER_SECOND,
+                RATE_VIOLATIONS_BURST,
+                now,
+            ),
+        });
+        if !limiter.requests.try_take(now) {
+            if limiter.violations.try_take(now) {
+                tracing::debug!(target: TARGET, %peer, "request rate exceeded");
+                self.respond_now(peer, channel, Response::Error(ServeError::RateLimited));
+            } else {
+                self.ban(peer, "kept exceeding the request rate");
+            }
+            return;
+        }
+        if let Request::Status(status) = &request {
+            if status.genesis_hash != self.config.genesis_hash {
+                let reason = format!(
+                    "status names genesis {}, ours is {}",
+                    status.genesis_hash, self.config.genesis_hash
+                );
+                self.respond_now(peer, channel, Response::Error(ServeError::WrongGenesis));
+                self.ban(peer, &reason);
+                return;
+            }
+            if let Some(known) = self.shared.peers.write().get_mut(&peer) {
+                *known = status.clone();
+            }
+        }
+        let Ok(permit) = Arc::clone(&self.serve_permits).try_acquire_owned() else {
+            self.respond_now(peer, channel, Response::Error(ServeError::Busy));
+            return;
+        };
+        let chain = Arc::clone(&self.chain);
+        let internal = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let served = tokio::task::spawn_blocking(move || serve(chain.as_ref(), request)).await;
+            drop(permit);
+            let response = served.unwrap_or_else(|e| {
+                tracing::warn!(target: TARGET, %peer, "serving a request failed: {e}");
+                Response::Error(ServeError::Unavailable)
+            });
+            let _ = internal
+                .send(Internal::Respond {
+                    peer,
+                    channel,
+                    response,
+                })
+                .await;
+        });
+    }
+
+    fn respond_now(
+        &mut self,
+        peer: PeerId,
+        channel: ResponseChannel<Response>,
+        response: Response,
+    ) {
+        if self
+            .swarm
+            .behaviour_mut()
+            .rpc
+            .send_response(channel, response)
+            .is_err()
+        {
+            tracing::debug!(target: TARGET, %peer, "could not answer: the request's stream is gone");
+        }
+    }
+}
+
+/// Answers one request from the chain. Runs on a blocking thread.
+pub(crate) fn serve(chain: &dyn ChainView, request: Request) -> Response {
+    match request {
+        Request::Status(_) => Response::Status(chain.status()),
+        Request::Blocks { start, count } => {
+            let count = count.min(MAX_BLOCKS_PER_REQUEST).min(u64::MAX - start);
+            if count == 0 {
+                return Response::Blocks(Vec::new());
+            }
+            let blocks = chain.blocks(start, count, RANGE_SOFT_LIMIT_BYTES);
+            // Enforce the limits here too: a view that returns too much must not make us
+            // send a response the peer will refuse.
+            let budget = MAX_RESPONSE_BYTES - RESPONSE_OVERHEAD_BYTES;
+            // Same rule as the view's: stop once the soft limit is exceeded (the block that
+            // crosses it is included), and never exceed the response budget.
+            let mut total = 0usize;
+            let mut out = Vec::new();
+            for block in blocks.into_iter().take(count as usize) {
+                if total > RANGE_SOFT_LIMIT_BYTES || total.saturating_add(block.len()) > budget {
+                    break;
+                }
+                total += block.len();
+                out.push(ByteBuf::from(block));
+            }
+            Response::Blocks(out)
+        }
+    }
+}
