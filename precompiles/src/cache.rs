@@ -45,8 +45,8 @@ pub struct ModelCache {
     /// engine's invariant); benchmarks pick [`Kernels::Portable`] to price
     /// gas against the reference loops a node without AVX2 runs.
     kernels: Kernels,
-    /// Fault injection for consensus tests: every inference output gets its
-    /// first byte changed, so this node computes results no honest node
+    /// Fault injection for consensus tests: every inference output is
+    /// rotated by one byte, so this node computes results no honest node
     /// reproduces and its peers must reject its blocks. Never set in
     /// production (`infera node --test.corrupt-inference`, hidden).
     corrupt_outputs: AtomicBool,

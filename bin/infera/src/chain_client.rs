@@ -202,6 +202,11 @@ pub struct Signer {
 }
 
 impl Signer {
+    /// The private key (for sealing blocks with `--authority.key`).
+    pub fn secret_key(&self) -> SecretKey {
+        self.key
+    }
+
     /// Parses `--key`: 32 bytes of hex (with or without `0x`), or `env:VAR`
     /// to read that hex from an environment variable (keeps the key out of
     /// the shell history and the process list). Errors never echo the key.

@@ -17,6 +17,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Default HTTP JSON-RPC port (geth's).
 pub const DEFAULT_HTTP_PORT: u16 = 8545;
+/// Default peer-to-peer TCP port (as geth and reth use).
+pub const DEFAULT_P2P_PORT: u16 = 30303;
 /// Default WebSocket JSON-RPC port (geth's).
 pub const DEFAULT_WS_PORT: u16 = 8546;
 
@@ -60,8 +62,36 @@ struct NodeArgs {
     datadir: Option<PathBuf>,
 
     /// Genesis file (geth format) of the chain to run; with --dev it replaces the embedded dev chain.
-    #[arg(long, value_name = "FILE")]
+    /// Without --dev the chain must have proof-of-authority rules (`config.clique`).
+    #[arg(long, value_name = "FILE", conflicts_with = "testnet")]
     chain: Option<PathBuf>,
+
+    /// The embedded proof-of-authority testnet (chain id 6175, genesis/testnet.json).
+    #[arg(long, conflicts_with = "dev")]
+    testnet: bool,
+
+    /// Peer-to-peer listen address.
+    #[arg(long = "p2p.addr", value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    p2p_addr: IpAddr,
+
+    /// Peer-to-peer TCP port; 0 picks a free port (written to <datadir>/p2p-addresses).
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_P2P_PORT)]
+    port: u16,
+
+    /// Peers to connect to, comma separated multiaddrs with their peer id,
+    /// e.g. /ip4/127.0.0.1/tcp/30303/p2p/12D3KooW...
+    #[arg(long, value_name = "MULTIADDRS", value_delimiter = ',')]
+    bootnodes: Vec<String>,
+
+    /// Seal blocks as this authority: its private key as 64 hex digits, or
+    /// env:VAR to read it from an environment variable.
+    #[arg(long = "authority.key", value_name = "HEX|env:VAR")]
+    authority_key: Option<String>,
+
+    /// Test only: corrupt every inference output, so honest peers must reject
+    /// this node's blocks (used by the network tests).
+    #[arg(long = "test.corrupt-inference", hide = true)]
+    test_corrupt_inference: bool,
 
     /// Serve HTTP JSON-RPC (always on with --dev).
     #[arg(long)]
@@ -189,20 +219,30 @@ fn run_init(args: InitArgs) -> eyre::Result<()> {
 }
 
 fn run_node(args: NodeArgs) -> eyre::Result<()> {
-    let chain = match (&args.chain, args.dev) {
-        (Some(path), _) => load_chain(path)?,
-        (None, true) => ChainSpec::dev(),
-        (None, false) => eyre::bail!(
-            "no chain given: pass --dev for the development chain or --chain <genesis.json>"
+    let chain = match (&args.chain, args.dev, args.testnet) {
+        (Some(path), _, _) => load_chain(path)?,
+        (None, true, _) => ChainSpec::dev(),
+        (None, false, true) => ChainSpec::testnet(),
+        (None, false, false) => eyre::bail!(
+            "no chain given: pass --dev for the development chain, --testnet, or --chain <genesis.json>"
         ),
     };
-    if !args.dev {
+    if !args.dev && chain.clique().is_none() {
         eyre::bail!(
-            "only --dev mode can seal blocks in this version; the proof-of-authority network is not built yet. Use --dev (optionally with --chain)"
+            "the chain in {} has no proof-of-authority rules (config.clique): only --dev can seal it",
+            args.chain
+                .as_deref()
+                .map_or("the genesis".into(), |p| p.display().to_string())
+        );
+    }
+    if args.dev && (args.authority_key.is_some() || !args.bootnodes.is_empty()) {
+        eyre::bail!(
+            "--dev runs alone: --authority.key and --bootnodes need a proof-of-authority chain (--testnet or --chain) without --dev"
         );
     }
     let datadir = match args.datadir {
         Some(dir) => dir,
+        None if args.testnet => default_datadir("testnet")?,
         None if args.chain.is_none() => default_datadir("dev")?,
         None => default_datadir(&format!("chain-{}", chain.chain_id()))?,
     };
@@ -240,7 +280,43 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
         .enable_all()
         .build()
         .wrap_err("starting the async runtime")?;
-    runtime.block_on(infera_node::run_dev_node(config, shutdown_signal()))?;
+    if args.dev {
+        runtime.block_on(infera_node::run_dev_node(config, shutdown_signal()))?;
+        return Ok(());
+    }
+    let bootnodes = args
+        .bootnodes
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse::<infera_network::Multiaddr>()
+                .wrap_err_with(|| format!("--bootnodes: {s} is not a multiaddr"))
+        })
+        .collect::<eyre::Result<Vec<_>>>()?;
+    let authority_key = args
+        .authority_key
+        .as_deref()
+        .map(|spec| crate::chain_client::Signer::parse(spec).map(|s| s.secret_key()))
+        .transpose()
+        .wrap_err("--authority.key")?;
+    let ip = match args.p2p_addr {
+        IpAddr::V4(ip) => format!("/ip4/{ip}"),
+        IpAddr::V6(ip) => format!("/ip6/{ip}"),
+    };
+    let p2p = infera_node::P2pConfig {
+        listen_addr: format!("{ip}/tcp/{}", args.port)
+            .parse()
+            .wrap_err("--p2p.addr/--port")?,
+        bootnodes,
+        authority_key,
+        corrupt_inference: args.test_corrupt_inference,
+    };
+    runtime.block_on(infera_node::run_network_node(
+        config,
+        p2p,
+        shutdown_signal(),
+    ))?;
     Ok(())
 }
 

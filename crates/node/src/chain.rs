@@ -469,6 +469,9 @@ impl ChainManager {
                 .map_or((0, U256::ZERO), |a| (a.nonce, a.balance));
             if pool.add(tx.clone(), nonce, balance, base_fee).is_ok() {
                 restored += 1;
+                // Peers may never have seen it (it may have come only in the
+                // dropped block): announce it like a new transaction.
+                let _ = self.events.send(ChainEvent::PendingTransaction(tx.hash));
             }
         }
         if restored > 0 {

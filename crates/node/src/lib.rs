@@ -11,6 +11,7 @@ pub mod consensus;
 pub mod genesis;
 pub mod import;
 mod sealer;
+pub mod sync;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -86,6 +87,20 @@ pub struct NodeConfig {
     pub rpc: RpcConfig,
     /// Transaction pool bounds.
     pub pool: PoolConfig,
+}
+
+/// Peer-to-peer settings of a networked (non-dev) node.
+#[derive(Debug, Clone)]
+pub struct P2pConfig {
+    /// Where to listen, e.g. `/ip4/0.0.0.0/tcp/30303`.
+    pub listen_addr: infera_network::Multiaddr,
+    /// Peers to dial at start and whenever they are disconnected.
+    pub bootnodes: Vec<infera_network::Multiaddr>,
+    /// This node's authority key, if it seals blocks.
+    pub authority_key: Option<secp256k1::SecretKey>,
+    /// Fault injection for consensus tests: compute wrong inference outputs
+    /// (see `ModelCache::set_corrupt_outputs`).
+    pub corrupt_inference: bool,
 }
 
 /// Name of the file in the datadir that lists the node's peer-to-peer
@@ -170,6 +185,150 @@ pub async fn run_dev_node(
     // The sealer commits inside spawn_blocking; aborting the task does not
     // interrupt a commit in progress, and an interrupted one is rolled back by MDBX.
     let _ = sealer_task.await;
+    drop(db);
+    info!(target: "infera::node", "stopped");
+    Ok(())
+}
+
+/// Runs a networked node (a chain with proof-of-authority rules) until
+/// `shutdown` resolves: imports and re-executes every block from peers,
+/// serves the chain to them, gossips transactions, and seals blocks in turn
+/// when it holds an authority key.
+pub async fn run_network_node(
+    config: NodeConfig,
+    p2p: P2pConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> NodeResult<()> {
+    let Some(params) = config.chain.clique() else {
+        return Err(NodeError::Config(
+            "the chain has no proof-of-authority rules (config.clique in the genesis file); a networked node needs them".into(),
+        ));
+    };
+    let clique = infera_consensus::Clique::new(params);
+    let signer = match &p2p.authority_key {
+        Some(key) => {
+            let signer = consensus::address_of_key(key);
+            if !clique.is_signer(signer) {
+                return Err(NodeError::Config(format!(
+                    "--authority.key belongs to {signer}, which is not one of the chain's signers {:?}",
+                    clique.signers()
+                )));
+            }
+            Some(signer)
+        }
+        None => None,
+    };
+
+    let db = open_datadir(&config.datadir, &config.chain)?;
+    let genesis_hash = db.reader()?.genesis_hash()?.ok_or(NodeError::NoGenesis)?;
+    let chain = Arc::new(config.chain.clone());
+    let pool = Arc::new(Mutex::new(TxPool::new(config.pool)));
+    let (events, _) = broadcast::channel(CHAIN_EVENT_CAPACITY);
+    let tx_arrived = Arc::new(Notify::new());
+    let ctx = RpcContext::new(
+        db.clone(),
+        chain.clone(),
+        pool.clone(),
+        events.clone(),
+        tx_arrived,
+        config.rpc.clone(),
+    );
+    if p2p.corrupt_inference {
+        warn!(target: "infera::node", "TEST MODE: this node corrupts every inference output; honest peers will reject its blocks");
+        ctx.model_cache().set_corrupt_outputs(true);
+    }
+    let manager = chain::ChainManager::new(
+        db.clone(),
+        chain.clone(),
+        ctx.model_cache().clone(),
+        pool.clone(),
+        events.clone(),
+    )?;
+    let head = manager.head();
+    info!(target: "infera::node", head = head.number, hash = %head.hash, total_difficulty = %head.total_difficulty, datadir = %config.datadir.display(), "opened database");
+    let shared_head = manager.shared_head();
+    let manager = Arc::new(Mutex::new(manager));
+
+    let view = Arc::new(sync::StorageChainView {
+        db: db.clone(),
+        genesis_hash,
+        head: shared_head.clone(),
+    });
+    let net_config = infera_network::NetworkConfig {
+        listen_addr: p2p.listen_addr.clone(),
+        bootnodes: p2p.bootnodes.clone(),
+        key_file: config.datadir.join(NODE_KEY_FILE),
+        genesis_hash,
+        ..infera_network::NetworkConfig::default()
+    };
+    let (net, net_events) = infera_network::start(net_config, view)
+        .await
+        .map_err(|e| NodeError::Config(format!("cannot start the network: {e}")))?;
+    let addresses: Vec<String> = net.listen_addrs().iter().map(ToString::to_string).collect();
+    for addr in &addresses {
+        info!(target: "infera::net", %addr, "p2p listening");
+    }
+    std::fs::write(
+        config.datadir.join(P2P_ADDRESSES_FILE),
+        addresses.join("\n") + "\n",
+    )?;
+
+    let servers = infera_rpc::start_servers(ctx.clone(), config.http_addr, config.ws_addr).await?;
+    if let Some(addr) = servers.http_addr {
+        info!(target: "infera::rpc", url = %format!("http://{addr}"), "HTTP JSON-RPC listening (WebSocket upgrades accepted)");
+    }
+    if let Some(addr) = servers.ws_addr {
+        info!(target: "infera::rpc", url = %format!("ws://{addr}"), "WebSocket JSON-RPC listening");
+    }
+
+    let (publish, local_blocks) = tokio::sync::mpsc::unbounded_channel();
+    let sealer_task = match (p2p.authority_key, signer) {
+        (Some(key), Some(signer)) => {
+            info!(target: "infera::node", %signer, period_s = clique.period_s(), signers = clique.signers().len(), "sealing as an authority");
+            let sealer = consensus::CliqueSealer {
+                manager: manager.clone(),
+                clique: clique.clone(),
+                key,
+                signer,
+                events: events.clone(),
+                publish,
+            };
+            Some(tokio::spawn(sealer.run()))
+        }
+        _ => {
+            info!(target: "infera::node", "following the chain (no --authority.key)");
+            drop(publish);
+            None
+        }
+    };
+    let sync_state = sync::Sync {
+        manager: manager.clone(),
+        head: shared_head,
+        net: net.clone(),
+        rpc: ctx.clone(),
+        syncing: Arc::default(),
+        peers: ctx.peer_counter().clone(),
+    };
+    let sync_task = tokio::spawn(sync::run_sync(
+        sync_state,
+        net_events,
+        local_blocks,
+        events.subscribe(),
+    ));
+
+    shutdown.await;
+    info!(target: "infera::node", "shutting down");
+    servers.stop().await;
+    if let Some(task) = sealer_task {
+        task.abort();
+        let _ = task.await;
+    }
+    sync_task.abort();
+    let _ = sync_task.await;
+    net.shutdown().await;
+    // An import or seal in progress runs on a blocking thread and finishes
+    // (or is rolled back by MDBX if the process dies); wait for it.
+    drop(manager.lock());
     drop(db);
     info!(target: "infera::node", "stopped");
     Ok(())

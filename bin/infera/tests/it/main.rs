@@ -17,6 +17,7 @@ mod dev_accounts;
 mod errors;
 mod fees;
 mod logs;
+mod network;
 mod persistence;
 mod pool;
 mod transfers;
