@@ -47,13 +47,9 @@ pub enum NetworkError {
     /// The peer answered with something that does not fit the request.
     #[error("peer {peer} sent an invalid response: {reason}")]
     InvalidResponse { peer: PeerId, reason: String },
-    /// The peer is on another chain.
-    #[error("peer {peer} has genesis {theirs}, ours is {ours}")]
-    GenesisMismatch {
-        peer: PeerId,
-        ours: B256,
-        theirs: B256,
-    },
+    /// The peer is on another chain (its status names another genesis).
+    #[error("peer {peer} is on another chain: its genesis is {theirs}")]
+    GenesisMismatch { peer: PeerId, theirs: B256 },
     /// Reading our own chain status failed (the blocking task panicked).
     #[error("reading the local chain status failed: {0}")]
     ChainView(String),

@@ -8,7 +8,8 @@
 //! - gossipsub (`/infera/<genesis>/blocks/1`, `/infera/<genesis>/txs/1`, where `<genesis>` is
 //!   the first 8 bytes of the genesis hash in hex, so different chains never share a topic),
 //!   in validation mode: a message is forwarded only once the node reports it acceptable;
-//! - request-response (`/infera/<genesis>/req/1`, CBOR): the status handshake and block ranges;
+//! - request-response (`/infera/req/1`, CBOR): the status handshake (where a peer of another
+//!   chain is banned) and block ranges;
 //! - identify.
 //!
 //! Peers are found only through the configured bootnodes, dialled at start and again while
@@ -149,6 +150,8 @@ pub(crate) struct Shared {
     pub(crate) peers: RwLock<std::collections::HashMap<PeerId, Status>>,
     /// Bound listen addresses, each ending in `/p2p/<local peer id>`.
     pub(crate) listen_addrs: RwLock<Vec<Multiaddr>>,
+    /// Banned peers and when their ban ends; at most [`config::MAX_BANNED_PEERS`].
+    pub(crate) bans: RwLock<std::collections::HashMap<PeerId, std::time::Instant>>,
     /// Gossip events dropped because the node did not keep up with the event channel.
     pub(crate) dropped_gossip_events: AtomicU64,
     /// Commands dropped because the command channel was full.
@@ -241,6 +244,11 @@ impl NetworkHandle {
             .collect()
     }
 
+    /// Peers currently banned (by [`Self::penalize`] or for misbehaving on the wire).
+    pub fn banned_peers(&self) -> Vec<PeerId> {
+        self.shared.bans.read().keys().copied().collect()
+    }
+
     /// Gossip events dropped so far because the node did not drain the event channel in time.
     pub fn dropped_gossip_events(&self) -> u64 {
         self.shared.dropped_gossip_events.load(Ordering::Relaxed)
@@ -322,10 +330,10 @@ impl NetworkHandle {
         // A full channel must not prevent shutdown: wait for room.
         let _ = self.commands.send(Command::Shutdown).await;
         let task = self.task.lock().take();
-        if let Some(task) = task {
-            if let Err(e) = task.await {
-                tracing::warn!(target: "infera::net", "network task ended abnormally: {e}");
-            }
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::warn!(target: "infera::net", "network task ended abnormally: {e}");
         }
     }
 }

@@ -50,6 +50,9 @@ pub(crate) struct Behaviour {
     identify: identify::Behaviour,
 }
 
+/// The request-response protocol.
+pub(crate) const REQUEST_PROTOCOL: &str = "/infera/req/1";
+
 /// The first 8 bytes of the genesis hash in hex: the chain's tag in protocol and topic names.
 fn chain_tag(genesis: &B256) -> String {
     hex::encode(&genesis[..8])
@@ -121,11 +124,10 @@ fn build_behaviour(keypair: &Keypair, config: &NetworkConfig) -> NetworkResult<B
             .map_err(|e| NetworkError::Config(format!("subscribing to {topic}: {e}")))?;
     }
 
-    let protocol = StreamProtocol::try_from_owned(format!(
-        "/infera/{}/req/1",
-        chain_tag(&config.genesis_hash)
-    ))
-    .map_err(|e| NetworkError::Config(format!("request-response protocol name: {e}")))?;
+    // One protocol name for every chain (unlike the topics): a peer of another chain must
+    // reach the status handshake, where its genesis gets it banned, rather than fail protocol
+    // negotiation and be dialled again forever.
+    let protocol = StreamProtocol::new(REQUEST_PROTOCOL);
     let rpc = request_response::Behaviour::with_codec(
         WireCodec,
         [(protocol, ProtocolSupport::Full)],
@@ -242,7 +244,6 @@ pub(crate) async fn start(
         internal_rx,
         pending_requests: HashMap::new(),
         limiters: HashMap::new(),
-        bans: HashMap::new(),
         bootnodes,
         serve_permits: Arc::new(Semaphore::new(MAX_CONCURRENT_SERVES)),
         config,
@@ -303,8 +304,6 @@ struct Service {
     internal_rx: mpsc::Receiver<Internal>,
     pending_requests: HashMap<OutboundRequestId, (PeerId, Pending)>,
     limiters: HashMap<PeerId, PeerLimiter>,
-    /// Banned peers and when their ban ends.
-    bans: HashMap<PeerId, Instant>,
     bootnodes: Vec<(PeerId, Multiaddr)>,
     serve_permits: Arc<Semaphore>,
 }
@@ -348,7 +347,7 @@ impl Service {
 
     fn redial(&mut self) {
         for (peer, addr) in &self.bootnodes {
-            if self.bans.contains_key(peer) || self.swarm.is_connected(peer) {
+            if self.shared.bans.read().contains_key(peer) || self.swarm.is_connected(peer) {
                 continue;
             }
             let opts = DialOpts::peer_id(*peer)
@@ -366,14 +365,15 @@ impl Service {
 
     fn expire_bans(&mut self) {
         let now = Instant::now();
-        let expired: Vec<PeerId> = self
-            .bans
-            .iter()
-            .filter(|(_, until)| **until <= now)
-            .map(|(p, _)| *p)
-            .collect();
+        let mut expired = Vec::new();
+        self.shared.bans.write().retain(|peer, until| {
+            let keep = *until > now;
+            if !keep {
+                expired.push(*peer);
+            }
+            keep
+        });
         for peer in expired {
-            self.bans.remove(&peer);
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
             tracing::info!(target: TARGET, %peer, "ban expired");
         }
@@ -381,19 +381,26 @@ impl Service {
 
     /// Disconnects `peer` and refuses it for the ban duration.
     fn ban(&mut self, peer: PeerId, reason: &str) {
-        if self.bans.len() >= MAX_BANNED_PEERS && !self.bans.contains_key(&peer) {
-            let soonest = self
-                .bans
-                .iter()
-                .min_by_key(|(_, until)| **until)
-                .map(|(p, _)| *p);
-            if let Some(forgotten) = soonest {
-                self.bans.remove(&forgotten);
-                self.swarm.behaviour_mut().blocked.unblock_peer(forgotten);
-            }
+        let forgotten = {
+            let mut bans = self.shared.bans.write();
+            let forgotten = if bans.len() >= MAX_BANNED_PEERS && !bans.contains_key(&peer) {
+                let soonest = bans
+                    .iter()
+                    .min_by_key(|(_, until)| **until)
+                    .map(|(p, _)| *p);
+                soonest.inspect(|p| {
+                    bans.remove(p);
+                })
+            } else {
+                None
+            };
+            bans.insert(peer, Instant::now() + self.config.ban_duration);
+            forgotten
+        };
+        if let Some(forgotten) = forgotten {
+            self.swarm.behaviour_mut().blocked.unblock_peer(forgotten);
+            tracing::debug!(target: TARGET, peer = %forgotten, "ban forgotten: too many bans");
         }
-        self.bans
-            .insert(peer, Instant::now() + self.config.ban_duration);
         // Closes every connection to the peer and refuses new ones in both directions.
         self.swarm.behaviour_mut().blocked.block_peer(peer);
         tracing::info!(target: TARGET, %peer, duration = ?self.config.ban_duration, reason, "peer banned");
@@ -519,10 +526,12 @@ impl Service {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Rpc(event)) => self.on_rpc(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
-                if let identify::Event::Received { peer_id, info, .. } = event {
-                    tracing::debug!(target: TARGET, peer = %peer_id, agent = %info.agent_version, protocol = %info.protocol_version, "identified");
-                }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                tracing::debug!(target: TARGET, peer = %peer_id, agent = %info.agent_version, protocol = %info.protocol_version, "identified");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Blocked(never)) => match never {},
             SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
@@ -708,7 +717,6 @@ impl Service {
             Ok(Response::Status(status)) if status.genesis_hash != self.config.genesis_hash => {
                 let error = NetworkError::GenesisMismatch {
                     peer,
-                    ours: self.config.genesis_hash,
                     theirs: status.genesis_hash,
                 };
                 self.ban(peer, &error.to_string());
@@ -748,6 +756,11 @@ impl Service {
             }
             Pending::Handshake => match response {
                 Ok(Response::Status(_)) => {}
+                // It checked our status first and found another chain: ban it too, or its
+                // address (if a bootnode) would be dialled again and again.
+                Ok(Response::Error(ServeError::WrongGenesis)) => {
+                    self.ban(peer, "peer reports that we are on another chain")
+                }
                 Ok(other) => {
                     tracing::debug!(target: TARGET, %peer, response = ?other, "handshake refused; disconnecting");
                     let _ = self.swarm.disconnect_peer_id(peer);
@@ -876,5 +889,87 @@ pub(crate) fn serve(chain: &dyn ChainView, request: Request) -> Response {
             }
             Response::Blocks(out)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::U256;
+
+    use super::*;
+
+    /// A view that ignores `count` and `max_bytes`: the network must still bound its answer.
+    struct Careless {
+        block_bytes: usize,
+        blocks: usize,
+    }
+
+    impl ChainView for Careless {
+        fn status(&self) -> Status {
+            Status {
+                genesis_hash: B256::ZERO,
+                head_number: 0,
+                head_hash: B256::ZERO,
+                total_difficulty: U256::ZERO,
+            }
+        }
+        fn blocks(&self, _: u64, _: u64, _: usize) -> Vec<Vec<u8>> {
+            vec![vec![1; self.block_bytes]; self.blocks]
+        }
+    }
+
+    fn served(view: &Careless, start: u64, count: u64) -> Vec<usize> {
+        match serve(view, Request::Blocks { start, count }) {
+            Response::Blocks(blocks) => blocks.iter().map(|b| b.len()).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn serving_clamps_a_careless_view() {
+        let many = Careless {
+            block_bytes: 10,
+            blocks: 500,
+        };
+        assert_eq!(served(&many, 0, 1000).len() as u64, MAX_BLOCKS_PER_REQUEST);
+        assert_eq!(served(&many, 0, 3).len(), 3);
+        assert_eq!(served(&many, 5, 0).len(), 0);
+        assert_eq!(
+            served(&many, u64::MAX, 10).len(),
+            0,
+            "no block after u64::MAX"
+        );
+        // 3 MiB blocks: the second crosses the 4 MiB soft limit and is the last.
+        let large = Careless {
+            block_bytes: 3 << 20,
+            blocks: 10,
+        };
+        assert_eq!(served(&large, 0, 10), vec![3 << 20; 2]);
+        // 10 MiB blocks: one per response.
+        let huge = Careless {
+            block_bytes: 10 << 20,
+            blocks: 3,
+        };
+        assert_eq!(served(&huge, 0, 3), vec![10 << 20]);
+        // A block beyond the response budget is never sent.
+        let oversized = Careless {
+            block_bytes: MAX_RESPONSE_BYTES,
+            blocks: 1,
+        };
+        assert!(served(&oversized, 0, 1).is_empty());
+    }
+
+    #[test]
+    fn topics_are_per_chain() {
+        let a = topic(&B256::repeat_byte(0xab), Topic::Blocks);
+        assert_eq!(a.to_string(), "/infera/abababababababab/blocks/1");
+        assert_ne!(
+            a.hash(),
+            topic(&B256::repeat_byte(0xcd), Topic::Blocks).hash()
+        );
+        assert_ne!(
+            a.hash(),
+            topic(&B256::repeat_byte(0xab), Topic::Transactions).hash()
+        );
     }
 }
