@@ -339,15 +339,18 @@ fn authorities_seal_in_turn_and_every_node_reexecutes_every_block() {
             .iter()
             .all(|n| qty(&n.rpc.ok("net_peerCount", json!([]))) >= 2)
     });
-    let from = a.head() + 1;
-    wait_until("six more blocks", || c.head() >= from + 5);
+    // On a loaded machine an in-turn authority may be late and a backup
+    // seals instead, so look at up to 15 blocks for all three sealers.
     let signers: Vec<Address> = AUTHORITY_KEYS
         .iter()
         .map(|k| Wallet::from_key(k).address)
         .collect();
+    let from = a.head() + 1;
     let mut sealers = std::collections::BTreeSet::new();
     let mut in_turn = 0;
-    for n in from..from + 6 {
+    let mut n = from;
+    while sealers.len() < 3 && n < from + 15 {
+        wait_until(&format!("block {n}"), || a.head() >= n);
         let block = a.block(n);
         let miner: Address = block["miner"].as_str().unwrap().parse().unwrap();
         let turn = miner == signers[(n % 3) as usize];
@@ -358,9 +361,11 @@ fn authorities_seal_in_turn_and_every_node_reexecutes_every_block() {
         );
         in_turn += usize::from(turn);
         sealers.insert(miner);
+        n += 1;
     }
-    assert_eq!(sealers.len(), 3, "every authority seals");
-    assert!(in_turn >= 4, "only {in_turn} of 6 blocks in turn");
+    let seen = n - from;
+    assert_eq!(sealers.len(), 3, "not every authority sealed in {seen} blocks");
+    assert!(2 * in_turn >= seen as usize, "only {in_turn} of {seen} blocks in turn");
 
     // A transfer sent to one node reaches every node.
     let alice = Wallet::dev(1);
