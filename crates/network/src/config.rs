@@ -31,6 +31,8 @@ pub const MAX_PENDING_OUTBOUND_REQUESTS: usize = 256;
 pub const MAX_CONCURRENT_SERVES: usize = 32;
 /// Most concurrent request-response streams on one connection.
 pub const MAX_STREAMS_PER_CONNECTION: usize = 32;
+/// Most per-peer request limiters kept; beyond it those of disconnected peers are dropped.
+pub const MAX_TRACKED_LIMITERS: usize = 1024;
 /// Capacity of the channel from [`crate::NetworkHandle`] to the network task.
 pub const COMMAND_CHANNEL_CAPACITY: usize = 1024;
 /// How many rate-limit violations a peer may commit in a burst before it is banned;

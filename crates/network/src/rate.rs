@@ -23,6 +23,12 @@ impl TokenBucket {
         }
     }
 
+    /// Whether the bucket has refilled to its burst by `now`.
+    pub(crate) fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.per_second >= self.burst
+    }
+
     /// Takes one token if there is one.
     pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
@@ -47,7 +53,10 @@ mod tests {
     fn burst_then_refill() {
         let t0 = Instant::now();
         let mut bucket = TokenBucket::new(10, 20, t0);
+        assert!(bucket.is_full(t0));
         assert_eq!((0..25).filter(|_| bucket.try_take(t0)).count(), 20);
+        assert!(!bucket.is_full(t0 + Duration::from_millis(1900)));
+        assert!(bucket.is_full(t0 + Duration::from_secs(2)));
         // 100 ms at 10/s refills exactly one token.
         let t1 = t0 + Duration::from_millis(100);
         assert!(bucket.try_take(t1));

@@ -303,6 +303,8 @@ struct Service {
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
     pending_requests: HashMap<OutboundRequestId, (PeerId, Pending)>,
+    /// Request limits per peer. Kept after a disconnection until both buckets are full again,
+    /// so that reconnecting does not buy a fresh allowance.
     limiters: HashMap<PeerId, PeerLimiter>,
     bootnodes: Vec<(PeerId, Multiaddr)>,
     serve_permits: Arc<Semaphore>,
@@ -334,7 +336,10 @@ impl Service {
                     Err(_) => self.pending_events.clear(),
                 },
                 _ = redial.tick() => self.redial(),
-                _ = maintenance.tick() => self.expire_bans(),
+                _ = maintenance.tick() => {
+                    self.expire_bans();
+                    self.forget_idle_limiters();
+                }
             }
         }
         for (_, (_, pending)) in self.pending_requests.drain() {
@@ -360,6 +365,20 @@ impl Service {
                     tracing::debug!(target: TARGET, %peer, %addr, "cannot dial bootnode: {e}")
                 }
             }
+        }
+    }
+
+    /// Drops the limiters of disconnected peers that a fresh limiter would equal (both buckets
+    /// full), and past [`MAX_TRACKED_LIMITERS`] those of all disconnected peers.
+    fn forget_idle_limiters(&mut self) {
+        let now = Instant::now();
+        let swarm = &self.swarm;
+        self.limiters.retain(|peer, limiter| {
+            swarm.is_connected(peer)
+                || !(limiter.requests.is_full(now) && limiter.violations.is_full(now))
+        });
+        if self.limiters.len() > MAX_TRACKED_LIMITERS {
+            self.limiters.retain(|peer, _| swarm.is_connected(peer));
         }
     }
 
@@ -554,7 +573,6 @@ impl Service {
             } => {
                 tracing::info!(target: TARGET, peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "connection closed");
                 if num_established == 0 {
-                    self.limiters.remove(&peer_id);
                     if self.shared.peers.write().remove(&peer_id).is_some() {
                         self.queue_event(NetworkEvent::PeerDisconnected { peer: peer_id });
                     }

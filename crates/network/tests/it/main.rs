@@ -637,3 +637,74 @@ async fn an_undecodable_request_gets_the_sender_banned() {
     {}
     assert!(!client.is_connected(&a.id()), "a banned peer reconnected");
 }
+
+#[tokio::test]
+async fn connections_beyond_max_peers_are_refused() {
+    let chain = TestChain::uniform(GENESIS, 1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config_a = config(&dir, GENESIS, vec![]);
+    config_a.max_peers = 1;
+    let mut a = node_with(config_a, dir, chain.clone()).await;
+    let b = node(GENESIS, vec![a.addr()], chain.clone()).await;
+    a.connected_to(b.id()).await;
+    let mut c = node(GENESIS, vec![a.addr()], chain).await;
+    let (a_id, c_id) = (a.id(), c.id());
+    a.expect_none(
+        Duration::from_millis(1500),
+        "a peer beyond max_peers",
+        |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == c_id),
+    )
+    .await;
+    c.expect_none(
+        Duration::from_millis(100),
+        "a peer beyond max_peers",
+        |e| matches!(e, NetworkEvent::PeerConnected { peer, .. } if *peer == a_id),
+    )
+    .await;
+    assert_eq!(a.handle.peers().len(), 1);
+    // Refused for lack of room, not banned: once B leaves, C's redial gets in.
+    assert!(a.handle.banned_peers().is_empty());
+    b.handle.shutdown().await;
+    a.connected_to(c_id).await;
+}
+
+/// Multi-threaded: signing and verifying 10 MiB takes seconds in a debug build, and the
+/// nodes must not wait on each other's CPU work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_maximal_block_travels_by_gossip() {
+    let chain = TestChain::uniform(GENESIS, 1, 1);
+    let (a, mut b) = pair(chain.clone(), chain).await;
+    // Small blocks until the mesh carries one.
+    let deadline = Instant::now() + WAIT;
+    for n in 0u32.. {
+        assert!(Instant::now() < deadline, "no block arrived");
+        a.handle
+            .publish_block(format!("small block {n}").into_bytes());
+        let got = tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                if let Some(NetworkEvent::NewBlock { .. }) = b.events.recv().await {
+                    return;
+                }
+            }
+        })
+        .await;
+        if got.is_ok() {
+            break;
+        }
+    }
+    // EIP-7934's 10 MiB cap on a block's RLP.
+    let big: Vec<u8> = (0..10 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    a.handle.publish_block(big.clone());
+    let got = b
+        .expect("the 10 MiB block", |e| match e {
+            NetworkEvent::NewBlock { block, .. } if block.len() > 1024 => Some(block.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(got == big, "the 10 MiB block arrived altered");
+    // Beyond the limit, publishing is refused locally (and logged), never an error or a panic.
+    a.handle.publish_block(vec![
+        0;
+        infera_network::config::MAX_GOSSIP_PAYLOAD_BYTES + 1
+    ]);
+}
