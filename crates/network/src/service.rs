@@ -572,10 +572,8 @@ impl Service {
                 ..
             } => {
                 tracing::info!(target: TARGET, peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "connection closed");
-                if num_established == 0 {
-                    if self.shared.peers.write().remove(&peer_id).is_some() {
-                        self.queue_event(NetworkEvent::PeerDisconnected { peer: peer_id });
-                    }
+                if num_established == 0 && self.shared.peers.write().remove(&peer_id).is_some() {
+                    self.queue_event(NetworkEvent::PeerDisconnected { peer: peer_id });
                 }
             }
             SwarmEvent::IncomingConnectionError {
