@@ -66,10 +66,14 @@ pub(crate) fn topic(genesis: &B256, topic: Topic) -> IdentTopic {
     IdentTopic::new(format!("/infera/{}/{name}/1", chain_tag(genesis)))
 }
 
-/// Gossipsub peer scoring. Only invalid messages (P4) weigh much: one rejected message
-/// costs -10, two -40 (below the gossip threshold), three -90 (graylisted: all its traffic
-/// ignored), decaying by 10% a second. Mesh delivery rates (P3) are not scored, because a
-/// quiet chain delivers nothing for long stretches and honest peers would be pruned.
+/// Gossipsub peer scoring. Only invalid messages (P4, the count squared times the weight)
+/// weigh much: one rejected message costs -10, two -40 (below the gossip threshold of -10),
+/// three -90 (below the graylist threshold of -80: all its traffic is ignored). The count
+/// decays by 1% a second (half-life about 70 s), so three rejections graylist a peer for about
+/// 6 s and four for about 35 s. Good messages earn little (at most +3 for time in the mesh
+/// and +10 for first deliveries per topic), so they cannot buy room for many bad ones.
+/// Mesh delivery rates (P3) are not scored: a quiet chain delivers nothing for long
+/// stretches and honest peers would be pruned.
 fn score_params(topics: &[&IdentTopic]) -> gossipsub::PeerScoreParams {
     let mut params = gossipsub::PeerScoreParams::default();
     for topic in topics {
@@ -80,11 +84,11 @@ fn score_params(topics: &[&IdentTopic]) -> gossipsub::PeerScoreParams {
             time_in_mesh_cap: 300.0,
             first_message_deliveries_weight: 0.5,
             first_message_deliveries_decay: 0.9,
-            first_message_deliveries_cap: 20.0,
+            first_message_deliveries_cap: 20.0, // x 0.5 = +10
             mesh_message_deliveries_weight: 0.0,
             mesh_failure_penalty_weight: 0.0,
             invalid_message_deliveries_weight: -10.0,
-            invalid_message_deliveries_decay: 0.9,
+            invalid_message_deliveries_decay: 0.99,
             ..Default::default()
         };
         params.topics.insert(topic.hash(), topic_params);
@@ -158,6 +162,34 @@ fn build_behaviour(keypair: &Keypair, config: &NetworkConfig) -> NetworkResult<B
     })
 }
 
+/// Refuses settings that would stall or disable the network (tokio intervals panic on zero).
+fn validate(config: &NetworkConfig) -> NetworkResult<()> {
+    let zero = |name: &str| {
+        Err(NetworkError::Config(format!(
+            "{name} must be greater than zero"
+        )))
+    };
+    if config.max_peers == 0 {
+        return zero("max_peers");
+    }
+    if config.gossip_heartbeat.is_zero() {
+        return zero("gossip_heartbeat");
+    }
+    if config.redial_interval.is_zero() {
+        return zero("redial_interval");
+    }
+    if config.request_timeout.is_zero() {
+        return zero("request_timeout");
+    }
+    if config.inbound_request_burst == 0 {
+        return zero("inbound_request_burst");
+    }
+    if config.event_channel_capacity == 0 {
+        return zero("event_channel_capacity");
+    }
+    Ok(())
+}
+
 /// Splits `/.../p2p/<id>` into the peer id and the full address.
 fn bootnode_peer(addr: &Multiaddr) -> NetworkResult<PeerId> {
     match addr.iter().last() {
@@ -170,6 +202,7 @@ pub(crate) async fn start(
     config: NetworkConfig,
     chain: Arc<dyn ChainView>,
 ) -> NetworkResult<(NetworkHandle, mpsc::Receiver<NetworkEvent>)> {
+    validate(&config)?;
     let keypair = load_or_create_key(&config.key_file)?;
     let local_peer_id = keypair.public().to_peer_id();
     let bootnodes = config
@@ -227,7 +260,7 @@ pub(crate) async fn start(
     shared.listen_addrs.write().push(bound);
 
     let (command_tx, command_rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
-    let (event_tx, event_rx) = mpsc::channel(config.event_channel_capacity.max(1));
+    let (event_tx, event_rx) = mpsc::channel(config.event_channel_capacity);
     let (internal_tx, internal_rx) =
         mpsc::channel(MAX_CONCURRENT_SERVES + config.max_peers as usize);
     let mut service = Service {

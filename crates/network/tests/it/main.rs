@@ -198,6 +198,20 @@ async fn node_key_persists_and_corrupt_key_is_refused() {
 }
 
 #[tokio::test]
+async fn zero_limits_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::uniform(GENESIS, 1, 1);
+    let mut zero_peers = config(&dir, GENESIS, vec![]);
+    zero_peers.max_peers = 0;
+    let mut zero_redial = config(&dir, GENESIS, vec![]);
+    zero_redial.redial_interval = Duration::ZERO;
+    for config in [zero_peers, zero_redial] {
+        let err = start(config, chain.clone()).await.unwrap_err();
+        assert!(matches!(err, NetworkError::Config(_)), "{err}");
+    }
+}
+
+#[tokio::test]
 async fn bootnode_without_peer_id_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let bootnodes = vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()];
@@ -707,4 +721,55 @@ async fn a_maximal_block_travels_by_gossip() {
         0;
         infera_network::config::MAX_GOSSIP_PAYLOAD_BYTES + 1
     ]);
+}
+
+#[tokio::test]
+async fn rejected_gossip_lowers_the_source_score_until_it_is_ignored() {
+    let chain = TestChain::uniform(GENESIS, 1, 1);
+    let (a, mut b) = pair(chain.clone(), chain).await;
+    // Accepted messages until the mesh carries them.
+    let deadline = Instant::now() + WAIT;
+    for n in 0u32.. {
+        assert!(Instant::now() < deadline, "no block arrived");
+        a.handle.publish_block(format!("good {n}").into_bytes());
+        let got = tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                if let Some(NetworkEvent::NewBlock { id, .. }) = b.events.recv().await {
+                    return id;
+                }
+            }
+        })
+        .await;
+        if let Ok(id) = got {
+            b.handle.report(id, Verdict::Accept);
+            break;
+        }
+    }
+    // Three rejected messages: B graylists A (score -90, below -80) and ignores it for a while.
+    for n in 0..3 {
+        let bad = format!("bad {n}").into_bytes();
+        a.handle.publish_block(bad.clone());
+        let id = b
+            .expect("a bad block", |e| match e {
+                NetworkEvent::NewBlock { id, block, .. } if *block == bad => Some(id.clone()),
+                _ => None,
+            })
+            .await;
+        b.handle.report(id, Verdict::Reject);
+    }
+    // Give B's task time to apply the last verdict before A publishes again.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for n in 0..5 {
+        a.handle.publish_block(format!("after {n}").into_bytes());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.expect_none(
+        Duration::from_millis(500),
+        "gossip from a graylisted peer",
+        |e| matches!(e, NetworkEvent::NewBlock { .. }),
+    )
+    .await;
+    // Gossip scoring is not a ban: the connection and request-response stay up.
+    assert_eq!(b.handle.peers().len(), 1);
+    assert!(b.handle.request_status(a.id()).await.is_ok());
 }
