@@ -53,6 +53,11 @@ const _: () = assert!(
 );
 const _: () = assert!(MAX_GOSSIP_PAYLOAD_BYTES < MAX_GOSSIP_TRANSMIT_BYTES);
 
+/// Longest accepted [`NetworkConfig::ban_duration`] (a year): bans are in memory and end with
+/// the process anyway, and the bound keeps `now + duration` far from overflowing.
+pub const MAX_BAN_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+const _: () = assert!(DEFAULT_BAN_DURATION.as_secs() <= MAX_BAN_DURATION.as_secs());
+
 /// Default for [`NetworkConfig::max_peers`].
 pub const DEFAULT_MAX_PEERS: u32 = 50;
 /// Default for [`NetworkConfig::gossip_heartbeat`] (gossipsub's own default).

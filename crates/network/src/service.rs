@@ -187,6 +187,12 @@ fn validate(config: &NetworkConfig) -> NetworkResult<()> {
     if config.event_channel_capacity == 0 {
         return zero("event_channel_capacity");
     }
+    if config.ban_duration > MAX_BAN_DURATION {
+        return Err(NetworkError::Config(format!(
+            "ban_duration {:?} exceeds the maximum of {MAX_BAN_DURATION:?}",
+            config.ban_duration
+        )));
+    }
     Ok(())
 }
 
