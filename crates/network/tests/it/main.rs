@@ -773,3 +773,27 @@ async fn rejected_gossip_lowers_the_source_score_until_it_is_ignored() {
     assert_eq!(b.handle.peers().len(), 1);
     assert!(b.handle.request_status(a.id()).await.is_ok());
 }
+
+#[tokio::test]
+async fn dropping_every_handle_stops_the_network_and_frees_the_port() {
+    let chain = TestChain::uniform(GENESIS, 1, 1);
+    let mut b = node(GENESIS, vec![], chain.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config_a = config(&dir, GENESIS, vec![b.addr()]);
+    let (a, _a_events) = start(config_a.clone(), chain.clone()).await.unwrap();
+    let (a_id, a_addr) = (a.local_peer_id(), a.listen_addrs()[0].clone());
+    b.connected_to(a_id).await;
+    let clone = a.clone();
+    drop(a);
+    // One handle left: still running.
+    assert_eq!(clone.request_status(b.id()).await.unwrap(), chain.status());
+    drop(clone);
+    b.disconnected_from(a_id).await;
+    // The listener is gone with the task: the same port can be bound again.
+    config_a.listen_addr = a_addr
+        .iter()
+        .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+        .collect();
+    let (again, _events) = start(config_a, chain).await.expect("the port was released");
+    assert_eq!(again.listen_addrs()[0], a_addr);
+}
