@@ -364,8 +364,15 @@ fn authorities_seal_in_turn_and_every_node_reexecutes_every_block() {
         n += 1;
     }
     let seen = n - from;
-    assert_eq!(sealers.len(), 3, "not every authority sealed in {seen} blocks");
-    assert!(2 * in_turn >= seen as usize, "only {in_turn} of {seen} blocks in turn");
+    assert_eq!(
+        sealers.len(),
+        3,
+        "not every authority sealed in {seen} blocks"
+    );
+    assert!(
+        2 * in_turn >= seen as usize,
+        "only {in_turn} of {seen} blocks in turn"
+    );
 
     // A transfer sent to one node reaches every node.
     let alice = Wallet::dev(1);
