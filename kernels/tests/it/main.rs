@@ -4,6 +4,7 @@
 
 mod cases;
 mod naive;
+mod nvrtc;
 mod parser;
 mod simd;
 mod vectors;

@@ -1,0 +1,240 @@
+//! NVRTC compile check of the CUDA kernels (`kernels/cuda/*.cu`), no GPU needed.
+//!
+//! Every `.cu` file is compiled to PTX by NVRTC through cudarc, twice: as the
+//! files are laid out on disk (`#include "common.cuh"` found through
+//! `--include-path`) and as a launcher with embedded sources would compile it
+//! (`common.cuh` prepended, the `#include` skipped). Any error or warning in
+//! the NVRTC log fails the test, naming the file. The PTX must define exactly
+//! the kernels listed in [`KERNELS`] (`.entry <name>`), use no floating point
+//! and no atomics, and the dense and convolution kernels must use `dp4a`.
+//!
+//! libnvrtc is loaded at run time. Without it the test prints
+//! `SKIPPED: ...` and passes, unless `INFERA_REQUIRE_NVRTC=1`, which makes a
+//! missing library a failure (CI sets it after `scripts/nvrtc.sh`):
+//!
+//! ```sh
+//! dir="$(bash scripts/nvrtc.sh | tail -n1)"
+//! LD_LIBRARY_PATH="$dir" INFERA_REQUIRE_NVRTC=1 cargo test -p infera-kernels --test it nvrtc
+//! ```
+
+use std::ffi::{CString, c_char};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cudarc::nvrtc::result as nvrtc;
+
+/// Options of every compile: PTX for the Ampere virtual architecture, C++17.
+const OPTIONS: &[&str] = &["--gpu-architecture=compute_80", "--std=c++17"];
+
+/// The shared header (`quant.rs` mirrored), included by every `.cu` file.
+const COMMON: &str = "common.cuh";
+
+/// Each source file and the kernels (`extern "C" __global__`) it must define,
+/// and nothing else. Keep in step with `kernels/cuda/README.md`.
+const KERNELS: &[(&str, &[&str])] = &[
+    ("conv2d.cu", &["infera_conv2d_i8", "infera_conv2d_i32"]),
+    ("dense.cu", &["infera_dense_i8", "infera_dense_i32"]),
+    (
+        "elementwise.cu",
+        &[
+            "infera_clip",
+            "infera_add",
+            "infera_mul",
+            "infera_requantize_i8",
+            "infera_requantize_i32",
+        ],
+    ),
+    (
+        "layout.cu",
+        &[
+            "infera_copy_bytes",
+            "infera_transpose_i8",
+            "infera_transpose_i32",
+            "infera_concat_i8",
+            "infera_concat_i32",
+            "infera_pad_i8",
+            "infera_pad_i32",
+            "infera_arg_max_i8",
+            "infera_arg_max_i32",
+        ],
+    ),
+    (
+        "pool.cu",
+        &[
+            "infera_max_pool",
+            "infera_avg_pool",
+            "infera_global_avg_pool",
+        ],
+    ),
+];
+
+/// Files whose kernels must use the packed int8 dot product.
+const DP4A: &[&str] = &["conv2d.cu", "dense.cu"];
+
+fn cuda_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("cuda")
+}
+
+/// Write past libtest's output capture, so that a skip is visible in CI logs.
+fn say(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// Whether libnvrtc can be loaded; panics when it cannot and
+/// `INFERA_REQUIRE_NVRTC=1`. Never call a compile function without this:
+/// cudarc panics when the library is missing.
+fn nvrtc_present() -> bool {
+    // SAFETY: only tries to dlopen libnvrtc under cudarc's candidate names.
+    let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
+    if !present {
+        let required = std::env::var("INFERA_REQUIRE_NVRTC").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "INFERA_REQUIRE_NVRTC=1 but libnvrtc cannot be loaded: run scripts/nvrtc.sh \
+             and set LD_LIBRARY_PATH to the directory it prints"
+        );
+        say("SKIPPED: libnvrtc not found (run scripts/nvrtc.sh and set LD_LIBRARY_PATH)");
+    }
+    present
+}
+
+fn c_text(buf: &[c_char]) -> String {
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Compile one program; `Ok(ptx)` only when NVRTC succeeds with an empty log.
+fn compile(name: &str, src: &str, extra: &[String]) -> Result<String, String> {
+    let src_c = CString::new(src).map_err(|e| format!("{name}: NUL in source: {e}"))?;
+    let name_c = CString::new(name).map_err(|e| format!("{name}: bad name: {e}"))?;
+    let prog = nvrtc::create_program(&src_c, Some(&name_c))
+        .map_err(|e| format!("{name}: nvrtcCreateProgram failed: {e:?}"))?;
+    let mut opts: Vec<String> = OPTIONS.iter().map(|s| s.to_string()).collect();
+    opts.extend_from_slice(extra);
+    // SAFETY: `prog` comes from create_program and is destroyed once, below;
+    // `src_c` and `name_c` outlive it.
+    let (status, log, ptx) = unsafe {
+        let status = nvrtc::compile_program(prog, &opts);
+        let log = nvrtc::get_program_log(prog)
+            .map(|l| c_text(&l))
+            .unwrap_or_else(|e| format!("(no log: {e:?})"));
+        let ptx = match status {
+            Ok(()) => nvrtc::get_ptx(prog).map(|p| c_text(&p)).ok(),
+            Err(_) => None,
+        };
+        let _ = nvrtc::destroy_program(prog);
+        (status, log, ptx)
+    };
+    let log = log.trim();
+    match (status, ptx) {
+        (Err(e), _) => Err(format!("{name}: NVRTC error {e:?} with {opts:?}:\n{log}")),
+        (Ok(()), None) => Err(format!("{name}: compiled but no PTX could be read")),
+        (Ok(()), Some(_)) if !log.is_empty() => Err(format!(
+            "{name}: NVRTC log not empty (warnings are errors here) with {opts:?}:\n{log}"
+        )),
+        (Ok(()), Some(ptx)) => Ok(ptx),
+    }
+}
+
+/// Names of the kernels a PTX module defines (`.entry <name>(`).
+fn entries(ptx: &str) -> Vec<String> {
+    ptx.lines()
+        .filter_map(|l| {
+            let rest = l
+                .trim()
+                .strip_prefix(".visible .entry ")
+                .or_else(|| l.trim().strip_prefix(".entry "))?;
+            Some(rest.split('(').next()?.trim().to_string())
+        })
+        .collect()
+}
+
+/// Problems of one file's PTX: missing or extra kernels, floating point,
+/// atomics, no dp4a where it belongs.
+fn check_ptx(file: &str, want: &[&str], ptx: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    let mut got = entries(ptx);
+    got.sort();
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    if got != want {
+        errs.push(format!(
+            "{file}: PTX defines kernels {got:?}, expected {want:?}"
+        ));
+    }
+    for (n, line) in ptx.lines().enumerate() {
+        let l = line.trim();
+        if l.starts_with("//") {
+            continue;
+        }
+        if [".f16", ".f32", ".f64", ".bf16"]
+            .iter()
+            .any(|t| l.contains(t))
+        {
+            errs.push(format!("{file}: floating point in PTX line {}: {l}", n + 1));
+        }
+        if l.starts_with("atom.") || l.starts_with("red.") {
+            errs.push(format!("{file}: atomic in PTX line {}: {l}", n + 1));
+        }
+    }
+    if DP4A.contains(&file) && !ptx.contains("dp4a") {
+        errs.push(format!("{file}: no dp4a instruction in the PTX"));
+    }
+    errs
+}
+
+#[test]
+fn cuda_kernels_compile_with_nvrtc() {
+    let dir = cuda_dir();
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n.ends_with(".cu"))
+        .collect();
+    on_disk.sort();
+    let listed: Vec<String> = KERNELS.iter().map(|(f, _)| f.to_string()).collect();
+    assert_eq!(
+        on_disk, listed,
+        "kernels/cuda/*.cu and the KERNELS table of tests/it/nvrtc.rs differ"
+    );
+    if !nvrtc_present() {
+        return;
+    }
+    let common = std::fs::read_to_string(dir.join(COMMON)).expect("read common.cuh");
+    let include = vec![format!("--include-path={}", dir.display())];
+    let start = Instant::now();
+    let mut errs = Vec::new();
+    for (file, want) in KERNELS {
+        let src = std::fs::read_to_string(dir.join(file)).expect("read .cu");
+        // As laid out on disk (nvcc-style), then as an embedded launcher does.
+        for (label, text, extra) in [
+            ("", src.clone(), include.clone()),
+            (
+                " (common.cuh prepended)",
+                format!("{common}\n{src}"),
+                Vec::new(),
+            ),
+        ] {
+            match compile(file, &text, &extra) {
+                Ok(ptx) => errs.extend(check_ptx(&format!("{file}{label}"), want, &ptx)),
+                Err(e) => errs.push(e),
+            }
+        }
+    }
+    say(&format!(
+        "nvrtc: compiled {} CUDA files twice each in {:.2?}",
+        KERNELS.len(),
+        start.elapsed()
+    ));
+    assert!(errs.is_empty(), "{}", errs.join("\n\n"));
+}
