@@ -16,6 +16,8 @@
 //! dir="$(bash scripts/nvrtc.sh | tail -n1)"
 //! LD_LIBRARY_PATH="$dir" INFERA_REQUIRE_NVRTC=1 cargo test -p infera-kernels --test it nvrtc
 //! ```
+//!
+//! `INFERA_NVRTC_PTX_DIR=<dir>` also writes each file's PTX there.
 
 use std::ffi::{CString, c_char};
 use std::io::Write;
@@ -212,6 +214,11 @@ fn cuda_kernels_compile_with_nvrtc() {
     }
     let common = std::fs::read_to_string(dir.join(COMMON)).expect("read common.cuh");
     let include = vec![format!("--include-path={}", dir.display())];
+    // Optional: where to write the PTX of each file, for inspection.
+    let ptx_dir = std::env::var_os("INFERA_NVRTC_PTX_DIR").map(PathBuf::from);
+    if let Some(out) = &ptx_dir {
+        std::fs::create_dir_all(out).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+    }
     let start = Instant::now();
     let mut errs = Vec::new();
     for (file, want) in KERNELS {
@@ -226,7 +233,14 @@ fn cuda_kernels_compile_with_nvrtc() {
             ),
         ] {
             match compile(file, &text, &extra) {
-                Ok(ptx) => errs.extend(check_ptx(&format!("{file}{label}"), want, &ptx)),
+                Ok(ptx) => {
+                    if let Some(out) = ptx_dir.as_ref().filter(|_| label.is_empty()) {
+                        let path = out.join(file.replace(".cu", ".ptx"));
+                        std::fs::write(&path, &ptx)
+                            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    }
+                    errs.extend(check_ptx(&format!("{file}{label}"), want, &ptx))
+                }
                 Err(e) => errs.push(e),
             }
         }
