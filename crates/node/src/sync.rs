@@ -276,6 +276,17 @@ impl Sync {
     async fn sync_from(&self, peer: PeerId) {
         let started = Instant::now();
         let first_head = self.head().number;
+        if let Ok(status) = self.net.request_status(peer).await {
+            *self.rpc.sync_progress().lock() = Some(infera_rpc::SyncProgress {
+                starting_block: first_head,
+                highest_block: status.head_number,
+            });
+        }
+        self.catch_up(peer, started, first_head).await;
+        *self.rpc.sync_progress().lock() = None;
+    }
+
+    async fn catch_up(&self, peer: PeerId, started: Instant, first_head: u64) {
         let mut next = first_head + 1;
         let mut backed_off = false;
         let mut imported = 0u64;

@@ -113,6 +113,18 @@ struct RpcContextInner {
     signing: Mutex<()>,
     /// Connected peers, for `net_peerCount`; zero without a network.
     peers: Arc<std::sync::atomic::AtomicUsize>,
+    /// A catch-up with a peer in progress, for `eth_syncing`.
+    sync: Arc<Mutex<Option<SyncProgress>>>,
+}
+
+/// What `eth_syncing` reports while the node catches up with a peer (the
+/// current block is the head at the time of the call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncProgress {
+    /// The head when the catch-up started.
+    pub starting_block: u64,
+    /// The head of the peer being caught up with.
+    pub highest_block: u64,
 }
 
 impl RpcContext {
@@ -138,6 +150,7 @@ impl RpcContext {
                 models: infera_precompiles::ModelCache::shared(),
                 signing: Mutex::new(()),
                 peers: Arc::default(),
+                sync: Arc::default(),
             }),
         }
     }
@@ -176,6 +189,10 @@ impl RpcContext {
     /// The counter `net_peerCount` reports; the network keeps it current.
     pub fn peer_counter(&self) -> &Arc<std::sync::atomic::AtomicUsize> {
         &self.inner.peers
+    }
+    /// The catch-up `eth_syncing` reports; the network's sync keeps it current.
+    pub fn sync_progress(&self) -> &Arc<Mutex<Option<SyncProgress>>> {
+        &self.inner.sync
     }
     /// A pending or queued transaction of the pool, by hash.
     pub fn pool_transaction(

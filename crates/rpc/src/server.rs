@@ -37,7 +37,7 @@ pub trait EthApi {
     #[method(name = "eth_blockNumber")]
     fn block_number(&self) -> JsonResult<U64>;
     #[method(name = "eth_syncing")]
-    fn syncing(&self) -> JsonResult<bool>;
+    fn syncing(&self) -> JsonResult<serde_json::Value>;
     #[method(name = "eth_accounts")]
     fn accounts(&self) -> JsonResult<Vec<Address>>;
     #[method(name = "eth_getBalance")]
@@ -253,9 +253,22 @@ impl EthApiServer for RpcContext {
     fn block_number(&self) -> JsonResult<U64> {
         ok(RpcContext::block_number(self))
     }
-    fn syncing(&self) -> JsonResult<bool> {
-        // A dev node is always at the head.
-        Ok(false)
+    fn syncing(&self) -> JsonResult<serde_json::Value> {
+        // `false` at the head (a dev node always is); while catching up with
+        // a peer, geth's object of hex quantities.
+        let progress = *self.sync_progress().lock();
+        let Some(progress) = progress else {
+            return Ok(serde_json::Value::Bool(false));
+        };
+        let current = ok(RpcContext::block_number(self))?;
+        if current.to::<u64>() >= progress.highest_block {
+            return Ok(serde_json::Value::Bool(false));
+        }
+        Ok(serde_json::json!({
+            "startingBlock": U64::from(progress.starting_block),
+            "currentBlock": current,
+            "highestBlock": U64::from(progress.highest_block),
+        }))
     }
     fn accounts(&self) -> JsonResult<Vec<Address>> {
         // The dev accounts under `--dev` (see `signer.rs`); otherwise none.

@@ -417,6 +417,7 @@ fn authorities_seal_in_turn_and_every_node_reexecutes_every_block() {
         "{}",
         follower.log_tail(20)
     );
+    assert_eq!(follower.rpc.ok("eth_syncing", json!([])), json!(false));
     wait_until("net_peerCount on the follower", || {
         qty(&follower.rpc.ok("net_peerCount", json!([]))) >= 1
     });
