@@ -3,7 +3,7 @@
 # including the end-to-end tests that start the real `infera` binary.
 # Needs the Rust toolchain, node + npm (the Solidity of the AI precompiles
 # is compiled from source with a pinned npm solc; the client suite's ethers and
-# viem) and python3 (web3.py and NVRTC, each in a venv); about 10 minutes on a fresh
+# viem) and python3 (web3.py and NVRTC, each in a venv); about 15 minutes on a fresh
 # 2-core machine (almost all of it compiling the dependency tree once),
 # seconds after that.
 set -euo pipefail
