@@ -29,7 +29,10 @@ ADDR2 = Web3.to_checksum_address("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC")
 GENESIS_BALANCE = 10_000 * 10**18
 
 with open(os.environ["INFERA_CONTRACTS"]) as f:
-    ARTIFACT = json.load(f)["ClientCheck"]
+    CONTRACTS = json.load(f)
+ARTIFACT = CONTRACTS["ClientCheck"]
+REGISTRY = Web3.to_checksum_address("0x00000000000000000000000000000000000a1001")
+DIGITS_MODEL = os.path.join(os.path.dirname(__file__), "..", "..", "kernels", "models", "digits", "digits.infera")
 
 current = "(setup)"
 
@@ -285,6 +288,39 @@ def main():
         }
         signature = node_w3.eth.sign_typed_data(sender, typed)
         assert Account.recover_message(encode_typed_data(full_message=typed), signature=signature) == sender
+
+    @step("AI precompile through the Infera library: register the digits model, DigitClassifier, typed errors")
+    def _():
+        registry = w3.eth.contract(address=REGISTRY, abi=CONTRACTS["IModelRegistry"]["abi"])
+        with open(DIGITS_MODEL, "rb") as f:
+            model = f.read()
+        model_id = registry.functions.register(model).call()
+        assert model_id == Web3.keccak(model), model_id.hex()
+        receipt = w3.eth.wait_for_transaction_receipt(registry.functions.register(model).transact(), timeout=30)
+        assert receipt["status"] == 1, receipt
+        registered = registry.events.ModelRegistered().process_receipt(receipt)
+        assert len(registered) == 1 and registered[0]["args"]["id"] == model_id, registered
+        # ModelInfo comes back as a tuple in the struct's field order.
+        info = registry.functions.modelInfo(model_id).call()
+        assert (info[0], info[1], list(info[6]), info[9]) == (model_id, len(model), [1, 1, 8, 8], 64), info
+
+        dc_artifact = CONTRACTS["DigitClassifier"]
+        factory = w3.eth.contract(abi=dc_artifact["abi"], bytecode=dc_artifact["bytecode"])
+        deployed = w3.eth.wait_for_transaction_receipt(factory.constructor(model_id).transact(), timeout=30)
+        dc = w3.eth.contract(address=deployed["contractAddress"], abi=dc_artifact["abi"])
+        image = bytes((i * 37) % 128 for i in range(64))
+        label = dc.functions.predict(image).call()
+        assert 0 <= label < 10, label
+        receipt = w3.eth.wait_for_transaction_receipt(dc.functions.classify(image).transact(), timeout=30)
+        classified = dc.events.Classified().process_receipt(receipt)
+        assert len(classified) == 1 and classified[0]["args"]["label"] == label, classified
+
+        # The precompile's typed error, bubbled up by the library: web3.py
+        # raises ContractCustomError with the ABI-encoded error as its data.
+        e = expect_raises(ContractCustomError, lambda: dc.functions.predict(bytes(63)).call())
+        data = bytes.fromhex(str(e.data).removeprefix("0x"))
+        assert data[:4] == Web3.keccak(text="InvalidInputLength(bytes32,uint256,uint256)")[:4], repr(e)
+        assert w3.codec.decode(["bytes32", "uint256", "uint256"], data[4:]) == (model_id, 64, 63), repr(e)
 
     @step("waiting for an unknown transaction times out")
     def _():
