@@ -155,6 +155,29 @@ pub fn probe() -> Result<usize, GpuError> {
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
+/// Compile every kernel source to PTX with NVRTC exactly as
+/// [`CudaBackend::open`] does (no GPU needed); returns the number of kernels
+/// the sources define. `Err(NoNvrtc)` without libnvrtc.
+pub fn compile_kernels() -> Result<usize, GpuError> {
+    if !nvrtc_present() {
+        return Err(GpuError::NoNvrtc);
+    }
+    let mut n = 0;
+    for &(file, src, names) in SOURCES {
+        let ptx = compile(file, src)?.to_src();
+        for &name in names {
+            if !ptx.contains(&format!(".entry {name}(")) {
+                return Err(GpuError::Compile {
+                    file,
+                    log: format!("PTX defines no kernel {name}"),
+                });
+            }
+        }
+        n += names.len();
+    }
+    Ok(n)
+}
+
 /// A tensor in device memory, with the info of the CPU tensor it stands for.
 struct DevTensor {
     info: TensorInfo,
@@ -178,6 +201,15 @@ impl DevTensor {
             )),
         }
     }
+}
+
+/// Constant parameters of a dense or convolution node, in device memory.
+struct DevParams {
+    w: CudaSlice<i8>,
+    bias: CudaSlice<i32>,
+    /// `requant[o].multiplier` and `requant[o].shift as i32` (a dummy entry for i32 outputs).
+    mult: CudaSlice<i32>,
+    shift: CudaSlice<i32>,
 }
 
 /// One CUDA device with every kernel compiled and loaded.
@@ -337,6 +369,26 @@ impl CudaBackend {
         })
     }
 
+    /// Upload the weights, biases and requantisation tables of a dense or
+    /// convolution operator; `None` for every other operator.
+    fn upload_params(&self, op: &Op) -> Result<Option<DevParams>, GpuError> {
+        let (w, b, rq) = match op {
+            Op::Dense(p) => (&p.weights, &p.bias, &p.requant),
+            Op::Conv2d(p) => (&p.weights, &p.bias, &p.requant),
+            _ => return Ok(None),
+        };
+        let mult: Vec<i32> = rq.iter().map(|r| r.multiplier).collect();
+        let shift: Vec<i32> = rq.iter().map(|r| i32::from(r.shift)).collect();
+        // No zero-length device allocations: i32 outputs get a dummy entry.
+        let pad = |v: Vec<i32>| if v.is_empty() { vec![0] } else { v };
+        Ok(Some(DevParams {
+            w: self.upload(w, "weights")?,
+            bias: self.upload(b, "bias")?,
+            mult: self.upload(&pad(mult), "multipliers")?,
+            shift: self.upload(&pad(shift), "shifts")?,
+        }))
+    }
+
     fn alloc(&self, info: &TensorInfo) -> Result<DevTensor, GpuError> {
         let n = info.spec.elements();
         let buf = match info.spec.dtype {
@@ -381,7 +433,8 @@ impl CudaBackend {
                             .ok_or_else(|| GpuError::Unsupported(format!("value {v} not live")))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                self.exec(&node.op, &ins, out_info)?
+                let params = self.upload_params(&node.op)?;
+                self.exec(&node.op, params.as_ref(), &ins, out_info)?
             };
             for &v in &node.inputs {
                 if last_use[v] == i {
@@ -413,12 +466,53 @@ impl CudaBackend {
             .map(|t| self.upload_tensor(t))
             .collect::<Result<Vec<_>, _>>()?;
         let ins: Vec<&DevTensor> = dev.iter().collect();
-        let y = self.exec(op, &ins, &out)?;
+        let params = self.upload_params(op)?;
+        let y = self.exec(op, params.as_ref(), &ins, &out)?;
         self.download(&y)
     }
 
+    /// For benchmarks: like [`CudaBackend::run_op`], but inputs and parameters
+    /// are uploaded once and the operator is launched `reps` times (at least
+    /// once) after one warm-up launch; returns the output and the wall time
+    /// of the timed launches (to the end of a stream synchronisation).
+    pub fn time_op(
+        &self,
+        op: &Op,
+        inputs: &[&Tensor],
+        out_zero_point: i8,
+        reps: usize,
+    ) -> Result<(Tensor, std::time::Duration), GpuError> {
+        let infos: Vec<TensorInfo> = inputs.iter().map(|t| t.info()).collect();
+        let refs: Vec<&TensorInfo> = infos.iter().collect();
+        let (out, _) = op.infer(0, &refs, out_zero_point)?;
+        let dev = inputs
+            .iter()
+            .map(|t| self.upload_tensor(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ins: Vec<&DevTensor> = dev.iter().collect();
+        let params = self.upload_params(op)?;
+        let mut y = self.exec(op, params.as_ref(), &ins, &out)?;
+        self.synchronize()?;
+        let start = std::time::Instant::now();
+        for _ in 0..reps.max(1) {
+            y = self.exec(op, params.as_ref(), &ins, &out)?;
+        }
+        self.synchronize()?;
+        let took = start.elapsed();
+        Ok((self.download(&y)?, took))
+    }
+
     /// Launch the kernel(s) of one validated operator.
-    fn exec(&self, op: &Op, ins: &[&DevTensor], out: &TensorInfo) -> Result<DevTensor, GpuError> {
+    fn exec(
+        &self,
+        op: &Op,
+        params: Option<&DevParams>,
+        ins: &[&DevTensor],
+        out: &TensorInfo,
+    ) -> Result<DevTensor, GpuError> {
+        let need_params = || {
+            params.ok_or_else(|| GpuError::Unsupported(format!("{} without parameters", op.name())))
+        };
         let x = ins
             .first()
             .ok_or_else(|| GpuError::Unsupported(format!("{} without inputs", op.name())))?;
@@ -432,23 +526,21 @@ impl CudaBackend {
                 let rows = u(x.len() / k);
                 let (k, n_out) = (u(k), u(p.out_features));
                 let xb = x.i8()?;
-                let w = self.upload(&p.weights, "weights")?;
-                let bias = self.upload(&p.bias, "bias")?;
+                let DevParams {
+                    w,
+                    bias,
+                    mult,
+                    shift,
+                } = need_params()?;
                 match yb {
                     Buf::I8(yb) => {
-                        let mult: Vec<i32> = p.requant.iter().map(|r| r.multiplier).collect();
-                        let shift: Vec<i32> =
-                            p.requant.iter().map(|r| i32::from(r.shift)).collect();
-                        let mult = self.upload(&mult, "multipliers")?;
-                        let shift = self.upload(&shift, "shifts")?;
                         let (lo, hi) = (i32::from(p.act_min), i32::from(p.act_max));
                         launch!(
                             self,
                             "infera_dense_i8",
                             items,
                             [
-                                xb, &w, &bias, &mult, &shift, yb, &rows, &k, &n_out, &zx, &zy, &lo,
-                                &hi
+                                xb, w, bias, mult, shift, yb, &rows, &k, &n_out, &zx, &zy, &lo, &hi
                             ]
                         );
                     }
@@ -457,7 +549,7 @@ impl CudaBackend {
                             self,
                             "infera_dense_i32",
                             items,
-                            [xb, &w, &bias, yb, &rows, &k, &n_out, &zx]
+                            [xb, w, bias, yb, &rows, &k, &n_out, &zx]
                         );
                     }
                 }
@@ -485,23 +577,22 @@ impl CudaBackend {
                 ];
                 let [n, c, h, w_, oc, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, g] = dims;
                 let xb = x.i8()?;
-                let w = self.upload(&p.weights, "weights")?;
-                let bias = self.upload(&p.bias, "bias")?;
+                let DevParams {
+                    w,
+                    bias,
+                    mult,
+                    shift,
+                } = need_params()?;
                 match yb {
                     Buf::I8(yb) => {
-                        let mult: Vec<i32> = p.requant.iter().map(|r| r.multiplier).collect();
-                        let shift: Vec<i32> =
-                            p.requant.iter().map(|r| i32::from(r.shift)).collect();
-                        let mult = self.upload(&mult, "multipliers")?;
-                        let shift = self.upload(&shift, "shifts")?;
                         let (lo, hi) = (i32::from(p.act_min), i32::from(p.act_max));
                         launch!(
                             self,
                             "infera_conv2d_i8",
                             items,
                             [
-                                xb, &w, &bias, &mult, &shift, yb, &n, &c, &h, &w_, &oc, &oh, &ow,
-                                &kh, &kw, &sh, &sw, &dh, &dw, &pt, &pl, &g, &zx, &zy, &lo, &hi
+                                xb, w, bias, mult, shift, yb, &n, &c, &h, &w_, &oc, &oh, &ow, &kh,
+                                &kw, &sh, &sw, &dh, &dw, &pt, &pl, &g, &zx, &zy, &lo, &hi
                             ]
                         );
                     }
@@ -511,7 +602,7 @@ impl CudaBackend {
                             "infera_conv2d_i32",
                             items,
                             [
-                                xb, &w, &bias, yb, &n, &c, &h, &w_, &oc, &oh, &ow, &kh, &kw, &sh,
+                                xb, w, bias, yb, &n, &c, &h, &w_, &oc, &oh, &ow, &kh, &kw, &sh,
                                 &sw, &dh, &dw, &pt, &pl, &g, &zx
                             ]
                         );
@@ -779,6 +870,23 @@ mod tests {
         }
         // An ordinal no machine has is an error, never a panic.
         assert!(CudaBackend::open(1 << 20).is_err());
+    }
+
+    /// The embedded sources compile with NVRTC as `open` compiles them (no GPU
+    /// needed). Skipped without libnvrtc unless `INFERA_REQUIRE_NVRTC=1`.
+    #[test]
+    fn embedded_sources_compile() {
+        match compile_kernels() {
+            Ok(n) => assert_eq!(n, 21),
+            Err(GpuError::NoNvrtc)
+                if std::env::var("INFERA_REQUIRE_NVRTC").map_or(true, |v| v != "1") =>
+            {
+                eprintln!(
+                    "SKIPPED: libnvrtc not found (run scripts/nvrtc.sh and set LD_LIBRARY_PATH)"
+                );
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
 
     #[test]
