@@ -1020,3 +1020,23 @@ fn suite_inputs_are_valid_on_the_cpu() {
         ));
     }
 }
+
+/// Without a device, `gpu-bench` says it needs one and exits 0. (With a
+/// device it is run by `gpu-check.sh`, not here.)
+#[test]
+fn gpu_bench_without_a_gpu_exits_0() {
+    if CudaBackend::open(0).is_ok() {
+        say("gpu_bench_without_a_gpu_exits_0: a GPU is present; gpu-check.sh runs the bench");
+        return;
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpu-bench"))
+        .arg("--quick")
+        .output()
+        .expect("run gpu-bench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "gpu-bench failed: {text}");
+    assert!(
+        text.contains("needs a CUDA GPU"),
+        "unexpected output: {text}"
+    );
+}

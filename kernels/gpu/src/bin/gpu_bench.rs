@@ -1,1 +1,245 @@
-fn main() {}
+//! `gpu-bench`: GPU vs CPU speed of the infera engine. Timing only (floats are
+//! used for the report, never for a result); every GPU output timed here is
+//! also compared byte for byte with the CPU's, and a difference exits 1.
+//!
+//! Without a CUDA device it prints that it needs one and exits 0.
+//!
+//! ```sh
+//! cargo run --release -p infera-gpu --bin gpu-bench            # everything
+//! cargo run --release -p infera-gpu --bin gpu-bench -- --quick # smaller GEMMs
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use infera_gpu::CudaBackend;
+use infera_kernels::cpu::{self, Kernels};
+use infera_kernels::ops::DenseParams;
+use infera_kernels::quant::Requant;
+use infera_kernels::{DType, Model, Op, Tensor};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn i8s(&mut self, n: usize) -> Vec<i8> {
+        (0..n).map(|_| self.next() as i8).collect()
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time_each(n: usize, mut f: impl FnMut()) -> Duration {
+    median(
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn demo_models() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let mut out = Vec::new();
+    for dir in ["digits", "digits_cnn"] {
+        if let Ok(rd) = std::fs::read_dir(root.join(dir)) {
+            let mut v: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "infera"))
+                .collect();
+            v.sort();
+            out.extend(v);
+        }
+    }
+    out
+}
+
+fn bench_models(gpu: &CudaBackend, batch: usize) -> Result<(), String> {
+    println!(
+        "\n## Demo models (one inference: median of 50; batch: {batch} sequential inferences)"
+    );
+    println!(
+        "{:<28} {:>12} {:>12} {:>8} | {:>12} {:>12} {:>8}",
+        "model", "cpu ms", "gpu ms", "gpu/cpu", "cpu batch s", "gpu batch s", "gpu/cpu"
+    );
+    for path in demo_models() {
+        let name = path
+            .strip_prefix(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"))
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let bytes = std::fs::read(&path).map_err(|e| format!("{name}: {e}"))?;
+        let model = Model::decode(&bytes).map_err(|e| format!("{name}: {e}"))?;
+        let mut r = Rng(42);
+        let n = model.input_spec().byte_len();
+        let inputs: Vec<Vec<u8>> = (0..batch)
+            .map(|_| r.i8s(n).into_iter().map(|v| v as u8).collect())
+            .collect();
+        // Parity of everything timed.
+        for (i, x) in inputs.iter().enumerate() {
+            let c = model.run(x).map_err(|e| format!("{name}: cpu: {e}"))?;
+            let g = gpu
+                .run(&model, x)
+                .map_err(|e| format!("{name}: gpu: {e}"))?;
+            if c != g {
+                return Err(format!(
+                    "{name}: GPU output differs from the CPU on input {i}"
+                ));
+            }
+        }
+        let x = &inputs[0];
+        let cpu1 = time_each(50, || {
+            model.run(x).expect("cpu");
+        });
+        let gpu1 = time_each(50, || {
+            gpu.run(&model, x).expect("gpu");
+        });
+        let t = Instant::now();
+        for x in &inputs {
+            model.run(x).expect("cpu");
+        }
+        let cpub = t.elapsed();
+        let t = Instant::now();
+        for x in &inputs {
+            gpu.run(&model, x).expect("gpu");
+        }
+        let gpub = t.elapsed();
+        println!(
+            "{:<28} {:>12.4} {:>12.4} {:>8.2} | {:>12.4} {:>12.4} {:>8.2}",
+            name,
+            ms(cpu1),
+            ms(gpu1),
+            gpu1.as_secs_f64() / cpu1.as_secs_f64(),
+            cpub.as_secs_f64(),
+            gpub.as_secs_f64(),
+            gpub.as_secs_f64() / cpub.as_secs_f64(),
+        );
+    }
+    Ok(())
+}
+
+fn dense_op(m: usize, k: usize, n: usize, r: &mut Rng) -> (Op, Tensor) {
+    // |w| <= 127 and k <= 65536 keep 255 * sum|w| + |b| within i32 (validated below).
+    let op = Op::Dense(DenseParams {
+        in_features: k,
+        out_features: n,
+        out_dtype: DType::I8,
+        weights: r.i8s(n * k),
+        bias: (0..n).map(|_| (r.next() % 2001) as i32 - 1000).collect(),
+        requant: (0..n)
+            .map(|_| Requant {
+                multiplier: (1 << 30) + (r.next() % (1 << 20)) as i32,
+                shift: 40,
+            })
+            .collect(),
+        act_min: -128,
+        act_max: 127,
+    });
+    (op, Tensor::i8(vec![m, k], 3, r.i8s(m * k)))
+}
+
+fn bench_gemm(gpu: &CudaBackend, shapes: &[(usize, usize, usize)]) -> Result<(), String> {
+    println!(
+        "\n## int8 GEMM (dense layer, i8 out): TOPS = 2*M*N*K / time; GPU: kernel launches only \
+         (data resident), CPU: {} threads, best kernels",
+        threads()
+    );
+    println!(
+        "{:<22} {:>10} {:>10} {:>10} {:>10} {:>9}",
+        "M x K x N", "cpu ms", "gpu ms", "cpu TOPS", "gpu TOPS", "gpu/cpu"
+    );
+    let mut r = Rng(7);
+    for &(m, k, n) in shapes {
+        let (op, x) = dense_op(m, k, n, &mut r);
+        let (out, _) = op
+            .infer(0, &[&x.info()], 0)
+            .map_err(|e| format!("{m}x{k}x{n}: {e}"))?;
+        let prep = cpu::prepare(&op);
+        let t = Instant::now();
+        let cpu_out = cpu::execute(&op, &prep, &[&x], &out, threads(), Kernels::Best);
+        let cpu_t = t.elapsed();
+        let reps = 5;
+        let (gpu_out, gpu_total) = gpu
+            .time_op(&op, &[&x], 0, reps)
+            .map_err(|e| format!("{m}x{k}x{n}: {e}"))?;
+        if gpu_out.to_bytes() != cpu_out.to_bytes() {
+            return Err(format!("{m}x{k}x{n}: GPU output differs from the CPU"));
+        }
+        let gpu_t = gpu_total / reps as u32;
+        let ops = 2.0 * m as f64 * k as f64 * n as f64;
+        let (ct, gt) = (
+            ops / cpu_t.as_secs_f64() / 1e12,
+            ops / gpu_t.as_secs_f64() / 1e12,
+        );
+        println!(
+            "{:<22} {:>10.2} {:>10.3} {:>10.3} {:>10.3} {:>9.1}",
+            format!("{m} x {k} x {n}"),
+            ms(cpu_t),
+            ms(gpu_t),
+            ct,
+            gt,
+            gt / ct
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let gpu = match CudaBackend::open(0) {
+        Ok(g) => g,
+        Err(e) => {
+            println!("gpu-bench needs a CUDA GPU; none usable here: {e}. Nothing measured.");
+            return ExitCode::SUCCESS;
+        }
+    };
+    println!(
+        "# gpu-bench on {} (CPU: {} threads)",
+        gpu.device_name(),
+        threads()
+    );
+    let shapes: &[(usize, usize, usize)] = if quick {
+        &[(256, 1024, 1024), (1023, 1025, 511)]
+    } else {
+        &[
+            (1, 4096, 4096),
+            (64, 4096, 4096),
+            (1023, 1025, 511),
+            (1024, 4096, 4096),
+            (4096, 4096, 4096),
+        ]
+    };
+    let res =
+        bench_models(&gpu, if quick { 100 } else { 1000 }).and_then(|()| bench_gemm(&gpu, shapes));
+    match res {
+        Ok(()) => {
+            println!("\nAll timed GPU outputs were byte-identical to the CPU's.");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("\nFAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
