@@ -212,6 +212,24 @@ struct DevParams {
     shift: CudaSlice<i32>,
 }
 
+/// A model whose constant parameters are in device memory
+/// ([`CudaBackend::load`]); run it with [`CudaBackend::run_loaded`].
+pub struct GpuModel<'m> {
+    model: &'m Model,
+    ordinal: usize,
+    /// Per node: the dense / convolution parameters, `None` for other operators.
+    params: Vec<Option<DevParams>>,
+}
+
+impl std::fmt::Debug for GpuModel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuModel")
+            .field("ordinal", &self.ordinal)
+            .field("nodes", &self.params.len())
+            .finish()
+    }
+}
+
 /// One CUDA device with every kernel compiled and loaded.
 pub struct CudaBackend {
     ctx: Arc<CudaContext>,
@@ -404,6 +422,34 @@ impl CudaBackend {
     /// Run one inference of `model` on `input` (its canonical bytes); returns
     /// the output bytes, identical to [`Model::run`].
     pub fn run(&self, model: &Model, input: &[u8]) -> Result<Vec<u8>, GpuError> {
+        self.run_loaded(&self.load(model)?, input)
+    }
+
+    /// Upload a model's constant parameters (weights, biases, requant tables)
+    /// once, for repeated [`CudaBackend::run_loaded`] calls.
+    pub fn load<'m>(&self, model: &'m Model) -> Result<GpuModel<'m>, GpuError> {
+        let params = model
+            .nodes()
+            .iter()
+            .map(|n| self.upload_params(&n.op))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(GpuModel {
+            model,
+            ordinal: self.ctx.ordinal(),
+            params,
+        })
+    }
+
+    /// [`CudaBackend::run`] with the parameters already on the device.
+    pub fn run_loaded(&self, loaded: &GpuModel<'_>, input: &[u8]) -> Result<Vec<u8>, GpuError> {
+        if loaded.ordinal != self.ctx.ordinal() {
+            return Err(GpuError::Unsupported(format!(
+                "model loaded on device {}, run on device {}",
+                loaded.ordinal,
+                self.ctx.ordinal()
+            )));
+        }
+        let model = loaded.model;
         let (info, _) = model.input_info();
         let x = Tensor::from_bytes(info, input)?;
         let nodes = model.nodes();
@@ -433,8 +479,8 @@ impl CudaBackend {
                             .ok_or_else(|| GpuError::Unsupported(format!("value {v} not live")))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                let params = self.upload_params(&node.op)?;
-                self.exec(&node.op, params.as_ref(), &ins, out_info)?
+                let params = loaded.params.get(i).and_then(|p| p.as_ref());
+                self.exec(&node.op, params, &ins, out_info)?
             };
             for &v in &node.inputs {
                 if last_use[v] == i {

@@ -838,6 +838,14 @@ fn check_model(
     inputs: &[(String, u64, Vec<u8>)],
     report: &mut Report,
 ) {
+    // `run` (parameters uploaded per call) and `run_loaded` (uploaded once).
+    let loaded = match gpu.load(model) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            report.compare(&format!("{name}: load"), 0, &[], Err(e));
+            None
+        }
+    };
     for (case, seed, bytes) in inputs {
         let cpu = model.run(bytes).expect("cpu run");
         report.compare(
@@ -846,6 +854,14 @@ fn check_model(
             &cpu,
             gpu.run(model, bytes),
         );
+        if let Some(l) = &loaded {
+            report.compare(
+                &format!("{name}: {case} (loaded)"),
+                *seed,
+                &cpu,
+                gpu.run_loaded(l, bytes),
+            );
+        }
     }
 }
 
