@@ -214,7 +214,9 @@ impl ChainManager {
         };
         if let Some(clique) = &self.clique {
             let parent = self.header_of(&reader, block.header.parent_hash, parent_number)?;
-            let recent = self.branch_signers(&reader, &block.header, clique)?;
+            let recent = crate::consensus::recent_signers(clique, &parent, |h| {
+                self.header_of(&reader, h.parent_hash, h.number - 1)
+            })?;
             clique
                 .verify_header(
                     &block.header,
@@ -534,30 +536,6 @@ impl ChainManager {
         }
         let header = header(reader, number)?;
         Ok(header)
-    }
-
-    /// Signers of the blocks before `header` on its own branch, as many as
-    /// the recent-signer rule looks at.
-    fn branch_signers(
-        &self,
-        reader: &Reader,
-        header: &alloy_consensus::Header,
-        clique: &Clique,
-    ) -> NodeResult<Vec<(BlockNumber, Address)>> {
-        let want = clique.recent_window().saturating_sub(1);
-        let mut out = Vec::new();
-        let mut hash = header.parent_hash;
-        let mut number = header.number - 1;
-        while (out.len() as u64) < want && number > 0 {
-            let h = self.header_of(reader, hash, number)?;
-            let signer = infera_consensus::recover_signer(&h).map_err(|e| {
-                NodeError::Invariant(format!("stored block {number} has a bad seal: {e}"))
-            })?;
-            out.push((number, signer));
-            hash = h.parent_hash;
-            number -= 1;
-        }
-        Ok(out)
     }
 }
 

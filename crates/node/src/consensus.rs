@@ -7,6 +7,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use alloy_consensus::Header;
 use alloy_primitives::U256;
 use infera_consensus::Clique;
 use infera_primitives::{Address, BlockNumber, ChainEvent};
@@ -30,27 +31,46 @@ fn unix_now_ms() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
-/// The signers of the canonical blocks up to `head`, newest first, as many
-/// as `clique`'s recent-signer rule needs for the block after `head`.
+/// The signers of `parent` and the blocks before it, newest first, as many
+/// as `clique`'s recent-signer rule needs for `parent`'s child. `parent_of`
+/// finds a header's parent: in canonical storage, or along a side chain.
 pub fn recent_signers(
-    reader: &Reader,
-    head: BlockNumber,
     clique: &Clique,
+    parent: &Header,
+    mut parent_of: impl FnMut(&Header) -> NodeResult<Header>,
 ) -> NodeResult<Vec<(BlockNumber, Address)>> {
-    let want = clique.recent_window().saturating_sub(1);
+    let want = usize::try_from(clique.recent_window().saturating_sub(1)).unwrap_or(usize::MAX);
     let mut out = Vec::new();
-    let mut number = head;
-    while (out.len() as u64) < want && number > 0 {
-        let header = reader.header(number)?.ok_or_else(|| {
-            NodeError::Invariant(format!("canonical block {number} has no header"))
+    let mut current = std::borrow::Cow::Borrowed(parent);
+    while out.len() < want && current.number > 0 {
+        let signer = infera_consensus::recover_signer(&current).map_err(|e| {
+            NodeError::Invariant(format!(
+                "stored block {} has a bad seal: {e}",
+                current.number
+            ))
         })?;
-        let signer = infera_consensus::recover_signer(&header).map_err(|e| {
-            NodeError::Invariant(format!("stored block {number} has a bad seal: {e}"))
-        })?;
-        out.push((number, signer));
-        number -= 1;
+        out.push((current.number, signer));
+        if out.len() < want && current.number > 1 {
+            current = std::borrow::Cow::Owned(parent_of(&current)?);
+        } else {
+            break;
+        }
     }
     Ok(out)
+}
+
+/// [`recent_signers`] along the canonical chain in `reader`.
+pub fn canonical_recent_signers(
+    reader: &Reader,
+    clique: &Clique,
+    head: &Header,
+) -> NodeResult<Vec<(BlockNumber, Address)>> {
+    recent_signers(clique, head, |h| {
+        let number = h.number - 1;
+        reader
+            .header(number)?
+            .ok_or_else(|| NodeError::Invariant(format!("canonical block {number} has no header")))
+    })
 }
 
 /// Pause after a failed seal, so a persistent fault does not spin.
@@ -176,12 +196,11 @@ fn plan_next(
         .header(head.number)?
         .ok_or_else(|| NodeError::Invariant(format!("head block {} has no header", head.number)))?;
     let number = head.number + 1;
-    let recent = recent_signers(&reader, head.number, clique)?;
+    let recent = canonical_recent_signers(&reader, clique, &parent)?;
     if !clique.may_seal(number, signer, &recent) {
         return Ok(None);
     }
-    let earliest_s = parent.timestamp + clique.period_s();
-    let timestamp_s = earliest_s.max(unix_now_s());
+    let timestamp_s = clique.earliest_timestamp(&parent).max(unix_now_s());
     let delay = clique.seal_delay(number, signer).unwrap_or_default();
     Ok(Some(Plan {
         number,

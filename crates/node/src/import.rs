@@ -166,7 +166,7 @@ pub fn import_block_with(
     validate_header(chain, header, &parent, spec, config).map_err(invalid)?;
     if let Some(params) = chain.clique() {
         let clique = Clique::new(params);
-        let recent = crate::consensus::recent_signers(&reader, head_number, &clique)?;
+        let recent = crate::consensus::canonical_recent_signers(&reader, &clique, &parent)?;
         clique
             .verify_header(header, &parent, &recent, crate::consensus::unix_now_s())
             .map_err(|e| invalid(e.to_string()))?;

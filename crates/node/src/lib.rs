@@ -126,39 +126,79 @@ pub fn open_datadir(datadir: &std::path::Path, chain: &ChainSpec) -> NodeResult<
     Ok(db)
 }
 
-/// Runs a dev node until `shutdown` resolves.
-pub async fn run_dev_node(
-    config: NodeConfig,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> NodeResult<()> {
-    let db = open_datadir(&config.datadir, &config.chain)?;
-    {
-        let reader = db.reader()?;
-        let head = reader.head_number()?.ok_or(NodeError::NoGenesis)?;
-        let hash = reader.canonical_hash(head)?.unwrap_or_default();
-        info!(target: "infera::node", head, %hash, datadir = %config.datadir.display(), "opened database");
-    }
-    let chain = Arc::new(config.chain.clone());
-    let pool = Arc::new(Mutex::new(TxPool::new(config.pool)));
-    let (events, _) = broadcast::channel(CHAIN_EVENT_CAPACITY);
-    let tx_arrived = Arc::new(Notify::new());
+/// What the dev node and the networked node share: storage, the pool, the
+/// chain-event channel and the RPC context over them.
+struct NodeCore {
+    db: Database,
+    chain: Arc<ChainSpec>,
+    pool: Arc<Mutex<TxPool>>,
+    events: broadcast::Sender<infera_primitives::ChainEvent>,
+    /// Wakes the dev sealer when a transaction enters the pool.
+    tx_arrived: Arc<Notify>,
+    rpc: RpcContext,
+}
 
-    let ctx = RpcContext::new(
-        db.clone(),
-        chain.clone(),
-        pool.clone(),
-        events.clone(),
-        tx_arrived.clone(),
-        config.rpc.clone(),
-    );
-    let models = ctx.model_cache().clone();
-    let servers = infera_rpc::start_servers(ctx, config.http_addr, config.ws_addr).await?;
+impl NodeCore {
+    /// Opens the datadir (writing genesis if it is empty) and builds the pool,
+    /// the event channel and the RPC context.
+    fn open(config: &NodeConfig) -> NodeResult<Self> {
+        let db = open_datadir(&config.datadir, &config.chain)?;
+        let chain = Arc::new(config.chain.clone());
+        let pool = Arc::new(Mutex::new(TxPool::new(config.pool)));
+        let (events, _) = broadcast::channel(CHAIN_EVENT_CAPACITY);
+        let tx_arrived = Arc::new(Notify::new());
+        let rpc = RpcContext::new(
+            db.clone(),
+            chain.clone(),
+            pool.clone(),
+            events.clone(),
+            tx_arrived.clone(),
+            config.rpc.clone(),
+        );
+        Ok(Self {
+            db,
+            chain,
+            pool,
+            events,
+            tx_arrived,
+            rpc,
+        })
+    }
+}
+
+/// Starts the JSON-RPC servers `config` asks for and logs where they listen.
+async fn serve_rpc(rpc: &RpcContext, config: &NodeConfig) -> NodeResult<infera_rpc::RpcServers> {
+    let servers = infera_rpc::start_servers(rpc.clone(), config.http_addr, config.ws_addr).await?;
     if let Some(addr) = servers.http_addr {
         info!(target: "infera::rpc", url = %format!("http://{addr}"), "HTTP JSON-RPC listening (WebSocket upgrades accepted)");
     }
     if let Some(addr) = servers.ws_addr {
         info!(target: "infera::rpc", url = %format!("ws://{addr}"), "WebSocket JSON-RPC listening");
     }
+    Ok(servers)
+}
+
+/// Runs a dev node until `shutdown` resolves.
+pub async fn run_dev_node(
+    config: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> NodeResult<()> {
+    let core = NodeCore::open(&config)?;
+    {
+        let reader = core.db.reader()?;
+        let head = reader.head_number()?.ok_or(NodeError::NoGenesis)?;
+        let hash = reader.canonical_hash(head)?.unwrap_or_default();
+        info!(target: "infera::node", head, %hash, datadir = %config.datadir.display(), "opened database");
+    }
+    let NodeCore {
+        db,
+        chain,
+        pool,
+        events,
+        tx_arrived,
+        rpc,
+    } = core;
+    let servers = serve_rpc(&rpc, &config).await?;
 
     let sealer = sealer::Sealer {
         db: db.clone(),
@@ -168,7 +208,7 @@ pub async fn run_dev_node(
         tx_arrived,
         block_time: config.dev_block_time,
         coinbase: config.coinbase,
-        models,
+        models: rpc.model_cache().clone(),
     };
     let sealer_task = tokio::spawn(sealer.run());
     info!(
@@ -219,20 +259,20 @@ pub async fn run_network_node(
         None => None,
     };
 
-    let db = open_datadir(&config.datadir, &config.chain)?;
-    let genesis_hash = db.reader()?.genesis_hash()?.ok_or(NodeError::NoGenesis)?;
-    let chain = Arc::new(config.chain.clone());
-    let pool = Arc::new(Mutex::new(TxPool::new(config.pool)));
-    let (events, _) = broadcast::channel(CHAIN_EVENT_CAPACITY);
-    let tx_arrived = Arc::new(Notify::new());
-    let ctx = RpcContext::new(
-        db.clone(),
-        chain.clone(),
-        pool.clone(),
-        events.clone(),
-        tx_arrived,
-        config.rpc.clone(),
-    );
+    let core = NodeCore::open(&config)?;
+    let genesis_hash = core
+        .db
+        .reader()?
+        .genesis_hash()?
+        .ok_or(NodeError::NoGenesis)?;
+    let NodeCore {
+        db,
+        chain,
+        pool,
+        events,
+        rpc: ctx,
+        ..
+    } = core;
     if p2p.corrupt_inference {
         warn!(target: "infera::node", "TEST MODE: this node corrupts every inference output; honest peers will reject its blocks");
         ctx.model_cache().set_corrupt_outputs(true);
@@ -273,13 +313,7 @@ pub async fn run_network_node(
         addresses.join("\n") + "\n",
     )?;
 
-    let servers = infera_rpc::start_servers(ctx.clone(), config.http_addr, config.ws_addr).await?;
-    if let Some(addr) = servers.http_addr {
-        info!(target: "infera::rpc", url = %format!("http://{addr}"), "HTTP JSON-RPC listening (WebSocket upgrades accepted)");
-    }
-    if let Some(addr) = servers.ws_addr {
-        info!(target: "infera::rpc", url = %format!("ws://{addr}"), "WebSocket JSON-RPC listening");
-    }
+    let servers = serve_rpc(&ctx, &config).await?;
 
     let (publish, local_blocks) = tokio::sync::mpsc::unbounded_channel();
     let sealer_task = match (p2p.authority_key, signer) {

@@ -1,10 +1,7 @@
 //! The dev-mode sealer: one key, no peers; seals a block as soon as a
 //! transaction arrives (`--dev.block-time 0`) or every N seconds.
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{sync::Arc, time::Duration};
 
 use infera_chainspec::ChainSpec;
 use infera_primitives::{Address, ChainEvent};
@@ -96,9 +93,7 @@ impl Sealer {
         let pool = self.pool.clone();
         let coinbase = self.coinbase;
         let models = self.models.clone();
-        let now_s = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now_s = crate::consensus::unix_now_s();
         let committed = tokio::task::spawn_blocking(move || {
             build_and_commit(&db, &chain, &pool, coinbase, now_s, &models)
         })
