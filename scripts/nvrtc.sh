@@ -5,7 +5,7 @@
 # needed: NVRTC only compiles CUDA C to PTX.
 #
 #   dir="$(bash scripts/nvrtc.sh | tail -n1)"
-#   LD_LIBRARY_PATH="$dir" INFERA_REQUIRE_NVRTC=1 cargo test -p infera-kernels --test it nvrtc
+#   LD_LIBRARY_PATH="$dir" INFERA_REQUIRE_NVRTC=1 cargo test -p infera-gpu --test nvrtc
 #
 # Idempotent: an existing .venv-nvrtc/ holding libnvrtc is reused without
 # network access. Needs python3 with the venv module; never reads stdin.

@@ -4,7 +4,6 @@
 
 mod cases;
 mod naive;
-mod nvrtc;
 mod parser;
 mod simd;
 mod vectors;

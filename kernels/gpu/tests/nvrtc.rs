@@ -2,11 +2,13 @@
 //!
 //! Every `.cu` file is compiled to PTX by NVRTC through cudarc, twice: as the
 //! files are laid out on disk (`#include "common.cuh"` found through
-//! `--include-path`) and as a launcher with embedded sources would compile it
-//! (`common.cuh` prepended, the `#include` skipped). Any error or warning in
-//! the NVRTC log fails the test, naming the file. The PTX must define exactly
-//! the kernels listed in [`KERNELS`] (`.entry <name>`), use no floating point
-//! and no atomics, and the dense and convolution kernels must use `dp4a`.
+//! `--include-path`) and as [`infera_gpu::CudaBackend::open`] compiles its
+//! embedded copy (`common.cuh` prepended, the `#include` skipped), with the
+//! launcher's own [`infera_gpu::NVRTC_OPTIONS`]. Any error or warning in the
+//! NVRTC log fails the test, naming the file. The PTX must define exactly the
+//! kernels the launcher's [`infera_gpu::SOURCES`] table lists (`.entry
+//! <name>`), use no floating point and no atomics, and the dense and
+//! convolution kernels must use `dp4a`.
 //!
 //! libnvrtc is loaded at run time. Without it the test prints
 //! `SKIPPED: ...` and passes, unless `INFERA_REQUIRE_NVRTC=1`, which makes a
@@ -14,7 +16,7 @@
 //!
 //! ```sh
 //! dir="$(bash scripts/nvrtc.sh | tail -n1)"
-//! LD_LIBRARY_PATH="$dir" INFERA_REQUIRE_NVRTC=1 cargo test -p infera-kernels --test it nvrtc
+//! LD_LIBRARY_PATH="$dir" INFERA_REQUIRE_NVRTC=1 cargo test -p infera-gpu --test nvrtc
 //! ```
 //!
 //! `INFERA_NVRTC_PTX_DIR=<dir>` also writes each file's PTX there.
@@ -26,56 +28,11 @@ use std::time::Instant;
 
 use cudarc::nvrtc::result as nvrtc;
 
-/// Options of every compile: PTX for the Ampere virtual architecture, C++17.
-const OPTIONS: &[&str] = &["--gpu-architecture=compute_80", "--std=c++17"];
-
-/// The shared header (`quant.rs` mirrored), included by every `.cu` file.
-const COMMON: &str = "common.cuh";
-
-/// Each source file and the kernels (`extern "C" __global__`) it must define,
-/// and nothing else. Keep in step with `kernels/cuda/README.md`.
-const KERNELS: &[(&str, &[&str])] = &[
-    ("conv2d.cu", &["infera_conv2d_i8", "infera_conv2d_i32"]),
-    ("dense.cu", &["infera_dense_i8", "infera_dense_i32"]),
-    (
-        "elementwise.cu",
-        &[
-            "infera_clip",
-            "infera_add",
-            "infera_mul",
-            "infera_requantize_i8",
-            "infera_requantize_i32",
-        ],
-    ),
-    (
-        "layout.cu",
-        &[
-            "infera_copy_bytes",
-            "infera_transpose_i8",
-            "infera_transpose_i32",
-            "infera_concat_i8",
-            "infera_concat_i32",
-            "infera_pad_i8",
-            "infera_pad_i32",
-            "infera_arg_max_i8",
-            "infera_arg_max_i32",
-        ],
-    ),
-    (
-        "pool.cu",
-        &[
-            "infera_max_pool",
-            "infera_avg_pool",
-            "infera_global_avg_pool",
-        ],
-    ),
-];
-
 /// Files whose kernels must use the packed int8 dot product.
 const DP4A: &[&str] = &["conv2d.cu", "dense.cu"];
 
 fn cuda_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("cuda")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../cuda")
 }
 
 /// Write past libtest's output capture, so that a skip is visible in CI logs.
@@ -116,7 +73,10 @@ fn compile(name: &str, src: &str, extra: &[String]) -> Result<String, String> {
     let name_c = CString::new(name).map_err(|e| format!("{name}: bad name: {e}"))?;
     let prog = nvrtc::create_program(&src_c, Some(&name_c))
         .map_err(|e| format!("{name}: nvrtcCreateProgram failed: {e:?}"))?;
-    let mut opts: Vec<String> = OPTIONS.iter().map(|s| s.to_string()).collect();
+    let mut opts: Vec<String> = infera_gpu::NVRTC_OPTIONS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     opts.extend_from_slice(extra);
     // SAFETY: `prog` comes from create_program and is destroyed once, below;
     // `src_c` and `name_c` outlive it.
@@ -204,15 +164,17 @@ fn cuda_kernels_compile_with_nvrtc() {
         .filter(|n| n.ends_with(".cu"))
         .collect();
     on_disk.sort();
-    let listed: Vec<String> = KERNELS.iter().map(|(f, _)| f.to_string()).collect();
+    let listed: Vec<String> = infera_gpu::SOURCES
+        .iter()
+        .map(|(f, _, _)| f.to_string())
+        .collect();
     assert_eq!(
         on_disk, listed,
-        "kernels/cuda/*.cu and the KERNELS table of tests/it/nvrtc.rs differ"
+        "kernels/cuda/*.cu and infera_gpu::SOURCES differ"
     );
     if !nvrtc_present() {
         return;
     }
-    let common = std::fs::read_to_string(dir.join(COMMON)).expect("read common.cuh");
     let include = vec![format!("--include-path={}", dir.display())];
     // Optional: where to write the PTX of each file, for inspection.
     let ptx_dir = std::env::var_os("INFERA_NVRTC_PTX_DIR").map(PathBuf::from);
@@ -221,14 +183,14 @@ fn cuda_kernels_compile_with_nvrtc() {
     }
     let start = Instant::now();
     let mut errs = Vec::new();
-    for (file, want) in KERNELS {
+    for &(file, embedded, want) in infera_gpu::SOURCES {
         let src = std::fs::read_to_string(dir.join(file)).expect("read .cu");
-        // As laid out on disk (nvcc-style), then as an embedded launcher does.
+        // As laid out on disk (nvcc-style), then as the launcher compiles it.
         for (label, text, extra) in [
-            ("", src.clone(), include.clone()),
+            ("", src, include.clone()),
             (
-                " (common.cuh prepended)",
-                format!("{common}\n{src}"),
+                " (as CudaBackend::open compiles it)",
+                format!("{}\n{embedded}", infera_gpu::COMMON),
                 Vec::new(),
             ),
         ] {
@@ -247,7 +209,7 @@ fn cuda_kernels_compile_with_nvrtc() {
     }
     say(&format!(
         "nvrtc: compiled {} CUDA files twice each in {:.2?}",
-        KERNELS.len(),
+        infera_gpu::SOURCES.len(),
         start.elapsed()
     ));
     assert!(errs.is_empty(), "{}", errs.join("\n\n"));
