@@ -368,6 +368,17 @@ impl ChainSpec {
         })
     }
 
+    /// The EIP-4844 blob base fee update fraction of the block at
+    /// `number`/`timestamp` (from [`Self::blob_params_at`]); `None` before Cancun.
+    pub fn blob_base_fee_update_fraction_at(
+        &self,
+        number: BlockNumber,
+        timestamp: u64,
+    ) -> Option<u64> {
+        self.blob_params_at(number, timestamp)
+            .map(|p| u64::try_from(p.update_fraction).unwrap_or(u64::MAX))
+    }
+
     /// The address whose `DepositEvent` logs are EIP-6110 deposit requests:
     /// the genesis file's `depositContractAddress`, else mainnet's.
     pub fn deposit_contract(&self) -> Address {

@@ -95,6 +95,27 @@ pub struct BlockEnvInput {
 }
 
 impl BlockEnvInput {
+    /// What `header` fixes for executing its block; the blob base fee update
+    /// fraction comes from the chain's blob schedule (`None`: the fork's default).
+    pub fn from_header(
+        header: &alloy_consensus::Header,
+        blob_base_fee_update_fraction: Option<u64>,
+    ) -> Self {
+        Self {
+            number: header.number,
+            timestamp: header.timestamp,
+            beneficiary: header.beneficiary,
+            gas_limit: header.gas_limit,
+            base_fee_per_gas: header.base_fee_per_gas.unwrap_or(0),
+            prevrandao: header.mix_hash,
+            excess_blob_gas: header.excess_blob_gas.unwrap_or(0),
+            parent_hash: header.parent_hash,
+            parent_beacon_block_root: header.parent_beacon_block_root,
+            difficulty: header.difficulty,
+            blob_base_fee_update_fraction,
+        }
+    }
+
     pub(crate) fn block_env(&self, spec: SpecId) -> BlockEnv {
         let fraction =
             self.blob_base_fee_update_fraction

@@ -185,25 +185,14 @@ pub fn import_block_with(
     check_blob_gas(header, &transactions, spec).map_err(invalid)?;
 
     // Execute.
-    let blob_params = chain.blob_params_at(number, header.timestamp);
     let cfg = ExecutionConfig {
         chain_id: chain.chain_id(),
         spec,
     };
-    let env = BlockEnvInput {
-        number,
-        timestamp: header.timestamp,
-        beneficiary: header.beneficiary,
-        gas_limit: header.gas_limit,
-        base_fee_per_gas: header.base_fee_per_gas.unwrap_or(0),
-        prevrandao: header.mix_hash,
-        excess_blob_gas: header.excess_blob_gas.unwrap_or(0),
-        parent_hash: header.parent_hash,
-        parent_beacon_block_root: header.parent_beacon_block_root,
-        difficulty: header.difficulty,
-        blob_base_fee_update_fraction: blob_params
-            .map(|p| u64::try_from(p.update_fraction).unwrap_or(u64::MAX)),
-    };
+    let env = BlockEnvInput::from_header(
+        header,
+        chain.blob_base_fee_update_fraction_at(number, header.timestamp),
+    );
     let pre_byzantium = !spec.is_enabled_in(SpecId::BYZANTIUM);
     let mut intermediate_roots = Vec::new();
     let precompiles = InferaPrecompiles::new(spec, models.clone());

@@ -282,21 +282,11 @@ impl RpcContext {
             chain_id: self.chain().chain_id(),
             spec,
         };
-        let blob_params = self.chain().blob_params_at(number, header.timestamp);
-        let env = infera_evm::BlockEnvInput {
-            number,
-            timestamp: header.timestamp,
-            beneficiary: header.beneficiary,
-            gas_limit: header.gas_limit,
-            base_fee_per_gas: header.base_fee_per_gas.unwrap_or(0),
-            prevrandao: header.mix_hash,
-            excess_blob_gas: header.excess_blob_gas.unwrap_or(0),
-            parent_hash: header.parent_hash,
-            parent_beacon_block_root: header.parent_beacon_block_root,
-            difficulty: header.difficulty,
-            blob_base_fee_update_fraction: blob_params
-                .map(|p| u64::try_from(p.update_fraction).unwrap_or(u64::MAX)),
-        };
+        let env = infera_evm::BlockEnvInput::from_header(
+            header,
+            self.chain()
+                .blob_base_fee_update_fraction_at(number, header.timestamp),
+        );
         let precompiles = self.precompiles(spec);
         infera_evm::trace_block(
             reader.state_at(number - 1),

@@ -239,19 +239,7 @@ impl RpcContext {
             chain_id: self.chain().chain_id(),
             spec,
         };
-        let env = BlockEnvInput {
-            number: header.number,
-            timestamp: header.timestamp,
-            beneficiary: header.beneficiary,
-            gas_limit: header.gas_limit,
-            base_fee_per_gas: header.base_fee_per_gas.unwrap_or(0),
-            prevrandao: header.mix_hash,
-            excess_blob_gas: header.excess_blob_gas.unwrap_or(0),
-            parent_hash: header.parent_hash,
-            parent_beacon_block_root: header.parent_beacon_block_root,
-            difficulty: header.difficulty,
-            blob_base_fee_update_fraction: None,
-        };
+        let env = BlockEnvInput::from_header(&header, None);
         Ok((cfg, env))
     }
 

@@ -192,7 +192,6 @@ impl RpcContext {
             parent_beacon_block_root: cancun.then_some(B256::ZERO),
             ..Default::default()
         };
-        let blob_params = chain.blob_params_at(number, timestamp);
         let env = BlockEnvInput {
             number,
             timestamp,
@@ -204,8 +203,8 @@ impl RpcContext {
             parent_hash: header.parent_hash,
             parent_beacon_block_root: header.parent_beacon_block_root,
             difficulty: header.difficulty,
-            blob_base_fee_update_fraction: blob_params
-                .map(|p| u64::try_from(p.update_fraction).unwrap_or(u64::MAX)),
+            blob_base_fee_update_fraction: chain
+                .blob_base_fee_update_fraction_at(number, timestamp),
         };
         sim.set_block_hash(parent.number, header.parent_hash);
         sim.begin_block(spec, env).map_err(internal)?;
