@@ -369,33 +369,39 @@ fn parse_deposit_log(data: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The EIP-2935 (parent hash) and EIP-4788 (beacon root) system calls at the
-/// start of a block, each only when its fork is active and its contract has
-/// code. Shared by block execution and `eth_simulateV1`.
+/// The system calls at the start of a block, in order: EIP-4788 (beacon
+/// root, from Cancun) and EIP-2935 (parent hash, from Prague); none for
+/// genesis. Each is made only where its contract has code.
+pub(crate) fn pre_block_calls(spec: SpecId, env: &BlockEnvInput) -> Vec<(Address, Bytes)> {
+    use alloy_eips::{eip2935::HISTORY_STORAGE_ADDRESS, eip4788::BEACON_ROOTS_ADDRESS};
+    let mut calls = Vec::new();
+    if spec.is_enabled_in(SpecId::CANCUN)
+        && let Some(root) = env.parent_beacon_block_root
+        && env.number > 0
+    {
+        calls.push((
+            BEACON_ROOTS_ADDRESS,
+            Bytes::copy_from_slice(root.as_slice()),
+        ));
+    }
+    if spec.is_enabled_in(SpecId::PRAGUE) && env.number > 0 {
+        calls.push((
+            HISTORY_STORAGE_ADDRESS,
+            Bytes::copy_from_slice(env.parent_hash.as_slice()),
+        ));
+    }
+    calls
+}
+
+/// The [`pre_block_calls`] on `evm`. Shared by block execution and
+/// `eth_simulateV1`.
 pub(crate) fn pre_block_system_calls<S: StateReader, P: Precompiles<S>>(
     evm: &mut InferaEvm<S, P>,
     spec: SpecId,
     env: &BlockEnvInput,
 ) -> Result<()> {
-    use alloy_eips::{eip2935::HISTORY_STORAGE_ADDRESS, eip4788::BEACON_ROOTS_ADDRESS};
-    if spec.is_enabled_in(SpecId::CANCUN)
-        && let Some(root) = env.parent_beacon_block_root
-        && env.number > 0
-    {
-        system_call(
-            evm,
-            spec,
-            BEACON_ROOTS_ADDRESS,
-            Bytes::copy_from_slice(root.as_slice()),
-        )?;
-    }
-    if spec.is_enabled_in(SpecId::PRAGUE) && env.number > 0 {
-        system_call(
-            evm,
-            spec,
-            HISTORY_STORAGE_ADDRESS,
-            Bytes::copy_from_slice(env.parent_hash.as_slice()),
-        )?;
+    for (contract, data) in pre_block_calls(spec, env) {
+        system_call(evm, spec, contract, data)?;
     }
     Ok(())
 }

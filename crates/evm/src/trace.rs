@@ -329,24 +329,9 @@ fn pre_block_system_calls<S: StateReader, P: Precompiles<S>>(
     env: &BlockEnvInput,
     spec: SpecId,
 ) -> Result<()> {
-    use alloy_eips::{eip2935::HISTORY_STORAGE_ADDRESS, eip4788::BEACON_ROOTS_ADDRESS};
-    let mut calls = Vec::new();
-    if spec.is_enabled_in(SpecId::CANCUN)
-        && let Some(root) = env.parent_beacon_block_root
-        && env.number > 0
-    {
-        calls.push((
-            BEACON_ROOTS_ADDRESS,
-            Bytes::copy_from_slice(root.as_slice()),
-        ));
-    }
-    if spec.is_enabled_in(SpecId::PRAGUE) && env.number > 0 {
-        calls.push((
-            HISTORY_STORAGE_ADDRESS,
-            Bytes::copy_from_slice(env.parent_hash.as_slice()),
-        ));
-    }
-    for (contract, data) in calls {
+    // The same calls as BlockExecutor's; only the EVM type (with the
+    // struct logger) differs, so the call loop is repeated here.
+    for (contract, data) in crate::executor::pre_block_calls(spec, env) {
         let has_code = evm
             .ctx
             .journaled_state
