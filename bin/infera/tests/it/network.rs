@@ -9,7 +9,7 @@
 //! of these tests sign for it) and a one-second period.
 
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,7 +21,7 @@ use tempfile::TempDir;
 
 use crate::abi::selector;
 use crate::http::{Rpc, b256, bytes, qty};
-use crate::node::CHAIN_ID;
+use crate::node::{CHAIN_ID, free_port};
 use crate::wallet::{Wallet, ether};
 
 /// The testnet authorities' keys (anvil's accounts #7, #8, #9), ascending by
@@ -38,14 +38,6 @@ const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn unix_now_s() -> u64 {

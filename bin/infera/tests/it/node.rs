@@ -15,7 +15,8 @@ pub const CHAIN_ID: u64 = 6174;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn free_port() -> u16 {
+/// A TCP port on loopback that nothing listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .unwrap()
         .local_addr()
