@@ -276,18 +276,24 @@ impl Sync {
     async fn sync_from(&self, peer: PeerId) {
         let started = Instant::now();
         let first_head = self.head().number;
+        let mut first = first_head + 1;
         if let Ok(status) = self.net.request_status(peer).await {
             *self.rpc.sync_progress().lock() = Some(infera_rpc::SyncProgress {
                 starting_block: first_head,
                 highest_block: status.head_number,
             });
+            // A peer can be heavier without being longer (a branch with more
+            // in-turn blocks): start at its head, whose parent either is ours
+            // (fork choice then compares the two) or is not (the back-off finds
+            // the fork point).
+            first = first.min(status.head_number).max(1);
         }
-        self.catch_up(peer, started, first_head).await;
+        self.catch_up(peer, started, first_head, first).await;
         *self.rpc.sync_progress().lock() = None;
     }
 
-    async fn catch_up(&self, peer: PeerId, started: Instant, first_head: u64) {
-        let mut next = first_head + 1;
+    async fn catch_up(&self, peer: PeerId, started: Instant, first_head: u64, first: u64) {
+        let mut next = first;
         let mut backed_off = false;
         let mut imported = 0u64;
         let mut gas = 0u64;

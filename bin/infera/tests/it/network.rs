@@ -457,6 +457,12 @@ fn a_block_with_a_tampered_inference_is_rejected_and_the_honest_chain_wins() {
         let log = a.log() + &b.log();
         log.contains("invalid block 1") && log.contains("root")
     });
+    let liar_peer = liar.enode().rsplit('/').next().unwrap().to_string();
+    wait_until("the liar to be banned", || {
+        (a.log() + &b.log())
+            .lines()
+            .any(|l| l.contains("peer banned") && l.contains(&liar_peer))
+    });
     wait_until("the honest chain to grow", || {
         a.head() >= 3 && b.head() >= 3
     });
@@ -485,12 +491,27 @@ fn a_block_with_a_tampered_inference_is_rejected_and_the_honest_chain_wins() {
     );
     let tip = a.head();
     wait_agreement(&[&a, &b], tip);
-    // The liar keeps its own version; nobody followed it.
-    let liar_receipt = liar
-        .rpc
-        .ok("eth_getTransactionReceipt", json!([txs[2].hash]));
-    assert_eq!(b256(&liar_receipt["blockHash"]), tampered_hash);
+    // The liar keeps its own version; nobody followed it. Its receipt need
+    // not be in block 1: if the honest side outweighed it before the AI
+    // transactions reached the honest chain, the liar reorged onto the
+    // honest chain (which then had no inference to disagree on) and
+    // re-sealed them in a later block of its own, with the same wrong answer.
+    let liar_receipt = wait_receipt(&liar, txs[2].hash);
+    let liar_block = b256(&liar_receipt["blockHash"]);
+    assert_eq!(classified_label(&liar_receipt), tampered_label);
+    let liar_number = qty(&liar_receipt["blockNumber"]);
+    assert_ne!(
+        a.hash_at(liar_number),
+        Some(liar_block),
+        "a followed the liar"
+    );
+    assert_ne!(
+        b.hash_at(liar_number),
+        Some(liar_block),
+        "b followed the liar"
+    );
     assert_ne!(b256(&honest["blockHash"]), tampered_hash);
+    assert_ne!(b256(&honest["blockHash"]), liar_block);
 }
 
 #[test]
@@ -531,4 +552,39 @@ fn a_partition_heals_through_a_reorg() {
     let hash = wait_agreement(&[&a, &b, &lone], tip);
     assert_eq!(lone.hash_at(tip), Some(hash));
     assert_eq!(lone.rpc.balance(carol.address, "latest"), ether(1));
+}
+
+#[test]
+fn a_heavier_branch_of_the_same_height_replaces_a_lighter_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = genesis_file(dir.path(), unix_now_s() + 2);
+    // Apart, authority 2 seals block 1 in turn (difficulty 2) and authority 3
+    // out of turn (difficulty 1); neither may seal block 2 on its own block
+    // (recent-signer rule), so both chains stop at height 1.
+    let mut heavy = NetNode::new("in-turn-authority", &genesis, Some(1));
+    let mut light = NetNode::new("out-of-turn-authority", &genesis, Some(2));
+    heavy.start(&[]);
+    light.start(&[]);
+    wait_until("both to seal block 1", || {
+        heavy.head() == 1 && light.head() == 1
+    });
+    let heavy_block = heavy.hash_at(1).unwrap();
+    assert_ne!(light.hash_at(1), Some(heavy_block));
+    assert_eq!(qty(&heavy.block(1)["difficulty"]), 2);
+    assert_eq!(qty(&light.block(1)["difficulty"]), 1);
+
+    // Connected, the light node learns of a heavier chain that is no longer
+    // than its own: it must fetch the peer's head block, not only blocks
+    // above its own head, and reorg onto it. Then it seals block 2 in turn.
+    light.kill9();
+    light.start(&[heavy.enode()]);
+    wait_until("the light node to take the heavier block 1", || {
+        light.hash_at(1) == Some(heavy_block)
+    });
+    wait_until("the chain to grow again", || {
+        heavy.head() >= 2 && light.head() >= 2
+    });
+    let tip = heavy.head();
+    wait_agreement(&[&heavy, &light], tip);
+    assert_eq!(light.hash_at(1), Some(heavy_block));
 }
