@@ -6,13 +6,15 @@
 //! the gas charged; the cache only saves decoding time.
 
 use std::sync::{
-    Arc,
+    Arc, OnceLock,
     atomic::{AtomicBool, Ordering},
 };
 
 use alloy_primitives::B256;
-use infera_kernels::{Kernels, Model, RunOptions};
+use infera_kernels::{Kernels, Model, ModelError, RunOptions};
 use parking_lot::Mutex;
+
+use crate::offload::Offload;
 
 /// Default bound on the model bytes the cache holds (decoded models take about
 /// their encoded size plus prepared weights).
@@ -50,6 +52,9 @@ pub struct ModelCache {
     /// reproduces and its peers must reject its blocks. Never set in
     /// production (`infera node --test.corrupt-inference`, hidden).
     corrupt_outputs: AtomicBool,
+    /// The accelerator inferences may run on (set once at node start,
+    /// `--inference.device`); `None`: every inference on the CPU.
+    offload: OnceLock<Offload>,
 }
 
 impl Default for ModelCache {
@@ -68,6 +73,29 @@ impl ModelCache {
             max_models,
             kernels: Kernels::Best,
             corrupt_outputs: AtomicBool::new(false),
+            offload: OnceLock::new(),
+        }
+    }
+
+    /// Lets inferences run on `offload`'s accelerator from now on. Once per
+    /// cache: a second call returns the offload it was given.
+    pub fn set_offload(&self, offload: Offload) -> Result<(), Offload> {
+        self.offload.set(offload)
+    }
+
+    /// The accelerator inferences may run on, if any.
+    pub fn offload(&self) -> Option<&Offload> {
+        self.offload.get()
+    }
+
+    /// One inference of model `id` (already decoded, `input` of its input
+    /// length): the CPU reference's bytes, computed on the accelerator where
+    /// [`Offload`] places the model, else on the CPU.
+    pub fn infer(&self, id: B256, model: &Arc<Model>, input: &[u8]) -> Result<Vec<u8>, ModelError> {
+        let cpu = || model.run_with(input, self.run_options());
+        match self.offload.get() {
+            Some(offload) => offload.infer(id, model, input, cpu),
+            None => cpu(),
         }
     }
 

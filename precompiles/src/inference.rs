@@ -97,7 +97,7 @@ pub(crate) fn run<J: JournalTr>(
         u64::from(record.output_bytes),
     ))?;
     let model = load_model(host, cache, id)?;
-    let mut output = model.run_with(&data, cache.run_options()).map_err(|e| {
+    let mut output = cache.infer(id, &model, &data).map_err(|e| {
         revert(MalformedCall {
             reason: format!("inference: {e}"),
         })

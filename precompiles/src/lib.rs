@@ -13,8 +13,12 @@
 //!   [`gas`] is the gas schedule and its calibration.
 //! - [`describe_revert`] turns revert data of the precompiles into text.
 //!
-//! Determinism: the precompiles use no floating point, clock, environment,
-//! thread count or randomness; the cache never changes a result or the gas.
+//! - [`offload`] runs inferences on an accelerator (the node's GPU) where it
+//!   is faster, always returning the CPU reference's bytes.
+//!
+//! Determinism: results and gas use no floating point, clock, environment,
+//! thread count or randomness; the cache never changes a result or the gas,
+//! and neither does the offload (its clock only decides where a model runs).
 
 pub mod abi;
 pub mod cache;
@@ -22,11 +26,13 @@ pub mod gas;
 mod host;
 mod inference;
 pub mod layout;
+pub mod offload;
 mod provider;
 mod registry;
 mod revert;
 
 pub use cache::ModelCache;
 pub use inference::argmax;
+pub use offload::{Accelerator, Offload, Placement};
 pub use provider::{AI_PRECOMPILES, InferaPrecompiles};
 pub use revert::describe_revert;

@@ -150,6 +150,14 @@ struct NodeArgs {
     #[arg(long = "rpc.max-logs-range", value_name = "BLOCKS", default_value_t = infera_rpc::DEFAULT_MAX_LOGS_BLOCK_RANGE)]
     rpc_max_logs_range: u64,
 
+    /// Where inferences run: auto (a CUDA GPU when a driver, NVRTC and a
+    /// device are present, each model on whichever of GPU and CPU measures
+    /// faster; else the CPU), cpu, or cuda[:N] (that GPU for every model; the
+    /// node refuses to start without it). Results and gas are the same on every
+    /// device; a GPU error falls back to the CPU for that call.
+    #[arg(long = "inference.device", value_name = "auto|cpu|cuda[:N]", default_value_t = infera_node::InferenceDevice::Auto)]
+    inference_device: infera_node::InferenceDevice,
+
     /// Most transactions the pool holds.
     #[arg(long = "txpool.max-count", value_name = "N", default_value_t = PoolConfig::default().max_transactions)]
     txpool_max_count: usize,
@@ -278,6 +286,7 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
             max_transactions: args.txpool_max_count,
             ..PoolConfig::default()
         },
+        inference_device: args.inference_device,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -10,6 +10,7 @@ pub mod chain;
 pub mod consensus;
 pub mod genesis;
 pub mod import;
+pub mod inference_device;
 mod sealer;
 pub mod sync;
 
@@ -29,6 +30,7 @@ pub use import::{
     ChainImport, ChainImportError, ImportConfig, ImportError, decode_block, decode_blocks,
     import_block, import_block_with, import_chain,
 };
+pub use inference_device::InferenceDevice;
 
 /// Capacity of the chain-event channel; a subscriber further behind than this
 /// skips events rather than slowing the sealer.
@@ -87,6 +89,8 @@ pub struct NodeConfig {
     pub rpc: RpcConfig,
     /// Transaction pool bounds.
     pub pool: PoolConfig,
+    /// Where inferences run (`--inference.device`); never changes a result.
+    pub inference_device: InferenceDevice,
 }
 
 /// Peer-to-peer settings of a networked (non-dev) node.
@@ -142,6 +146,9 @@ impl NodeCore {
     /// Opens the datadir (writing genesis if it is empty) and builds the pool,
     /// the event channel and the RPC context.
     fn open(config: &NodeConfig) -> NodeResult<Self> {
+        // Before the datadir: a device that was asked for and is missing
+        // stops the node before it writes anything.
+        let (_, offload) = inference_device::select(config.inference_device)?;
         let db = open_datadir(&config.datadir, &config.chain)?;
         let chain = Arc::new(config.chain.clone());
         let pool = Arc::new(Mutex::new(TxPool::new(config.pool)));
@@ -155,6 +162,11 @@ impl NodeCore {
             tx_arrived.clone(),
             config.rpc.clone(),
         );
+        if let Some(offload) = offload {
+            rpc.model_cache().set_offload(offload).map_err(|_| {
+                NodeError::Invariant("the model cache already has an inference device".into())
+            })?;
+        }
         Ok(Self {
             db,
             chain,

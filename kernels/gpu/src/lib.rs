@@ -193,10 +193,27 @@ struct DevParams {
     shift: CudaSlice<i32>,
 }
 
+/// The model a [`GpuModel`] runs: borrowed for one-off runs and benchmarks,
+/// shared when a node keeps the device copy beside its model cache.
+enum ModelRef<'m> {
+    Borrowed(&'m Model),
+    Shared(Arc<Model>),
+}
+
+impl ModelRef<'_> {
+    fn get(&self) -> &Model {
+        match self {
+            ModelRef::Borrowed(m) => m,
+            ModelRef::Shared(m) => m,
+        }
+    }
+}
+
 /// A model whose constant parameters are in device memory
-/// ([`CudaBackend::load`]); run it with [`CudaBackend::run_loaded`].
+/// ([`CudaBackend::load`], [`CudaBackend::load_shared`]); run it with
+/// [`CudaBackend::run_loaded`].
 pub struct GpuModel<'m> {
-    model: &'m Model,
+    model: ModelRef<'m>,
     ordinal: usize,
     /// Per node: the dense / convolution parameters, `None` for other operators.
     params: Vec<Option<DevParams>>,
@@ -320,6 +337,11 @@ impl CudaBackend {
             .unwrap_or_else(|e| format!("CUDA device {} ({e:?})", self.ctx.ordinal()))
     }
 
+    /// The device ordinal this backend runs on.
+    pub fn ordinal(&self) -> usize {
+        self.ctx.ordinal()
+    }
+
     /// Wait for all queued work (benchmarks).
     pub fn synchronize(&self) -> Result<(), GpuError> {
         self.stream.synchronize().map_err(driver("synchronize"))
@@ -408,7 +430,18 @@ impl CudaBackend {
     /// Upload a model's constant parameters (weights, biases, requant tables)
     /// once, for repeated [`CudaBackend::run_loaded`] calls.
     pub fn load<'m>(&self, model: &'m Model) -> Result<GpuModel<'m>, GpuError> {
+        self.load_ref(ModelRef::Borrowed(model))
+    }
+
+    /// [`CudaBackend::load`] of a shared model: the result owns its model, so
+    /// it can be kept (e.g. per model id) as long as the device copy is wanted.
+    pub fn load_shared(&self, model: Arc<Model>) -> Result<GpuModel<'static>, GpuError> {
+        self.load_ref(ModelRef::Shared(model))
+    }
+
+    fn load_ref<'m>(&self, model: ModelRef<'m>) -> Result<GpuModel<'m>, GpuError> {
         let params = model
+            .get()
             .nodes()
             .iter()
             .map(|n| self.upload_params(&n.op))
@@ -429,7 +462,7 @@ impl CudaBackend {
                 self.ctx.ordinal()
             )));
         }
-        let model = loaded.model;
+        let model = loaded.model.get();
         let (info, _) = model.input_info();
         let x = Tensor::from_bytes(info, input)?;
         let nodes = model.nodes();

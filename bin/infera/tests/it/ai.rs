@@ -579,3 +579,48 @@ fn large_model_uploads_in_chunks_and_resumes_after_interruption() {
     let expected = Model::decode(&model).unwrap().run(&input).unwrap();
     assert_eq!(bytes(&dry["output"]), expected);
 }
+
+#[test]
+fn the_inference_device_is_logged_at_start_and_a_missing_gpu_that_was_asked_for_stops_the_node() {
+    // The default (`auto`) says which backend it chose and why.
+    let node = Node::start();
+    let log = node.log_tail(200);
+    let on_cpu = log.contains("inference runs on the CPU reference");
+    assert!(
+        on_cpu || log.contains("inference runs on the GPU"),
+        "no inference backend in the log:\n{log}"
+    );
+    if on_cpu {
+        assert!(log.contains("no usable GPU"), "{log}");
+        // Asked for explicitly, a GPU that cannot be used is a startup error
+        // that names the device and the reason, before the datadir is touched.
+        let dir = tempfile::tempdir().unwrap();
+        let datadir = dir.path().join("data");
+        let out = infera(&[
+            "node",
+            "--dev",
+            "--datadir",
+            datadir.to_str().unwrap(),
+            "--http.port",
+            "0",
+            "--inference.device",
+            "cuda:0",
+        ])
+        .output()
+        .expect("spawn infera");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started without a GPU:\n{stderr}");
+        assert!(
+            stderr.contains("--inference.device cuda:0")
+                && stderr.contains("--inference.device auto or cpu"),
+            "{stderr}"
+        );
+        assert!(!datadir.exists(), "the datadir was written");
+    }
+    let out = infera(&["node", "--dev", "--inference.device", "tpu"])
+        .output()
+        .expect("spawn infera");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("use auto, cpu, cuda or cuda:N"), "{stderr}");
+}

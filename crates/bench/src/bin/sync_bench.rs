@@ -298,6 +298,8 @@ fn node_config(datadir: &Path, spec: &ChainSpec, http_port: Option<u16>) -> Node
         coinbase: Default::default(),
         rpc: RpcConfig::default(),
         pool: PoolConfig::default(),
+        // The benchmark measures the CPU path every node has.
+        inference_device: infera_node::InferenceDevice::Cpu,
     }
 }
 

@@ -17,7 +17,7 @@ use infera_gpu::CudaBackend;
 use infera_kernels::cpu::{self, Kernels};
 use infera_kernels::ops::DenseParams;
 use infera_kernels::quant::Requant;
-use infera_kernels::{DType, Model, Op, Tensor};
+use infera_kernels::{DType, Model, Node, Op, RunOptions, Tensor, TensorInfo, TensorSpec};
 
 struct Rng(u64);
 
@@ -173,6 +173,91 @@ fn dense_op(m: usize, k: usize, n: usize, r: &mut Rng) -> (Op, Tensor) {
     (op, Tensor::i8(vec![m, k], 3, r.i8s(m * k)))
 }
 
+/// A model of `layers` dense `width x width` layers with i8 outputs.
+fn mlp(width: usize, layers: usize, r: &mut Rng) -> Result<Model, String> {
+    let nodes = (0..layers)
+        .map(|i| {
+            let (op, _) = dense_op(1, width, width, r);
+            Node {
+                op,
+                inputs: vec![i],
+                zero_point: 0,
+                scale_bits: 0,
+            }
+        })
+        .collect();
+    let input = TensorInfo {
+        spec: TensorSpec {
+            dtype: DType::I8,
+            shape: vec![1, width],
+        },
+        zero_point: 0,
+    };
+    Model::new(input, 0, nodes, layers).map_err(|e| format!("mlp {width}x{layers}: {e}"))
+}
+
+/// The node's question for `--inference.device auto`: from what size on is
+/// one inference faster on the GPU than on the CPU as the node runs it (one
+/// thread, best kernels)? The node answers it per model by timing its first
+/// runs; this sweep shows where the answer flips on this machine.
+fn bench_crossover(gpu: &CudaBackend) -> Result<(), String> {
+    println!(
+        "\n## Crossover (one inference of an MLP of 4 dense WxW layers, i8; CPU as the node runs \
+         it: 1 thread, best kernels; GPU: weights loaded once; median of 30)"
+    );
+    println!(
+        "{:<8} {:>12} {:>10} {:>10} {:>8}",
+        "W", "MACs", "cpu us", "gpu us", "gpu/cpu"
+    );
+    let node_opts = RunOptions {
+        threads: 1,
+        kernels: Kernels::Best,
+    };
+    let mut r = Rng(11);
+    let mut crossover = None;
+    for width in [8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096] {
+        let model = mlp(width, 4, &mut r)?;
+        let x: Vec<u8> = r.i8s(width).into_iter().map(|v| v as u8).collect();
+        let loaded = gpu
+            .load(&model)
+            .map_err(|e| format!("W={width}: load: {e}"))?;
+        let want = model
+            .run_with(&x, node_opts)
+            .map_err(|e| format!("W={width}: {e}"))?;
+        let got = gpu
+            .run_loaded(&loaded, &x)
+            .map_err(|e| format!("W={width}: gpu: {e}"))?;
+        if got != want {
+            return Err(format!(
+                "crossover W={width}: GPU output differs from the CPU"
+            ));
+        }
+        let cpu_t = time_each(30, || {
+            model.run_with(&x, node_opts).expect("cpu");
+        });
+        let gpu_t = time_each(30, || {
+            gpu.run_loaded(&loaded, &x).expect("gpu");
+        });
+        let macs = 4 * width * width;
+        if gpu_t < cpu_t && crossover.is_none() {
+            crossover = Some(macs);
+        }
+        println!(
+            "{:<8} {:>12} {:>10.1} {:>10.1} {:>8.2}",
+            width,
+            macs,
+            cpu_t.as_secs_f64() * 1e6,
+            gpu_t.as_secs_f64() * 1e6,
+            gpu_t.as_secs_f64() / cpu_t.as_secs_f64()
+        );
+    }
+    match crossover {
+        Some(macs) => println!("crossover: the GPU is faster from about {macs} MACs per inference"),
+        None => println!("crossover: the CPU was faster at every size measured"),
+    }
+    Ok(())
+}
+
 fn bench_gemm(gpu: &CudaBackend, shapes: &[(usize, usize, usize)]) -> Result<(), String> {
     println!(
         "\n## int8 GEMM (dense layer, i8 out): TOPS = 2*M*N*K / time; GPU: kernel launches only \
@@ -244,8 +329,9 @@ fn main() -> ExitCode {
             (4096, 4096, 4096),
         ]
     };
-    let res =
-        bench_models(&gpu, if quick { 100 } else { 1000 }).and_then(|()| bench_gemm(&gpu, shapes));
+    let res = bench_models(&gpu, if quick { 100 } else { 1000 })
+        .and_then(|()| bench_crossover(&gpu))
+        .and_then(|()| bench_gemm(&gpu, shapes));
     match res {
         Ok(()) => {
             println!("\nAll timed GPU outputs were byte-identical to the CPU's.");
