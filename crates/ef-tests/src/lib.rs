@@ -76,6 +76,13 @@ impl Outcome {
     pub fn name(&self) -> &str {
         self.id.split('[').next().unwrap_or(&self.id)
     }
+
+    /// The fork of a state-test result (`Cancun` in `name[Cancun:d0,g0,v0]`).
+    pub fn fork(&self) -> Option<&str> {
+        let (_, rest) = self.id.rsplit_once('[')?;
+        let (fork, indexes) = rest.split_once(':')?;
+        (indexes.starts_with('d') && indexes.ends_with(']')).then_some(fork)
+    }
 }
 
 /// Parsed exclusions: test name (or full id) -> reason.
@@ -105,6 +112,12 @@ impl Exclusions {
             map.insert(name.to_string(), reason.to_string());
         }
         Ok(Self(map))
+    }
+
+    /// The reason the results of `fork` are not run, if a `fork:<name>` line
+    /// gives one.
+    pub fn fork(&self, fork: &str) -> Option<&str> {
+        self.0.get(&format!("fork:{fork}")).map(String::as_str)
     }
 
     /// The reason `outcome` is excluded, if it is (by full id or by name).
@@ -141,8 +154,21 @@ impl Report {
     pub fn new(outcomes: &[Outcome], exclusions: &Exclusions) -> Self {
         let mut report = Self::default();
         for outcome in outcomes {
-            if outcome.skipped.is_some() {
-                report.skipped += 1;
+            if let Some(skip) = &outcome.skipped {
+                // A result of a fork the runner cannot run counts as a
+                // failure unless the exclusions file says why it is not run.
+                match outcome.fork() {
+                    Some(fork) if exclusions.fork(fork).is_none() => {
+                        report.failed.push(Outcome {
+                            result: Err(format!(
+                                "{skip}, and exclusions.txt has no `fork:{fork} # reason` line"
+                            )),
+                            skipped: None,
+                            ..outcome.clone()
+                        });
+                    }
+                    _ => report.skipped += 1,
+                }
                 continue;
             }
             let excluded = exclusions.reason(outcome).is_some();
@@ -287,5 +313,23 @@ mod tests {
         assert_eq!(report.failed.len(), 1);
         assert_eq!(report.excluded_failed, 1);
         assert!(report.summary().starts_with("1 passed, 1 failed"));
+    }
+
+    #[test]
+    fn a_skipped_fork_must_be_listed_in_the_exclusions() {
+        let skipped = Outcome::skipped("f", "foo[Constantinople:d0,g0,v0]", "fork not modelled");
+        assert_eq!(skipped.fork(), Some("Constantinople"));
+        assert_eq!(Outcome::new("f", "foo", Ok(())).fork(), None);
+        let unlisted = Report::new(std::slice::from_ref(&skipped), &Exclusions::default());
+        assert_eq!(unlisted.failed.len(), 1);
+        let reason = unlisted.failed[0].result.clone().unwrap_err();
+        assert!(reason.contains("fork:Constantinople"), "{reason}");
+        let listed = Exclusions::parse("fork:Constantinople # withdrawn\n").unwrap();
+        assert_eq!(listed.fork("Constantinople"), Some("withdrawn"));
+        let report = Report::new(&[skipped], &listed);
+        assert_eq!((report.skipped, report.failed.len()), (1, 0));
+        // The shipped file lists every fork the state runner cannot run.
+        let shipped = Exclusions::parse(EXCLUSIONS).unwrap();
+        assert!(shipped.fork("Constantinople").is_some());
     }
 }

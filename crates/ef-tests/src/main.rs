@@ -44,6 +44,7 @@ fn main() -> ExitCode {
     let start = Instant::now();
     let mut outcomes = Vec::new();
     let mut rpc_ok = true;
+    let mut fixture_paths = 0;
     for path in &paths {
         if !path.exists() {
             return usage(&format!("{} does not exist", path.display()));
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         if path.join("headfcu.json").exists() {
             rpc_ok &= run_rpc(path);
         } else {
+            fixture_paths += 1;
             outcomes.extend(run_path(path, threads));
         }
     }
@@ -66,11 +68,14 @@ fn main() -> ExitCode {
             stale.id
         );
     }
-    println!(
-        "{} in {:.1}s",
-        report.summary(),
-        start.elapsed().as_secs_f64()
-    );
+    // An RPC-only run has printed its own summary line.
+    if fixture_paths > 0 {
+        println!(
+            "{} in {:.1}s",
+            report.summary(),
+            start.elapsed().as_secs_f64()
+        );
+    }
     if report.failed.is_empty() && rpc_ok {
         ExitCode::SUCCESS
     } else {

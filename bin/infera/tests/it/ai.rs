@@ -491,8 +491,15 @@ fn large_model_uploads_in_chunks_and_resumes_after_interruption() {
     let rpc = &node.rpc;
     let u = url(&node);
     let dir = tempfile::tempdir().unwrap();
-    // ~400 KB: several times what one transaction's 2^24 gas can carry.
-    let model = dense_model(1024, 400);
+    // ~660 KB: registering it in one call needs more gas than a whole block
+    // holds, let alone one transaction (2^24 gas).
+    let model = dense_model(1024, 640);
+    let block_gas_limit = qty(&rpc.block("latest", false)["gasLimit"]);
+    let one_call_gas = infera_precompiles::gas::register_gas(model.len() as u64);
+    assert!(
+        one_call_gas > block_gas_limit,
+        "the test model must not fit one block: {one_call_gas} gas, block limit {block_gas_limit}"
+    );
     let file = dir.path().join("dense.infera");
     std::fs::write(&file, &model).unwrap();
     let id = keccak256(&model);
@@ -563,7 +570,7 @@ fn large_model_uploads_in_chunks_and_resumes_after_interruption() {
     assert_eq!(info["registered"], true, "{info}");
     assert_eq!(qty(&info["size"]), model.len() as u64);
     assert_eq!(info["uploads"], json!([]));
-    assert_eq!(qty(&info["output"]["bytes"]), 1600);
+    assert_eq!(qty(&info["output"]["bytes"]), 640 * 4);
     let up = rpc.ok("infera_getUpload", json!([uploader, id]));
     assert_eq!((qty(&up["received"]), qty(&up["size"])), (0, 0));
     // The registration came blocks after the upload began.

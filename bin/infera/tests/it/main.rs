@@ -12,6 +12,7 @@ mod ws;
 
 mod ai;
 mod basics;
+mod cli;
 mod contracts;
 mod dev_accounts;
 mod errors;
