@@ -120,6 +120,9 @@ def main():
 
     @step("send a legacy transfer with gasPrice (manually signed)")
     def _():
+        # Signed by hand with eth_account, as a wallet that holds its own key
+        # does, rather than by the sign-and-send middleware the EIP-1559
+        # transfer above goes through: both raw-transaction paths are covered.
         tx = {
             "to": ADDR2,
             "value": 1,
