@@ -207,6 +207,21 @@ fn build_graph(
         *readers.entry(name.as_str()).or_default() += 1;
     }
     for n in &graph.node {
+        // Add is commutative: `bias + x` (PyTorch's `b + x @ w`) is read as
+        // `x + bias`, so the bias folds like any other.
+        let swapped;
+        let n = if n.op_type == "Add"
+            && n.input.len() == 2
+            && consts.f.contains_key(&n.input[0])
+            && !consts.f.contains_key(&n.input[1])
+        {
+            let mut m = n.clone();
+            m.input.swap(0, 1);
+            swapped = m;
+            &swapped
+        } else {
+            n
+        };
         let op = n.op_type.as_str();
         if op == "Constant" {
             continue;

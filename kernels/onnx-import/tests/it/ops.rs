@@ -210,3 +210,52 @@ fn standalone_clip_and_flatten_negative_axis() {
     assert_eq!(m.output_spec().shape, [6, 3]);
     assert_close(&r, 0.0040);
 }
+
+/// `MatMul` by a constant `[in, out]` matrix then `Add` of a constant bias:
+/// the PyTorch `Linear` export without Gemm, folded into one dense layer.
+#[test]
+fn matmul_then_add_imports_as_one_dense_layer() {
+    let (k, n) = (8usize, 5usize);
+    // Weights and bias of modest size so the output range is about [-3, 3].
+    let w: Vec<f32> = (0..k * n)
+        .map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0)
+        .collect();
+    let b: Vec<f32> = (0..n).map(|j| j as f32 / 10.0 - 0.2).collect();
+    let onnx = model(
+        vec![
+            node("MatMul", &["x", "w"], "h", vec![]),
+            node("Add", &["h", "b"], "y", vec![]),
+        ],
+        vec![
+            f32_tensor("w", &[k as i64, n as i64], w.clone()),
+            f32_tensor("b", &[n as i64], b.clone()),
+        ],
+        &[1, k],
+        &[1, n],
+    );
+    let (m, r) = import(&onnx, &[1, k]).expect("import");
+    assert_eq!(ops(&m), ["dense"], "the Add is folded into the bias");
+    assert_eq!(m.output_spec().shape, [1, n]);
+    let Op::Dense(d) = &m.nodes()[0].op else {
+        unreachable!()
+    };
+    assert_eq!((d.in_features, d.out_features), (k, n));
+    // Input and weight rounding over 8 products, plus the output step.
+    assert_close(&r, 0.06);
+    // The Add reads the MatMul's result in either order.
+    let swapped = model(
+        vec![
+            node("MatMul", &["x", "w"], "h", vec![]),
+            node("Add", &["b", "h"], "y", vec![]),
+        ],
+        vec![
+            f32_tensor("w", &[k as i64, n as i64], w),
+            f32_tensor("b", &[n as i64], b),
+        ],
+        &[1, k],
+        &[1, n],
+    );
+    let (m, r) = import(&swapped, &[1, k]).expect("import with the bias first");
+    assert_eq!(ops(&m), ["dense"]);
+    assert_close(&r, 0.06);
+}
