@@ -46,12 +46,17 @@ pub enum Kernels {
     Portable,
 }
 
-/// The fast kernels [`Kernels::Best`] uses on this CPU (`Some("avx2")`), or
+/// The fast kernels [`Kernels::Best`] uses on this CPU (`Some("avx2")`, or
+/// `Some("avx2+avxvnni")` where dense layers use AVX-VNNI), or
 /// `None` when it runs the portable ones. Decided by CPU feature detection only.
 pub fn fast_kernels() -> Option<&'static str> {
     #[cfg(target_arch = "x86_64")]
-    if x86::Avx2::detect().is_some() {
-        return Some("avx2");
+    if let Some(isa) = x86::Avx2::detect() {
+        return Some(if isa.vnni().is_some() {
+            "avx2+avxvnni"
+        } else {
+            "avx2"
+        });
     }
     None
 }
@@ -85,7 +90,7 @@ pub fn prepare(op: &Op) -> Prepared {
     let portable = OnceLock::new();
     #[cfg(target_arch = "x86_64")]
     {
-        let fast = x86::Avx2::detect().and_then(|_| x86::prepare(op));
+        let fast = x86::Avx2::detect().and_then(|isa| x86::prepare(isa, op));
         if fast.is_none() {
             let _ = portable.set(portable_rows(op));
         }

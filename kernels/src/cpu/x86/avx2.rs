@@ -12,6 +12,11 @@
 //! in i32 exactly; accumulation is wrapping `vpaddd`, and validation proves every
 //! complete sum fits in i32, so the result equals the portable kernels' bit for
 //! bit whatever the order. `vpmaddubsw` (saturating i16 pair sums) is never used.
+//! Where the CPU has AVX-VNNI, dense layers use `vpdpbusd` instead
+//! ([`dense_vnni`]): activations offset by 128 to u8 times int8 weights, four
+//! products added to an i32 lane without saturation, and the offset taken out
+//! of the bias (`(zero point + 128) * sum(w)` per channel); every partial and
+//! complete sum is within the same validated bound, so the bytes are the same.
 //! Requantisation is the i64 rule of [`crate::quant::requantize`], done with
 //! `vpmuldq` and a logical shift of a biased value (see [`requant8`]).
 #![forbid(unsafe_code)]
@@ -201,6 +206,30 @@ fn dense_tile<const R: usize>(w: &[i8], x: &[i32]) -> [[__m256i; DV]; R] {
     acc
 }
 
+/// [`dense_tile`] with AVX-VNNI: `w` holds, per step (four inputs), `32 * DV`
+/// int8 weights (four consecutive inputs of one channel per i32 lane);
+/// `x[s * R + r]` holds the four activations of row `r` at step `s`, each
+/// offset by 128 to u8. `vpdpbusd` multiplies u8 by i8 and adds the four
+/// products to each i32 lane without saturation: the sum is exact.
+#[inline]
+#[target_feature(enable = "avx2,avxvnni")]
+fn dense_tile_vnni<const R: usize>(w: &[i8], x: &[i32]) -> [[__m256i; DV]; R] {
+    let mut acc = [[_mm256_setzero_si256(); DV]; R];
+    for (ws, xs) in w.chunks_exact(32 * DV).zip(x.chunks_exact(R)) {
+        let wv: [__m256i; DV] = core::array::from_fn(|v| {
+            let raw: [i8; 32] = ws[32 * v..32 * v + 32].try_into().unwrap_or([0; 32]);
+            bytemuck::cast::<[i8; 32], __m256i>(raw)
+        });
+        for (r, &xr) in xs.iter().enumerate() {
+            let b = _mm256_set1_epi32(xr);
+            for v in 0..DV {
+                acc[r][v] = _mm256_dpbusd_avx_epi32(acc[r][v], b, wv[v]);
+            }
+        }
+    }
+    acc
+}
+
 /// Convolution tile: `V` vectors of 8 consecutive positions by `B` output
 /// channels; step `s` reads the `8 * V` position pairs `panel[s * 8V..]` and
 /// the `B` weight pairs `w[s * B..]`.
@@ -254,58 +283,77 @@ fn emit(v: __m256i, q: &Rq8, c: &Clamp, dst: &mut Dst<'_>, at: usize, n: usize) 
     }
 }
 
-/// Dense layer for the output channels of blocks `blocks` (each `8 * DV`
-/// channels). `w` is the packed weight panel of those blocks; `x` the
-/// activation pairs in groups of `DR` rows (the last group may be shorter),
-/// each group stored step-major (`[step][row]`); `rq` the constants of the
-/// channels; `dst` is `[rows, len]` where `len = rq.len()`.
-#[target_feature(enable = "avx2")]
-pub(crate) fn dense(
-    w: &[i8],
-    x: &[i32],
-    rows: usize,
-    steps: usize,
-    rq: &[ChanRq],
-    mode: OutMode,
-    dst: &mut Dst<'_>,
-) {
-    let len = rq.len();
-    let c = clamp_of(mode);
-    let panel = steps * 16 * DV;
-    for (b, wb) in w.chunks_exact(panel).enumerate() {
-        let ch0 = b * L * DV;
-        if ch0 >= len {
-            break;
-        }
-        let q: [Rq8; DV] = core::array::from_fn(|v| {
-            let lo = (ch0 + L * v).min(len);
-            rq_lanes(&rq[lo..(lo + L).min(len)])
-        });
-        let mut r = 0;
-        while r < rows {
-            let nr = (rows - r).min(DR);
-            let xg = &x[r * steps..(r + nr) * steps];
-            let mut acc = [[_mm256_setzero_si256(); DV]; DR];
-            match nr {
-                DR => acc = dense_tile::<DR>(wb, xg),
-                5 => acc[..5].copy_from_slice(&dense_tile::<5>(wb, xg)),
-                4 => acc[..4].copy_from_slice(&dense_tile::<4>(wb, xg)),
-                3 => acc[..3].copy_from_slice(&dense_tile::<3>(wb, xg)),
-                2 => acc[..2].copy_from_slice(&dense_tile::<2>(wb, xg)),
-                _ => acc[..1].copy_from_slice(&dense_tile::<1>(wb, xg)),
-            }
-            for (i, accr) in acc.iter().enumerate().take(nr) {
-                for (v, &a) in accr.iter().enumerate() {
-                    let ch = ch0 + L * v;
-                    if ch < len {
-                        emit(a, &q[v], &c, dst, (r + i) * len + ch, L.min(len - ch));
+/// Defines a dense layer function over a micro-kernel tile: the same
+/// blocking and output code for the i16-pair (AVX2) and the u8-quad (AVX-VNNI)
+/// layouts, which differ only in the tile and the bytes of a step.
+macro_rules! dense_kernel {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $tile:ident, $step_bytes:expr) => {
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        pub(crate) fn $name(
+            w: &[i8],
+            x: &[i32],
+            rows: usize,
+            steps: usize,
+            rq: &[ChanRq],
+            mode: OutMode,
+            dst: &mut Dst<'_>,
+        ) {
+            let len = rq.len();
+            let c = clamp_of(mode);
+            let panel = steps * $step_bytes;
+            for (b, wb) in w.chunks_exact(panel).enumerate() {
+                let ch0 = b * L * DV;
+                if ch0 >= len {
+                    break;
+                }
+                let q: [Rq8; DV] = core::array::from_fn(|v| {
+                    let lo = (ch0 + L * v).min(len);
+                    rq_lanes(&rq[lo..(lo + L).min(len)])
+                });
+                let mut r = 0;
+                while r < rows {
+                    let nr = (rows - r).min(DR);
+                    let xg = &x[r * steps..(r + nr) * steps];
+                    let mut acc = [[_mm256_setzero_si256(); DV]; DR];
+                    match nr {
+                        DR => acc = $tile::<DR>(wb, xg),
+                        5 => acc[..5].copy_from_slice(&$tile::<5>(wb, xg)),
+                        4 => acc[..4].copy_from_slice(&$tile::<4>(wb, xg)),
+                        3 => acc[..3].copy_from_slice(&$tile::<3>(wb, xg)),
+                        2 => acc[..2].copy_from_slice(&$tile::<2>(wb, xg)),
+                        _ => acc[..1].copy_from_slice(&$tile::<1>(wb, xg)),
                     }
+                    for (i, accr) in acc.iter().enumerate().take(nr) {
+                        for (v, &a) in accr.iter().enumerate() {
+                            let ch = ch0 + L * v;
+                            if ch < len {
+                                emit(a, &q[v], &c, dst, (r + i) * len + ch, L.min(len - ch));
+                            }
+                        }
+                    }
+                    r += nr;
                 }
             }
-            r += nr;
         }
-    }
+    };
 }
+
+dense_kernel!(
+    /// Dense layer for the output channels of blocks `blocks` (each `8 * DV`
+    /// channels). `w` is the packed weight panel of those blocks; `x` the
+    /// activation pairs in groups of `DR` rows (the last group may be shorter),
+    /// each group stored step-major (`[step][row]`); `rq` the constants of the
+    /// channels; `dst` is `[rows, len]` where `len = rq.len()`.
+    dense, "avx2", dense_tile, 16 * DV
+);
+
+dense_kernel!(
+    /// [`dense`] over the u8-quad layout of [`dense_tile_vnni`]: a step is
+    /// four inputs, `x` holds activation quads offset to u8, and `rq`'s biases
+    /// already subtract `(zero point + 128) * sum(w)` of each channel.
+    dense_vnni, "avx2,avxvnni", dense_tile_vnni, 32 * DV
+);
 
 /// Convolution over one packed input for output channel blocks `w` (each
 /// `steps * CB` weight pairs, channels `rq[CB * b..]`), positions of `grid`;

@@ -1,5 +1,5 @@
-//! The x86-64 fast path: AVX2 dense and convolution kernels, chosen at run time
-//! by CPU feature detection and nothing else.
+//! The x86-64 fast path: AVX2 (and, for dense layers, AVX-VNNI) kernels, chosen
+//! at run time by CPU feature detection and nothing else.
 //!
 //! The portable kernels in [`super`] stay the definition of the answer; this
 //! path computes the same exact integer sums in a different order and blocking,
@@ -19,6 +19,10 @@
 //! row of the padded width is the output, so every tap is a fixed offset;
 //! other strides gather an im2col tile in the same pair layout.
 //!
+//! On CPUs with AVX-VNNI, dense layers pack four inputs per step instead
+//! ([`Pack::DenseVnni`]) for `vpdpbusd` (u8 activations offset by 128, the
+//! offset folded into the bias); convolutions keep the pair layout.
+//!
 //! This module is plain safe Rust (packing, geometry, threads); the vector code
 //! is in [`avx2`] (safe `#[target_feature]` functions) and the one place that
 //! calls it is [`token`].
@@ -26,7 +30,7 @@
 mod avx2;
 mod token;
 
-pub(crate) use token::Avx2;
+pub(crate) use token::{Avx2, Vnni};
 
 use super::{Out, OutSlice, ranges};
 use crate::ops::{Conv2dParams, DenseParams, Op};
@@ -176,6 +180,15 @@ pub(crate) enum Pack {
         blocks: usize,
         rq: Vec<ChanRq>,
     },
+    /// [`Pack::Dense`] for AVX-VNNI: per block of `8 * DV` output channels,
+    /// per step of four inputs, `32 * DV` int8 weights (channel-major quads
+    /// `w[c][4s..4s + 4]`), and each channel's weight sum, which the kernel
+    /// needs to undo the u8 offset of the activations.
+    DenseVnni {
+        w: Vec<i8>,
+        steps: usize,
+        wsum: Vec<i32>,
+    },
     /// One input channel per group, stride 1: per output channel, per step
     /// `(ky, pair of kx)`, one weight pair.
     Depthwise {
@@ -186,8 +199,34 @@ pub(crate) enum Pack {
 }
 
 /// Pack an operator's weights for the fast path (`None`: it has none).
-pub(crate) fn prepare(op: &Op) -> Option<Pack> {
+pub(crate) fn prepare(isa: Avx2, op: &Op) -> Option<Pack> {
     match op {
+        Op::Dense(p) if isa.vnni().is_some() => {
+            let (k, n) = (p.in_features, p.out_features);
+            let steps = k.div_ceil(4);
+            let blk = L * DV;
+            let blocks = n.div_ceil(blk);
+            let mut w = vec![0i8; blocks * steps * blk * 4];
+            for (b, panel) in w.chunks_exact_mut(steps * blk * 4).enumerate() {
+                for (s, step) in panel.chunks_exact_mut(blk * 4).enumerate() {
+                    for (j, quad) in step.chunks_exact_mut(4).enumerate() {
+                        let ch = b * blk + j;
+                        if ch < n {
+                            let row = &p.weights[ch * k..(ch + 1) * k];
+                            for (i, q) in quad.iter_mut().enumerate() {
+                                *q = row.get(4 * s + i).copied().unwrap_or(0);
+                            }
+                        }
+                    }
+                }
+            }
+            let wsum = p
+                .weights
+                .chunks_exact(k)
+                .map(|row| row.iter().map(|&v| i32::from(v)).sum())
+                .collect();
+            Some(Pack::DenseVnni { w, steps, wsum })
+        }
         Op::Dense(p) => {
             let (k, n) = (p.in_features, p.out_features);
             let steps = k.div_ceil(2);
@@ -296,8 +335,24 @@ pub(crate) fn execute(
     threads: usize,
 ) -> Option<Tensor> {
     match (op, pack) {
-        (Op::Dense(p), Pack::Dense { w, steps, rq }) => {
-            Some(dense(isa, p, w, *steps, rq, x, out, threads))
+        (Op::Dense(p), Pack::Dense { w, steps, rq }) => Some(dense(
+            DenseKernel::Pairs(isa, w, rq),
+            p,
+            *steps,
+            x,
+            out,
+            threads,
+        )),
+        (Op::Dense(p), Pack::DenseVnni { w, steps, wsum }) => {
+            let vnni = isa.vnni()?;
+            Some(dense(
+                DenseKernel::Quads(vnni, w, wsum),
+                p,
+                *steps,
+                x,
+                out,
+                threads,
+            ))
         }
         (
             Op::Conv2d(p),
@@ -376,12 +431,19 @@ fn split_channels(
 }
 
 #[allow(clippy::too_many_arguments)]
+/// The packed weights of a dense layer and the kernel that reads them.
+#[derive(Clone, Copy)]
+enum DenseKernel<'a> {
+    /// [`Pack::Dense`]: i16 pairs, AVX2 `vpmaddwd`; the channels' constants.
+    Pairs(Avx2, &'a [i8], &'a [ChanRq]),
+    /// [`Pack::DenseVnni`]: u8 x i8 quads, AVX-VNNI `vpdpbusd`; weight sums.
+    Quads(Vnni, &'a [i8], &'a [i32]),
+}
+
 fn dense(
-    isa: Avx2,
+    kernel: DenseKernel<'_>,
     p: &DenseParams,
-    w: &[i8],
     steps: usize,
-    rq: &[ChanRq],
     x: &Tensor,
     out: &TensorInfo,
     threads: usize,
@@ -390,36 +452,66 @@ fn dense(
     let xs = x.as_i8().expect("validated: i8 input");
     let rows = xs.len() / k;
     let zx = i16::from(x.zero_point);
-    // Activation pairs in groups of `DR` rows, each group step-major: one
-    // contiguous read per step of the micro-kernel.
+    let per_step = match kernel {
+        DenseKernel::Pairs(..) => 2,
+        DenseKernel::Quads(..) => 4,
+    };
+    // Activations in groups of `DR` rows, each group step-major: one
+    // contiguous read per step of the micro-kernel. Pairs hold `x - zx` as
+    // i16; quads hold `x + 128` as u8, and the bias absorbs the difference:
+    // sum((x + 128) * w) - (zx + 128) * sum(w) = sum((x - zx) * w), exact in
+    // wrapping i32 because validation bounds the true sum.
     let mut xp = vec![0i32; rows * steps];
     for (g, panel) in xp.chunks_mut(DR * steps).enumerate() {
         let nr = panel.len() / steps;
         for i in 0..nr {
             let src = &xs[(g * DR + i) * k..(g * DR + i + 1) * k];
-            for (s, pr) in src.chunks(2).enumerate() {
-                let hi = pr.get(1).map_or(0, |&v| i16::from(v) - zx);
-                panel[s * nr + i] = pair(i16::from(pr[0]) - zx, hi);
+            for (s, grp) in src.chunks(per_step).enumerate() {
+                panel[s * nr + i] = match kernel {
+                    DenseKernel::Pairs(..) => {
+                        let hi = grp.get(1).map_or(0, |&v| i16::from(v) - zx);
+                        pair(i16::from(grp[0]) - zx, hi)
+                    }
+                    DenseKernel::Quads(..) => {
+                        let u = |j: usize| grp.get(j).map_or(0, |&v| (v as u8) ^ 0x80);
+                        i32::from_le_bytes([u(0), u(1), u(2), u(3)])
+                    }
+                };
             }
         }
     }
+    let quad_rq;
+    let (w, rq) = match kernel {
+        DenseKernel::Pairs(_, w, rq) => (w, rq),
+        DenseKernel::Quads(_, w, wsum) => {
+            let offset = i32::from(zx) + 128;
+            let bias: Vec<i32> = p
+                .bias
+                .iter()
+                .zip(wsum)
+                .map(|(&b, &sw)| b.wrapping_sub(offset.wrapping_mul(sw)))
+                .collect();
+            quad_rq = chan_rq(&bias, &p.requant);
+            (w, &quad_rq[..])
+        }
+    };
     let blk = L * DV;
-    let panel = steps * blk * 2;
+    let panel = steps * blk * per_step;
     let mode = mode_of(out.zero_point, p.act_min, p.act_max);
     let parts = ranges(n.div_ceil(blk), threads, 1);
     let compute = |r: std::ops::Range<usize>| -> Out {
         let (c0, c1) = (r.start * blk, (r.end * blk).min(n));
         let mut o = Out::new(p.out_dtype, rows * (c1 - c0));
         let len = o.len();
-        isa.dense(
+        let (wr, rqr, dst) = (
             &w[r.start * panel..r.end * panel],
-            &xp,
-            rows,
-            steps,
             &rq[c0..c1],
-            mode,
             &mut slice_of(&mut o, 0, len),
         );
+        match kernel {
+            DenseKernel::Pairs(isa, ..) => isa.dense(wr, &xp, rows, steps, rqr, mode, dst),
+            DenseKernel::Quads(vnni, ..) => vnni.dense(wr, &xp, rows, steps, rqr, mode, dst),
+        }
         o
     };
     if parts.len() == 1 {

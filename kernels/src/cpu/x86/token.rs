@@ -1,5 +1,5 @@
 //! The only `unsafe` in the crate: calls from ordinary code into the AVX2
-//! kernels of [`super::avx2`].
+//! (and AVX-VNNI) kernels of [`super::avx2`].
 //!
 //! The kernels are safe `#[target_feature(enable = "avx2")]` functions; Rust
 //! requires `unsafe` to call one from a function without the feature, because
@@ -44,6 +44,11 @@ impl Avx2 {
         unsafe { avx2::dense(w, x, rows, steps, rq, mode, dst) }
     }
 
+    /// The AVX-VNNI proof, when this CPU also has AVX-VNNI.
+    pub(crate) fn vnni(self) -> Option<Vnni> {
+        std::arch::is_x86_feature_detected!("avxvnni").then_some(Vnni { _detected: () })
+    }
+
     pub(crate) fn conv_input(self, x: &[i8], zx: i8, cg: usize, pln: &Plane) -> Vec<i32> {
         // SAFETY: `self` exists only if `detect` found AVX2 on this CPU.
         unsafe { avx2::conv_input(x, zx, cg, pln) }
@@ -82,5 +87,30 @@ impl Avx2 {
     ) {
         // SAFETY: `self` exists only if `detect` found AVX2 on this CPU.
         unsafe { avx2::depthwise(x, zx, pln, dw, ch0, og, w, offs, rq, grid, mode, dst) }
+    }
+}
+
+/// Proof that this CPU runs AVX2 and AVX-VNNI (`vpdpbusd` on 256-bit vectors)
+/// instructions; built only by [`Avx2::vnni`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Vnni {
+    _detected: (),
+}
+
+impl Vnni {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn dense(
+        self,
+        w: &[i8],
+        x: &[i32],
+        rows: usize,
+        steps: usize,
+        rq: &[ChanRq],
+        mode: OutMode,
+        dst: &mut OutSlice<'_>,
+    ) {
+        // SAFETY: `self` exists only if `Avx2::vnni` found AVX2 and AVX-VNNI
+        // on this CPU.
+        unsafe { avx2::dense_vnni(w, x, rows, steps, rq, mode, dst) }
     }
 }
