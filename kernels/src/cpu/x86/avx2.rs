@@ -249,6 +249,24 @@ fn conv_tile<const V: usize, const B: usize>(panel: &[i32], w: &[i32]) -> [[__m2
     acc
 }
 
+/// [`conv_tile`] with AVX-VNNI: each position lane holds four input channels
+/// offset to u8, each weight a quad of the same four channels as int8.
+#[inline]
+#[target_feature(enable = "avx2,avxvnni")]
+fn conv_tile_vnni<const V: usize, const B: usize>(panel: &[i32], w: &[i32]) -> [[__m256i; V]; B] {
+    let mut acc = [[_mm256_setzero_si256(); V]; B];
+    for (xs, ws) in panel.chunks_exact(L * V).zip(w.chunks_exact(B)) {
+        let xv: [__m256i; V] = core::array::from_fn(|v| load(&xs[L * v..]));
+        for (j, &wq) in ws.iter().enumerate() {
+            let b = _mm256_set1_epi32(wq);
+            for v in 0..V {
+                acc[j][v] = _mm256_dpbusd_avx_epi32(acc[j][v], xv[v], b);
+            }
+        }
+    }
+    acc
+}
+
 /// Depthwise tile: `V` vectors of 8 consecutive positions of one channel; step
 /// `s` reads the pairs at `src[base + offs[s]..]` and the weight pair `w[s]`.
 #[inline]
@@ -355,69 +373,87 @@ dense_kernel!(
     dense_vnni, "avx2,avxvnni", dense_tile_vnni, 32 * DV
 );
 
-/// Convolution over one packed input for output channel blocks `w` (each
-/// `steps * CB` weight pairs, channels `rq[CB * b..]`), positions of `grid`;
-/// step `s` of position `q` reads the pair `src[q + offs[s]]`. `dst` holds the
-/// output planes of the channels of `rq`, back to back.
-///
-/// For each chunk of positions, the pairs every tile reads are first copied into
-/// a sequential panel (`[tile][step][8 * CV]`, one 64-byte copy per step and
-/// tile, shared by all channel blocks), so the micro-kernel walks both operands
-/// in order, with no offset table or per-step bounds check.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2")]
-pub(crate) fn conv(
-    src: &[i32],
-    offs: &[usize],
-    w: &[i32],
-    rq: &[ChanRq],
-    grid: &Grid,
-    mode: OutMode,
-    dst: &mut Dst<'_>,
-) {
-    const T: usize = L * CV;
-    let c = clamp_of(mode);
-    let steps = offs.len();
-    let mut scratch = [[0i32; CONV_CHUNK]; CB];
-    let mut panel = vec![0i32; CONV_CHUNK / T * steps * T];
-    let mut q0 = 0;
-    while q0 < grid.positions {
-        let qc = CONV_CHUNK.min(grid.positions - q0);
-        let panel = &mut panel[..qc / T * steps * T];
-        for (t, pt) in panel.chunks_exact_mut(steps * T).enumerate() {
-            let base = q0 + t * T;
-            for (d, &o) in pt.chunks_exact_mut(T).zip(offs) {
-                d.copy_from_slice(&src[base + o..base + o + T]);
-            }
-        }
-        for (b, wb) in w.chunks_exact(steps * CB).enumerate() {
-            let ch0 = b * CB;
-            if ch0 >= rq.len() {
-                break;
-            }
-            for (t, pt) in panel.chunks_exact(steps * T).enumerate() {
-                let acc = conv_tile::<CV, CB>(pt, wb);
-                for (row, a) in scratch.iter_mut().zip(acc) {
-                    for (v, &av) in a.iter().enumerate() {
-                        row[t * T + L * v..t * T + L * (v + 1)].copy_from_slice(&bytemuck::cast::<
-                            __m256i,
-                            [i32; L],
-                        >(
-                            av
-                        ));
+/// Defines a convolution function over a micro-kernel tile: the same
+/// chunking and output code for i16 pairs (AVX2) and u8 quads (AVX-VNNI).
+macro_rules! conv_kernel {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $tile:ident) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $features)]
+        pub(crate) fn $name(
+            src: &[i32],
+            offs: &[usize],
+            w: &[i32],
+            rq: &[ChanRq],
+            grid: &Grid,
+            mode: OutMode,
+            dst: &mut Dst<'_>,
+        ) {
+            const T: usize = L * CV;
+            let c = clamp_of(mode);
+            let steps = offs.len();
+            let mut scratch = [[0i32; CONV_CHUNK]; CB];
+            let mut panel = vec![0i32; CONV_CHUNK / T * steps * T];
+            let mut q0 = 0;
+            while q0 < grid.positions {
+                let qc = CONV_CHUNK.min(grid.positions - q0);
+                let panel = &mut panel[..qc / T * steps * T];
+                for (t, pt) in panel.chunks_exact_mut(steps * T).enumerate() {
+                    let base = q0 + t * T;
+                    for (d, &o) in pt.chunks_exact_mut(T).zip(offs) {
+                        d.copy_from_slice(&src[base + o..base + o + T]);
                     }
                 }
-            }
-            for (j, row) in scratch.iter().enumerate() {
-                let ch = ch0 + j;
-                if ch < rq.len() {
-                    finish_row(&row[..qc], &rq[ch], &c, grid, q0, dst, ch * grid.plane());
+                for (b, wb) in w.chunks_exact(steps * CB).enumerate() {
+                    let ch0 = b * CB;
+                    if ch0 >= rq.len() {
+                        break;
+                    }
+                    for (t, pt) in panel.chunks_exact(steps * T).enumerate() {
+                        let acc = $tile::<CV, CB>(pt, wb);
+                        for (row, a) in scratch.iter_mut().zip(acc) {
+                            for (v, &av) in a.iter().enumerate() {
+                                row[t * T + L * v..t * T + L * (v + 1)].copy_from_slice(&bytemuck::cast::<
+                                    __m256i,
+                                    [i32; L],
+                                >(
+                                    av
+                                ));
+                            }
+                        }
+                    }
+                    for (j, row) in scratch.iter().enumerate() {
+                        let ch = ch0 + j;
+                        if ch < rq.len() {
+                            finish_row(&row[..qc], &rq[ch], &c, grid, q0, dst, ch * grid.plane());
+                        }
+                    }
                 }
+                q0 += qc;
             }
         }
-        q0 += qc;
-    }
+    };
 }
+
+conv_kernel!(
+    /// Convolution over one packed input for output channel blocks `w` (each
+    /// `steps * CB` weight pairs, channels `rq[CB * b..]`), positions of `grid`;
+    /// step `s` of position `q` reads the pair `src[q + offs[s]]`. `dst` holds the
+    /// output planes of the channels of `rq`, back to back.
+    ///
+    /// For each chunk of positions, the pairs every tile reads are first copied into
+    /// a sequential panel (`[tile][step][8 * CV]`, one 64-byte copy per step and
+    /// tile, shared by all channel blocks), so the micro-kernel walks both operands
+    /// in order, with no offset table or per-step bounds check.
+    conv, "avx2", conv_tile
+);
+
+conv_kernel!(
+    /// [`conv`] over u8 channel quads ([`conv_tile_vnni`]): `src` from
+    /// `conv_input_quads`, `w` weight quads, and `rq`'s biases already
+    /// subtract `(zero point + 128) * sum(w)` of each channel.
+    conv_vnni, "avx2,avxvnni", conv_tile_vnni
+);
 
 /// Depthwise convolution (one input channel per group, stride 1) of output
 /// channels `ch0..ch0 + rq.len()` of one image `x` (`og` outputs per input

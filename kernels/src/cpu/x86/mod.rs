@@ -179,6 +179,9 @@ pub(crate) enum Pack {
         steps: usize,
         blocks: usize,
         rq: Vec<ChanRq>,
+        /// The same weights as channel quads for AVX-VNNI (stride-1
+        /// convolutions on CPUs that have it).
+        quads: Option<ConvQuads>,
     },
     /// [`Pack::Dense`] for AVX-VNNI: per block of `8 * DV` output channels,
     /// per step of four inputs, `32 * DV` int8 weights (channel-major quads
@@ -196,6 +199,84 @@ pub(crate) enum Pack {
         steps: usize,
         rq: Vec<ChanRq>,
     },
+}
+
+/// Convolution weights for AVX-VNNI: per group, per block of `CB` output
+/// channels, per step `(channel quad, ky, kx)`, `CB` int8 quads (four input
+/// channels of one tap), and each output channel's weight sum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConvQuads {
+    w: Vec<i32>,
+    steps: usize,
+    wsum: Vec<i32>,
+}
+
+fn conv_quads(p: &Conv2dParams, blocks: usize) -> ConvQuads {
+    let cg = p.in_channels / p.groups;
+    let og = p.out_channels / p.groups;
+    let [kh, kw] = p.kernel;
+    let cq = cg.div_ceil(4);
+    let steps = cq * kh * kw;
+    let red = cg * kh * kw;
+    let mut w = vec![0i32; p.groups * blocks * steps * CB];
+    for (gb, panel) in w.chunks_exact_mut(steps * CB).enumerate() {
+        let (g, b) = (gb / blocks, gb % blocks);
+        for j in 0..CB {
+            let oc = b * CB + j;
+            if oc >= og {
+                break;
+            }
+            let wk = &p.weights[(g * og + oc) * red..][..red];
+            let at = |ci: usize, ky: usize, kx: usize| -> u8 {
+                if ci < cg {
+                    wk[(ci * kh + ky) * kw + kx] as u8
+                } else {
+                    0
+                }
+            };
+            for c4 in 0..cq {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let s = (c4 * kh + ky) * kw + kx;
+                        let q = core::array::from_fn(|i| at(4 * c4 + i, ky, kx));
+                        panel[s * CB + j] = i32::from_le_bytes(q);
+                    }
+                }
+            }
+        }
+    }
+    let wsum = p
+        .weights
+        .chunks_exact(red)
+        .map(|row| row.iter().map(|&v| i32::from(v)).sum())
+        .collect();
+    ConvQuads { w, steps, wsum }
+}
+
+/// Four channels `(4i..4i + 4)` of `cg` channels of one image, each offset by
+/// 128 to u8, into planes of `pln.len` quads; padding and slack hold the zero
+/// point (offset too), which is what padding means.
+fn conv_input_quads(x: &[i8], zx: i8, cg: usize, pln: &Plane) -> Vec<i32> {
+    let hw = pln.h * pln.w;
+    let z = (zx as u8) ^ 0x80;
+    let cq = cg.div_ceil(4);
+    let mut out = vec![i32::from_le_bytes([z; 4]); cq * pln.len];
+    for (c4, dst) in out.chunks_exact_mut(pln.len).enumerate() {
+        let chans: [Option<&[i8]>; 4] = core::array::from_fn(|i| {
+            let ci = 4 * c4 + i;
+            (ci < cg).then(|| &x[ci * hw..(ci + 1) * hw])
+        });
+        for y in 0..pln.h {
+            let d = &mut dst[(y + pln.pt) * pln.wp + pln.pl..][..pln.w];
+            for (xi, dq) in d.iter_mut().enumerate() {
+                let q = core::array::from_fn(|i| {
+                    chans[i].map_or(z, |ch| (ch[y * pln.w + xi] as u8) ^ 0x80)
+                });
+                *dq = i32::from_le_bytes(q);
+            }
+        }
+    }
+    out
 }
 
 /// Pack an operator's weights for the fast path (`None`: it has none).
@@ -314,11 +395,13 @@ pub(crate) fn prepare(isa: Avx2, op: &Op) -> Option<Pack> {
                     }
                 }
             }
+            let quads = (p.stride == [1, 1] && isa.vnni().is_some()).then(|| conv_quads(p, blocks));
             Some(Pack::Conv {
                 w,
                 steps,
                 blocks,
                 rq: chan_rq(&p.bias, &p.requant),
+                quads,
             })
         }
         _ => None,
@@ -361,8 +444,20 @@ pub(crate) fn execute(
                 steps,
                 blocks,
                 rq,
+                quads,
             },
-        ) => Some(conv(isa, p, w, *steps, *blocks, rq, x, out, threads)),
+        ) => Some(conv(
+            isa,
+            p,
+            w,
+            *steps,
+            *blocks,
+            rq,
+            quads.as_ref(),
+            x,
+            out,
+            threads,
+        )),
         (Op::Conv2d(p), Pack::Depthwise { w, steps, rq }) => {
             depthwise(isa, p, w, *steps, rq, x, out, threads)
         }
@@ -624,6 +719,7 @@ fn conv(
     steps: usize,
     blocks: usize,
     rq: &[ChanRq],
+    quads: Option<&ConvQuads>,
     x: &Tensor,
     out: &TensorInfo,
     threads: usize,
@@ -644,6 +740,21 @@ fn conv(
     let direct = p.stride == [1, 1] && hp * wp <= 2 * h * w + 64 && wp <= 2 * ow;
     let mode = mode_of(out.zero_point, p.act_min, p.act_max);
     let mut res = Out::new(p.out_dtype, n * p.out_channels * plane);
+    // Stride 1 on an AVX-VNNI CPU: channel quads and `vpdpbusd`, with the u8
+    // offset of the input taken out of the bias.
+    let vnni = match (direct, quads, isa.vnni()) {
+        (true, Some(q), Some(v)) => {
+            let offset = i32::from(x.zero_point) + 128;
+            let bias: Vec<i32> = p
+                .bias
+                .iter()
+                .zip(&q.wsum)
+                .map(|(&b, &sw)| b.wrapping_sub(offset.wrapping_mul(sw)))
+                .collect();
+            Some((v, q, chan_rq(&bias, &p.requant)))
+        }
+        _ => None,
+    };
     for img in 0..n {
         for g in 0..p.groups {
             let xg = &xs[(img * c + g * cg) * h * w..][..cg * h * w];
@@ -665,15 +776,6 @@ fn conv(
                     wp,
                     len: (hp * wp).max(qt + max_off),
                 };
-                let src = isa.conv_input(xg, x.zero_point, cg, &pln);
-                let mut offs = Vec::with_capacity(steps);
-                for c2 in 0..cp {
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            offs.push(c2 * pln.len + ky * dh * wp + kx * dw);
-                        }
-                    }
-                }
                 let grid = Grid {
                     positions: qt,
                     first: 0,
@@ -681,6 +783,31 @@ fn conv(
                     oh,
                     ow,
                 };
+                let offsets = |groups: usize| {
+                    let mut offs = Vec::with_capacity(groups * kh * kw);
+                    for c in 0..groups {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                offs.push(c * pln.len + ky * dh * wp + kx * dw);
+                            }
+                        }
+                    }
+                    offs
+                };
+                if let Some((v, q, qrq)) = &vnni {
+                    let src = conv_input_quads(xg, x.zero_point, cg, &pln);
+                    let offs = offsets(cg.div_ceil(4));
+                    let qs = q.steps;
+                    let wq = &q.w[g * blocks * qs * CB..(g + 1) * blocks * qs * CB];
+                    let qrqg = &qrq[g * og..(g + 1) * og];
+                    split_channels(dst, CB, og, plane, threads, |r, d| {
+                        let wr = &wq[r.start * qs..r.start * qs + r.len().div_ceil(CB) * qs * CB];
+                        v.conv(&src, &offs, wr, &qrqg[r], &grid, mode, d);
+                    });
+                    continue;
+                }
+                let src = isa.conv_input(xg, x.zero_point, cg, &pln);
+                let offs = offsets(cp);
                 split_channels(dst, CB, og, plane, threads, |r, d| {
                     let wr =
                         &wg[r.start * steps..r.start * steps + r.len().div_ceil(CB) * steps * CB];

@@ -113,4 +113,20 @@ impl Vnni {
         // on this CPU.
         unsafe { avx2::dense_vnni(w, x, rows, steps, rq, mode, dst) }
     }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn conv(
+        self,
+        src: &[i32],
+        offs: &[usize],
+        w: &[i32],
+        rq: &[ChanRq],
+        grid: &Grid,
+        mode: OutMode,
+        dst: &mut OutSlice<'_>,
+    ) {
+        // SAFETY: `self` exists only if `Avx2::vnni` found AVX2 and AVX-VNNI
+        // on this CPU.
+        unsafe { avx2::conv_vnni(src, offs, w, rq, grid, mode, dst) }
+    }
 }
