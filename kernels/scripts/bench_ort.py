@@ -8,6 +8,7 @@ Usage: python bench_ort.py rust_results.jsonl   (run by kernels/bench.sh)
 """
 
 import json
+import logging
 import sys
 import time
 
@@ -83,16 +84,44 @@ def conv(c, hw, oc, k, pad, groups, quant):
     return session(g), {"x": rng.standard_normal(shape).astype(np.float32)}
 
 
-def demo(path):
-    """A demo model's float ONNX, one sample (its int8 form is infera's own import)."""
+def demo(path, calib):
+    """A demo model's float ONNX on one sample, and its int8 form made by
+    onnxruntime's own static quantisation (QOperator: QLinearConv /
+    QLinearMatMul, u8 activations x s8 weights) calibrated on the same
+    samples as infera's import."""
     def make(quant):
-        if quant:
-            return None
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
-        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-        return sess, {sess.get_inputs()[0].name: np.zeros((1, 1, 8, 8), np.float32)}
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        name = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_inputs()[0].name
+        model = path
+        if quant:
+            import os
+            import tempfile
+
+            from onnxruntime.quantization import (CalibrationDataReader, QuantFormat,
+                                                  QuantType, quantize_static)
+
+            samples = np.load(calib).astype(np.float32)
+
+            class Reader(CalibrationDataReader):
+                def __init__(self):
+                    self.it = iter(samples)
+
+                def get_next(self):
+                    x = next(self.it, None)
+                    return None if x is None else {name: x.reshape(1, 1, 8, 8)}
+
+            fd, model = tempfile.mkstemp(suffix=".onnx")
+            os.close(fd)
+            logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" advice
+            quantize_static(path, model, Reader(), quant_format=QuantFormat.QOperator,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        if quant:
+            os.remove(model)
+        return sess, {name: np.zeros((1, 1, 8, 8), np.float32)}
     return make
 
 
@@ -102,8 +131,8 @@ CASES = {
     "conv3x3_64x56x56": lambda q: conv(64, 56, 64, 3, 1, 1, q),
     "depthwise3x3_128x28x28": lambda q: conv(128, 28, 128, 3, 1, 128, q),
     "conv1x1_128x28x28": lambda q: conv(128, 28, 128, 1, 0, 1, q),
-    "digits_model": demo("models/digits/digits.onnx"),
-    "digits_cnn": demo("models/digits_cnn/digits_cnn.onnx"),
+    "digits_model": demo("models/digits/digits.onnx", "models/digits/calib.npy"),
+    "digits_cnn": demo("models/digits_cnn/digits_cnn.onnx", "models/digits_cnn/calib.npy"),
 }
 
 rust = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
