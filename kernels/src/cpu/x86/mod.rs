@@ -212,11 +212,32 @@ pub(crate) struct ConvQuads {
 }
 
 fn conv_quads(p: &Conv2dParams, blocks: usize) -> ConvQuads {
+    let quad = |v: [i8; 4]| i32::from_le_bytes(v.map(|b| b as u8));
+    let (w, steps) = conv_panel(p, blocks, 4, quad);
+    let red = p.in_channels / p.groups * p.kernel[0] * p.kernel[1];
+    ConvQuads {
+        w,
+        steps,
+        wsum: row_sums(&p.weights, red),
+    }
+}
+
+/// Convolution weights for [`Pack::Conv`] (`per = 2`, i16 pairs) or
+/// [`ConvQuads`] (`per = 4`): per group, per block of `CB` output channels,
+/// per step `(group of per input channels, ky, kx)`, `CB` values, each the
+/// `per` weights of one tap (zero beyond the group's channels) as `encode`
+/// packs them into an i32. Returns the panel and its steps.
+fn conv_panel(
+    p: &Conv2dParams,
+    blocks: usize,
+    per: usize,
+    encode: impl Fn([i8; 4]) -> i32,
+) -> (Vec<i32>, usize) {
     let cg = p.in_channels / p.groups;
     let og = p.out_channels / p.groups;
     let [kh, kw] = p.kernel;
-    let cq = cg.div_ceil(4);
-    let steps = cq * kh * kw;
+    let cgroups = cg.div_ceil(per);
+    let steps = cgroups * kh * kw;
     let red = cg * kh * kw;
     let mut w = vec![0i32; p.groups * blocks * steps * CB];
     for (gb, panel) in w.chunks_exact_mut(steps * CB).enumerate() {
@@ -227,30 +248,71 @@ fn conv_quads(p: &Conv2dParams, blocks: usize) -> ConvQuads {
                 break;
             }
             let wk = &p.weights[(g * og + oc) * red..][..red];
-            let at = |ci: usize, ky: usize, kx: usize| -> u8 {
-                if ci < cg {
-                    wk[(ci * kh + ky) * kw + kx] as u8
-                } else {
-                    0
-                }
-            };
-            for c4 in 0..cq {
+            for c in 0..cgroups {
                 for ky in 0..kh {
                     for kx in 0..kw {
-                        let s = (c4 * kh + ky) * kw + kx;
-                        let q = core::array::from_fn(|i| at(4 * c4 + i, ky, kx));
-                        panel[s * CB + j] = i32::from_le_bytes(q);
+                        let v = core::array::from_fn(|i| {
+                            let ci = per * c + i;
+                            if i < per && ci < cg {
+                                wk[(ci * kh + ky) * kw + kx]
+                            } else {
+                                0
+                            }
+                        });
+                        panel[((c * kh + ky) * kw + kx) * CB + j] = encode(v);
                     }
                 }
             }
         }
     }
-    let wsum = p
-        .weights
-        .chunks_exact(red)
+    (w, steps)
+}
+
+/// Dense weights for [`Pack::Dense`] (`per = 2`) or [`Pack::DenseVnni`]
+/// (`per = 4`): per block of `8 * DV` output channels, per step of `per`
+/// inputs, each channel's `per` weights (zero past the row's end). Returns
+/// the panel and its steps.
+fn dense_panel(p: &DenseParams, per: usize) -> (Vec<i8>, usize) {
+    let (k, n) = (p.in_features, p.out_features);
+    let steps = k.div_ceil(per);
+    let blk = L * DV;
+    let blocks = n.div_ceil(blk);
+    let mut w = vec![0i8; blocks * steps * blk * per];
+    for (b, panel) in w.chunks_exact_mut(steps * blk * per).enumerate() {
+        for (s, step) in panel.chunks_exact_mut(blk * per).enumerate() {
+            for (j, group) in step.chunks_exact_mut(per).enumerate() {
+                let ch = b * blk + j;
+                if ch < n {
+                    let row = &p.weights[ch * k..(ch + 1) * k];
+                    for (i, v) in group.iter_mut().enumerate() {
+                        *v = row.get(per * s + i).copied().unwrap_or(0);
+                    }
+                }
+            }
+        }
+    }
+    (w, steps)
+}
+
+/// The sum of each `k`-long row of `weights` (one per output channel).
+fn row_sums(weights: &[i8], k: usize) -> Vec<i32> {
+    weights
+        .chunks_exact(k)
         .map(|row| row.iter().map(|&v| i32::from(v)).sum())
+        .collect()
+}
+
+/// Channel constants for the u8-offset (VNNI) kernels, whose sums carry an
+/// extra `(zx + 128) * sum(w)` per channel: taken out of each bias, in
+/// wrapping i32 (the true sums are within the validated bound).
+fn offset_rq(bias: &[i32], requant: &[Requant], wsum: &[i32], zx: i8) -> Vec<ChanRq> {
+    let offset = i32::from(zx) + 128;
+    let bias: Vec<i32> = bias
+        .iter()
+        .zip(wsum)
+        .map(|(&b, &sw)| b.wrapping_sub(offset.wrapping_mul(sw)))
         .collect();
-    ConvQuads { w, steps, wsum }
+    chan_rq(&bias, requant)
 }
 
 /// Four channels `(4i..4i + 4)` of `cg` channels of one image, each offset by
@@ -283,49 +345,12 @@ fn conv_input_quads(x: &[i8], zx: i8, cg: usize, pln: &Plane) -> Vec<i32> {
 pub(crate) fn prepare(isa: Avx2, op: &Op) -> Option<Pack> {
     match op {
         Op::Dense(p) if isa.vnni().is_some() => {
-            let (k, n) = (p.in_features, p.out_features);
-            let steps = k.div_ceil(4);
-            let blk = L * DV;
-            let blocks = n.div_ceil(blk);
-            let mut w = vec![0i8; blocks * steps * blk * 4];
-            for (b, panel) in w.chunks_exact_mut(steps * blk * 4).enumerate() {
-                for (s, step) in panel.chunks_exact_mut(blk * 4).enumerate() {
-                    for (j, quad) in step.chunks_exact_mut(4).enumerate() {
-                        let ch = b * blk + j;
-                        if ch < n {
-                            let row = &p.weights[ch * k..(ch + 1) * k];
-                            for (i, q) in quad.iter_mut().enumerate() {
-                                *q = row.get(4 * s + i).copied().unwrap_or(0);
-                            }
-                        }
-                    }
-                }
-            }
-            let wsum = p
-                .weights
-                .chunks_exact(k)
-                .map(|row| row.iter().map(|&v| i32::from(v)).sum())
-                .collect();
+            let (w, steps) = dense_panel(p, 4);
+            let wsum = row_sums(&p.weights, p.in_features);
             Some(Pack::DenseVnni { w, steps, wsum })
         }
         Op::Dense(p) => {
-            let (k, n) = (p.in_features, p.out_features);
-            let steps = k.div_ceil(2);
-            let blk = L * DV;
-            let blocks = n.div_ceil(blk);
-            let mut w = vec![0i8; blocks * steps * blk * 2];
-            for (b, panel) in w.chunks_exact_mut(steps * blk * 2).enumerate() {
-                for (s, step) in panel.chunks_exact_mut(blk * 2).enumerate() {
-                    for (j, pr) in step.chunks_exact_mut(2).enumerate() {
-                        let ch = b * blk + j;
-                        if ch < n {
-                            let row = &p.weights[ch * k..(ch + 1) * k];
-                            pr[0] = row[2 * s];
-                            pr[1] = row.get(2 * s + 1).copied().unwrap_or(0);
-                        }
-                    }
-                }
-            }
+            let (w, steps) = dense_panel(p, 2);
             Some(Pack::Dense {
                 w,
                 steps,
@@ -361,40 +386,9 @@ pub(crate) fn prepare(isa: Avx2, op: &Op) -> Option<Pack> {
             })
         }
         Op::Conv2d(p) => {
-            let cg = p.in_channels / p.groups;
-            let og = p.out_channels / p.groups;
-            let [kh, kw] = p.kernel;
-            let cp = cg.div_ceil(2);
-            let steps = cp * kh * kw;
-            let blocks = og.div_ceil(CB);
-            let red = cg * kh * kw;
-            let mut w = vec![0i32; p.groups * blocks * steps * CB];
-            for (gb, panel) in w.chunks_exact_mut(steps * CB).enumerate() {
-                let (g, b) = (gb / blocks, gb % blocks);
-                for j in 0..CB {
-                    let oc = b * CB + j;
-                    if oc >= og {
-                        break;
-                    }
-                    let wk = &p.weights[(g * og + oc) * red..][..red];
-                    let at = |ci: usize, ky: usize, kx: usize| -> i16 {
-                        if ci < cg {
-                            i16::from(wk[(ci * kh + ky) * kw + kx])
-                        } else {
-                            0
-                        }
-                    };
-                    for c2 in 0..cp {
-                        for ky in 0..kh {
-                            for kx in 0..kw {
-                                let s = (c2 * kh + ky) * kw + kx;
-                                panel[s * CB + j] =
-                                    pair(at(2 * c2, ky, kx), at(2 * c2 + 1, ky, kx));
-                            }
-                        }
-                    }
-                }
-            }
+            let blocks = (p.out_channels / p.groups).div_ceil(CB);
+            let pairs = |v: [i8; 4]| pair(i16::from(v[0]), i16::from(v[1]));
+            let (w, steps) = conv_panel(p, blocks, 2, pairs);
             let quads = (p.stride == [1, 1] && isa.vnni().is_some()).then(|| conv_quads(p, blocks));
             Some(Pack::Conv {
                 w,
@@ -579,14 +573,7 @@ fn dense(
     let (w, rq) = match kernel {
         DenseKernel::Pairs(_, w, rq) => (w, rq),
         DenseKernel::Quads(_, w, wsum) => {
-            let offset = i32::from(zx) + 128;
-            let bias: Vec<i32> = p
-                .bias
-                .iter()
-                .zip(wsum)
-                .map(|(&b, &sw)| b.wrapping_sub(offset.wrapping_mul(sw)))
-                .collect();
-            quad_rq = chan_rq(&bias, &p.requant);
+            quad_rq = offset_rq(&p.bias, &p.requant, wsum, x.zero_point);
             (w, &quad_rq[..])
         }
     };
@@ -744,14 +731,7 @@ fn conv(
     // offset of the input taken out of the bias.
     let vnni = match (direct, quads, isa.vnni()) {
         (true, Some(q), Some(v)) => {
-            let offset = i32::from(x.zero_point) + 128;
-            let bias: Vec<i32> = p
-                .bias
-                .iter()
-                .zip(&q.wsum)
-                .map(|(&b, &sw)| b.wrapping_sub(offset.wrapping_mul(sw)))
-                .collect();
-            Some((v, q, chan_rq(&bias, &p.requant)))
+            Some((v, q, offset_rq(&p.bias, &p.requant, &q.wsum, x.zero_point)))
         }
         _ => None,
     };
