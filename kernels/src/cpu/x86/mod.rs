@@ -213,7 +213,7 @@ pub(crate) struct ConvQuads {
 
 fn conv_quads(p: &Conv2dParams, blocks: usize) -> ConvQuads {
     let quad = |v: [i8; 4]| i32::from_le_bytes(v.map(|b| b as u8));
-    let (w, steps) = conv_panel(p, blocks, 4, quad);
+    let (w, steps) = conv_panel::<4>(p, blocks, quad);
     let red = p.in_channels / p.groups * p.kernel[0] * p.kernel[1];
     ConvQuads {
         w,
@@ -222,17 +222,17 @@ fn conv_quads(p: &Conv2dParams, blocks: usize) -> ConvQuads {
     }
 }
 
-/// Convolution weights for [`Pack::Conv`] (`per = 2`, i16 pairs) or
-/// [`ConvQuads`] (`per = 4`): per group, per block of `CB` output channels,
+/// Convolution weights for [`Pack::Conv`] (`PER = 2`, i16 pairs) or
+/// [`ConvQuads`] (`PER = 4`): per group, per block of `CB` output channels,
 /// per step `(group of per input channels, ky, kx)`, `CB` values, each the
 /// `per` weights of one tap (zero beyond the group's channels) as `encode`
 /// packs them into an i32. Returns the panel and its steps.
-fn conv_panel(
+fn conv_panel<const PER: usize>(
     p: &Conv2dParams,
     blocks: usize,
-    per: usize,
     encode: impl Fn([i8; 4]) -> i32,
 ) -> (Vec<i32>, usize) {
+    let per = PER;
     let cg = p.in_channels / p.groups;
     let og = p.out_channels / p.groups;
     let [kh, kw] = p.kernel;
@@ -268,11 +268,12 @@ fn conv_panel(
     (w, steps)
 }
 
-/// Dense weights for [`Pack::Dense`] (`per = 2`) or [`Pack::DenseVnni`]
-/// (`per = 4`): per block of `8 * DV` output channels, per step of `per`
+/// Dense weights for [`Pack::Dense`] (`PER = 2`) or [`Pack::DenseVnni`]
+/// (`PER = 4`): per block of `8 * DV` output channels, per step of `per`
 /// inputs, each channel's `per` weights (zero past the row's end). Returns
 /// the panel and its steps.
-fn dense_panel(p: &DenseParams, per: usize) -> (Vec<i8>, usize) {
+fn dense_panel<const PER: usize>(p: &DenseParams) -> (Vec<i8>, usize) {
+    let per = PER;
     let (k, n) = (p.in_features, p.out_features);
     let steps = k.div_ceil(per);
     let blk = L * DV;
@@ -284,9 +285,8 @@ fn dense_panel(p: &DenseParams, per: usize) -> (Vec<i8>, usize) {
                 let ch = b * blk + j;
                 if ch < n {
                     let row = &p.weights[ch * k..(ch + 1) * k];
-                    for (i, v) in group.iter_mut().enumerate() {
-                        *v = row.get(per * s + i).copied().unwrap_or(0);
-                    }
+                    let (lo, hi) = (per * s, (per * s + per).min(k));
+                    group[..hi - lo].copy_from_slice(&row[lo..hi]);
                 }
             }
         }
@@ -345,12 +345,12 @@ fn conv_input_quads(x: &[i8], zx: i8, cg: usize, pln: &Plane) -> Vec<i32> {
 pub(crate) fn prepare(isa: Avx2, op: &Op) -> Option<Pack> {
     match op {
         Op::Dense(p) if isa.vnni().is_some() => {
-            let (w, steps) = dense_panel(p, 4);
+            let (w, steps) = dense_panel::<4>(p);
             let wsum = row_sums(&p.weights, p.in_features);
             Some(Pack::DenseVnni { w, steps, wsum })
         }
         Op::Dense(p) => {
-            let (w, steps) = dense_panel(p, 2);
+            let (w, steps) = dense_panel::<2>(p);
             Some(Pack::Dense {
                 w,
                 steps,
@@ -388,7 +388,7 @@ pub(crate) fn prepare(isa: Avx2, op: &Op) -> Option<Pack> {
         Op::Conv2d(p) => {
             let blocks = (p.out_channels / p.groups).div_ceil(CB);
             let pairs = |v: [i8; 4]| pair(i16::from(v[0]), i16::from(v[1]));
-            let (w, steps) = conv_panel(p, blocks, 2, pairs);
+            let (w, steps) = conv_panel::<2>(p, blocks, pairs);
             let quads = (p.stride == [1, 1] && isa.vnni().is_some()).then(|| conv_quads(p, blocks));
             Some(Pack::Conv {
                 w,
