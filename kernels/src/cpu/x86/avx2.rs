@@ -47,7 +47,7 @@ const _: () = assert!(
 
 /// The clamp and zero point of an int8 output, as vectors.
 #[derive(Clone, Copy)]
-struct Clamp {
+pub(super) struct Clamp {
     /// `act_min - zero_point` in each i64 lane.
     lo: __m256i,
     /// `act_max - zero_point` in each i64 lane.
@@ -66,7 +66,7 @@ pub(crate) struct OutMode {
 
 #[inline]
 #[target_feature(enable = "avx2")]
-fn clamp_of(m: OutMode) -> Clamp {
+pub(super) fn clamp_of(m: OutMode) -> Clamp {
     Clamp {
         lo: _mm256_set1_epi64x(i64::from(m.lo) - i64::from(m.zero_point)),
         hi: _mm256_set1_epi64x(i64::from(m.hi) - i64::from(m.zero_point)),
@@ -77,7 +77,7 @@ fn clamp_of(m: OutMode) -> Clamp {
 /// Requantisation constants of 8 lanes (one channel each, or one channel in all).
 /// i64 constants come as even lanes (0, 2, 4, 6) and odd lanes (1, 3, 5, 7).
 #[derive(Clone, Copy)]
-struct Rq8 {
+pub(super) struct Rq8 {
     bias: __m256i,
     mult: __m256i,
     mult_odd: __m256i,
@@ -102,7 +102,7 @@ fn rq_splat(c: &ChanRq) -> Rq8 {
 /// Constants of up to 8 consecutive channels, one per lane (missing lanes zero).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn rq_lanes(cs: &[ChanRq]) -> Rq8 {
+pub(super) fn rq_lanes(cs: &[ChanRq]) -> Rq8 {
     let at = |i: usize| cs.get(i).copied().unwrap_or_default();
     let i32s = |f: &dyn Fn(&ChanRq) -> i32| -> __m256i {
         bytemuck::cast::<[i32; L], __m256i>(core::array::from_fn(|i| f(&at(i))))
@@ -174,7 +174,7 @@ fn narrow16(a: __m256i, b: __m256i) -> [i8; 2 * L] {
 
 #[inline]
 #[target_feature(enable = "avx2")]
-fn load(s: &[i32]) -> __m256i {
+pub(super) fn load(s: &[i32]) -> __m256i {
     bytemuck::cast::<[i32; L], __m256i>(s[..L].try_into().unwrap_or([0; L]))
 }
 
@@ -291,7 +291,7 @@ fn offset_tile<const V: usize>(
 /// Write the requantised (or raw + bias) lanes `v` to `dst` (at most 8 long).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn emit(v: __m256i, q: &Rq8, c: &Clamp, dst: &mut Dst<'_>, at: usize, n: usize) {
+pub(super) fn emit(v: __m256i, q: &Rq8, c: &Clamp, dst: &mut Dst<'_>, at: usize, n: usize) {
     match dst {
         Dst::I8(d) => d[at..at + n].copy_from_slice(&narrow(requant8(v, q, c))[..n]),
         Dst::I32(d) => {
@@ -557,7 +557,7 @@ pub(crate) fn conv_input(x: &[i8], zx: i8, cg: usize, pln: &Plane) -> Vec<i32> {
 /// plane at `dst[at..]`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn finish_row(
+pub(super) fn finish_row(
     row: &[i32],
     c: &ChanRq,
     clamp: &Clamp,

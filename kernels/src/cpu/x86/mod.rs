@@ -27,6 +27,8 @@
 //! is in [`avx2`] (safe `#[target_feature]` functions) and the one place that
 //! calls it is [`token`].
 
+mod amx;
+mod amx_kernels;
 mod avx2;
 mod token;
 
@@ -182,11 +184,16 @@ pub(crate) enum Pack {
         /// The same weights as channel quads for AVX-VNNI (stride-1
         /// convolutions on CPUs that have it).
         quads: Option<ConvQuads>,
+        /// The same weights as AMX tiles (stride-1 convolutions of at least
+        /// [`AMX_MIN_CHANNELS`] input channels on CPUs with AMX).
+        tiles: Option<ConvTiles>,
     },
     /// [`Pack::Dense`] for AVX-VNNI: per block of `8 * DV` output channels,
     /// per step of four inputs, `32 * DV` int8 weights (channel-major quads
     /// `w[c][4s..4s + 4]`), and each channel's weight sum, which the kernel
-    /// needs to undo the u8 offset of the activations.
+    /// needs to undo the u8 offset of the activations. On CPUs with AMX the
+    /// steps are padded with zero weights to a multiple of 16 (64 inputs), so
+    /// that each block's panel is a column of AMX `B` tiles.
     DenseVnni {
         w: Vec<i8>,
         steps: usize,
@@ -209,6 +216,62 @@ pub(crate) struct ConvQuads {
     w: Vec<i32>,
     steps: usize,
     wsum: Vec<i32>,
+}
+
+/// Fewest activation rows for which dense layers use AMX tiles (fewer rows
+/// leave most of each 16-row tile empty; AVX-VNNI is faster there).
+const AMX_MIN_ROWS: usize = 8;
+/// Fewest input channels per group for which stride-1 convolutions use AMX
+/// tiles (fewer give each tile step too little reduction).
+const AMX_MIN_CHANNELS: usize = 16;
+
+/// Convolution weights as AMX `A` tiles: per group, per block of 16 output
+/// channels, per kernel tap, per block of up to 64 input channels, 16 rows
+/// (channels) of `k_bytes` int8 (zero past the group's channels).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConvTiles {
+    w: Vec<i8>,
+    /// Input channel blocks per tap.
+    chunks: usize,
+    /// Bytes per tile row: `4 * min(16, channel quads)`.
+    k_bytes: usize,
+    /// Output channel blocks of 16 per group.
+    blocks: usize,
+}
+
+fn conv_tiles(p: &Conv2dParams) -> ConvTiles {
+    let cg = p.in_channels / p.groups;
+    let og = p.out_channels / p.groups;
+    let [kh, kw] = p.kernel;
+    let red = cg * kh * kw;
+    let cq = cg.div_ceil(4);
+    let k_bytes = 4 * cq.min(amx::TILE);
+    let chunks = cq.div_ceil(amx::TILE);
+    let blocks = og.div_ceil(amx::TILE);
+    let tile = amx::TILE * k_bytes;
+    let mut w = vec![0i8; p.groups * blocks * kh * kw * chunks * tile];
+    for g in 0..p.groups {
+        for oc in 0..og {
+            let wk = &p.weights[(g * og + oc) * red..][..red];
+            let (b, row) = (oc / amx::TILE, oc % amx::TILE);
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let tap = ky * kw + kx;
+                    for ci in 0..cg {
+                        let (cc, at) = (ci / (k_bytes), ci % k_bytes);
+                        let t = ((g * blocks + b) * kh * kw + tap) * chunks + cc;
+                        w[t * tile + row * k_bytes + at] = wk[(ci * kh + ky) * kw + kx];
+                    }
+                }
+            }
+        }
+    }
+    ConvTiles {
+        w,
+        chunks,
+        k_bytes,
+        blocks,
+    }
 }
 
 fn conv_quads(p: &Conv2dParams, blocks: usize) -> ConvQuads {
@@ -270,12 +333,12 @@ fn conv_panel<const PER: usize>(
 
 /// Dense weights for [`Pack::Dense`] (`PER = 2`) or [`Pack::DenseVnni`]
 /// (`PER = 4`): per block of `8 * DV` output channels, per step of `per`
-/// inputs, each channel's `per` weights (zero past the row's end). Returns
-/// the panel and its steps.
-fn dense_panel<const PER: usize>(p: &DenseParams) -> (Vec<i8>, usize) {
+/// inputs, each channel's `per` weights (zero past the row's end), the steps
+/// padded with zeros to a multiple of `pad`. Returns the panel and its steps.
+fn dense_panel<const PER: usize>(p: &DenseParams, pad: usize) -> (Vec<i8>, usize) {
     let per = PER;
     let (k, n) = (p.in_features, p.out_features);
-    let steps = k.div_ceil(per);
+    let steps = k.div_ceil(per).div_ceil(pad) * pad;
     let blk = L * DV;
     let blocks = n.div_ceil(blk);
     let mut w = vec![0i8; blocks * steps * blk * per];
@@ -285,7 +348,7 @@ fn dense_panel<const PER: usize>(p: &DenseParams) -> (Vec<i8>, usize) {
                 let ch = b * blk + j;
                 if ch < n {
                     let row = &p.weights[ch * k..(ch + 1) * k];
-                    let (lo, hi) = (per * s, (per * s + per).min(k));
+                    let (lo, hi) = ((per * s).min(k), (per * s + per).min(k));
                     group[..hi - lo].copy_from_slice(&row[lo..hi]);
                 }
             }
@@ -318,11 +381,12 @@ fn offset_rq(bias: &[i32], requant: &[Requant], wsum: &[i32], zx: i8) -> Vec<Cha
 /// Four channels `(4i..4i + 4)` of `cg` channels of one image, each offset by
 /// 128 to u8, into planes of `pln.len` quads; padding and slack hold the zero
 /// point (offset too), which is what padding means.
-fn conv_input_quads(x: &[i8], zx: i8, cg: usize, pln: &Plane) -> Vec<i32> {
+/// `planes` (at least `cg.div_ceil(4)`) planes are made; the extra ones hold
+/// the zero point.
+fn conv_input_quads(x: &[i8], zx: i8, cg: usize, pln: &Plane, planes: usize) -> Vec<i32> {
     let hw = pln.h * pln.w;
     let z = (zx as u8) ^ 0x80;
-    let cq = cg.div_ceil(4);
-    let mut out = vec![i32::from_le_bytes([z; 4]); cq * pln.len];
+    let mut out = vec![i32::from_le_bytes([z; 4]); planes * pln.len];
     for (c4, dst) in out.chunks_exact_mut(pln.len).enumerate() {
         let chans: [Option<&[i8]>; 4] = core::array::from_fn(|i| {
             let ci = 4 * c4 + i;
@@ -345,12 +409,17 @@ fn conv_input_quads(x: &[i8], zx: i8, cg: usize, pln: &Plane) -> Vec<i32> {
 pub(crate) fn prepare(isa: Avx2, op: &Op) -> Option<Pack> {
     match op {
         Op::Dense(p) if isa.vnni().is_some() => {
-            let (w, steps) = dense_panel::<4>(p);
+            let pad = if isa.vnni().and_then(|v| v.amx()).is_some() {
+                amx::TILE
+            } else {
+                1
+            };
+            let (w, steps) = dense_panel::<4>(p, pad);
             let wsum = row_sums(&p.weights, p.in_features);
             Some(Pack::DenseVnni { w, steps, wsum })
         }
         Op::Dense(p) => {
-            let (w, steps) = dense_panel::<2>(p);
+            let (w, steps) = dense_panel::<2>(p, 1);
             Some(Pack::Dense {
                 w,
                 steps,
@@ -390,12 +459,17 @@ pub(crate) fn prepare(isa: Avx2, op: &Op) -> Option<Pack> {
             let pairs = |v: [i8; 4]| pair(i16::from(v[0]), i16::from(v[1]));
             let (w, steps) = conv_panel::<2>(p, blocks, pairs);
             let quads = (p.stride == [1, 1] && isa.vnni().is_some()).then(|| conv_quads(p, blocks));
+            let tiles = (quads.is_some()
+                && p.in_channels / p.groups >= AMX_MIN_CHANNELS
+                && isa.vnni().and_then(|v| v.amx()).is_some())
+            .then(|| conv_tiles(p));
             Some(Pack::Conv {
                 w,
                 steps,
                 blocks,
                 rq: chan_rq(&p.bias, &p.requant),
                 quads,
+                tiles,
             })
         }
         _ => None,
@@ -439,6 +513,7 @@ pub(crate) fn execute(
                 blocks,
                 rq,
                 quads,
+                tiles,
             },
         ) => Some(conv(
             isa,
@@ -448,6 +523,7 @@ pub(crate) fn execute(
             *blocks,
             rq,
             quads.as_ref(),
+            tiles.as_ref(),
             x,
             out,
             threads,
@@ -550,7 +626,26 @@ fn dense(
     // i16; quads hold `x + 128` as u8, and the bias absorbs the difference:
     // sum((x + 128) * w) - (zx + 128) * sum(w) = sum((x - zx) * w), exact in
     // wrapping i32 because validation bounds the true sum.
-    let mut xp = vec![0i32; rows * steps];
+    let amx = match kernel {
+        DenseKernel::Quads(v, ..) if rows >= AMX_MIN_ROWS && steps.is_multiple_of(amx::TILE) => {
+            v.amx()
+        }
+        _ => None,
+    };
+    // For AMX: `rows` (padded to a multiple of 16) of `4 * steps` u8.
+    let mut xa = Vec::new();
+    let mut xp = Vec::new();
+    if amx.is_some() {
+        let kp = 4 * steps;
+        xa = vec![0u8; rows.div_ceil(amx::TILE) * amx::TILE * kp];
+        for (dst, src) in xa.chunks_exact_mut(kp).zip(xs.chunks_exact(k)) {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = (v as u8) ^ 0x80;
+            }
+        }
+    } else {
+        xp = vec![0i32; rows * steps];
+    }
     for (g, panel) in xp.chunks_mut(DR * steps).enumerate() {
         let nr = panel.len() / steps;
         for i in 0..nr {
@@ -590,9 +685,18 @@ fn dense(
             &rq[c0..c1],
             &mut slice_of(&mut o, 0, len),
         );
-        match kernel {
-            DenseKernel::Pairs(isa, ..) => isa.dense(wr, &xp, rows, steps, rqr, mode, dst),
-            DenseKernel::Quads(vnni, ..) => vnni.dense(wr, &xp, rows, steps, rqr, mode, dst),
+        match (kernel, amx) {
+            (_, Some(amx)) => amx.dense(
+                bytemuck::cast_slice(wr),
+                &xa,
+                rows,
+                steps / amx::TILE,
+                rqr,
+                mode,
+                dst,
+            ),
+            (DenseKernel::Pairs(isa, ..), _) => isa.dense(wr, &xp, rows, steps, rqr, mode, dst),
+            (DenseKernel::Quads(vnni, ..), _) => vnni.dense(wr, &xp, rows, steps, rqr, mode, dst),
         }
         o
     };
@@ -707,6 +811,7 @@ fn conv(
     blocks: usize,
     rq: &[ChanRq],
     quads: Option<&ConvQuads>,
+    tiles: Option<&ConvTiles>,
     x: &Tensor,
     out: &TensorInfo,
     threads: usize,
@@ -735,6 +840,13 @@ fn conv(
         }
         _ => None,
     };
+    // ... and on AMX tiles when the CPU has them (same constants).
+    let amx = match (&vnni, tiles) {
+        (Some((v, ..)), Some(t)) => v.amx().map(|a| (a, t)),
+        _ => None,
+    };
+    // AMX reads 32 positions at a time, the AVX2 kernels `tile`.
+    let tile = if amx.is_some() { amx_kernels::BLOCK } else { tile };
     for img in 0..n {
         for g in 0..p.groups {
             let xg = &xs[(img * c + g * cg) * h * w..][..cg * h * w];
@@ -774,8 +886,30 @@ fn conv(
                     }
                     offs
                 };
+                if let (Some((amx, t)), Some((_, _, qrq))) = (amx, &vnni) {
+                    // One chunk: the group's quads; more: 16 planes per chunk.
+                    let planes = t.chunks * t.k_bytes / 4;
+                    let src = conv_input_quads(xg, x.zero_point, cg, &pln, planes);
+                    let taps: Vec<usize> = offsets(1);
+                    let shape = amx_kernels::ConvShape {
+                        taps: &taps,
+                        chunks: t.chunks,
+                        k_bytes: t.k_bytes,
+                        plane_len: pln.len,
+                    };
+                    let tb = kh * kw * t.chunks * amx::TILE * t.k_bytes;
+                    let wt = &t.w[g * t.blocks * tb..(g + 1) * t.blocks * tb];
+                    let qrqg = &qrq[g * og..(g + 1) * og];
+                    let src = bytemuck::cast_slice::<i32, u8>(&src);
+                    split_channels(dst, amx::TILE, og, plane, threads, |r, d| {
+                        let b0 = r.start / amx::TILE;
+                        let wr = &wt[b0 * tb..(b0 + r.len().div_ceil(amx::TILE)) * tb];
+                        amx.conv(src, &shape, bytemuck::cast_slice(wr), &qrqg[r], &grid, mode, d);
+                    });
+                    continue;
+                }
                 if let Some((v, q, qrq)) = &vnni {
-                    let src = conv_input_quads(xg, x.zero_point, cg, &pln);
+                    let src = conv_input_quads(xg, x.zero_point, cg, &pln, cg.div_ceil(4));
                     let offs = offsets(cg.div_ceil(4));
                     let qs = q.steps;
                     let wq = &q.w[g * blocks * qs * CB..(g + 1) * blocks * qs * CB];

@@ -1,5 +1,7 @@
-//! The only `unsafe` in the crate: calls from ordinary code into the AVX2
-//! (and AVX-VNNI) kernels of [`super::avx2`].
+//! Calls from ordinary code into the AVX2 (and AVX-VNNI) kernels of
+//! [`super::avx2`] and the AMX kernels of [`super::amx_kernels`]: with
+//! [`super::amx`] (the tile instructions themselves), the only `unsafe` in
+//! the crate.
 //!
 //! The kernels are safe `#[target_feature(enable = "avx2")]` functions; Rust
 //! requires `unsafe` to call one from a function without the feature, because
@@ -13,6 +15,8 @@
 //! the portable path), and both paths give identical bytes.
 #![allow(unsafe_code)]
 
+use super::amx::Granted;
+use super::amx_kernels::{self, ConvShape};
 use super::avx2::{self, OutMode};
 use super::{ChanRq, Grid, Plane};
 use crate::cpu::OutSlice;
@@ -98,6 +102,15 @@ pub(crate) struct Vnni {
 }
 
 impl Vnni {
+    /// The AMX proof, when this CPU has AMX-INT8 and the OS granted this
+    /// process the tile state.
+    pub(crate) fn amx(self) -> Option<Amx> {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return None;
+        }
+        Granted::detect().map(|granted| Amx { granted })
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn dense(
         self,
@@ -128,5 +141,45 @@ impl Vnni {
         // SAFETY: `self` exists only if `Avx2::vnni` found AVX2 and AVX-VNNI
         // on this CPU.
         unsafe { avx2::conv_vnni(src, offs, w, rq, grid, mode, dst) }
+    }
+}
+
+/// Proof that this CPU runs AVX2, AVX-VNNI, AVX-512F and AMX-INT8 instructions and that
+/// the OS let this process use the tiles; built only by [`Vnni::amx`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Amx {
+    granted: Granted,
+}
+
+impl Amx {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn dense(
+        self,
+        w: &[u8],
+        x: &[u8],
+        rows: usize,
+        k_steps: usize,
+        rq: &[ChanRq],
+        mode: OutMode,
+        dst: &mut OutSlice<'_>,
+    ) {
+        // SAFETY: `self` exists only if `Vnni::amx` found AVX2 and AVX-512F
+        // on this CPU (the AMX kernels requantise with them).
+        unsafe { amx_kernels::dense(self.granted, w, x, rows, k_steps, rq, mode, dst) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn conv(
+        self,
+        src: &[u8],
+        shape: &ConvShape<'_>,
+        w: &[u8],
+        rq: &[ChanRq],
+        grid: &Grid,
+        mode: OutMode,
+        dst: &mut OutSlice<'_>,
+    ) {
+        // SAFETY: as in `dense`.
+        unsafe { amx_kernels::conv(self.granted, src, shape, w, rq, grid, mode, dst) }
     }
 }
