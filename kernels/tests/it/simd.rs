@@ -229,6 +229,30 @@ fn same_bytes(op: &Op, x: &Tensor, zp: i8) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Convolutions wide enough for the AMX tiles (16 or more input channels per
+/// group, stride 1 mostly), with few output positions to keep cases cheap.
+fn wide_geom() -> impl Strategy<Value = Geom> {
+    (
+        (1usize..3, 1usize..3, 16usize..150, 1usize..40),
+        (1usize..10, 1usize..12, 1usize..4, 1usize..4),
+        (0usize..4, 1usize..3, 1usize..3),
+        prop::array::uniform4(0usize..3),
+    )
+        .prop_map(
+            |((n, groups, cg, og), (h, w, kh, kw), (s, dh, dw), pads)| Geom {
+                n,
+                groups,
+                cg,
+                og,
+                hw: [h, w],
+                kernel: [kh, kw],
+                stride: [s.saturating_sub(2) + 1; 2],
+                dilation: [dh, dw],
+                pads,
+            },
+        )
+}
+
 fn geom() -> impl Strategy<Value = Geom> {
     (
         (1usize..3, 1usize..4, 1usize..7, 1usize..15),
@@ -268,6 +292,31 @@ proptest! {
         if let Some((op, x, zp)) = conv_case(seed, &st, &g) {
             same_bytes(&op, &x, zp)?;
         }
+    }
+
+    #[test]
+    fn wide_conv_fast_path_matches_portable(seed in any::<u64>(), st in style(), g in wide_geom()) {
+        if let Some((op, x, zp)) = conv_case(seed, &st, &g) {
+            same_bytes(&op, &x, zp)?;
+        }
+    }
+
+    #[test]
+    fn wide_layers_agree_across_threads(
+        seed in any::<u64>(), st in style(), g in wide_geom(), threads in 2usize..5,
+        (rows, k, n) in (8usize..70, 1usize..200, 1usize..90),
+    ) {
+        let fast = RunOptions { threads, kernels: Kernels::Best };
+        let portable = RunOptions { threads: 1, kernels: Kernels::Portable };
+        if let Some((op, x, zp)) = conv_case(seed, &st, &g) {
+            let model = single_op_model(op, &x, zp);
+            let bytes = x.to_bytes();
+            prop_assert_eq!(model.run_with(&bytes, fast).expect("run"), model.run_with(&bytes, portable).expect("run"));
+        }
+        let (op, x, zp) = dense_case(seed, &st, rows, k, n);
+        let model = single_op_model(op, &x, zp);
+        let bytes = x.to_bytes();
+        prop_assert_eq!(model.run_with(&bytes, fast).expect("run"), model.run_with(&bytes, portable).expect("run"));
     }
 
     #[test]
@@ -327,6 +376,10 @@ fn large_layers_and_extremes_match_portable() {
         (64, 1024, 130),
         (7, 2049, 33),
         (13, 255, 257),
+        // AMX: rows at and past one tile, reductions short of a 64-input step.
+        (8, 64, 16),
+        (33, 65, 47),
+        (100, 700, 100),
     ];
     let convs = [
         // 3x3 pad 1 (direct), 1x1, 3x3 stride 2 (im2col), 5x5 dilation 2, odd channels.
@@ -337,6 +390,13 @@ fn large_layers_and_extremes_match_portable() {
         (48, 64, [20, 20], [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 48),
         (24, 48, [17, 33], [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 24),
         (16, 16, [10, 10], [3, 3], [1, 1], [1, 1], [0, 0, 0, 0], 4),
+        // AMX: channel blocks of 64 with a partial last one, quads short of a
+        // block, two groups, dilation, asymmetric pads.
+        (80, 40, [12, 13], [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 1),
+        (100, 33, [9, 15], [3, 2], [1, 1], [2, 1], [2, 0, 1, 2], 1),
+        (17, 50, [15, 15], [1, 1], [1, 1], [1, 1], [0, 0, 0, 0], 1),
+        (64, 64, [14, 14], [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 2),
+        (200, 16, [7, 7], [1, 1], [1, 1], [1, 1], [0, 0, 0, 0], 1),
     ];
     for (i, st) in styles().iter().enumerate() {
         let seed = 0x5EED_0000 + i as u64;

@@ -70,7 +70,8 @@ fn rq16(cs: &[ChanRq]) -> Rq16 {
         bias: bytemuck::cast::<[i32; 16], __m512i>(core::array::from_fn(|i| at(i).bias)),
         mult: i64s(&|c| i64::from(c.mult)),
         shift: i64s(&|c| c.shift),
-        round: i64s(&|c| 1i64 << (c.shift - 1)),
+        // Missing lanes (the default, shift 0) round by nothing.
+        round: i64s(&|c| (1i64 << c.shift) >> 1),
     }
 }
 
@@ -82,7 +83,7 @@ fn rq16_splat(c: &ChanRq) -> Rq16 {
         bias: _mm512_set1_epi32(c.bias),
         mult: [_mm512_set1_epi64(i64::from(c.mult)); 2],
         shift: [_mm512_set1_epi64(c.shift); 2],
-        round: [_mm512_set1_epi64(1i64 << (c.shift - 1)); 2],
+        round: [_mm512_set1_epi64((1i64 << c.shift) >> 1); 2],
     }
 }
 
