@@ -47,15 +47,17 @@ pub enum Kernels {
 }
 
 /// The fast kernels [`Kernels::Best`] uses on this CPU (`Some("avx2")`, or
-/// `Some("avx2+avxvnni")` where dense layers use AVX-VNNI), or
-/// `None` when it runs the portable ones. Decided by CPU feature detection only.
+/// `Some("avx2+avxvnni")` where dense and convolution layers use AVX-VNNI,
+/// `Some("avx2+avxvnni+amx")` where they use AMX tiles), or `None` when it
+/// runs the portable ones. Decided by CPU feature detection only (and, for
+/// AMX, the OS granting the tile state to this process).
 pub fn fast_kernels() -> Option<&'static str> {
     #[cfg(target_arch = "x86_64")]
     if let Some(isa) = x86::Avx2::detect() {
-        return Some(if isa.vnni().is_some() {
-            "avx2+avxvnni"
-        } else {
-            "avx2"
+        return Some(match isa.vnni() {
+            Some(v) if v.amx().is_some() => "avx2+avxvnni+amx",
+            Some(_) => "avx2+avxvnni",
+            None => "avx2",
         });
     }
     None

@@ -520,6 +520,63 @@ pub(crate) fn depthwise(
     }
 }
 
+/// Four channels `(4i..4i + 4)` of `cg` channels of one image, each offset by
+/// 128 to u8, into `planes` (at least `cg.div_ceil(4)`) planes of `pln.len`
+/// quads; padding, slack and the extra planes hold the zero point (offset
+/// too), which is what padding means. Rows are interleaved 16 positions at a
+/// time with byte and word unpacks.
+#[target_feature(enable = "avx2")]
+pub(crate) fn conv_input_quads(
+    x: &[i8],
+    zx: i8,
+    cg: usize,
+    pln: &Plane,
+    planes: usize,
+) -> Vec<i32> {
+    let hw = pln.h * pln.w;
+    let z = (zx as u8) ^ 0x80;
+    let mut out = vec![i32::from_le_bytes([z; 4]); planes * pln.len];
+    let flip = _mm_set1_epi8(-128);
+    for (c4, dst) in out.chunks_exact_mut(pln.len).enumerate().take(cg.div_ceil(4)) {
+        let chans: [Option<&[i8]>; 4] = core::array::from_fn(|i| {
+            let ci = 4 * c4 + i;
+            (ci < cg).then(|| &x[ci * hw..(ci + 1) * hw])
+        });
+        for y in 0..pln.h {
+            let d = &mut dst[(y + pln.pt) * pln.wp + pln.pl..][..pln.w];
+            let row = |i: usize| chans[i].map(|ch| &ch[y * pln.w..(y + 1) * pln.w]);
+            let rows: [Option<&[i8]>; 4] = core::array::from_fn(row);
+            let interleave = |d: &mut [i32], at: usize| {
+                let v: [__m128i; 4] = core::array::from_fn(|i| match rows[i] {
+                    Some(r) => {
+                        let raw: [i8; 16] = r[at..at + 16].try_into().unwrap_or([0; 16]);
+                        _mm_xor_si128(bytemuck::cast(raw), flip)
+                    }
+                    None => _mm_set1_epi8(z as i8),
+                });
+                let (lo01, hi01) = (_mm_unpacklo_epi8(v[0], v[1]), _mm_unpackhi_epi8(v[0], v[1]));
+                let (lo23, hi23) = (_mm_unpacklo_epi8(v[2], v[3]), _mm_unpackhi_epi8(v[2], v[3]));
+                let q = [
+                    _mm_unpacklo_epi16(lo01, lo23),
+                    _mm_unpackhi_epi16(lo01, lo23),
+                    _mm_unpacklo_epi16(hi01, hi23),
+                    _mm_unpackhi_epi16(hi01, hi23),
+                ];
+                for (i, qi) in q.iter().enumerate() {
+                    d[at + 4 * i..at + 4 * i + 4].copy_from_slice(&bytemuck::cast::<__m128i, [i32; 4]>(*qi));
+                }
+            };
+            if !blocks::<16>(pln.w, |at| interleave(d, at)) {
+                for (xi, dq) in d.iter_mut().enumerate() {
+                    let q = core::array::from_fn(|i| rows[i].map_or(z, |r| (r[xi] as u8) ^ 0x80));
+                    *dq = i32::from_le_bytes(q);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Channel pairs `(2i, 2i + 1)` of `cg` channels (the last one alone when `cg` is
 /// odd) of one image, minus the zero point, into zero-padded planes of `pln.len`.
 #[target_feature(enable = "avx2")]

@@ -378,33 +378,6 @@ fn offset_rq(bias: &[i32], requant: &[Requant], wsum: &[i32], zx: i8) -> Vec<Cha
     chan_rq(&bias, requant)
 }
 
-/// Four channels `(4i..4i + 4)` of `cg` channels of one image, each offset by
-/// 128 to u8, into planes of `pln.len` quads; padding and slack hold the zero
-/// point (offset too), which is what padding means.
-/// `planes` (at least `cg.div_ceil(4)`) planes are made; the extra ones hold
-/// the zero point.
-fn conv_input_quads(x: &[i8], zx: i8, cg: usize, pln: &Plane, planes: usize) -> Vec<i32> {
-    let hw = pln.h * pln.w;
-    let z = (zx as u8) ^ 0x80;
-    let mut out = vec![i32::from_le_bytes([z; 4]); planes * pln.len];
-    for (c4, dst) in out.chunks_exact_mut(pln.len).enumerate() {
-        let chans: [Option<&[i8]>; 4] = core::array::from_fn(|i| {
-            let ci = 4 * c4 + i;
-            (ci < cg).then(|| &x[ci * hw..(ci + 1) * hw])
-        });
-        for y in 0..pln.h {
-            let d = &mut dst[(y + pln.pt) * pln.wp + pln.pl..][..pln.w];
-            for (xi, dq) in d.iter_mut().enumerate() {
-                let q = core::array::from_fn(|i| {
-                    chans[i].map_or(z, |ch| (ch[y * pln.w + xi] as u8) ^ 0x80)
-                });
-                *dq = i32::from_le_bytes(q);
-            }
-        }
-    }
-    out
-}
-
 /// Pack an operator's weights for the fast path (`None`: it has none).
 pub(crate) fn prepare(isa: Avx2, op: &Op) -> Option<Pack> {
     match op {
@@ -889,7 +862,7 @@ fn conv(
                 if let (Some((amx, t)), Some((_, _, qrq))) = (amx, &vnni) {
                     // One chunk: the group's quads; more: 16 planes per chunk.
                     let planes = t.chunks * t.k_bytes / 4;
-                    let src = conv_input_quads(xg, x.zero_point, cg, &pln, planes);
+                    let src = isa.conv_input_quads(xg, x.zero_point, cg, &pln, planes);
                     let taps: Vec<usize> = offsets(1);
                     let shape = amx_kernels::ConvShape {
                         taps: &taps,
@@ -909,7 +882,7 @@ fn conv(
                     continue;
                 }
                 if let Some((v, q, qrq)) = &vnni {
-                    let src = conv_input_quads(xg, x.zero_point, cg, &pln, cg.div_ceil(4));
+                    let src = isa.conv_input_quads(xg, x.zero_point, cg, &pln, cg.div_ceil(4));
                     let offs = offsets(cg.div_ceil(4));
                     let qs = q.steps;
                     let wq = &q.w[g * blocks * qs * CB..(g + 1) * blocks * qs * CB];

@@ -53,6 +53,18 @@ impl Avx2 {
         std::arch::is_x86_feature_detected!("avxvnni").then_some(Vnni { _detected: () })
     }
 
+    pub(crate) fn conv_input_quads(
+        self,
+        x: &[i8],
+        zx: i8,
+        cg: usize,
+        pln: &Plane,
+        planes: usize,
+    ) -> Vec<i32> {
+        // SAFETY: `self` exists only if `detect` found AVX2 on this CPU.
+        unsafe { avx2::conv_input_quads(x, zx, cg, pln, planes) }
+    }
+
     pub(crate) fn conv_input(self, x: &[i8], zx: i8, cg: usize, pln: &Plane) -> Vec<i32> {
         // SAFETY: `self` exists only if `detect` found AVX2 on this CPU.
         unsafe { avx2::conv_input(x, zx, cg, pln) }
