@@ -331,7 +331,10 @@ mod tests {
         let a = vec![200u8; 16 * 8];
         let b = vec![3u8; 2 * 64];
         let mut c = vec![0i32; 256];
-        for (signs, expect) in [(Signs::UnsignedA, 200 * 3 * 8), (Signs::UnsignedB, -56 * 3 * 8)] {
+        for (signs, expect) in [
+            (Signs::UnsignedA, 200 * 3 * 8),
+            (Signs::UnsignedB, -56 * 3 * 8),
+        ] {
             let mut t = g.tiles(8, signs);
             t.zero();
             t.load_a(0, &a, 0, 8);

@@ -455,70 +455,86 @@ conv_kernel!(
     conv_vnni, "avx2,avxvnni", conv_tile_vnni
 );
 
-/// Depthwise convolution (one input channel per group, stride 1) of output
-/// channels `ch0..ch0 + rq.len()` of one image `x` (`og` outputs per input
-/// channel). Each input plane is widened into a zero-padded plane, then into a
-/// plane of pairs `(x[q], x[q + dw])`, so a step (two horizontal taps) is one
-/// load at the fixed offset `offs[step]`.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2")]
-pub(crate) fn depthwise(
-    x: &[i8],
-    zx: i8,
-    pln: &Plane,
-    dw: usize,
-    ch0: usize,
-    og: usize,
-    w: &[i32],
-    offs: &[usize],
-    rq: &[ChanRq],
-    grid: &Grid,
-    mode: OutMode,
-    dst: &mut Dst<'_>,
-) {
-    let c = clamp_of(mode);
-    let hw = pln.h * pln.w;
-    let mut wide = vec![0i16; pln.len + dw];
-    let mut pairs = vec![0i32; pln.len];
-    let mut scratch = [0i32; CHUNK];
-    let mut last = usize::MAX;
-    for (i, (wc, q)) in w.chunks_exact(offs.len()).zip(rq).enumerate() {
-        let ci = (ch0 + i) / og;
-        if ci != last {
-            last = ci;
-            // Only the interior is ever written, so the padding stays zero.
-            let src = &x[ci * hw..(ci + 1) * hw];
-            let z = i16::from(zx);
-            for (y, row) in src.chunks_exact(pln.w).enumerate() {
-                let d = &mut wide[(y + pln.pt) * pln.wp + pln.pl..][..pln.w];
-                let widen = |d: &mut [i16], s: &[i8]| {
-                    for (d, &v) in d.iter_mut().zip(s) {
-                        *d = i16::from(v) - z;
+/// Defines a depthwise convolution over the pair layout with a given
+/// requantisation (AVX2's 8 lanes, or AVX-512's 16 where the CPU has it).
+macro_rules! depthwise_kernel {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $clamp:path, $finish:path) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $features)]
+        pub(crate) fn $name(
+            x: &[i8],
+            zx: i8,
+            pln: &Plane,
+            dw: usize,
+            ch0: usize,
+            og: usize,
+            w: &[i32],
+            offs: &[usize],
+            rq: &[ChanRq],
+            grid: &Grid,
+            mode: OutMode,
+            dst: &mut Dst<'_>,
+        ) {
+            let c = $clamp(mode);
+            let hw = pln.h * pln.w;
+            let mut wide = vec![0i16; pln.len + dw];
+            let mut pairs = vec![0i32; pln.len];
+            let mut scratch = [0i32; CHUNK];
+            let mut last = usize::MAX;
+            for (i, (wc, q)) in w.chunks_exact(offs.len()).zip(rq).enumerate() {
+                let ci = (ch0 + i) / og;
+                if ci != last {
+                    last = ci;
+                    // Only the interior is ever written, so the padding stays zero.
+                    let src = &x[ci * hw..(ci + 1) * hw];
+                    let z = i16::from(zx);
+                    for (y, row) in src.chunks_exact(pln.w).enumerate() {
+                        let d = &mut wide[(y + pln.pt) * pln.wp + pln.pl..][..pln.w];
+                        let widen = |d: &mut [i16], s: &[i8]| {
+                            for (d, &v) in d.iter_mut().zip(s) {
+                                *d = i16::from(v) - z;
+                            }
+                        };
+                        if !blocks::<16>(pln.w, |i| widen(&mut d[i..i + 16], &row[i..i + 16])) {
+                            widen(d, row);
+                        }
                     }
-                };
-                if !blocks::<16>(pln.w, |i| widen(&mut d[i..i + 16], &row[i..i + 16])) {
-                    widen(d, row);
+                    for (d, (&a, &b)) in pairs.iter_mut().zip(wide.iter().zip(&wide[dw..])) {
+                        *d = pair(a, b);
+                    }
+                }
+                let mut q0 = 0;
+                while q0 < grid.positions {
+                    let qc = CHUNK.min(grid.positions - q0);
+                    for t in (0..qc).step_by(L * WV) {
+                        let acc = offset_tile::<WV>(&pairs, offs, q0 + t, wc);
+                        for (v, &av) in acc.iter().enumerate() {
+                            scratch[t + L * v..t + L * (v + 1)]
+                                .copy_from_slice(&bytemuck::cast::<__m256i, [i32; L]>(av));
+                        }
+                    }
+                    $finish(&scratch[..qc], q, &c, grid, q0, dst, i * grid.plane());
+                    q0 += qc;
                 }
             }
-            for (d, (&a, &b)) in pairs.iter_mut().zip(wide.iter().zip(&wide[dw..])) {
-                *d = pair(a, b);
-            }
         }
-        let mut q0 = 0;
-        while q0 < grid.positions {
-            let qc = CHUNK.min(grid.positions - q0);
-            for t in (0..qc).step_by(L * WV) {
-                let acc = offset_tile::<WV>(&pairs, offs, q0 + t, wc);
-                for (v, &av) in acc.iter().enumerate() {
-                    scratch[t + L * v..t + L * (v + 1)]
-                        .copy_from_slice(&bytemuck::cast::<__m256i, [i32; L]>(av));
-                }
-            }
-            finish_row(&scratch[..qc], q, &c, grid, q0, dst, i * grid.plane());
-            q0 += qc;
-        }
-    }
+    };
 }
+
+depthwise_kernel!(
+    /// Depthwise convolution (one input channel per group, stride 1) of output
+    /// channels `ch0..ch0 + rq.len()` of one image `x` (`og` outputs per input
+    /// channel). Each input plane is widened into a zero-padded plane, then into a
+    /// plane of pairs `(x[q], x[q + dw])`, so a step (two horizontal taps) is one
+    /// load at the fixed offset `offs[step]`.
+    depthwise, "avx2", clamp_of, finish_row
+);
+
+depthwise_kernel!(
+    /// [`depthwise`] requantised with AVX-512 ([`super::avx512::finish_row`]).
+    depthwise_avx512, "avx2,avx512f", super::avx512::clamp16, super::avx512::finish_row
+);
 
 /// Four channels `(4i..4i + 4)` of `cg` channels of one image, each offset by
 /// 128 to u8, into `planes` (at least `cg.div_ceil(4)`) planes of `pln.len`
@@ -537,7 +553,11 @@ pub(crate) fn conv_input_quads(
     let z = (zx as u8) ^ 0x80;
     let mut out = vec![i32::from_le_bytes([z; 4]); planes * pln.len];
     let flip = _mm_set1_epi8(-128);
-    for (c4, dst) in out.chunks_exact_mut(pln.len).enumerate().take(cg.div_ceil(4)) {
+    for (c4, dst) in out
+        .chunks_exact_mut(pln.len)
+        .enumerate()
+        .take(cg.div_ceil(4))
+    {
         let chans: [Option<&[i8]>; 4] = core::array::from_fn(|i| {
             let ci = 4 * c4 + i;
             (ci < cg).then(|| &x[ci * hw..(ci + 1) * hw])
@@ -563,7 +583,8 @@ pub(crate) fn conv_input_quads(
                     _mm_unpackhi_epi16(hi01, hi23),
                 ];
                 for (i, qi) in q.iter().enumerate() {
-                    d[at + 4 * i..at + 4 * i + 4].copy_from_slice(&bytemuck::cast::<__m128i, [i32; 4]>(*qi));
+                    d[at + 4 * i..at + 4 * i + 4]
+                        .copy_from_slice(&bytemuck::cast::<__m128i, [i32; 4]>(*qi));
                 }
             };
             if !blocks::<16>(pln.w, |at| interleave(d, at)) {

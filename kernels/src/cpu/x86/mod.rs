@@ -30,6 +30,7 @@
 mod amx;
 mod amx_kernels;
 mod avx2;
+mod avx512;
 mod token;
 
 pub(crate) use token::{Avx2, Vnni};
@@ -819,7 +820,11 @@ fn conv(
         _ => None,
     };
     // AMX reads 32 positions at a time, the AVX2 kernels `tile`.
-    let tile = if amx.is_some() { amx_kernels::BLOCK } else { tile };
+    let tile = if amx.is_some() {
+        amx_kernels::BLOCK
+    } else {
+        tile
+    };
     for img in 0..n {
         for g in 0..p.groups {
             let xg = &xs[(img * c + g * cg) * h * w..][..cg * h * w];
@@ -877,7 +882,15 @@ fn conv(
                     split_channels(dst, amx::TILE, og, plane, threads, |r, d| {
                         let b0 = r.start / amx::TILE;
                         let wr = &wt[b0 * tb..(b0 + r.len().div_ceil(amx::TILE)) * tb];
-                        amx.conv(src, &shape, bytemuck::cast_slice(wr), &qrqg[r], &grid, mode, d);
+                        amx.conv(
+                            src,
+                            &shape,
+                            bytemuck::cast_slice(wr),
+                            &qrqg[r],
+                            &grid,
+                            mode,
+                            d,
+                        );
                     });
                     continue;
                 }

@@ -101,8 +101,13 @@ impl Avx2 {
         mode: OutMode,
         dst: &mut OutSlice<'_>,
     ) {
-        // SAFETY: `self` exists only if `detect` found AVX2 on this CPU.
-        unsafe { avx2::depthwise(x, zx, pln, dw, ch0, og, w, offs, rq, grid, mode, dst) }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX2 (`self`) and AVX-512F (just checked) are on this CPU.
+            unsafe { avx2::depthwise_avx512(x, zx, pln, dw, ch0, og, w, offs, rq, grid, mode, dst) }
+        } else {
+            // SAFETY: `self` exists only if `detect` found AVX2 on this CPU.
+            unsafe { avx2::depthwise(x, zx, pln, dw, ch0, og, w, offs, rq, grid, mode, dst) }
+        }
     }
 }
 
