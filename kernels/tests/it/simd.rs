@@ -230,11 +230,12 @@ fn same_bytes(op: &Op, x: &Tensor, zp: i8) -> Result<(), TestCaseError> {
 }
 
 /// Convolutions wide enough for the AMX tiles (16 or more input channels per
-/// group, stride 1 mostly), with few output positions to keep cases cheap.
+/// group, stride 1 mostly, most above the tiles' minimum work), with few
+/// output positions to keep cases cheap.
 fn wide_geom() -> impl Strategy<Value = Geom> {
     (
-        (1usize..3, 1usize..3, 16usize..150, 1usize..40),
-        (1usize..10, 1usize..12, 1usize..4, 1usize..4),
+        (1usize..3, 1usize..3, 16usize..150, 8usize..40),
+        (4usize..12, 4usize..14, 1usize..4, 1usize..4),
         (0usize..4, 1usize..3, 1usize..3),
         prop::array::uniform4(0usize..3),
     )
@@ -292,6 +293,14 @@ proptest! {
         if let Some((op, x, zp)) = conv_case(seed, &st, &g) {
             same_bytes(&op, &x, zp)?;
         }
+    }
+
+    #[test]
+    fn wide_dense_fast_path_matches_portable(
+        seed in any::<u64>(), st in style(), rows in 8usize..40, k in 300usize..700, n in 40usize..90,
+    ) {
+        let (op, x, zp) = dense_case(seed, &st, rows, k, n);
+        same_bytes(&op, &x, zp)?;
     }
 
     #[test]
@@ -377,8 +386,8 @@ fn large_layers_and_extremes_match_portable() {
         (7, 2049, 33),
         (13, 255, 257),
         // AMX: rows at and past one tile, reductions short of a 64-input step.
-        (8, 64, 16),
-        (33, 65, 47),
+        (8, 300, 70),
+        (33, 129, 47),
         (100, 700, 100),
     ];
     let convs = [

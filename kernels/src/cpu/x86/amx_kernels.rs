@@ -137,10 +137,12 @@ pub(crate) fn conv(
     let stride = shape.plane_len * 4;
     let blocks = rq.len().div_ceil(TILE);
     let mut t = amx.tiles(kb, Signs::UnsignedB);
-    let mut scratch = vec![0i32; BLOCK * POSITIONS];
+    // One row of `chunk` accumulators per channel of a block pair.
+    let chunk = POSITIONS.min(grid.positions);
+    let mut scratch = vec![0i32; BLOCK * chunk];
     let mut q0 = 0;
     while q0 < grid.positions {
-        let qc = POSITIONS.min(grid.positions - q0);
+        let qc = chunk.min(grid.positions - q0);
         for b0 in (0..blocks).step_by(2) {
             let nb = (blocks - b0).min(2);
             for p in (0..qc).step_by(BLOCK) {
@@ -163,20 +165,14 @@ pub(crate) fn conv(
                 }
                 for i in 0..nb {
                     for j in 0..2 {
-                        t.store(
-                            i,
-                            j,
-                            &mut scratch,
-                            TILE * i * POSITIONS + p + TILE * j,
-                            POSITIONS,
-                        );
+                        t.store(i, j, &mut scratch, TILE * i * chunk + p + TILE * j, chunk);
                     }
                 }
             }
             for j in 0..nb * TILE {
                 let ch = b0 * TILE + j;
                 if ch < rq.len() {
-                    let row = &scratch[j * POSITIONS..j * POSITIONS + qc];
+                    let row = &scratch[j * chunk..j * chunk + qc];
                     finish_row(row, &rq[ch], &c, grid, q0, dst, ch * grid.plane());
                 }
             }
