@@ -18,18 +18,23 @@
 //!   property-tested to return identical bytes.
 //!
 //! * **One answer, several speeds.** On x86-64 the dense and convolution layers
-//!   have an AVX2 path chosen at run time by CPU feature detection alone; it
+//!   have AVX2, AVX-VNNI and AMX paths chosen at run time by CPU feature
+//!   detection alone (and the OS granting AMX its tile state); each
 //!   returns the same bytes as the portable kernels by construction (exact sums)
 //!   and is property-tested against them ([`cpu::Kernels`]).
 //!
 //! Each operator is defined once in [`ops`] (parameters, shape rules, validation,
 //! cost); a backend only supplies the computation (see [`cpu::execute`]).
 //!
-//! `unsafe` is denied everywhere except one module, `cpu/x86/token.rs`, whose
-//! only `unsafe` blocks call the (safe) `#[target_feature(enable = "avx2")]`
-//! kernels after `is_x86_feature_detected!("avx2")` has confirmed the CPU has
-//! them; Rust offers no safe way to make that call. The kernels themselves are
-//! under `#![forbid(unsafe_code)]`.
+//! `unsafe` is denied everywhere except two modules. `cpu/x86/token.rs`'s
+//! only `unsafe` blocks call the (safe) `#[target_feature]` kernels after
+//! `is_x86_feature_detected!` has confirmed the CPU has them; Rust offers no
+//! safe way to make that call. `cpu/x86/amx.rs` wraps the AMX tile
+//! instructions, which stable Rust reaches only through inline assembly,
+//! behind loads and stores that check every row against their slice, a
+//! per-thread tile configuration, and the OS grant of the tile state. The
+//! kernels themselves are under `#![forbid(unsafe_code)]`; the portable
+//! operators, the definition of the answer, use no `unsafe` at all.
 #![deny(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
 

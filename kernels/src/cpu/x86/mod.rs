@@ -21,11 +21,20 @@
 //!
 //! On CPUs with AVX-VNNI, dense layers pack four inputs per step instead
 //! ([`Pack::DenseVnni`]) for `vpdpbusd` (u8 activations offset by 128, the
-//! offset folded into the bias); convolutions keep the pair layout.
+//! offset folded into the bias), and stride-1 convolutions read four input
+//! channels per i32 ([`ConvQuads`]); strided and depthwise ones keep pairs.
+//!
+//! On CPUs with AMX-INT8 (and an OS that grants the tile state), dense layers
+//! of at least [`AMX_MIN_ROWS`] rows and stride-1 convolutions of at least
+//! [`AMX_MIN_CHANNELS`] input channels per group run on tiles once a call has
+//! [`AMX_MIN_MACS`] multiply-accumulates ([`amx_kernels`]): the same u8-offset
+//! operands and bias correction, 16 x 16 i32 accumulators, requantised with
+//! AVX-512 ([`avx512`], also used by depthwise layers where the CPU has it).
 //!
 //! This module is plain safe Rust (packing, geometry, threads); the vector code
-//! is in [`avx2`] (safe `#[target_feature]` functions) and the one place that
-//! calls it is [`token`].
+//! is in [`avx2`], [`avx512`] and [`amx_kernels`] (safe `#[target_feature]`
+//! functions), the calls into it in [`token`], and the tile instructions in
+//! [`amx`]: the crate's only `unsafe`.
 
 mod amx;
 mod amx_kernels;
