@@ -280,31 +280,24 @@ fn geom() -> impl Strategy<Value = Geom> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, .. ProptestConfig::default() })]
 
+    /// Small shapes (tile edges of the vector kernels), and shapes at AMX
+    /// tile sizes (8+ rows, reductions of several 64-input steps).
     #[test]
     fn dense_fast_path_matches_portable(
-        seed in any::<u64>(), st in style(), rows in 1usize..14, k in 1usize..300, n in 1usize..70,
+        seed in any::<u64>(), st in style(),
+        (rows, k, n) in prop_oneof![
+            (1usize..14, 1usize..300, 1usize..70),
+            (8usize..40, 300usize..700, 40usize..90),
+        ],
     ) {
         let (op, x, zp) = dense_case(seed, &st, rows, k, n);
         same_bytes(&op, &x, zp)?;
     }
 
     #[test]
-    fn conv_fast_path_matches_portable(seed in any::<u64>(), st in style(), g in geom()) {
-        if let Some((op, x, zp)) = conv_case(seed, &st, &g) {
-            same_bytes(&op, &x, zp)?;
-        }
-    }
-
-    #[test]
-    fn wide_dense_fast_path_matches_portable(
-        seed in any::<u64>(), st in style(), rows in 8usize..40, k in 300usize..700, n in 40usize..90,
+    fn conv_fast_path_matches_portable(
+        seed in any::<u64>(), st in style(), g in prop_oneof![geom(), wide_geom()],
     ) {
-        let (op, x, zp) = dense_case(seed, &st, rows, k, n);
-        same_bytes(&op, &x, zp)?;
-    }
-
-    #[test]
-    fn wide_conv_fast_path_matches_portable(seed in any::<u64>(), st in style(), g in wide_geom()) {
         if let Some((op, x, zp)) = conv_case(seed, &st, &g) {
             same_bytes(&op, &x, zp)?;
         }
@@ -315,17 +308,11 @@ proptest! {
         seed in any::<u64>(), st in style(), g in wide_geom(), threads in 2usize..5,
         (rows, k, n) in (8usize..70, 1usize..200, 1usize..90),
     ) {
-        let fast = RunOptions { threads, kernels: Kernels::Best };
-        let portable = RunOptions { threads: 1, kernels: Kernels::Portable };
         if let Some((op, x, zp)) = conv_case(seed, &st, &g) {
-            let model = single_op_model(op, &x, zp);
-            let bytes = x.to_bytes();
-            prop_assert_eq!(model.run_with(&bytes, fast).expect("run"), model.run_with(&bytes, portable).expect("run"));
+            threads_agree(op, &x, zp, threads)?;
         }
         let (op, x, zp) = dense_case(seed, &st, rows, k, n);
-        let model = single_op_model(op, &x, zp);
-        let bytes = x.to_bytes();
-        prop_assert_eq!(model.run_with(&bytes, fast).expect("run"), model.run_with(&bytes, portable).expect("run"));
+        threads_agree(op, &x, zp, threads)?;
     }
 
     #[test]
@@ -347,18 +334,32 @@ proptest! {
     fn models_agree_across_kernels_and_threads(
         seed in any::<u64>(), st in style(), g in geom(), threads in 1usize..5,
     ) {
-        let fast = RunOptions { threads, kernels: Kernels::Best };
-        let portable = RunOptions { threads: 1, kernels: Kernels::Portable };
         if let Some((op, x, zp)) = conv_case(seed, &st, &g) {
-            let model = single_op_model(op, &x, zp);
-            let bytes = x.to_bytes();
-            prop_assert_eq!(model.run_with(&bytes, fast).expect("run"), model.run_with(&bytes, portable).expect("run"));
+            threads_agree(op, &x, zp, threads)?;
         }
         let (op, x, zp) = dense_case(seed, &st, 1 + (seed % 9) as usize, 1 + (seed % 97) as usize, 1 + (seed % 53) as usize);
-        let model = single_op_model(op, &x, zp);
-        let bytes = x.to_bytes();
-        prop_assert_eq!(model.run_with(&bytes, fast).expect("run"), model.run_with(&bytes, portable).expect("run"));
+        threads_agree(op, &x, zp, threads)?;
     }
+}
+
+/// `op` as a one-node model: the fast kernels on `threads` threads give the
+/// portable kernels' single-threaded bytes.
+fn threads_agree(op: Op, x: &Tensor, zp: i8, threads: usize) -> Result<(), TestCaseError> {
+    let fast = RunOptions {
+        threads,
+        kernels: Kernels::Best,
+    };
+    let portable = RunOptions {
+        threads: 1,
+        kernels: Kernels::Portable,
+    };
+    let model = single_op_model(op, x, zp);
+    let bytes = x.to_bytes();
+    prop_assert_eq!(
+        model.run_with(&bytes, fast).expect("run"),
+        model.run_with(&bytes, portable).expect("run")
+    );
+    Ok(())
 }
 
 fn styles() -> Vec<Style> {
