@@ -62,17 +62,44 @@ pub fn run_float(model: &Model, x: &[f32]) -> ToolResult<Vec<f32>> {
     Ok(dequantize(model, &output_ints(model, &out)))
 }
 
+/// How many samples of the model's input `x` holds. Its shape must be the
+/// input's own, `[N, ..input]`, or `[N, ..input[1..]]` when the input's leading
+/// dimension is a batch of 1 (NCHW images `[1, C, H, W]` come as `[N, C, H, W]`).
+/// Anything else, an empty batch, or a shape that disagrees with the data is an
+/// error naming both shapes.
+pub fn sample_count(model: &Model, x: &Npy) -> ToolResult<usize> {
+    x.check()?;
+    let spec = model.input_spec();
+    let dims = &spec.shape;
+    let batched = x.shape.split_first().and_then(|(&n, rest)| {
+        let whole = rest == dims.as_slice();
+        let leading_one = dims.first() == Some(&1) && rest == &dims[1..];
+        (whole || leading_one).then_some(n)
+    });
+    let n = if x.shape == *dims {
+        1
+    } else {
+        batched.ok_or_else(|| {
+            ToolError::Input(format!(
+                "array of shape {:?} does not match the model's input {spec}: expected {dims:?} or [N, ...] samples of it",
+                x.shape
+            ))
+        })?
+    };
+    if n == 0 || spec.elements() == 0 {
+        return Err(ToolError::Input(format!(
+            "array of shape {:?} holds no samples of the model's input {spec}",
+            x.shape
+        )));
+    }
+    Ok(n)
+}
+
 /// Input bytes for each sample of an array: int8 arrays are taken as already
 /// quantised, anything else is quantised with the model's input scale.
 pub fn input_batches(model: &Model, x: &Npy) -> ToolResult<Vec<Vec<u8>>> {
+    sample_count(model, x)?;
     let per = model.input_spec().elements();
-    if per == 0 || !x.len().is_multiple_of(per) {
-        return Err(ToolError::Input(format!(
-            "array of shape {:?} does not hold inputs {}",
-            x.shape,
-            model.input_spec()
-        )));
-    }
     match &x.data {
         NpyData::I8(v) if model.input_spec().dtype == DType::I8 => Ok(v
             .chunks_exact(per)
@@ -178,4 +205,69 @@ pub fn inspect(model: &Model, file_bytes: usize) -> String {
         c.macs, c.element_ops, c.activation_elements
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo model: input i8[1, 1, 8, 8].
+    fn digits() -> Model {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/digits/digits.infera");
+        Model::decode(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn zeros(shape: &[usize]) -> Npy {
+        Npy {
+            shape: shape.to_vec(),
+            data: NpyData::F32(vec![0.0; shape.iter().product()]),
+        }
+    }
+
+    #[test]
+    fn samples_are_counted_from_the_shape() {
+        let m = digits();
+        assert_eq!(sample_count(&m, &zeros(&[1, 1, 8, 8])).unwrap(), 1);
+        assert_eq!(sample_count(&m, &zeros(&[5, 1, 8, 8])).unwrap(), 5);
+        assert_eq!(sample_count(&m, &zeros(&[3, 1, 1, 8, 8])).unwrap(), 3);
+        assert_eq!(input_batches(&m, &zeros(&[5, 1, 8, 8])).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn a_shape_that_is_not_the_models_input_names_both() {
+        let m = digits();
+        // Same element count as two samples, wrong layout.
+        for shape in [&[2, 64][..], &[64], &[1, 8, 8, 1], &[2, 1, 8, 4]] {
+            let err = input_batches(&m, &zeros(shape)).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{shape:?}")) && err.contains("i8[1, 1, 8, 8]"),
+                "{shape:?}: {err}"
+            );
+        }
+        let err = input_batches(&m, &zeros(&[0, 1, 8, 8]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds no samples"), "{err}");
+    }
+
+    #[test]
+    fn arrays_whose_shape_disagrees_with_their_data_are_refused() {
+        let m = digits();
+        let overflowing = Npy {
+            shape: vec![1 << 62, 1 << 62],
+            data: NpyData::F32(Vec::new()),
+        };
+        let err = run_npy(&m, &overflowing, false).unwrap_err().to_string();
+        assert!(err.contains("more elements than a machine word"), "{err}");
+        let short = Npy {
+            shape: vec![2, 1, 8, 8],
+            data: NpyData::F32(vec![0.0; 64]),
+        };
+        let err = run_npy(&m, &short, false).unwrap_err().to_string();
+        assert!(
+            err.contains("has 128 elements but the array holds 64"),
+            "{err}"
+        );
+    }
 }
