@@ -87,8 +87,8 @@ impl Rig {
         let db = Database::open(&dir.path().join("db"))?;
         infera_node::init_genesis(&db, &chain)?;
         let pool = TxPool::new(PoolConfig {
-            max_transactions: 1_000_000,
-            max_per_sender: 100_000,
+            global_slots: 1_000_000,
+            account_slots: 100_000,
             ..PoolConfig::default()
         });
         Ok(Self {

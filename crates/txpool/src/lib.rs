@@ -1,25 +1,62 @@
 //! Transaction pool: pending by effective tip, queued nonce gaps, replacement, bounds.
 //!
 //! Per sender, transactions are kept by nonce. Those contiguous from the
-//! sender's state nonce are *pending* (executable now); those after a gap are
-//! *queued* until the gap fills. The pool checks only what depends on other
-//! pooled transactions (duplicates, replacement, nonce gaps, bounds, cumulative
-//! cost); stateless and state checks are `infera_evm::validate_transaction`'s,
-//! which the caller runs first.
+//! sender's state nonce are *pending* (executable now), up to
+//! [`PoolConfig::account_slots`] of them; the rest (after a gap, or beyond the
+//! slots) are *queued* until the gap fills or blocks make room. The pool checks
+//! only what depends on other pooled transactions (duplicates, replacement,
+//! nonce gaps, bounds, cumulative cost); stateless and state checks are
+//! `infera_evm::validate_transaction`'s, which the caller runs first.
+//!
+//! # Bounds and who gives way
+//!
+//! The pool never holds more than `global_slots + global_queue` transactions,
+//! of which at most `global_queue` are queued and, per sender, at most
+//! `account_slots` pending and `account_queue` queued. When a bound is hit:
+//!
+//! - A transaction that extends its sender's contiguous run (the next
+//!   executable nonce: it fills a gap or follows the pending ones) is never
+//!   refused because of queued transactions: the worst queued transaction
+//!   goes instead (its own sender's highest nonce, or that of the sender with
+//!   the most queued). Only when nothing is queued may it take the place of
+//!   another sender's last pending transaction, and only by outbidding that
+//!   transaction's effective tip by the replacement price bump: pending
+//!   transactions cannot be pushed out for free.
+//! - A queued transaction only ever displaces queued ones: its sender's own
+//!   higher nonces, or the highest nonce of the sender with the most queued.
+//! - Queued transactions of a sender with no activity (nothing added, nothing
+//!   mined) for [`PoolConfig::lifetime`] expire, so a sender whose gap never
+//!   fills does not hold the room for good.
 
 use std::{
     cmp::Ordering,
     collections::{BTreeMap, BinaryHeap, HashMap},
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering as AtomicOrdering},
+    },
+    time::{Duration, Instant},
 };
 
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, B256, U256};
 use infera_primitives::RecoveredTx;
 
-/// Default bound on the number of transactions in the pool.
-pub const DEFAULT_MAX_TRANSACTIONS: usize = 10_000;
-/// Default bound on the number of transactions one sender may have in the pool.
-pub const DEFAULT_MAX_PER_SENDER: usize = 64;
+/// Default number of pending (executable) transactions one sender may have
+/// (geth: `--txpool.accountslots`, 16 there; larger here so that deployment
+/// scripts of a few hundred transactions go through in one go, as on anvil).
+pub const DEFAULT_ACCOUNT_SLOTS: usize = 256;
+/// Default pool room for pending transactions (geth: `--txpool.globalslots`).
+pub const DEFAULT_GLOBAL_SLOTS: usize = 8_192;
+/// Default number of queued (not yet executable) transactions one sender may
+/// have (geth: `--txpool.accountqueue`).
+pub const DEFAULT_ACCOUNT_QUEUE: usize = 128;
+/// Default number of queued transactions in the whole pool (geth: `--txpool.globalqueue`).
+pub const DEFAULT_GLOBAL_QUEUE: usize = 2_048;
+/// Default time a sender's queued transactions survive without activity, in
+/// seconds (geth: `--txpool.lifetime`, 3 hours).
+pub const DEFAULT_LIFETIME_SECS: u64 = 3 * 60 * 60;
 /// Default fee increase a replacement must offer, in percent.
 pub const DEFAULT_PRICE_BUMP_PERCENT: u128 = 10;
 
@@ -48,16 +85,22 @@ pub enum PoolError {
         /// Least acceptable max priority fee per gas.
         min_tip: u128,
     },
-    /// The pool is full and the transaction pays too little to evict another.
+    /// The pool is full and the transaction may not displace any other.
     #[error("txpool is full")]
     PoolFull,
-    /// The sender already has the most transactions one sender may have.
-    #[error("sender {sender} has too many transactions in the pool (limit {limit})")]
+    /// The sender already has the most queued (not yet executable)
+    /// transactions one sender may have, none with a higher nonce than this one.
+    #[error(
+        "sender {sender} has too many queued transactions in the pool (limit {limit}); \
+         send the missing nonce {next_nonce} first"
+    )]
     SenderLimit {
         /// The sender.
         sender: Address,
-        /// The per-sender bound.
+        /// The per-sender bound on queued transactions.
         limit: usize,
+        /// The nonce that would make the sender's queued transactions executable.
+        next_nonce: u64,
     },
     /// The sender cannot pay for this transaction together with its earlier pooled ones.
     #[error("insufficient funds for gas * price + value: balance {balance}, cost {cost}")]
@@ -75,21 +118,156 @@ pub type Result<T, E = PoolError> = std::result::Result<T, E>;
 /// Pool bounds and rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Most transactions in the pool.
-    pub max_transactions: usize,
-    /// Most transactions of one sender.
-    pub max_per_sender: usize,
-    /// Fee increase (of both max fee and tip) a replacement needs, in percent.
+    /// Most pending (executable) transactions of one sender; its contiguous
+    /// transactions beyond these wait as queued ones.
+    pub account_slots: usize,
+    /// Pool room that queued transactions never take: the pool holds at most
+    /// `global_slots + global_queue` transactions.
+    pub global_slots: usize,
+    /// Most queued transactions of one sender.
+    pub account_queue: usize,
+    /// Most queued transactions in the pool.
+    pub global_queue: usize,
+    /// How long a sender's queued transactions survive without activity
+    /// (nothing added, nothing mined).
+    pub lifetime: Duration,
+    /// Fee increase (of both max fee and tip) a replacement needs, in percent;
+    /// also what a transaction must outbid to displace another's pending one.
     pub price_bump_percent: u128,
 }
 
 impl Default for PoolConfig {
     fn default() -> Self {
         Self {
-            max_transactions: DEFAULT_MAX_TRANSACTIONS,
-            max_per_sender: DEFAULT_MAX_PER_SENDER,
+            account_slots: DEFAULT_ACCOUNT_SLOTS,
+            global_slots: DEFAULT_GLOBAL_SLOTS,
+            account_queue: DEFAULT_ACCOUNT_QUEUE,
+            global_queue: DEFAULT_GLOBAL_QUEUE,
+            lifetime: Duration::from_secs(DEFAULT_LIFETIME_SECS),
             price_bump_percent: DEFAULT_PRICE_BUMP_PERCENT,
         }
+    }
+}
+
+impl PoolConfig {
+    /// Most transactions the pool holds.
+    pub fn capacity(&self) -> usize {
+        self.global_slots.saturating_add(self.global_queue)
+    }
+
+    /// Checks that the bounds can work: every limit at least 1 (a zero would
+    /// refuse every transaction) and a non-zero lifetime.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (name, value) in [
+            ("account slots", self.account_slots),
+            ("global slots", self.global_slots),
+            ("account queue", self.account_queue),
+            ("global queue", self.global_queue),
+        ] {
+            if value == 0 {
+                return Err(format!("txpool {name} must be at least 1"));
+            }
+        }
+        if self.lifetime.is_zero() {
+            return Err("txpool lifetime must be longer than zero".into());
+        }
+        Ok(())
+    }
+}
+
+/// Parses a lifetime in geth's notation (`3h0m0s`, `90m`, `45s`, `1h30m`) or
+/// as plain seconds (`10800`).
+pub fn parse_lifetime(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration; expected e.g. 3h, 90m, 1h30m or seconds".into());
+    }
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => {
+                return Err(format!(
+                    "invalid duration {text:?}: unexpected {c:?}; expected e.g. 3h, 90m, 1h30m or seconds"
+                ));
+            }
+        };
+        let value: u64 = digits.parse().map_err(|_| {
+            format!("invalid duration {text:?}: unit {c:?} without a number before it")
+        })?;
+        digits.clear();
+        total = value
+            .checked_mul(unit)
+            .and_then(|secs| total.checked_add(secs))
+            .ok_or_else(|| format!("duration {text:?} is too long"))?;
+    }
+    if !digits.is_empty() {
+        return Err(format!(
+            "invalid duration {text:?}: number {digits} without a unit (h, m or s)"
+        ));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Where the pool reads the time (queued transactions' expiry), so that tests
+/// can move it without sleeping.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current instant.
+    fn now(&self) -> Instant;
+}
+
+/// The system's monotonic clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// A clock that moves only when told to (tests). Clones share the time.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    start: Instant,
+    elapsed_ms: Arc<AtomicU64>,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ManualClock {
+    /// A clock standing at the current instant.
+    pub fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            elapsed_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.elapsed_ms.fetch_add(ms, AtomicOrdering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start + Duration::from_millis(self.elapsed_ms.load(AtomicOrdering::SeqCst))
     }
 }
 
@@ -98,7 +276,7 @@ impl Default for PoolConfig {
 pub enum TxStatus {
     /// Executable now: contiguous from the sender's nonce.
     Pending,
-    /// Waiting for a nonce gap to fill.
+    /// Waiting for a nonce gap to fill (or for room among the sender's slots).
     Queued,
 }
 
@@ -113,7 +291,8 @@ pub struct AddOutcome {
     pub replaced: Option<B256>,
     /// Queued transactions of the same sender that became pending.
     pub promoted: Vec<B256>,
-    /// Transactions evicted to make room.
+    /// Transactions that left the pool meanwhile: evicted to make room,
+    /// expired, or below the sender's nonce.
     pub evicted: Vec<B256>,
 }
 
@@ -135,20 +314,36 @@ impl PoolTx {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SenderTxs {
     state_nonce: u64,
     txs: BTreeMap<u64, PoolTx>,
     /// Number of transactions contiguous from `state_nonce`.
+    run: usize,
+    /// `run` capped at the account slots: the executable ones.
     pending: usize,
+    /// Last time a transaction of this sender was added or mined; its queued
+    /// transactions expire a lifetime after it.
+    last_active: Instant,
 }
 
 impl SenderTxs {
-    fn recount(&mut self) {
-        self.pending = (self.state_nonce..)
+    fn new(state_nonce: u64, now: Instant) -> Self {
+        Self {
+            state_nonce,
+            txs: BTreeMap::new(),
+            run: 0,
+            pending: 0,
+            last_active: now,
+        }
+    }
+
+    fn recount(&mut self, account_slots: usize) {
+        self.run = (self.state_nonce..)
             .zip(self.txs.range(self.state_nonce..).map(|(nonce, _)| *nonce))
             .take_while(|(expected, nonce)| expected == nonce)
             .count();
+        self.pending = self.run.min(account_slots);
     }
 
     fn queued(&self) -> usize {
@@ -156,7 +351,12 @@ impl SenderTxs {
     }
 
     fn is_pending(&self, nonce: u64) -> bool {
-        nonce >= self.state_nonce && nonce < self.state_nonce + self.pending as u64
+        nonce >= self.state_nonce && nonce - self.state_nonce < self.pending as u64
+    }
+
+    /// The nonce that extends the contiguous run.
+    fn next_nonce(&self) -> u64 {
+        self.state_nonce + self.run as u64
     }
 
     fn pending_txs(&self) -> impl Iterator<Item = &PoolTx> {
@@ -164,6 +364,15 @@ impl SenderTxs {
             .range(self.state_nonce..)
             .take(self.pending)
             .map(|(_, tx)| tx)
+    }
+
+    /// The highest queued nonce; queued transactions always sit above the
+    /// pending ones, so it is the highest nonce whenever any is queued.
+    fn highest_queued(&self) -> Option<u64> {
+        if self.queued() == 0 {
+            return None;
+        }
+        self.txs.keys().next_back().copied()
     }
 
     /// Drop transactions below the state nonce; returns their hashes.
@@ -175,12 +384,24 @@ impl SenderTxs {
 }
 
 /// The transaction pool. Not thread-safe by itself: wrap it in a lock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TxPool {
     config: PoolConfig,
+    clock: Arc<dyn Clock>,
     by_hash: HashMap<B256, (Address, u64)>,
     senders: HashMap<Address, SenderTxs>,
+    /// Sum of the senders' `pending`.
+    pending_total: usize,
     next_seq: u64,
+    /// No queued transaction expires before this instant (a lower bound:
+    /// reaching it triggers a scan, which sets it again). `None`: nothing queued.
+    next_expiry: Option<Instant>,
+}
+
+impl Default for TxPool {
+    fn default() -> Self {
+        Self::new(PoolConfig::default())
+    }
 }
 
 fn cost_of(tx: &RecoveredTx) -> U256 {
@@ -193,12 +414,30 @@ fn bumped(value: u128, percent: u128) -> u128 {
     value.saturating_mul(100 + percent).div_ceil(100)
 }
 
+/// Whether the newcomer is itself queued (and so competes with other queued
+/// transactions on equal terms) or extends its sender's run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Newcomer {
+    Executable,
+    Queued,
+}
+
 impl TxPool {
-    /// An empty pool.
+    /// An empty pool on the system clock.
     pub fn new(config: PoolConfig) -> Self {
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// An empty pool reading the time from `clock`.
+    pub fn with_clock(config: PoolConfig, clock: Arc<dyn Clock>) -> Self {
         Self {
             config,
-            ..Default::default()
+            clock,
+            by_hash: HashMap::new(),
+            senders: HashMap::new(),
+            pending_total: 0,
+            next_seq: 0,
+            next_expiry: None,
         }
     }
 
@@ -207,8 +446,34 @@ impl TxPool {
         &self.config
     }
 
+    /// Recounts a sender after its transactions or nonce changed, keeping the
+    /// pool's totals, and forgets it once it has nothing left.
+    fn refresh(&mut self, sender: Address) {
+        let Some(entry) = self.senders.get_mut(&sender) else {
+            return;
+        };
+        self.pending_total -= entry.pending;
+        entry.recount(self.config.account_slots);
+        self.pending_total += entry.pending;
+        if entry.txs.is_empty() {
+            self.senders.remove(&sender);
+        }
+    }
+
+    /// Removes one transaction (no cascade: for queued ones and pending tails).
+    fn remove_one(&mut self, sender: Address, nonce: u64) -> Option<B256> {
+        let removed = self.senders.get_mut(&sender)?.txs.remove(&nonce)?;
+        self.by_hash.remove(&removed.tx.hash);
+        self.refresh(sender);
+        Some(removed.tx.hash)
+    }
+
     /// Add a validated transaction. `state_nonce` and `sender_balance` are the
     /// sender's account at the head; `base_fee` that of the next block.
+    ///
+    /// A `state_nonce` below what the pool already knows of the sender (a
+    /// snapshot taken before the latest block) is ignored in favour of the
+    /// pool's: only [`TxPool::on_new_block`] moves a sender's nonce back (reorgs).
     pub fn add(
         &mut self,
         tx: RecoveredTx,
@@ -216,18 +481,24 @@ impl TxPool {
         sender_balance: U256,
         base_fee: u64,
     ) -> Result<AddOutcome> {
+        let now = self.clock.now();
+        let mut evicted = self.expire(now);
         let hash = tx.hash;
         if self.by_hash.contains_key(&hash) {
             return Err(PoolError::AlreadyKnown(hash));
         }
+        let sender = tx.sender;
         let nonce = tx.tx.nonce();
+        let state_nonce = self
+            .senders
+            .get(&sender)
+            .map_or(state_nonce, |entry| entry.state_nonce.max(state_nonce));
         if nonce < state_nonce {
             return Err(PoolError::NonceTooLow {
                 tx: nonce,
                 state: state_nonce,
             });
         }
-        let sender = tx.sender;
         let new = PoolTx {
             max_fee: tx.tx.max_fee_per_gas(),
             tip: tx
@@ -240,29 +511,23 @@ impl TxPool {
         };
 
         // Bring the sender's view up to date with the caller's state.
-        let mut evicted = Vec::new();
         if let Some(entry) = self.senders.get_mut(&sender)
-            && entry.state_nonce != state_nonce
+            && entry.state_nonce < state_nonce
         {
             entry.state_nonce = state_nonce;
             for stale in entry.drop_stale() {
                 self.by_hash.remove(&stale);
                 evicted.push(stale);
             }
-            entry.recount();
+            self.refresh(sender);
         }
 
-        let (replacing, sender_len, earlier_cost) = match self.senders.get(&sender) {
-            Some(entry) => (
-                entry.txs.get(&nonce).map(|old| (old.max_fee, old.tip)),
-                entry.txs.len(),
-                entry
-                    .txs
-                    .range(state_nonce..nonce)
-                    .fold(U256::ZERO, |sum, (_, tx)| sum.saturating_add(tx.cost)),
-            ),
-            None => (None, 0, U256::ZERO),
-        };
+        let earlier_cost = self.senders.get(&sender).map_or(U256::ZERO, |entry| {
+            entry
+                .txs
+                .range(state_nonce..nonce)
+                .fold(U256::ZERO, |sum, (_, tx)| sum.saturating_add(tx.cost))
+        });
         let cost = earlier_cost.saturating_add(new.cost);
         if cost > sender_balance {
             return Err(PoolError::InsufficientFunds {
@@ -271,6 +536,11 @@ impl TxPool {
             });
         }
 
+        let replacing = self
+            .senders
+            .get(&sender)
+            .and_then(|entry| entry.txs.get(&nonce))
+            .map(|old| (old.max_fee, old.tip));
         if let Some((old_max_fee, old_tip)) = replacing {
             let min_max_fee = bumped(old_max_fee, self.config.price_bump_percent);
             let min_tip = bumped(old_tip, self.config.price_bump_percent);
@@ -289,6 +559,7 @@ impl TxPool {
             } else {
                 TxStatus::Queued
             };
+            entry.last_active = now;
             let old = entry.txs.insert(nonce, new).expect("replaced tx present");
             self.by_hash.remove(&old.tx.hash);
             self.by_hash.insert(hash, (sender, nonce));
@@ -302,40 +573,29 @@ impl TxPool {
             });
         }
 
-        if sender_len >= self.config.max_per_sender {
-            return Err(PoolError::SenderLimit {
-                sender,
-                limit: self.config.max_per_sender,
-            });
-        }
-        let would_be_pending = match self.senders.get(&sender) {
-            Some(entry) => nonce == entry.state_nonce + entry.pending as u64,
-            None => nonce == state_nonce,
+        let (run, pending) = self
+            .senders
+            .get(&sender)
+            .map_or((0, 0), |entry| (entry.run, entry.pending));
+        let extends_run = nonce == state_nonce + run as u64;
+        let newcomer = if extends_run && pending < self.config.account_slots {
+            Newcomer::Executable
+        } else {
+            Newcomer::Queued
         };
-        if self.by_hash.len() >= self.config.max_transactions {
-            let victim = self.eviction_candidate(base_fee, sender, nonce);
-            let Some((victim_sender, victim_nonce, victim_pending, victim_tip)) = victim else {
-                return Err(PoolError::PoolFull);
-            };
-            let new_tip = new.effective_tip(base_fee).unwrap_or(0);
-            let evict = match (would_be_pending, victim_pending) {
-                (true, false) => true,
-                (false, true) => false,
-                _ => new_tip > victim_tip,
-            };
-            if !evict {
-                return Err(PoolError::PoolFull);
-            }
-            evicted.extend(self.remove_from(victim_sender, victim_nonce));
-        }
+        evicted.extend(self.make_room(sender, nonce, newcomer, &new, base_fee)?);
 
-        let entry = self.senders.entry(sender).or_insert_with(|| SenderTxs {
-            state_nonce,
-            ..Default::default()
-        });
+        let account_slots = self.config.account_slots;
+        let entry = self
+            .senders
+            .entry(sender)
+            .or_insert_with(|| SenderTxs::new(state_nonce, now));
         let pending_before = entry.pending;
+        entry.last_active = now;
         entry.txs.insert(nonce, new);
-        entry.recount();
+        self.pending_total -= entry.pending;
+        entry.recount(account_slots);
+        self.pending_total += entry.pending;
         self.by_hash.insert(hash, (sender, nonce));
         self.next_seq += 1;
         let status = if entry.is_pending(nonce) {
@@ -353,6 +613,10 @@ impl TxPool {
         } else {
             Vec::new()
         };
+        if entry.queued() > 0 {
+            let deadline = now + self.config.lifetime;
+            self.next_expiry = Some(self.next_expiry.map_or(deadline, |at| at.min(deadline)));
+        }
         Ok(AddOutcome {
             hash,
             status,
@@ -362,75 +626,159 @@ impl TxPool {
         })
     }
 
-    /// The transaction to evict for a newcomer: the highest-nonce queued
-    /// transaction of the sender with the most queued ones; failing that, the
-    /// last pending transaction (of its sender) with the lowest effective tip.
-    /// Returns (sender, nonce, is_pending, effective tip).
-    fn eviction_candidate(
-        &self,
+    /// Frees what the newcomer needs under every bound, or refuses it.
+    /// Returns the evicted hashes.
+    fn make_room(
+        &mut self,
+        sender: Address,
+        nonce: u64,
+        newcomer: Newcomer,
+        new: &PoolTx,
         base_fee: u64,
-        new_sender: Address,
-        new_nonce: u64,
-    ) -> Option<(Address, u64, bool, u128)> {
-        let most_queued = self
+    ) -> Result<Vec<B256>> {
+        let mut evicted = Vec::new();
+        let capacity = self.config.capacity();
+        match newcomer {
+            Newcomer::Executable => {
+                // Inserting it moves none of its sender's transactions into the
+                // queue, so only the pool's total can be in the way.
+                if self.len() < capacity {
+                    return Ok(evicted);
+                }
+                if let Some((victim, victim_nonce)) = self.worst_queued(None) {
+                    evicted.extend(self.remove_one(victim, victim_nonce));
+                    return Ok(evicted);
+                }
+                let new_tip = new.effective_tip(base_fee).unwrap_or(0);
+                let Some((victim, victim_nonce, victim_tip)) =
+                    self.cheapest_pending_tail(sender, base_fee)
+                else {
+                    return Err(PoolError::PoolFull);
+                };
+                if new_tip <= victim_tip
+                    || new_tip < bumped(victim_tip, self.config.price_bump_percent)
+                {
+                    return Err(PoolError::PoolFull);
+                }
+                evicted.extend(self.remove_one(victim, victim_nonce));
+                Ok(evicted)
+            }
+            Newcomer::Queued => {
+                let own = self
+                    .senders
+                    .get(&sender)
+                    .map(|entry| (entry.queued(), entry.highest_queued(), entry.next_nonce()));
+                if let Some((queued, highest, next_nonce)) = own
+                    && queued >= self.config.account_queue
+                {
+                    match highest {
+                        Some(highest) if highest > nonce => {
+                            evicted.extend(self.remove_one(sender, highest));
+                        }
+                        _ => {
+                            return Err(PoolError::SenderLimit {
+                                sender,
+                                limit: self.config.account_queue,
+                                next_nonce,
+                            });
+                        }
+                    }
+                }
+                if self.queued_count() < self.config.global_queue && self.len() < capacity {
+                    return Ok(evicted);
+                }
+                let Some((victim, victim_nonce)) = self.worst_queued(Some((sender, nonce))) else {
+                    return Err(PoolError::PoolFull);
+                };
+                evicted.extend(self.remove_one(victim, victim_nonce));
+                Ok(evicted)
+            }
+        }
+    }
+
+    /// The queued transaction to give way: the highest nonce of the sender
+    /// with the most queued (ties: the lowest address). With `newcomer`
+    /// (a queued newcomer's sender and nonce), that sender counts one more
+    /// and wins ties, and `None` comes back when the newcomer itself would be
+    /// its sender's highest: a queued transaction does not push out a closer one.
+    fn worst_queued(&self, newcomer: Option<(Address, u64)>) -> Option<(Address, u64)> {
+        let (address, entry) = self
             .senders
             .iter()
             .filter(|(_, entry)| entry.queued() > 0)
-            .max_by_key(|(address, entry)| (entry.queued(), **address));
-        if let Some((address, entry)) = most_queued {
-            let (nonce, tx) = entry.txs.iter().next_back().expect("has queued txs");
-            if !(*address == new_sender && *nonce < new_nonce) {
-                return Some((
-                    *address,
-                    *nonce,
-                    false,
-                    tx.effective_tip(base_fee).unwrap_or(0),
-                ));
-            }
+            .max_by(|(a, x), (b, y)| {
+                let weight = |address: &Address, entry: &SenderTxs| {
+                    let own = newcomer.is_some_and(|(sender, _)| sender == *address);
+                    (entry.queued() + usize::from(own), own)
+                };
+                weight(a, x).cmp(&weight(b, y)).then_with(|| b.cmp(a))
+            })?;
+        let highest = entry.highest_queued()?;
+        match newcomer {
+            Some((sender, nonce)) if sender == *address && nonce > highest => None,
+            _ => Some((*address, highest)),
         }
+    }
+
+    /// The pending transaction cheapest to lose: the last pending one of the
+    /// sender (other than `except`) whose last has the lowest effective tip.
+    /// Returns (sender, nonce, effective tip).
+    fn cheapest_pending_tail(
+        &self,
+        except: Address,
+        base_fee: u64,
+    ) -> Option<(Address, u64, u128)> {
         self.senders
             .iter()
+            .filter(|(address, _)| **address != except)
             .filter_map(|(address, entry)| {
                 let tx = entry.pending_txs().last()?;
                 Some((
                     *address,
                     tx.tx.tx.nonce(),
-                    true,
                     tx.effective_tip(base_fee).unwrap_or(0),
                 ))
             })
-            .min_by_key(|(address, _, _, tip)| (*tip, *address))
+            .min_by_key(|(address, _, tip)| (*tip, *address))
     }
 
-    /// Remove the transaction at `sender`/`nonce` and the sender's later ones
-    /// if it was pending (they could no longer execute). Returns the removed hashes.
-    fn remove_from(&mut self, sender: Address, nonce: u64) -> Vec<B256> {
-        let Some(entry) = self.senders.get_mut(&sender) else {
+    /// Drops the queued transactions of senders idle for a lifetime; returns
+    /// their hashes. Runs on every [`TxPool::add`] and
+    /// [`TxPool::on_new_block`]; call it on a timer to free memory of an idle pool.
+    pub fn evict_expired(&mut self) -> Vec<B256> {
+        let now = self.clock.now();
+        self.expire(now)
+    }
+
+    fn expire(&mut self, now: Instant) -> Vec<B256> {
+        if self.next_expiry.is_none_or(|at| now < at) {
             return Vec::new();
-        };
-        let removed: Vec<B256> = if entry.is_pending(nonce) {
-            entry
-                .txs
-                .split_off(&nonce)
-                .into_values()
-                .map(|tx| tx.tx.hash)
-                .collect()
-        } else {
-            entry
-                .txs
-                .remove(&nonce)
-                .map(|tx| tx.tx.hash)
-                .into_iter()
-                .collect()
-        };
-        entry.recount();
-        if entry.txs.is_empty() {
-            self.senders.remove(&sender);
         }
-        for hash in &removed {
-            self.by_hash.remove(hash);
+        let lifetime = self.config.lifetime;
+        let expired_senders: Vec<Address> = self
+            .senders
+            .iter()
+            .filter(|(_, entry)| entry.queued() > 0 && entry.last_active + lifetime <= now)
+            .map(|(address, _)| *address)
+            .collect();
+        let mut expired = Vec::new();
+        for sender in expired_senders {
+            let entry = self.senders.get_mut(&sender).expect("listed above");
+            let first_queued = entry.state_nonce + entry.pending as u64;
+            let queued = entry.txs.split_off(&first_queued);
+            for tx in queued.into_values() {
+                self.by_hash.remove(&tx.tx.hash);
+                expired.push(tx.tx.hash);
+            }
+            self.refresh(sender);
         }
-        removed
+        self.next_expiry = self
+            .senders
+            .values()
+            .filter(|entry| entry.queued() > 0)
+            .map(|entry| entry.last_active + lifetime)
+            .min();
+        expired
     }
 
     /// Pending transactions in the order a block should include them: by
@@ -498,9 +846,11 @@ impl TxPool {
     }
 
     /// A block was added: drop the mined transactions and every transaction
-    /// whose nonce is now below its sender's (`nonce_of`), and promote queued
-    /// ones that became contiguous. Returns the removed hashes.
+    /// whose nonce is now below its sender's (`nonce_of`), promote queued
+    /// ones that became contiguous, and expire idle senders' queued ones.
+    /// Returns the removed hashes.
     pub fn on_new_block(&mut self, mined: &[B256], nonce_of: impl Fn(Address) -> u64) -> Vec<B256> {
+        let now = self.clock.now();
         let mut removed = Vec::new();
         for hash in mined {
             if let Some((sender, nonce)) = self.by_hash.remove(hash) {
@@ -510,17 +860,56 @@ impl TxPool {
                 removed.push(*hash);
             }
         }
+        let account_slots = self.config.account_slots;
         let by_hash = &mut self.by_hash;
+        let mut pending_total = 0;
         self.senders.retain(|address, entry| {
-            entry.state_nonce = nonce_of(*address);
+            let nonce = nonce_of(*address);
+            if nonce > entry.state_nonce {
+                // Progress: the sender is alive, its queued ones may still fill in.
+                entry.last_active = now;
+            }
+            entry.state_nonce = nonce;
             for stale in entry.drop_stale() {
                 by_hash.remove(&stale);
                 removed.push(stale);
             }
-            entry.recount();
+            entry.recount(account_slots);
+            pending_total += entry.pending;
             !entry.txs.is_empty()
         });
+        self.pending_total = pending_total;
+        // A reorg can move nonces back and turn pending transactions into
+        // queued ones beyond the queue's bounds.
+        removed.extend(self.enforce_queue_bounds());
+        self.next_expiry = Some(now);
+        removed.extend(self.expire(now));
         removed
+    }
+
+    /// Evicts queued transactions until every queue bound holds again.
+    fn enforce_queue_bounds(&mut self) -> Vec<B256> {
+        let mut evicted = Vec::new();
+        let over: Vec<Address> = self
+            .senders
+            .iter()
+            .filter(|(_, entry)| entry.queued() > self.config.account_queue)
+            .map(|(address, _)| *address)
+            .collect();
+        for sender in over {
+            while let Some(entry) = self.senders.get(&sender)
+                && entry.queued() > self.config.account_queue
+                && let Some(highest) = entry.highest_queued()
+            {
+                evicted.extend(self.remove_one(sender, highest));
+            }
+        }
+        while self.queued_count() > self.config.global_queue
+            && let Some((sender, nonce)) = self.worst_queued(None)
+        {
+            evicted.extend(self.remove_one(sender, nonce));
+        }
+        evicted
     }
 
     /// Remove a transaction found invalid, and its sender's later ones (they
@@ -538,13 +927,10 @@ impl TxPool {
             .into_values()
             .map(|tx| tx.tx.hash)
             .collect();
-        entry.recount();
-        if entry.txs.is_empty() {
-            self.senders.remove(&sender);
-        }
         for hash in &removed {
             self.by_hash.remove(hash);
         }
+        self.refresh(sender);
         removed
     }
 
@@ -559,20 +945,22 @@ impl TxPool {
         self.by_hash.contains_key(hash)
     }
 
-    /// The nonce after the sender's pending chain; `None` when it has no pending transaction.
+    /// The nonce after the sender's contiguous run of pooled transactions
+    /// (pending, and those waiting only for a free slot); `None` when it has
+    /// no transaction at its state nonce.
     pub fn pending_nonce(&self, sender: Address) -> Option<u64> {
         let entry = self.senders.get(&sender)?;
-        (entry.pending > 0).then(|| entry.state_nonce + entry.pending as u64)
+        (entry.run > 0).then(|| entry.next_nonce())
     }
 
     /// Number of pending transactions.
     pub fn pending_count(&self) -> usize {
-        self.senders.values().map(|entry| entry.pending).sum()
+        self.pending_total
     }
 
     /// Number of queued transactions.
     pub fn queued_count(&self) -> usize {
-        self.senders.values().map(SenderTxs::queued).sum()
+        self.by_hash.len() - self.pending_total
     }
 
     /// Number of transactions in the pool.
@@ -606,4 +994,45 @@ impl TxPool {
             })
             .collect()
     }
+
+    /// Panics when an internal count or bound is off (tests).
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        let mut pending = 0;
+        let mut count = 0;
+        for (address, entry) in &self.senders {
+            assert!(!entry.txs.is_empty(), "empty sender {address} kept");
+            let (run, cached) = (entry.run, entry.pending);
+            let mut copy = SenderTxs::new(entry.state_nonce, entry.last_active);
+            copy.txs = entry.txs.clone();
+            copy.recount(self.config.account_slots);
+            assert_eq!(
+                (copy.run, copy.pending),
+                (run, cached),
+                "stale counts of {address}"
+            );
+            assert!(entry.pending <= self.config.account_slots);
+            assert!(
+                entry.queued() <= self.config.account_queue,
+                "{address} has {} queued",
+                entry.queued()
+            );
+            assert!(entry.txs.keys().all(|nonce| *nonce >= entry.state_nonce));
+            for (nonce, tx) in &entry.txs {
+                assert_eq!(self.by_hash.get(&tx.tx.hash), Some(&(*address, *nonce)));
+            }
+            pending += entry.pending;
+            count += entry.txs.len();
+        }
+        assert_eq!(pending, self.pending_total, "pending total");
+        assert_eq!(count, self.by_hash.len(), "index size");
+        assert!(self.len() <= self.config.capacity(), "over capacity");
+        assert!(
+            self.queued_count() <= self.config.global_queue,
+            "over the global queue"
+        );
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -155,7 +155,7 @@ fn chain_spec(senders: u64) -> Result<ChainSpec> {
 fn build_chain(dir: &Path, spec: &ChainSpec, blocks: u64, txs: u64) -> Result<(Vec<u8>, u64)> {
     let db = open_datadir(dir, spec)?;
     let pool = Arc::new(Mutex::new(TxPool::new(PoolConfig {
-        max_transactions: usize::try_from(txs * 4).unwrap_or(usize::MAX).max(1024),
+        global_slots: usize::try_from(txs * 4).unwrap_or(usize::MAX).max(1024),
         ..PoolConfig::default()
     })));
     let (events, _) = broadcast::channel(16);

@@ -139,26 +139,35 @@ fn replacement_needs_a_price_bump_on_both_fees() {
 
 #[test]
 fn bounds_per_sender_and_total() {
+    // Room for 3: 2 pending slots and 1 queued.
     let config = PoolConfig {
-        max_transactions: 3,
-        max_per_sender: 2,
+        account_slots: 2,
+        global_slots: 2,
+        account_queue: 1,
+        global_queue: 1,
         ..Default::default()
     };
     let mut pool = TxPool::new(config);
     pool.add(tx(ALICE, 0, 100, 5), 0, RICH, BASE_FEE).unwrap();
     pool.add(tx(ALICE, 1, 100, 5), 0, RICH, BASE_FEE).unwrap();
+    // Beyond Alice's 2 slots, nonce 2 waits; nonce 3 exceeds her queue.
     assert_eq!(
-        pool.add(tx(ALICE, 2, 100, 5), 0, RICH, BASE_FEE),
+        pool.add(tx(ALICE, 2, 100, 5), 0, RICH, BASE_FEE)
+            .unwrap()
+            .status,
+        TxStatus::Queued
+    );
+    assert_eq!(
+        pool.add(tx(ALICE, 3, 100, 5), 0, RICH, BASE_FEE),
         Err(PoolError::SenderLimit {
             sender: ALICE,
-            limit: 2
+            limit: 1,
+            next_nonce: 3
         })
     );
-    let queued = tx(BOB, 7, 100, 50);
-    pool.add(queued.clone(), 0, RICH, BASE_FEE).unwrap();
     // Full: a pending newcomer evicts the queued transaction.
     let outcome = pool.add(tx(CAROL, 0, 100, 3), 0, RICH, BASE_FEE).unwrap();
-    assert_eq!(outcome.evicted, vec![queued.hash]);
+    assert_eq!(outcome.evicted, vec![tx(ALICE, 2, 100, 5).hash]);
     assert_eq!(pool.len(), 3);
     // Full of pending: a newcomer paying less than the cheapest is rejected...
     assert_eq!(
@@ -171,9 +180,9 @@ fn bounds_per_sender_and_total() {
             .to_string(),
         "txpool is full"
     );
-    // ...and one paying more evicts the lowest-paying pending tail.
+    // ...and one outbidding it by the price bump evicts the lowest-paying pending tail.
     let outcome = pool.add(tx(BOB, 0, 100, 9), 0, RICH, BASE_FEE).unwrap();
-    assert_eq!(outcome.evicted.len(), 1);
+    assert_eq!(outcome.evicted, vec![tx(CAROL, 0, 100, 3).hash]);
     assert_eq!(pool.pending_nonce(CAROL), None);
     assert_eq!(pool.len(), 3);
 }
