@@ -17,6 +17,12 @@ use serde_json::{Value, json};
 const HTTP_TIMEOUT_S: u64 = 60;
 /// Largest JSON-RPC response read, in bytes (the node's own default limit).
 const MAX_RESPONSE_BYTES: u64 = infera_rpc::DEFAULT_MAX_RESPONSE_BYTES as u64;
+/// Largest request an infera node accepts unless started with another
+/// `--rpc.max-request-bytes`, in bytes.
+pub const NODE_MAX_REQUEST_BYTES: usize = infera_rpc::DEFAULT_MAX_REQUEST_BYTES as usize;
+/// HTTP status of a request body over the server's size limit (jsonrpsee
+/// answers it, with a "Request is too big" error object, when it gets to).
+const HTTP_PAYLOAD_TOO_LARGE: u16 = 413;
 /// How often a receipt is polled for, in milliseconds.
 const RECEIPT_POLL_MS: u64 = 100;
 
@@ -98,14 +104,22 @@ impl RpcClient {
     ) -> eyre::Result<Result<Value, JsonRpcError>> {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let body =
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+        let request_bytes = body.len();
         let mut resp = self
             .agent
             .post(&self.url)
             .header("content-type", "application/json")
-            .send(body.to_string())
-            .map_err(|e| eyre!("cannot reach the node at {} ({method}): {e}", self.url))?;
+            .send(body)
+            .map_err(|e| self.transport_error(method, request_bytes, e))?;
         let status = resp.status();
+        if status.as_u16() == HTTP_PAYLOAD_TOO_LARGE {
+            bail!(
+                "{method}: the request of {request_bytes} bytes exceeds the node's size limit for requests (HTTP 413 from {})",
+                self.url
+            );
+        }
         let text = resp
             .body_mut()
             .with_config()
@@ -130,6 +144,43 @@ impl RpcClient {
         match v.get("result") {
             Some(r) => Ok(Ok(r.clone())),
             None => bail!("{method}: the node's answer has neither result nor error: {v}"),
+        }
+    }
+
+    /// Names a failed HTTP exchange for what it is: no connection, no answer
+    /// in time, or a connection the node closed (after a request over its
+    /// size limit, the node answers and closes while the body is still being
+    /// written, which the client sees as a broken pipe or a reset).
+    fn transport_error(&self, method: &str, request_bytes: usize, e: ureq::Error) -> eyre::Report {
+        use std::io::ErrorKind;
+        let url = &self.url;
+        match &e {
+            ureq::Error::Timeout(_) => {
+                eyre!("{method}: the node at {url} did not answer within {HTTP_TIMEOUT_S} s ({e})")
+            }
+            ureq::Error::Io(io)
+                if matches!(
+                    io.kind(),
+                    ErrorKind::BrokenPipe
+                        | ErrorKind::ConnectionReset
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::UnexpectedEof
+                ) =>
+            {
+                if request_bytes > NODE_MAX_REQUEST_BYTES {
+                    eyre!(
+                        "{method}: the request of {request_bytes} bytes exceeds the node's limit (an infera node accepts {NODE_MAX_REQUEST_BYTES} bytes unless started with a larger --rpc.max-request-bytes); the node at {url} closed the connection: {e}"
+                    )
+                } else {
+                    eyre!(
+                        "{method}: the node at {url} closed the connection during a request of {request_bytes} bytes: {e}"
+                    )
+                }
+            }
+            ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+                eyre!("cannot reach the node at {url} ({method}): {e}")
+            }
+            _ => eyre!("{method} to the node at {url} failed: {e}"),
         }
     }
 
@@ -257,6 +308,13 @@ impl Signer {
     }
 }
 
+/// A transaction the node accepted, not yet in a block.
+pub struct Submitted {
+    pub hash: B256,
+    to: Address,
+    gas: u64,
+}
+
 /// A transaction that made it into a block.
 pub struct Included {
     pub hash: B256,
@@ -277,6 +335,13 @@ impl Sender<'_> {
     /// receipt; a failed transaction is an error naming the decoded revert
     /// (replayed with `eth_call` on the state before its block).
     pub fn send(&self, to: Address, data: &[u8], gas: u64) -> eyre::Result<Included> {
+        let sent = self.submit(to, data, gas)?;
+        self.confirm(&sent, data)
+    }
+
+    /// Signs and sends a call of `to` with `data` and `gas`; returns once the
+    /// node has accepted it into its pool.
+    pub fn submit(&self, to: Address, data: &[u8], gas: u64) -> eyre::Result<Submitted> {
         let nonce = self.signer_nonce()?;
         let tip = quantity(&self.rpc.request("eth_maxPriorityFeePerGas", json!([]))?)?;
         let latest = self
@@ -300,6 +365,13 @@ impl Sender<'_> {
         self.rpc
             .request("eth_sendRawTransaction", json!([hex(&raw)]))
             .wrap_err("the node refused the transaction")?;
+        Ok(Submitted { hash, to, gas })
+    }
+
+    /// Waits for the receipt of `sent` (whose calldata was `data`); a failed
+    /// transaction is an error naming the decoded revert.
+    pub fn confirm(&self, sent: &Submitted, data: &[u8]) -> eyre::Result<Included> {
+        let Submitted { hash, to, gas } = *sent;
         let receipt = self.rpc.wait_receipt(hash, self.receipt_timeout)?;
         let block = quantity(&receipt["blockNumber"])?;
         let gas_used = quantity(&receipt["gasUsed"])?;
@@ -423,6 +495,78 @@ mod tests {
                 .unwrap()
                 .to_string()
                 .contains("expected an http:// URL")
+        );
+    }
+
+    /// A one-connection HTTP server on loopback that reads `read` bytes of
+    /// the request (all of it when `None`), writes `answer` and closes.
+    fn one_shot_server(read: Option<usize>, answer: &'static [u8]) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let whole = got.windows(4).position(|w| w == b"\r\n\r\n").map(|end| {
+                    let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    end + 4 + len
+                });
+                let enough = read.or(whole).is_some_and(|n| got.len() >= n);
+                if enough {
+                    break;
+                }
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = conn.write_all(answer);
+        });
+        url
+    }
+
+    #[test]
+    fn a_request_over_the_nodes_limit_is_named_not_unreachable() {
+        // The node closes the connection after a few kilobytes of a body
+        // over its limit: the writer sees a broken pipe or a reset.
+        let url = one_shot_server(Some(4096), b"");
+        let rpc = RpcClient::new(&url).unwrap();
+        let big = "ab".repeat(NODE_MAX_REQUEST_BYTES / 2 + 1);
+        let err = rpc
+            .request("eth_estimateGas", json!([{ "data": big }]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("exceeds the node's limit") && !err.contains("cannot reach"),
+            "{err}"
+        );
+        let bytes = err
+            .split("the request of ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("no request size in {err}"));
+        assert!(bytes > NODE_MAX_REQUEST_BYTES, "{err}");
+    }
+
+    #[test]
+    fn an_http_413_answer_is_named_as_the_size_limit() {
+        let url = one_shot_server(
+            None,
+            b"HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+        );
+        let rpc = RpcClient::new(&url).unwrap();
+        let err = rpc.chain_id().unwrap_err().to_string();
+        assert!(
+            err.contains("exceeds the node's size limit") && err.contains("HTTP 413"),
+            "{err}"
         );
     }
 
