@@ -158,9 +158,28 @@ struct NodeArgs {
     #[arg(long = "inference.device", value_name = "auto|cpu|cuda[:N]", default_value_t = infera_node::InferenceDevice::Auto)]
     inference_device: infera_node::InferenceDevice,
 
-    /// Most transactions the pool holds.
-    #[arg(long = "txpool.max-count", value_name = "N", default_value_t = PoolConfig::default().max_transactions)]
-    txpool_max_count: usize,
+    /// Most pending (executable) transactions of one sender; its further
+    /// contiguous ones wait in its queue.
+    #[arg(long = "txpool.accountslots", value_name = "N", default_value_t = infera_txpool::DEFAULT_ACCOUNT_SLOTS)]
+    txpool_account_slots: usize,
+
+    /// Pool room for pending transactions only: the pool holds at most
+    /// globalslots + globalqueue transactions.
+    #[arg(long = "txpool.globalslots", value_name = "N", default_value_t = infera_txpool::DEFAULT_GLOBAL_SLOTS)]
+    txpool_global_slots: usize,
+
+    /// Most queued (nonce-gap) transactions of one sender.
+    #[arg(long = "txpool.accountqueue", value_name = "N", default_value_t = infera_txpool::DEFAULT_ACCOUNT_QUEUE)]
+    txpool_account_queue: usize,
+
+    /// Most queued transactions in the pool.
+    #[arg(long = "txpool.globalqueue", value_name = "N", default_value_t = infera_txpool::DEFAULT_GLOBAL_QUEUE)]
+    txpool_global_queue: usize,
+
+    /// How long a sender's queued transactions stay without activity (nothing
+    /// added, nothing mined): e.g. 3h, 90m, 1h30m, or seconds.
+    #[arg(long = "txpool.lifetime", value_name = "DURATION", default_value = "3h", value_parser = infera_txpool::parse_lifetime)]
+    txpool_lifetime: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -283,7 +302,11 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
             ..RpcConfig::default()
         },
         pool: PoolConfig {
-            max_transactions: args.txpool_max_count,
+            account_slots: args.txpool_account_slots,
+            global_slots: args.txpool_global_slots,
+            account_queue: args.txpool_account_queue,
+            global_queue: args.txpool_global_queue,
+            lifetime: args.txpool_lifetime,
             ..PoolConfig::default()
         },
         inference_device: args.inference_device,

@@ -146,6 +146,7 @@ impl NodeCore {
     /// Opens the datadir (writing genesis if it is empty) and builds the pool,
     /// the event channel and the RPC context.
     fn open(config: &NodeConfig) -> NodeResult<Self> {
+        config.pool.validate().map_err(NodeError::Config)?;
         // Before the datadir: a device that was asked for and is missing
         // stops the node before it writes anything.
         let (_, offload) = inference_device::select(config.inference_device)?;

@@ -321,12 +321,18 @@ impl RpcContext {
         let account = reader.latest_state().account(tx.sender)?;
         validate_transaction_with_config(&tx, &cfg, account, base_fee, head.gas_limit)
             .map_err(|e| RpcError::TransactionRejected(e.to_string()))?;
-        let (nonce, balance) = account.map_or((0, U256::ZERO), |a| (a.nonce, a.balance));
         let hash = tx.hash;
-        self.pool()
-            .lock()
-            .add(tx, nonce, balance, base_fee)
-            .map_err(|e| RpcError::TransactionRejected(e.to_string()))?;
+        {
+            let mut pool = self.pool().lock();
+            // Read the sender again under the pool lock: the sealer updates the
+            // pool only after committing a block, so `account` may predate a
+            // block the pool has already seen, and its nonce would queue this
+            // transaction behind a gap that block filled.
+            let account = self.db().reader()?.latest_state().account(tx.sender)?;
+            let (nonce, balance) = account.map_or((0, U256::ZERO), |a| (a.nonce, a.balance));
+            pool.add(tx, nonce, balance, base_fee)
+                .map_err(|e| RpcError::TransactionRejected(e.to_string()))?;
+        }
         self.notify_tx_arrived();
         let _ = self.events().send(ChainEvent::PendingTransaction(hash));
         Ok(hash)
