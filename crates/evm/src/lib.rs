@@ -37,5 +37,8 @@ pub use executor::{
 };
 pub use revm::{context::TxEnv, handler::EthPrecompiles, primitives::hardfork::SpecId};
 pub use simulate::{AccountOverride, MovablePrecompiles, OverrideError, SimulatedCall, Simulator};
-pub use trace::{StructLog, StructLogConfig, StructLogger, TxStructTrace, trace_block};
+pub use trace::{
+    DEADLINE_CHECK_INTERVAL_STEPS, StructLog, StructLogConfig, StructLogger, TraceError,
+    TxStructTrace, trace_block, trace_call,
+};
 pub use validate::{intrinsic_gas, validate_transaction, validate_transaction_with_config};

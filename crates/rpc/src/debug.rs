@@ -1,17 +1,23 @@
 //! The `debug_` methods: raw (consensus-encoded) blocks, headers, receipts
 //! and transactions, and geth's default struct-log tracer over re-executed
-//! blocks and transactions.
+//! blocks and transactions, and over calls.
+//!
+//! A trace is bounded while it is built: the tracer counts the bytes of its
+//! JSON as it goes and stops execution before the trace would pass the
+//! node's largest response ([`crate::RpcConfig::max_response_bytes`]), so a
+//! trace that could not be sent is never held in memory either.
 
 use alloy_eips::{BlockId, BlockNumberOrTag, eip2718::Encodable2718};
 use alloy_primitives::{B256, Bytes};
-use infera_evm::{StructLogConfig, TxStructTrace};
+use alloy_rpc_types_eth::TransactionRequest;
+use infera_evm::{EvmError, StructLogConfig, TraceError, TxStructTrace};
 use infera_primitives::SealedBlock;
 use infera_storage::Reader;
 use jsonrpsee::{core::RpcResult as JsonResult, proc_macros::rpc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
 
-use crate::{RpcContext, RpcError, RpcResult};
+use crate::{RpcContext, RpcError, RpcResult, eth::evm_error};
 
 /// The `debug_` methods this node serves.
 #[rpc(server, namespace = "debug")]
@@ -37,7 +43,14 @@ pub trait DebugApi {
         config: Option<Value>,
     ) -> JsonResult<Vec<BlockTraceEntry>>;
     #[method(name = "traceTransaction", blocking)]
-    fn trace_transaction(&self, hash: String, config: Option<Value>) -> JsonResult<TxStructTrace>;
+    fn trace_transaction(&self, hash: String, config: Option<Value>) -> JsonResult<StructTrace>;
+    #[method(name = "traceCall", blocking)]
+    fn trace_call(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        config: Option<Value>,
+    ) -> JsonResult<StructTrace>;
 }
 
 /// The options of the `debug_trace*` methods (geth's `TraceConfig` with the
@@ -59,13 +72,15 @@ pub struct TraceConfig {
     /// Accepted for compatibility; the struct logger has no options.
     #[serde(default)]
     pub tracer_config: Option<serde_json::Value>,
-    /// Accepted for compatibility; tracing is bounded by the block gas limit.
+    /// Accepted for compatibility; the node's own bounds on a trace (its
+    /// size, and the RPC deadline where one is set) apply instead.
     #[serde(default)]
     pub timeout: Option<String>,
     /// Accepted for compatibility (geth: reexec depth); state is always at hand.
     #[serde(default)]
     pub reexec: Option<u64>,
-    /// Most struct logs recorded per transaction; 0 means no limit.
+    /// Most struct logs recorded per transaction (execution goes on
+    /// unlogged, as geth's); 0 means no limit.
     #[serde(default)]
     pub limit: Option<u64>,
     /// Accepted for compatibility (geth's deprecated name of `enableMemory`'s opposite).
@@ -74,7 +89,8 @@ pub struct TraceConfig {
 }
 
 impl TraceConfig {
-    fn struct_log_config(&self) -> RpcResult<StructLogConfig> {
+    /// The tracer's options, bounded by `max_bytes` (the response limit).
+    fn struct_log_config(&self, max_bytes: usize) -> RpcResult<StructLogConfig> {
         if let Some(tracer) = self.tracer.as_deref().filter(|t| !t.is_empty()) {
             return Err(RpcError::InvalidParams(format!(
                 "tracer {tracer:?} is not supported; only the default struct logger is"
@@ -85,7 +101,45 @@ impl TraceConfig {
             disable_storage: self.disable_storage,
             enable_memory: self.enable_memory,
             enable_return_data: self.enable_return_data,
-            limit: self.limit.filter(|l| *l > 0).map(|l| l as usize),
+            limit: self
+                .limit
+                .filter(|l| *l > 0)
+                .map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+            max_bytes: Some(max_bytes),
+            deadline: None,
+        })
+    }
+}
+
+/// A transaction's trace as answered, shaped as geth's `ExecutionResult`;
+/// the struct logs go out as the JSON the tracer wrote them as (the tracer
+/// counts their bytes in this order and shape).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StructTrace {
+    pub gas: u64,
+    pub failed: bool,
+    pub return_value: Bytes,
+    pub struct_logs: Vec<Box<RawValue>>,
+}
+
+impl TryFrom<TxStructTrace> for StructTrace {
+    type Error = RpcError;
+
+    fn try_from(trace: TxStructTrace) -> RpcResult<Self> {
+        let struct_logs = trace
+            .struct_logs
+            .into_iter()
+            .map(|log| {
+                RawValue::from_string(log)
+                    .map_err(|e| RpcError::Evm(format!("the tracer wrote invalid JSON: {e}")))
+            })
+            .collect::<RpcResult<_>>()?;
+        Ok(Self {
+            gas: trace.gas,
+            failed: trace.failed,
+            return_value: trace.return_value,
+            struct_logs,
         })
     }
 }
@@ -95,7 +149,7 @@ impl TraceConfig {
 #[serde(rename_all = "camelCase")]
 pub struct BlockTraceEntry {
     pub tx_hash: B256,
-    pub result: TxStructTrace,
+    pub result: StructTrace,
 }
 
 impl DebugApiServer for RpcContext {
@@ -117,7 +171,7 @@ impl DebugApiServer for RpcContext {
         config: Option<Value>,
     ) -> JsonResult<Vec<BlockTraceEntry>> {
         let number: BlockNumberOrTag = param(0, number)?;
-        let config = trace_config(config)?;
+        let config = trace_config(config.map(|c| (1, c)))?;
         Ok(self.debug_trace_block(BlockId::Number(number), config)?)
     }
     fn trace_block_by_hash(
@@ -126,13 +180,22 @@ impl DebugApiServer for RpcContext {
         config: Option<Value>,
     ) -> JsonResult<Vec<BlockTraceEntry>> {
         let hash = parse_hash(&hash)?;
-        let config = trace_config(config)?;
+        let config = trace_config(config.map(|c| (1, c)))?;
         Ok(self.debug_trace_block(BlockId::from(hash), config)?)
     }
-    fn trace_transaction(&self, hash: String, config: Option<Value>) -> JsonResult<TxStructTrace> {
+    fn trace_transaction(&self, hash: String, config: Option<Value>) -> JsonResult<StructTrace> {
         let hash = parse_hash(&hash)?;
-        let config = trace_config(config)?;
+        let config = trace_config(config.map(|c| (1, c)))?;
         Ok(self.debug_trace_transaction(hash, config)?)
+    }
+    fn trace_call(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        config: Option<Value>,
+    ) -> JsonResult<StructTrace> {
+        let config = trace_config(config.map(|c| (2, c)))?;
+        Ok(self.debug_trace_call(request, block, config)?)
     }
 }
 
@@ -143,10 +206,21 @@ fn param<T: serde::de::DeserializeOwned>(index: usize, value: Value) -> RpcResul
         .map_err(|e| RpcError::InvalidParams(format!("invalid argument {index}: {e}")))
 }
 
-fn trace_config(value: Option<Value>) -> RpcResult<TraceConfig> {
+/// The trace options, parameter `index` of its method.
+fn trace_config(value: Option<(usize, Value)>) -> RpcResult<TraceConfig> {
     match value {
-        None | Some(Value::Null) => Ok(TraceConfig::default()),
-        Some(value) => param(1, value),
+        None | Some((_, Value::Null)) => Ok(TraceConfig::default()),
+        Some((index, value)) => param(index, value),
+    }
+}
+
+/// A tracer's failure as the client sees it: a trace too large for a
+/// response is a limit, as is a timeout; `context` names what was executed.
+fn trace_error(err: TraceError, context: impl FnOnce() -> String) -> RpcError {
+    match err {
+        TraceError::TooLarge { .. } => RpcError::LimitExceeded(err.to_string()),
+        TraceError::Evm(e @ EvmError::Timeout { .. }) => evm_error(e),
+        TraceError::Evm(e) => RpcError::Evm(format!("{}: {e}", context())),
     }
 }
 
@@ -224,25 +298,34 @@ impl RpcContext {
             .map(|tx| tx.tx.encoded_2718().into()))
     }
 
-    /// `debug_traceBlockByNumber` / `debug_traceBlockByHash`.
+    /// The tracer's options for `config` within this node's bounds.
+    fn struct_log_config(&self, config: &TraceConfig) -> RpcResult<StructLogConfig> {
+        let max_bytes = usize::try_from(self.config().max_response_bytes).unwrap_or(usize::MAX);
+        config.struct_log_config(max_bytes)
+    }
+
+    /// `debug_traceBlockByNumber` / `debug_traceBlockByHash`. The response
+    /// limit bounds the whole block's trace.
     pub fn debug_trace_block(
         &self,
         id: BlockId,
         config: TraceConfig,
     ) -> RpcResult<Vec<BlockTraceEntry>> {
-        let config = config.struct_log_config()?;
+        let config = self.struct_log_config(&config)?;
         let reader = self.db().reader()?;
         let block = self.debug_block(&reader, id)?;
         let traces = self.trace_in_block(&reader, &block, None, config)?;
-        Ok(block
+        block
             .transactions
             .iter()
             .zip(traces)
-            .map(|(tx, result)| BlockTraceEntry {
-                tx_hash: tx.hash,
-                result,
+            .map(|(tx, result)| {
+                Ok(BlockTraceEntry {
+                    tx_hash: tx.hash,
+                    result: result.try_into()?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// `debug_traceTransaction`.
@@ -250,8 +333,8 @@ impl RpcContext {
         &self,
         hash: B256,
         config: TraceConfig,
-    ) -> RpcResult<TxStructTrace> {
-        let config = config.struct_log_config()?;
+    ) -> RpcResult<StructTrace> {
+        let config = self.struct_log_config(&config)?;
         let reader = self.db().reader()?;
         let (_, location) = reader
             .transaction(hash)?
@@ -260,7 +343,37 @@ impl RpcContext {
         let index = location.index as usize;
         self.trace_in_block(&reader, &block, Some(index), config)?
             .pop()
-            .ok_or_else(|| RpcError::Evm(format!("transaction {hash} produced no trace")))
+            .ok_or_else(|| RpcError::Evm(format!("transaction {hash} produced no trace")))?
+            .try_into()
+    }
+
+    /// `debug_traceCall`: `request` executed as `eth_call` executes it (on
+    /// the state after `block`, keeping nothing), traced.
+    pub fn debug_trace_call(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        config: TraceConfig,
+    ) -> RpcResult<StructTrace> {
+        let config = self.struct_log_config(&config)?;
+        let req = crate::eth::call_request(request)?;
+        let reader = self.db().reader()?;
+        let number = self.resolve_state_block(&reader, block)?;
+        let (cfg, env) = self.call_env(&reader, number)?;
+        let precompiles = self.precompiles(cfg.spec);
+        let gas_cap = None;
+        if number == self.head(&reader)? {
+            let state = reader.latest_state();
+            infera_evm::trace_call(state, cfg, env, req, precompiles, config, gas_cap)
+        } else {
+            let state = reader.state_at(number);
+            infera_evm::trace_call(state, cfg, env, req, precompiles, config, gas_cap)
+        }
+        .map_err(|e| match e {
+            TraceError::Evm(e) => evm_error(e),
+            other => trace_error(other, String::new),
+        })?
+        .try_into()
     }
 
     /// Re-executes `block` on its parent's state with the AI precompiles,
@@ -297,7 +410,7 @@ impl RpcContext {
             config,
             only,
         )
-        .map_err(|e| RpcError::Evm(format!("re-executing block {number}: {e}")))
+        .map_err(|e| trace_error(e, || format!("re-executing block {number}")))
     }
 }
 
@@ -335,12 +448,125 @@ mod tests {
     #[test]
     fn only_the_struct_logger_is_accepted() {
         let config: TraceConfig = serde_json::from_str(r#"{"tracer":"callTracer"}"#).unwrap();
-        assert!(config.struct_log_config().is_err());
+        assert!(config.struct_log_config(1024).is_err());
         let config: TraceConfig = serde_json::from_str(
             r#"{"disableStack":true,"enableMemory":true,"enableReturnData":true}"#,
         )
         .unwrap();
-        let c = config.struct_log_config().unwrap();
+        let c = config.struct_log_config(1024).unwrap();
         assert!(c.disable_stack && c.enable_memory && c.enable_return_data && !c.disable_storage);
+    }
+}
+
+/// The tracer through the JSON-RPC surface (no server), on a dev-genesis
+/// database with a small response limit.
+#[cfg(test)]
+mod trace_tests {
+    use std::sync::Arc;
+
+    use infera_chainspec::ChainSpec;
+    use infera_storage::Database;
+    use infera_txpool::{PoolConfig, TxPool};
+    use parking_lot::Mutex;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{INVALID_PARAMS_CODE, LIMIT_EXCEEDED_CODE, RpcConfig};
+
+    const MAX_RESPONSE_BYTES: u32 = 1 << 20;
+    /// Init code that never returns: an endless loop storing a word 1 KiB
+    /// further on each round (`i = 0; loop { mstore(i, i); i += 1024 }`)
+    /// until out of gas, so memory grows every round.
+    const GROWER: &str = "0x60005b80805261040001600256";
+    /// 250,000 gas: a trace of it with memory would take hundreds of MiB.
+    const GAS: &str = "0x3d090";
+
+    fn context(dir: &std::path::Path) -> RpcContext {
+        let chain = ChainSpec::dev();
+        let db = Database::open(&dir.join("db")).unwrap();
+        let mut writer = db.writer().unwrap();
+        writer.apply_state(0, &chain.genesis_state()).unwrap();
+        let root = writer.state_root().unwrap();
+        let genesis = SealedBlock::new(chain.genesis_header(root), Vec::new());
+        writer.insert_block(&genesis, &[]).unwrap();
+        writer.set_genesis_hash(genesis.hash).unwrap();
+        writer.set_chain_id(chain.chain_id()).unwrap();
+        writer.commit().unwrap();
+        RpcContext::new(
+            db,
+            Arc::new(chain),
+            Arc::new(Mutex::new(TxPool::new(PoolConfig::default()))),
+            tokio::sync::broadcast::channel(16).0,
+            Arc::new(tokio::sync::Notify::new()),
+            RpcConfig {
+                max_response_bytes: MAX_RESPONSE_BYTES,
+                ..RpcConfig::default()
+            },
+        )
+    }
+
+    /// `debug_traceCall` of the grower with `config`: the response's text.
+    async fn trace_grower(ctx: &RpcContext, config: Value) -> String {
+        let module = DebugApiServer::into_rpc(ctx.clone());
+        let request = json!({
+            "jsonrpc": "2.0", "id": 1, "method": "debug_traceCall",
+            "params": [{"data": GROWER, "gas": GAS}, "latest", config],
+        });
+        let (response, _) = module
+            .raw_json_request(&request.to_string(), 1)
+            .await
+            .unwrap();
+        response.get().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_trace_past_the_response_limit_is_a_limit_error_and_the_node_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        let response = trace_grower(&ctx, json!({"enableMemory": true})).await;
+        let response: Value = serde_json::from_str(&response).unwrap();
+        let error = &response["error"];
+        assert_eq!(error["code"], LIMIT_EXCEEDED_CODE, "{response}");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "trace exceeds the response limit of {MAX_RESPONSE_BYTES} bytes"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("use `limit`, or disable memory/stack/storage capture"),
+            "{message}"
+        );
+
+        // The same call without memory fits, and leaves memory out.
+        let text = trace_grower(&ctx, Value::Null).await;
+        assert!(text.len() <= MAX_RESPONSE_BYTES as usize);
+        let response: Value = serde_json::from_str(&text).unwrap();
+        let result = &response["result"];
+        assert_eq!(result["gas"], 250_000, "{response}");
+        assert_eq!(result["failed"], true);
+        let logs = result["structLogs"].as_array().unwrap();
+        assert!(logs.len() > 1_000, "{} logs", logs.len());
+        assert!(logs.iter().all(|log| log.get("memory").is_none()));
+        assert_eq!(logs[4]["op"], "MSTORE");
+        assert_eq!(logs[4]["stack"], json!(["0x0", "0x0", "0x0"]));
+    }
+
+    #[tokio::test]
+    async fn limit_gives_that_many_struct_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        let response = trace_grower(&ctx, json!({"limit": 5, "enableMemory": true})).await;
+        let response: Value = serde_json::from_str(&response).unwrap();
+        let logs = response["result"]["structLogs"].as_array().unwrap();
+        assert_eq!(logs.len(), 5, "{response}");
+        assert_eq!(response["result"]["gas"], 250_000);
+        // Memory appears once there is some (after the first MSTORE).
+        assert!(logs[4].get("memory").is_none());
+
+        let response = trace_grower(&ctx, json!({"enableMemroy": true})).await;
+        let response: Value = serde_json::from_str(&response).unwrap();
+        assert_eq!(response["error"]["code"], INVALID_PARAMS_CODE, "{response}");
     }
 }

@@ -3,3 +3,4 @@
 mod common;
 mod executor;
 mod rpc;
+mod trace;
