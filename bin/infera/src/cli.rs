@@ -150,6 +150,28 @@ struct NodeArgs {
     #[arg(long = "rpc.max-logs-range", value_name = "BLOCKS", default_value_t = infera_rpc::DEFAULT_MAX_LOGS_BLOCK_RANGE)]
     rpc_max_logs_range: u64,
 
+    /// Most simultaneous connections from one IP address (loopback included),
+    /// per server; further ones get HTTP 429.
+    #[arg(long = "rpc.max-conns-per-ip", value_name = "N", default_value_t = infera_rpc::DEFAULT_MAX_CONNECTIONS_PER_IP, value_parser = clap::value_parser!(u32).range(1..))]
+    rpc_max_conns_per_ip: u32,
+
+    /// Seconds a client has to send a request's headers, from its first byte.
+    #[arg(long = "rpc.header-timeout", value_name = "SECONDS", default_value_t = infera_rpc::DEFAULT_HEADER_READ_TIMEOUT_S, value_parser = clap::value_parser!(u64).range(1..))]
+    rpc_header_timeout: u64,
+
+    /// Seconds a client has to send a request's body, from the end of its headers.
+    #[arg(long = "rpc.body-timeout", value_name = "SECONDS", default_value_t = infera_rpc::DEFAULT_BODY_READ_TIMEOUT_S, value_parser = clap::value_parser!(u64).range(1..))]
+    rpc_body_timeout: u64,
+
+    /// Seconds an HTTP connection may stay without a request (or without
+    /// reading its response) before it is closed.
+    #[arg(long = "rpc.idle-timeout", value_name = "SECONDS", default_value_t = infera_rpc::DEFAULT_IDLE_TIMEOUT_S, value_parser = clap::value_parser!(u64).range(1..))]
+    rpc_idle_timeout: u64,
+
+    /// Most filters (eth_newFilter and the like) one IP address may have installed.
+    #[arg(long = "rpc.max-filters-per-client", value_name = "N", default_value_t = infera_rpc::DEFAULT_MAX_FILTERS_PER_CLIENT as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    rpc_max_filters_per_client: u32,
+
     /// Where inferences run: auto (a CUDA GPU when a driver, NVRTC and a
     /// device are present, each model on whichever of GPU and CPU measures
     /// faster; else the CPU), cpu, or cuda[:N] (that GPU for every model; the
@@ -297,6 +319,11 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
             max_response_bytes: args.rpc_max_response_bytes,
             max_batch_len: args.rpc_max_batch,
             max_logs_block_range: args.rpc_max_logs_range,
+            max_connections_per_ip: args.rpc_max_conns_per_ip,
+            header_read_timeout: Duration::from_secs(args.rpc_header_timeout),
+            body_read_timeout: Duration::from_secs(args.rpc_body_timeout),
+            idle_timeout: Duration::from_secs(args.rpc_idle_timeout),
+            max_filters_per_client: args.rpc_max_filters_per_client as usize,
             cors_origins: args.http_corsdomain,
             dev_signers,
             ..RpcConfig::default()

@@ -53,6 +53,21 @@ pub const MAX_FEE_HISTORY_BLOCKS: u64 = 1_024;
 pub const MAX_INSTALLED_FILTERS: usize = 4_096;
 /// A filter not polled for this long is removed, in seconds (geth: 5 minutes).
 pub const FILTER_TIMEOUT_S: u64 = 300;
+/// Most filters one client (IP address) may have installed at once, so that
+/// one client cannot take all [`MAX_INSTALLED_FILTERS`].
+pub const DEFAULT_MAX_FILTERS_PER_CLIENT: usize = 256;
+/// Most simultaneous connections from one IP address per server (loopback
+/// included), so that one address cannot take all `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: u32 = 64;
+/// Time a client has to send a request's headers, counted from the request's
+/// first byte, in seconds.
+pub const DEFAULT_HEADER_READ_TIMEOUT_S: u64 = 10;
+/// Time a client has to send a request's body, counted from the end of its
+/// headers, in seconds.
+pub const DEFAULT_BODY_READ_TIMEOUT_S: u64 = 30;
+/// An HTTP connection with no request in progress for this long is closed,
+/// in seconds (as is one whose peer stops reading a response for this long).
+pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 60;
 /// The priority fee suggested by `eth_maxPriorityFeePerGas` when recent
 /// blocks give no signal, in wei (1 gwei).
 pub const DEFAULT_PRIORITY_FEE_WEI: u128 = 1_000_000_000;
@@ -64,6 +79,16 @@ pub struct RpcConfig {
     pub max_response_bytes: u32,
     pub max_batch_len: u32,
     pub max_connections: u32,
+    /// Most simultaneous connections from one IP address, per server.
+    pub max_connections_per_ip: u32,
+    /// Time to send a request's headers, from its first byte.
+    pub header_read_timeout: std::time::Duration,
+    /// Time to send a request's body, from the end of its headers.
+    pub body_read_timeout: std::time::Duration,
+    /// An HTTP connection idle (or not reading its response) this long is closed.
+    pub idle_timeout: std::time::Duration,
+    /// Most installed filters per client (IP address).
+    pub max_filters_per_client: usize,
     pub max_logs_block_range: u64,
     pub max_logs_results: usize,
     /// Allowed CORS origins; `["*"]` allows any.
@@ -82,6 +107,11 @@ impl Default for RpcConfig {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_batch_len: DEFAULT_MAX_BATCH_LEN,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            header_read_timeout: std::time::Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_S),
+            body_read_timeout: std::time::Duration::from_secs(DEFAULT_BODY_READ_TIMEOUT_S),
+            idle_timeout: std::time::Duration::from_secs(DEFAULT_IDLE_TIMEOUT_S),
+            max_filters_per_client: DEFAULT_MAX_FILTERS_PER_CLIENT,
             max_logs_block_range: DEFAULT_MAX_LOGS_BLOCK_RANGE,
             max_logs_results: DEFAULT_MAX_LOGS_RESULTS,
             cors_origins: vec!["*".to_string()],
@@ -137,7 +167,7 @@ impl RpcContext {
         tx_arrived: Arc<Notify>,
         config: RpcConfig,
     ) -> Self {
-        let filters = filters::FilterStore::default();
+        let filters = filters::FilterStore::new(config.max_filters_per_client);
         Self {
             inner: Arc::new(RpcContextInner {
                 db,

@@ -1,6 +1,14 @@
 //! The jsonrpsee surface: method names, parameter shapes, servers, limits, CORS.
 
-use std::net::SocketAddr;
+use std::{
+    collections::HashMap,
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
 
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
@@ -9,15 +17,33 @@ use alloy_rpc_types_eth::{
     TransactionRequest,
 };
 use jsonrpsee::{
-    PendingSubscriptionSink,
-    core::{RpcResult as JsonResult, SubscriptionResult, async_trait},
+    Extensions, PendingSubscriptionSink,
+    core::{
+        BoxError, RpcResult as JsonResult, SubscriptionResult, async_trait,
+        http_helpers::{HttpError, read_body},
+        server::Methods,
+    },
     proc_macros::rpc,
-    server::{BatchRequestConfig, Server, ServerConfig, ServerHandle},
+    server::{
+        BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, Server, ServerConfig,
+        ServerHandle, StopHandle, TowerService, TowerServiceBuilder, http::response,
+        serve_with_graceful_shutdown, stop_channel,
+    },
 };
+use parking_lot::Mutex;
 use serde_json::Value;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::{TcpListener, TcpStream},
+    time::{Instant, Sleep},
+};
+use tower::{
+    Service,
+    layer::util::{Identity, Stack},
+};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
-use crate::{RpcContext, RpcError, RpcResult, pubsub};
+use crate::{RpcContext, RpcError, RpcResult, filters, pubsub};
 
 /// The Ethereum JSON-RPC methods this node serves.
 #[rpc(server)]
@@ -141,11 +167,11 @@ pub trait EthApi {
     fn uncle_count_by_hash(&self, hash: B256) -> JsonResult<Option<U64>>;
     #[method(name = "eth_getLogs", blocking)]
     fn logs(&self, filter: Filter) -> JsonResult<Vec<RpcLog>>;
-    #[method(name = "eth_newFilter")]
+    #[method(name = "eth_newFilter", with_extensions)]
     fn new_filter(&self, filter: Filter) -> JsonResult<String>;
-    #[method(name = "eth_newBlockFilter")]
+    #[method(name = "eth_newBlockFilter", with_extensions)]
     fn new_block_filter(&self) -> JsonResult<String>;
-    #[method(name = "eth_newPendingTransactionFilter")]
+    #[method(name = "eth_newPendingTransactionFilter", with_extensions)]
     fn new_pending_transaction_filter(&self) -> JsonResult<String>;
     #[method(name = "eth_getFilterChanges", blocking)]
     fn filter_changes(&self, id: String) -> JsonResult<FilterChanges>;
@@ -225,6 +251,16 @@ impl InferaApiServer for RpcContext {
 
 fn ok<T>(result: RpcResult<T>) -> JsonResult<T> {
     result.map_err(Into::into)
+}
+
+/// The address a request came from: the accept loop puts it in the HTTP
+/// request's extensions, and jsonrpsee hands those to every call of the
+/// request (and of the WebSocket connection it upgrades to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+fn client_ip(ext: &Extensions) -> Option<IpAddr> {
+    ext.get::<ClientAddr>().map(|client| client.0)
 }
 
 #[async_trait]
@@ -418,14 +454,16 @@ impl EthApiServer for RpcContext {
     fn logs(&self, filter: Filter) -> JsonResult<Vec<RpcLog>> {
         ok(RpcContext::logs(self, &filter))
     }
-    fn new_filter(&self, filter: Filter) -> JsonResult<String> {
-        ok(RpcContext::new_filter(self, filter))
+    fn new_filter(&self, ext: &Extensions, filter: Filter) -> JsonResult<String> {
+        filters::with_client(client_ip(ext), || ok(RpcContext::new_filter(self, filter)))
     }
-    fn new_block_filter(&self) -> JsonResult<String> {
-        ok(RpcContext::new_block_filter(self))
+    fn new_block_filter(&self, ext: &Extensions) -> JsonResult<String> {
+        filters::with_client(client_ip(ext), || ok(RpcContext::new_block_filter(self)))
     }
-    fn new_pending_transaction_filter(&self) -> JsonResult<String> {
-        ok(RpcContext::new_pending_transaction_filter(self))
+    fn new_pending_transaction_filter(&self, ext: &Extensions) -> JsonResult<String> {
+        filters::with_client(client_ip(ext), || {
+            ok(RpcContext::new_pending_transaction_filter(self))
+        })
     }
     fn filter_changes(&self, id: String) -> JsonResult<FilterChanges> {
         ok(RpcContext::filter_changes(self, &id))
@@ -490,6 +528,25 @@ pub async fn start_servers(
     Ok(servers)
 }
 
+/// How long the accept loop pauses after a failed accept (out of file
+/// descriptors, typically) before trying again, in milliseconds.
+const ACCEPT_ERROR_BACKOFF_MS: u64 = 100;
+/// How long a refused connection gets to take its 429 answer, in milliseconds.
+const REFUSAL_LINGER_MS: u64 = 1_000;
+/// Most bytes of a refused connection's request read (and dropped) so that
+/// closing it does not reset the connection before the client reads the 429.
+const REFUSAL_DRAIN_BYTES: usize = 64 * 1024;
+
+type CorsStack = Stack<CorsLayer, Identity>;
+type ServiceBuilder = TowerServiceBuilder<Identity, CorsStack>;
+
+/// Binds `addr` and serves it with our own accept loop rather than
+/// jsonrpsee's `Server::start`: jsonrpsee bounds neither connections per
+/// address nor the time a client may take to send a request, and it holds a
+/// connection permit while a request body trickles in, so slow clients could
+/// take every permit. Here each connection is served by jsonrpsee's tower
+/// service behind [`TimedIo`] (header and idle deadlines) and a body read
+/// with a deadline, and the accept loop counts connections per address.
 async fn start_one(ctx: &RpcContext, addr: SocketAddr) -> RpcResult<(SocketAddr, ServerHandle)> {
     let config = ctx.config();
     let server_config = ServerConfig::builder()
@@ -514,13 +571,14 @@ async fn start_one(ctx: &RpcContext, addr: SocketAddr) -> RpcResult<(SocketAddr,
         .allow_origin(origins)
         .allow_methods(Any)
         .allow_headers(Any);
-    let server = Server::builder()
+    let builder: ServiceBuilder = Server::builder()
         .set_config(server_config)
         .set_http_middleware(tower::ServiceBuilder::new().layer(cors))
-        .build(addr)
+        .to_service_builder();
+    let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| RpcError::Bind { addr, source })?;
-    let bound = server
+    let bound = listener
         .local_addr()
         .map_err(|source| RpcError::Bind { addr, source })?;
     let mut methods = EthApiServer::into_rpc(ctx.clone());
@@ -536,8 +594,497 @@ async fn start_one(ctx: &RpcContext, addr: SocketAddr) -> RpcResult<(SocketAddr,
     methods
         .merge(crate::testing::TestingApiServer::into_rpc(ctx.clone()))
         .map_err(|e| RpcError::Evm(format!("registering the testing_ methods: {e}")))?;
-    let handle = server.start(methods);
+    let limits = ConnectionLimits::new(config);
+    let (stop, handle) = stop_channel();
+    tokio::spawn(accept_loop(listener, builder, methods.into(), limits, stop));
     Ok((bound, handle))
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    builder: ServiceBuilder,
+    methods: Methods,
+    limits: Arc<ConnectionLimits>,
+    stop: StopHandle,
+) {
+    let stopped = stop.clone().shutdown();
+    tokio::pin!(stopped);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (socket, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::debug!(%err, "accepting an RPC connection failed");
+                tokio::time::sleep(Duration::from_millis(ACCEPT_ERROR_BACKOFF_MS)).await;
+                continue;
+            }
+        };
+        let ip = remote.ip().to_canonical();
+        match limits.try_open(ip) {
+            Ok(slot) => {
+                let service = builder.clone().build(methods.clone(), stop.clone());
+                serve_connection(socket, slot, service, limits.clone(), stop.clone());
+            }
+            Err(reason) => {
+                tracing::debug!(%remote, %reason, "RPC connection refused");
+                tokio::spawn(refuse(socket, reason));
+            }
+        }
+    }
+}
+
+/// Connections open per address and in all, for one server.
+struct ConnectionLimits {
+    per_ip: u32,
+    total: u32,
+    header_read_timeout: Duration,
+    body_read_timeout: Duration,
+    idle_timeout: Duration,
+    max_request_bytes: u32,
+    open: Mutex<OpenConnections>,
+}
+
+#[derive(Default)]
+struct OpenConnections {
+    total: u32,
+    by_ip: HashMap<IpAddr, u32>,
+}
+
+/// One open connection, counted until dropped.
+struct ConnectionSlot {
+    limits: Arc<ConnectionLimits>,
+    ip: IpAddr,
+}
+
+impl ConnectionLimits {
+    fn new(config: &crate::RpcConfig) -> Arc<Self> {
+        Arc::new(Self {
+            per_ip: config.max_connections_per_ip,
+            total: config.max_connections,
+            header_read_timeout: config.header_read_timeout,
+            body_read_timeout: config.body_read_timeout,
+            idle_timeout: config.idle_timeout,
+            max_request_bytes: config.max_request_bytes,
+            open: Mutex::default(),
+        })
+    }
+
+    fn try_open(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, String> {
+        let mut open = self.open.lock();
+        if open.total >= self.total {
+            return Err(format!(
+                "too many connections (at most {} per server); try again later",
+                self.total
+            ));
+        }
+        let from_ip = open.by_ip.entry(ip).or_default();
+        if *from_ip >= self.per_ip {
+            return Err(format!(
+                "too many connections from {ip} (at most {} per address, \
+                 --rpc.max-conns-per-ip); close some or try again later",
+                self.per_ip
+            ));
+        }
+        *from_ip += 1;
+        open.total += 1;
+        Ok(ConnectionSlot {
+            limits: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.limits.open.lock();
+        open.total = open.total.saturating_sub(1);
+        if let Some(count) = open.by_ip.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Answers a connection over a limit with 429 and the reason, then closes it.
+async fn refuse(mut socket: TcpStream, reason: String) {
+    let body = format!("{reason}\n");
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let linger = async {
+        socket.write_all(answer.as_bytes()).await?;
+        socket.shutdown().await?;
+        // Closing with unread request bytes would reset the connection and
+        // could discard the answer before the client reads it.
+        let mut drained = 0;
+        let mut buf = [0u8; 4096];
+        while drained < REFUSAL_DRAIN_BYTES {
+            match socket.read(&mut buf).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(REFUSAL_LINGER_MS), linger).await;
+}
+
+/// Serves one accepted connection with jsonrpsee's tower service. The request
+/// body is read here, under the body deadline and outside jsonrpsee (whose
+/// connection permit is then held only while a call runs), and handed on in
+/// memory.
+fn serve_connection(
+    socket: TcpStream,
+    slot: ConnectionSlot,
+    service: TowerService<Identity, CorsStack>,
+    limits: Arc<ConnectionLimits>,
+    stop: StopHandle,
+) {
+    let ip = slot.ip;
+    let slot = Arc::new(slot);
+    let _ = socket.set_nodelay(true);
+    let activity = Arc::new(Activity::new(
+        limits.header_read_timeout,
+        limits.idle_timeout,
+    ));
+    let io = TimedIo::new(socket, activity.clone(), limits.idle_timeout);
+    let stop_for_requests = stop.clone();
+    let http = tower::service_fn(move |request: HttpRequest<_>| {
+        let mut service = service.clone();
+        let activity = activity.clone();
+        let limits = limits.clone();
+        let stop = stop_for_requests.clone();
+        // Keeps the connection counted for as long as hyper holds the service.
+        let _counted = &slot;
+        let handled: Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send>> =
+            Box::pin(async move {
+                let _request = activity.begin_request();
+                let (mut parts, body) = request.into_parts();
+                parts.extensions.insert(ClientAddr(ip));
+                let is_rpc_call = parts.method == "POST"
+                    && jsonrpsee::server::http::is_json(parts.headers.get("content-type"));
+                let request = if is_rpc_call {
+                    let max = limits.max_request_bytes;
+                    let read = tokio::time::timeout(
+                        limits.body_read_timeout,
+                        read_body(&parts.headers, body, max),
+                    );
+                    let read = tokio::select! {
+                        read = read => read,
+                        _ = stop.shutdown() => return Ok(plain_response(503, "the server is stopping".into())),
+                    };
+                    let bytes = match read {
+                        Err(_elapsed) => {
+                            return Ok(plain_response(
+                                408,
+                                format!(
+                                    "request body not received within {} ms; closing the connection",
+                                    limits.body_read_timeout.as_millis()
+                                ),
+                            ));
+                        }
+                        Ok(Err(HttpError::TooLarge)) => return Ok(response::too_large(max)),
+                        Ok(Err(HttpError::Malformed)) => return Ok(response::malformed()),
+                        Ok(Err(HttpError::Stream(err))) => {
+                            tracing::debug!(%err, "reading an RPC request body failed");
+                            return Ok(response::internal_error());
+                        }
+                        Ok(Ok((bytes, _single))) => bytes,
+                    };
+                    if let Some(problem) = unsupported_id(&bytes) {
+                        return Ok(invalid_request(&problem));
+                    }
+                    HttpRequest::from_parts(parts, HttpBody::from(bytes))
+                } else {
+                    // jsonrpsee answers these (WebSocket upgrade, 405, 415) from
+                    // the headers alone; an unread body makes hyper close the
+                    // connection after the answer.
+                    drop(body);
+                    HttpRequest::from_parts(parts, HttpBody::empty())
+                };
+                let response = service.call(request).await?;
+                if response.status().as_u16() == 101 {
+                    activity.upgraded();
+                }
+                Ok(response)
+            });
+        handled
+    });
+    // Spawned as is: awaiting it inside another async block makes rustc
+    // re-prove jsonrpsee's `Into<BoxError>` bounds for all lifetimes, which
+    // fails. The slot lives in the service, so it is freed with the connection.
+    tokio::spawn(serve_with_graceful_shutdown(io, http, stop.shutdown()));
+}
+
+/// A plain-text answer that also closes the connection.
+fn plain_response(status: u16, text: String) -> HttpResponse {
+    let mut response = HttpResponse::new(HttpBody::from(text));
+    if let Ok(status) = status.try_into() {
+        *response.status_mut() = status;
+    }
+    if let Ok(value) = "text/plain".parse() {
+        response.headers_mut().insert("content-type", value);
+    }
+    if let Ok(value) = "close".parse() {
+        response.headers_mut().insert("connection", value);
+    }
+    response
+}
+
+/// JSON-RPC 2.0's Invalid Request answer: code -32600 and `id: null`, since
+/// the request's own id cannot be echoed.
+fn invalid_request(problem: &str) -> HttpResponse {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": INVALID_REQUEST_CODE, "message": format!("invalid request: {problem}") },
+    });
+    let mut response = response::ok_response(body.to_string());
+    if let Ok(status) = 400u16.try_into() {
+        *response.status_mut() = status;
+    }
+    response
+}
+
+/// JSON-RPC 2.0's code for a request object that is not a valid request.
+const INVALID_REQUEST_CODE: i32 = -32600;
+
+/// Describes the first call of `body` whose `id` jsonrpsee cannot carry (an
+/// object, array, boolean, fraction or negative number). jsonrpsee would read
+/// such a call as a notification and answer nothing; the client deserves an
+/// error that names the problem. `None` when every id is fine, or when the
+/// body is not JSON (jsonrpsee reports that itself).
+fn unsupported_id(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Call<'a> {
+        #[serde(borrow, default)]
+        id: Option<&'a serde_json::value::RawValue>,
+    }
+    fn problem(call: &serde_json::value::RawValue) -> Option<String> {
+        let id = serde_json::from_str::<Call<'_>>(call.get()).ok()?.id?;
+        if serde_json::from_str::<jsonrpsee::types::Id<'_>>(id.get()).is_ok() {
+            return None;
+        }
+        let mut shown: String = id.get().chars().take(64).collect();
+        if shown.len() < id.get().len() {
+            shown.push('…');
+        }
+        Some(format!(
+            "`id` must be a string, an integer from 0 to 2^64-1, or null; got {shown}"
+        ))
+    }
+    match body.first()? {
+        b'{' => problem(serde_json::from_slice(body).ok()?),
+        b'[' => {
+            let calls: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body).ok()?;
+            calls.iter().enumerate().find_map(|(index, call)| {
+                problem(call).map(|p| format!("{p} (batch entry {index}; the batch was not run)"))
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Where a connection is between requests, which decides its read deadline.
+enum Phase {
+    /// No request in progress since this instant: the idle deadline.
+    Idle(Instant),
+    /// A request's first bytes arrived; its headers are due by this instant.
+    Headers(Instant),
+    /// This many requests are being read (under the body deadline) or run.
+    Busy(usize),
+    /// A WebSocket now: jsonrpsee's pings decide when it is dead.
+    Upgraded,
+}
+
+/// The phase of one connection, shared by its reader ([`TimedIo`]) and its
+/// request handler.
+struct Activity {
+    phase: Mutex<(Phase, Option<Waker>)>,
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+/// Marks one request in progress until dropped.
+struct RequestInProgress(Arc<Activity>);
+
+impl Activity {
+    fn new(header_read_timeout: Duration, idle_timeout: Duration) -> Self {
+        Self {
+            phase: Mutex::new((Phase::Idle(Instant::now()), None)),
+            header_read_timeout,
+            idle_timeout,
+        }
+    }
+
+    fn bytes_arrived(&self) {
+        let mut state = self.phase.lock();
+        if let Phase::Idle(_) = state.0 {
+            state.0 = Phase::Headers(Instant::now() + self.header_read_timeout);
+        }
+    }
+
+    fn begin_request(self: &Arc<Self>) -> RequestInProgress {
+        let mut state = self.phase.lock();
+        state.0 = match state.0 {
+            Phase::Busy(n) => Phase::Busy(n + 1),
+            Phase::Upgraded => Phase::Upgraded,
+            Phase::Idle(_) | Phase::Headers(_) => Phase::Busy(1),
+        };
+        RequestInProgress(self.clone())
+    }
+
+    fn upgraded(&self) {
+        self.phase.lock().0 = Phase::Upgraded;
+    }
+
+    /// The instant reads must make progress by, and what is late then.
+    fn read_deadline(&self, waker: &Waker) -> Option<(Instant, &'static str)> {
+        let mut state = self.phase.lock();
+        state.1 = Some(waker.clone());
+        match state.0 {
+            Phase::Idle(since) => Some((since + self.idle_timeout, "idle connection timed out")),
+            Phase::Headers(due) => Some((due, "request headers not received in time")),
+            Phase::Busy(_) | Phase::Upgraded => None,
+        }
+    }
+}
+
+impl Drop for RequestInProgress {
+    fn drop(&mut self) {
+        let mut state = self.0.phase.lock();
+        match state.0 {
+            Phase::Busy(n) if n > 1 => state.0 = Phase::Busy(n - 1),
+            Phase::Busy(_) => {
+                state.0 = Phase::Idle(Instant::now());
+                // The reader may be parked without a deadline: let it arm one.
+                if let Some(waker) = state.1.take() {
+                    waker.wake();
+                }
+            }
+            Phase::Idle(_) | Phase::Headers(_) | Phase::Upgraded => {}
+        }
+    }
+}
+
+/// A TCP stream whose reads fail with `TimedOut` when the connection's
+/// [`Activity`] says a deadline passed (headers too slow, idle too long), and
+/// whose writes fail when the peer has not taken any bytes for the idle
+/// timeout. hyper then drops the connection.
+struct TimedIo {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+    read_timer: Pin<Box<Sleep>>,
+    write_timer: Option<Pin<Box<Sleep>>>,
+    write_stall_timeout: Duration,
+}
+
+impl TimedIo {
+    fn new(inner: TcpStream, activity: Arc<Activity>, write_stall_timeout: Duration) -> Self {
+        Self {
+            inner,
+            activity,
+            read_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            write_timer: None,
+            write_stall_timeout,
+        }
+    }
+
+    fn write_progress<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if poll.is_ready() {
+            self.write_timer = None;
+            return poll;
+        }
+        let timeout = self.write_stall_timeout;
+        let timer = self
+            .write_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for TimedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.activity.bytes_arrived();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => {
+                let Some((deadline, late)) = this.activity.read_deadline(cx.waker()) else {
+                    return Poll::Pending;
+                };
+                if this.read_timer.deadline() != deadline {
+                    this.read_timer.as_mut().reset(deadline);
+                }
+                match this.read_timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, late)))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for TimedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.write_progress(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.write_progress(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.write_progress(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.write_progress(cx, poll)
+    }
 }
 
 /// Subscription ids as geth, reth and erigon give them: `0x`-prefixed hex
@@ -557,5 +1104,385 @@ impl jsonrpsee::core::traits::IdProvider for HexIdProvider {
         // Unpredictable across restarts, unique within one: a keyed hash of a counter.
         let high = self.seed.hash_one(n);
         jsonrpsee::types::SubscriptionId::Str(format!("0x{high:016x}{n:016x}").into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use infera_chainspec::ChainSpec;
+    use infera_primitives::SealedBlock;
+    use infera_storage::Database;
+    use infera_txpool::{PoolConfig, TxPool};
+    use serde_json::json;
+    use tokio::net::TcpSocket;
+
+    use super::*;
+    use crate::{LIMIT_EXCEEDED_CODE, RpcConfig};
+
+    /// Every wait in these tests ends by this bound, far above the
+    /// configured deadlines (a hung server fails the test, never hangs it).
+    const WAIT_BOUND: Duration = Duration::from_secs(20);
+    /// The address the misbehaving clients connect from; the well-behaved
+    /// client uses 127.0.0.1.
+    const OTHER_LOOPBACK: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+    fn context(dir: &std::path::Path, config: RpcConfig) -> RpcContext {
+        let chain = ChainSpec::dev();
+        let db = Database::open(&dir.join("db")).unwrap();
+        let mut writer = db.writer().unwrap();
+        writer.apply_state(0, &chain.genesis_state()).unwrap();
+        let root = writer.state_root().unwrap();
+        let genesis = SealedBlock::new(chain.genesis_header(root), Vec::new());
+        writer.insert_block(&genesis, &[]).unwrap();
+        writer.set_genesis_hash(genesis.hash).unwrap();
+        writer.set_chain_id(chain.chain_id()).unwrap();
+        writer.commit().unwrap();
+        RpcContext::new(
+            db,
+            Arc::new(chain),
+            Arc::new(parking_lot::Mutex::new(TxPool::new(PoolConfig::default()))),
+            tokio::sync::broadcast::channel(16).0,
+            Arc::new(tokio::sync::Notify::new()),
+            config,
+        )
+    }
+
+    fn chain_id_hex() -> String {
+        format!("{:#x}", ChainSpec::dev().chain_id())
+    }
+
+    fn short_deadlines() -> RpcConfig {
+        RpcConfig {
+            header_read_timeout: Duration::from_millis(500),
+            body_read_timeout: Duration::from_millis(1_000),
+            idle_timeout: Duration::from_millis(1_000),
+            ..RpcConfig::default()
+        }
+    }
+
+    async fn start(dir: &std::path::Path, config: RpcConfig) -> (RpcServers, SocketAddr) {
+        let servers = start_servers(
+            context(dir, config),
+            Some((Ipv4Addr::LOCALHOST, 0).into()),
+            None,
+        )
+        .await
+        .unwrap();
+        let addr = servers.http_addr.unwrap();
+        (servers, addr)
+    }
+
+    async fn connect_from(from: Ipv4Addr, to: SocketAddr) -> TcpStream {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind((from, 0).into()).unwrap();
+        socket.connect(to).await.unwrap()
+    }
+
+    /// Reads until the server closes the connection (or resets it after
+    /// answering); what it sent.
+    async fn read_until_closed(stream: &mut TcpStream) -> String {
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(WAIT_BOUND, async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "the server kept the connection open");
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    /// POSTs `body` from `from` on a fresh connection; status and body.
+    async fn post_from(from: Ipv4Addr, to: SocketAddr, body: &str) -> (u16, String) {
+        let mut stream = connect_from(from, to).await;
+        let request = format!(
+            "POST / HTTP/1.1\r\nhost: {to}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let answer = read_until_closed(&mut stream).await;
+        let status = answer
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP status in {answer:?}"));
+        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        (status, body.to_string())
+    }
+
+    async fn call_from(from: Ipv4Addr, to: SocketAddr, method: &str) -> serde_json::Value {
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": []});
+        let (status, body) = post_from(from, to, &request.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn slow_bodies_from_one_address_neither_starve_others_nor_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let slow_clients = 6;
+        // Before the per-address limit and the body deadline, these six
+        // trickling bodies held all four of jsonrpsee's permits.
+        let config = RpcConfig {
+            max_connections: 4 + slow_clients,
+            max_connections_per_ip: 4,
+            ..short_deadlines()
+        };
+        let (servers, addr) = start(dir.path(), config).await;
+
+        let mut trickling = Vec::new();
+        for _ in 0..slow_clients {
+            let mut stream = connect_from(OTHER_LOOPBACK, addr).await;
+            trickling.push(tokio::spawn(async move {
+                let head = format!(
+                    "POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{{"
+                );
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return read_until_closed(&mut stream).await;
+                }
+                // One byte every 50 ms until the server answers or hangs up,
+                // bounded by WAIT_BOUND.
+                let trickle = async {
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        if stream.write_all(b" ").await.is_err() {
+                            break;
+                        }
+                        let mut buf = [0u8; 1];
+                        if let Ok(Ok(_)) = tokio::time::timeout(Duration::ZERO, stream.peek(&mut buf)).await {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(WAIT_BOUND, trickle).await;
+                read_until_closed(&mut stream).await
+            }));
+        }
+
+        let answer = call_from(Ipv4Addr::LOCALHOST, addr, "eth_chainId").await;
+        assert_eq!(answer["result"], chain_id_hex(), "{answer}");
+
+        let mut timed_out = 0;
+        let mut refused = 0;
+        for client in trickling {
+            let got = client.await.unwrap();
+            if got.starts_with("HTTP/1.1 408") {
+                assert!(
+                    got.contains("request body not received within 1000 ms"),
+                    "{got}"
+                );
+                timed_out += 1;
+            } else {
+                assert!(got.starts_with("HTTP/1.1 429"), "{got:?}");
+                assert!(got.contains("too many connections from 127.0.0.2"), "{got}");
+                refused += 1;
+            }
+        }
+        assert_eq!((timed_out, refused), (4, slow_clients - 4));
+        servers.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_connection_over_the_per_address_limit_is_refused_and_others_still_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RpcConfig {
+            max_connections_per_ip: 2,
+            ..RpcConfig::default()
+        };
+        let (servers, addr) = start(dir.path(), config).await;
+        let first = connect_from(OTHER_LOOPBACK, addr).await;
+        let _second = connect_from(OTHER_LOOPBACK, addr).await;
+
+        let (status, body) = post_from(OTHER_LOOPBACK, addr, "{}").await;
+        assert_eq!(status, 429, "{body}");
+        assert!(
+            body.contains("too many connections from 127.0.0.2 (at most 2 per address"),
+            "{body}"
+        );
+
+        let answer = call_from(Ipv4Addr::LOCALHOST, addr, "eth_chainId").await;
+        assert_eq!(answer["result"], chain_id_hex(), "{answer}");
+
+        // Closing one gives its slot back (once the server has seen the close).
+        drop(first);
+        let reopened = tokio::time::timeout(WAIT_BOUND, async {
+            loop {
+                let request = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"});
+                let (status, body) = post_from(OTHER_LOOPBACK, addr, &request.to_string()).await;
+                if status == 200 {
+                    return body;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the closed connection's slot never came back");
+        assert!(reopened.contains(&chain_id_hex()), "{reopened}");
+        servers.stop().await;
+    }
+
+    #[tokio::test]
+    async fn headers_trickled_past_their_deadline_and_idle_connections_are_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (servers, addr) = start(dir.path(), short_deadlines()).await;
+
+        let mut idle = connect_from(OTHER_LOOPBACK, addr).await;
+        let mut slow_headers = connect_from(OTHER_LOOPBACK, addr).await;
+        let trickle = tokio::spawn(async move {
+            let head = b"POST / HTTP/1.1\r\nhost: localhost\r\nx-slow: ";
+            slow_headers.write_all(head).await.unwrap();
+            // A header byte every 50 ms never completes the headers.
+            let keep_sending = async {
+                while slow_headers.write_all(b"a").await.is_ok() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            };
+            let closed = tokio::time::timeout(WAIT_BOUND, keep_sending).await;
+            assert!(closed.is_ok(), "trickled headers kept the connection open");
+        });
+        let got = read_until_closed(&mut idle).await;
+        assert!(got.is_empty(), "{got}");
+        trickle.await.unwrap();
+
+        // The deadlines fall on slow clients only: a keep-alive connection
+        // that sends its requests promptly is served request after request.
+        let mut stream = connect_from(Ipv4Addr::LOCALHOST, addr).await;
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}).to_string();
+        for _ in 0..3 {
+            let request = format!(
+                "POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = tokio::time::timeout(WAIT_BOUND, stream.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            let answer = String::from_utf8_lossy(&buf[..n]);
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        }
+        servers.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_websocket_outlives_the_http_idle_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let (servers, addr) = start(dir.path(), short_deadlines()).await;
+        let mut stream = connect_from(Ipv4Addr::LOCALHOST, addr).await;
+        let upgrade = format!(
+            "GET / HTTP/1.1\r\nhost: {addr}\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+        );
+        stream.write_all(upgrade.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            tokio::time::timeout(WAIT_BOUND, stream.read_exact(&mut byte))
+                .await
+                .unwrap()
+                .unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+
+        // Twice the HTTP idle deadline with nothing sent.
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+
+        let call = json!({"jsonrpc": "2.0", "id": 7, "method": "eth_chainId"}).to_string();
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![0x81, 0x80 | call.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(call.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        stream.write_all(&frame).await.unwrap();
+        let mut header = [0u8; 2];
+        tokio::time::timeout(WAIT_BOUND, stream.read_exact(&mut header))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(header[0], 0x81, "expected one unmasked text frame");
+        let mut payload = vec![0u8; usize::from(header[1])];
+        stream.read_exact(&mut payload).await.unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(
+            answer,
+            json!({"jsonrpc": "2.0", "id": 7, "result": chain_id_hex()})
+        );
+        servers.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_client_over_its_filter_quota_is_refused_while_another_installs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RpcConfig {
+            max_filters_per_client: 3,
+            ..RpcConfig::default()
+        };
+        let (servers, addr) = start(dir.path(), config).await;
+        for _ in 0..3 {
+            let answer = call_from(OTHER_LOOPBACK, addr, "eth_newBlockFilter").await;
+            assert!(answer["result"].is_string(), "{answer}");
+        }
+        let refused = call_from(OTHER_LOOPBACK, addr, "eth_newBlockFilter").await;
+        assert_eq!(refused["error"]["code"], LIMIT_EXCEEDED_CODE, "{refused}");
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(
+            message
+                .contains("too many filters installed by client 127.0.0.2 (at most 3 per client"),
+            "{message}"
+        );
+        let other = call_from(Ipv4Addr::LOCALHOST, addr, "eth_newPendingTransactionFilter").await;
+        assert!(other["result"].is_string(), "{other}");
+        servers.stop().await;
+    }
+
+    #[tokio::test]
+    async fn ids_are_echoed_exactly_and_unsupported_ones_refused_with_invalid_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let (servers, addr) = start(dir.path(), RpcConfig::default()).await;
+        let local = Ipv4Addr::LOCALHOST;
+        for id in [
+            json!("abc"),
+            json!(0),
+            json!(18446744073709551615u64),
+            json!(null),
+        ] {
+            let request = json!({"jsonrpc": "2.0", "id": id, "method": "eth_chainId"});
+            let (status, body) = post_from(local, addr, &request.to_string()).await;
+            assert_eq!(status, 200, "{body}");
+            let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(answer["id"], id, "{body}");
+            assert_eq!(answer["result"], chain_id_hex(), "{body}");
+        }
+        for id in [
+            json!({"a": 1}),
+            json!([1]),
+            json!(true),
+            json!(-1),
+            json!(1.5),
+        ] {
+            let request = json!({"jsonrpc": "2.0", "id": id, "method": "eth_chainId"});
+            let (status, body) = post_from(local, addr, &request.to_string()).await;
+            assert_eq!(status, 400, "{body}");
+            let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(answer["id"], serde_json::Value::Null, "{body}");
+            assert_eq!(answer["error"]["code"], INVALID_REQUEST_CODE, "{body}");
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains("`id` must be a string"), "{message}");
+        }
+        let batch = json!([
+            {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},
+            {"jsonrpc": "2.0", "id": {"a": 1}, "method": "eth_chainId"},
+        ]);
+        let (status, body) = post_from(local, addr, &batch.to_string()).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("batch entry 1"), "{body}");
+        servers.stop().await;
     }
 }
