@@ -6,7 +6,7 @@ use std::time::Duration;
 use alloy_primitives::U256;
 use serde_json::json;
 
-use crate::http::{RpcError, b256, qty};
+use crate::http::{RpcError, b256, hex, post, qty};
 use crate::node::Node;
 use crate::wallet::{GWEI, Wallet, eip1559, ether, legacy};
 use crate::ws::Ws;
@@ -325,4 +325,130 @@ fn interval_sealing_packs_transactions() {
         "with a 1 s block time, 4 transactions sent at once should share a block"
     );
     assert_eq!(rpc.balance(to, "latest"), U256::from(1 + 2 + 3 + 4 + 5));
+}
+
+/// Waits until `address`'s mined nonce reaches `nonce` (the sealer keeps
+/// sealing while the pool has pending transactions).
+fn wait_nonce(rpc: &crate::http::Rpc, address: alloy_primitives::Address, nonce: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let mined = rpc.nonce(address, "latest");
+        if mined >= nonce {
+            assert_eq!(mined, nonce, "{address}: more transactions mined than sent");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{address}: only {mined} of {nonce} transactions mined after 120 s; pool: {}",
+            rpc.ok("txpool_status", json!([]))
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// 64 transactions queued behind a nonce gap, then the one that fills it: it
+/// is admitted (not refused for the full queue), and all 65 are mined.
+#[test]
+fn gap_filler_after_64_queued_transactions_gets_all_mined() {
+    let node = Node::start();
+    let rpc = &node.rpc;
+    let alice = Wallet::dev(0);
+    let to = Wallet::fresh("pool/gap/to").address;
+    let txs: Vec<_> = (0..=64u64)
+        .map(|nonce| alice.transfer(nonce, to, U256::from(nonce + 1)))
+        .collect();
+    for t in &txs[1..] {
+        assert_eq!(rpc.send_raw(&t.raw).unwrap(), t.hash);
+    }
+    let status = rpc.ok("txpool_status", json!([]));
+    assert_eq!(qty(&status["queued"]), 64, "{status}");
+    assert_eq!(rpc.block_number(), 0, "nothing is executable yet");
+    assert_eq!(rpc.send_raw(&txs[0].raw).unwrap(), txs[0].hash);
+    wait_nonce(rpc, alice.address, 65);
+    for t in &txs {
+        assert_eq!(rpc.wait_receipt(t.hash)["status"], "0x1");
+    }
+    assert_eq!(rpc.balance(to, "latest"), U256::from(65 * 66 / 2));
+    let status = rpc.ok("txpool_status", json!([]));
+    assert_eq!((qty(&status["pending"]), qty(&status["queued"])), (0, 0));
+}
+
+/// Ten senders each post one JSON-RPC batch of 200 eth_sendRawTransaction at
+/// the same time: every call is accepted and every transaction mined, over
+/// as many blocks as it takes.
+#[test]
+fn batches_of_200_transactions_from_10_senders_are_all_mined() {
+    const SENDERS: usize = 10;
+    const PER_SENDER: u64 = 200;
+    let node = Node::start();
+    let rpc = &node.rpc;
+    let funder = Wallet::dev(0);
+    let to = Wallet::fresh("pool/batch/to").address;
+    let senders: Vec<Wallet> = (0..SENDERS)
+        .map(|i| Wallet::fresh(&format!("pool/batch/sender-{i}")))
+        .collect();
+    let funding: Vec<_> = senders
+        .iter()
+        .enumerate()
+        .map(|(i, w)| funder.transfer(i as u64, w.address, ether(1)))
+        .collect();
+    for t in &funding {
+        assert_eq!(rpc.send_raw(&t.raw).unwrap(), t.hash);
+    }
+    for t in &funding {
+        assert_eq!(rpc.wait_receipt(t.hash)["status"], "0x1");
+    }
+
+    let batches: Vec<(Vec<_>, String)> = senders
+        .iter()
+        .map(|w| {
+            let txs: Vec<_> = (0..PER_SENDER)
+                .map(|nonce| w.transfer(nonce, to, U256::from(1)))
+                .collect();
+            let body: Vec<_> = txs
+                .iter()
+                .enumerate()
+                .map(|(id, t)| {
+                    json!({"jsonrpc": "2.0", "id": id, "method": "eth_sendRawTransaction", "params": [hex(&t.raw)]})
+                })
+                .collect();
+            (txs, serde_json::Value::Array(body).to_string())
+        })
+        .collect();
+    let first_block = rpc.block_number();
+    std::thread::scope(|scope| {
+        for (txs, body) in &batches {
+            let addr = node.http;
+            scope.spawn(move || {
+                let response = post(addr, body.as_bytes(), Duration::from_secs(60)).unwrap();
+                assert_eq!(response.status, 200, "{}", response.text());
+                let answers: Vec<serde_json::Value> =
+                    serde_json::from_slice(&response.body).unwrap();
+                assert_eq!(answers.len(), txs.len());
+                for answer in answers {
+                    let id = answer["id"].as_u64().unwrap() as usize;
+                    assert_eq!(
+                        answer["result"],
+                        json!(txs[id].hash),
+                        "call {id} of the batch: {answer}"
+                    );
+                }
+            });
+        }
+    });
+    for w in &senders {
+        wait_nonce(rpc, w.address, PER_SENDER);
+    }
+    for (txs, _) in &batches {
+        for t in txs {
+            assert_eq!(rpc.receipt(t.hash)["status"], "0x1", "{}", t.hash);
+        }
+    }
+    assert_eq!(
+        rpc.balance(to, "latest"),
+        U256::from(SENDERS as u64 * PER_SENDER)
+    );
+    let status = rpc.ok("txpool_status", json!([]));
+    assert_eq!((qty(&status["pending"]), qty(&status["queued"])), (0, 0));
+    assert!(rpc.block_number() > first_block);
 }
