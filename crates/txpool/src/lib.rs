@@ -159,17 +159,17 @@ impl PoolConfig {
     /// refuse every transaction) and a non-zero lifetime.
     pub fn validate(&self) -> std::result::Result<(), String> {
         for (name, value) in [
-            ("account slots", self.account_slots),
-            ("global slots", self.global_slots),
-            ("account queue", self.account_queue),
-            ("global queue", self.global_queue),
+            ("account slots (--txpool.accountslots)", self.account_slots),
+            ("global slots (--txpool.globalslots)", self.global_slots),
+            ("account queue (--txpool.accountqueue)", self.account_queue),
+            ("global queue (--txpool.globalqueue)", self.global_queue),
         ] {
             if value == 0 {
                 return Err(format!("txpool {name} must be at least 1"));
             }
         }
         if self.lifetime.is_zero() {
-            return Err("txpool lifetime must be longer than zero".into());
+            return Err("txpool lifetime (--txpool.lifetime) must be longer than zero".into());
         }
         Ok(())
     }
