@@ -15,6 +15,10 @@
 //!   two nodes never flip-flop between equal chains.
 //! - A side chain whose block fails execution is dropped from that block on,
 //!   and the previous canonical blocks are imported back.
+//! - No block is refused (nor its sender penalised) on an accelerator's
+//!   results alone: [`import_block_with`] judges such a block again on the
+//!   CPU reference; and the local authority builds its blocks on the CPU
+//!   reference only ([`ChainManager::seal_next`]).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -22,7 +26,7 @@ use alloy_consensus::BlockBody;
 use alloy_primitives::U256;
 use infera_chainspec::ChainSpec;
 use infera_consensus::Clique;
-use infera_precompiles::ModelCache;
+use infera_precompiles::{ModelCache, offload::AcceleratorWatch};
 use infera_primitives::{Address, B256, BlockNumber, ChainEvent, SealedBlock, StateReader};
 use infera_storage::{Database, Reader};
 use infera_txpool::TxPool;
@@ -249,12 +253,19 @@ impl ChainManager {
 
     /// Builds, seals with `seal` and commits the next block on the head from
     /// the pool (the local authority's block).
+    ///
+    /// Every inference of the block runs on the CPU reference, never on the
+    /// accelerator: a block built with a wrong GPU result would be refused by
+    /// every peer (and get this node banned), and nothing after sealing would
+    /// catch it. Gas is priced for the CPU reference, so a full block still
+    /// fits the block time; the accelerator serves imports and RPC calls.
     pub fn seal_next(
         &mut self,
         beneficiary: Address,
         timestamp_s: u64,
         seal: &dyn Fn(&mut alloy_consensus::Header) -> NodeResult<()>,
     ) -> NodeResult<CommittedBlock> {
+        let _cpu_only = AcceleratorWatch::cpu_only();
         let committed = crate::builder::build_and_commit_sealed(
             &self.db,
             &self.chain,

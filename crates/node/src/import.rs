@@ -20,11 +20,15 @@ use alloy_eips::{eip1559::INITIAL_BASE_FEE, eip4844::DATA_GAS_PER_BLOB};
 use alloy_rlp::Decodable;
 use infera_chainspec::{ChainSpec, MAX_EXTRA_DATA_BYTES, SpecId};
 use infera_evm::{BlockEnvInput, BlockExecutor, EvmError, ExecutionConfig, recover_any};
-use infera_precompiles::{InferaPrecompiles, ModelCache};
+use infera_precompiles::{
+    InferaPrecompiles, ModelCache,
+    offload::{AcceleratorWatch, ServedCall},
+};
 use infera_primitives::{
     B256, BlockNumber, ReceiptEnvelope, RecoveredTx, SealedBlock, StateChanges, TxEnvelope,
 };
-use infera_storage::Database;
+use infera_storage::{BlockWriter, Database, Reader};
+use tracing::warn;
 
 use crate::{NodeError, builder::CommittedBlock};
 use infera_consensus::Clique;
@@ -129,6 +133,14 @@ pub fn import_block(
 /// and its output must lead to the roots the header claims); `models` caches
 /// decoded models across blocks. On a proof-of-authority chain the header's
 /// seal, signer turn and difficulty are checked first.
+///
+/// A block that execution refuses while some of its inferences returned an
+/// accelerator's bytes is executed again with every inference on the CPU
+/// reference, whose verdict is returned: a GPU bug never makes a valid block
+/// [`ImportError::Invalid`] (which gets its sender penalised). Models whose
+/// GPU results differ are moved to the CPU ([`Offload::verify_served`]).
+///
+/// [`Offload::verify_served`]: infera_precompiles::Offload::verify_served
 pub fn import_block_with(
     db: &Database,
     chain: &ChainSpec,
@@ -184,111 +196,227 @@ pub fn import_block_with(
         .collect::<Result<Vec<_>, _>>()?;
     check_blob_gas(header, &transactions, spec).map_err(invalid)?;
 
-    // Execute.
-    let cfg = ExecutionConfig {
-        chain_id: chain.chain_id(),
+    let execution = Execution {
+        db,
+        chain,
+        block,
+        hash,
         spec,
+        transactions: &transactions,
     };
-    let env = BlockEnvInput::from_header(
-        header,
-        chain.blob_base_fee_update_fraction_at(number, header.timestamp),
-    );
-    let pre_byzantium = !spec.is_enabled_in(SpecId::BYZANTIUM);
-    let mut intermediate_roots = Vec::new();
-    let precompiles = InferaPrecompiles::new(spec, models.clone());
-    let mut executor =
-        BlockExecutor::with_precompiles(reader.latest_state(), cfg, env, precompiles).map_err(
-            |e| match e {
-                EvmError::Internal(reason) => invalid(format!("pre-block system call: {reason}")),
-                other => ImportError::Node(other.into()),
-            },
-        )?;
-    for (i, tx) in transactions.iter().enumerate() {
-        match executor.execute_transaction(tx) {
-            Ok(_) => {}
-            Err(EvmError::InvalidTransaction(err)) => {
-                return Err(invalid(format!("transaction {i} ({}): {err}", tx.hash)));
-            }
-            Err(err) => return Err(ImportError::Node(err.into())),
+    // A result of the accelerator is never what refuses a block (and gets its
+    // sender banned): the block is judged again on the CPU reference first.
+    let watch = AcceleratorWatch::record();
+    let first = execution.run(reader, models);
+    let served = watch.finish();
+    let Verified {
+        mut writer,
+        receipts,
+    } = match first {
+        Err(ImportError::Invalid { reason, .. }) if !served.is_empty() => {
+            execution.recheck_on_cpu(models, &served, &reason)?
         }
-        if pre_byzantium {
-            intermediate_roots.push(state_root_with(db, number, &executor.changes())?);
-        }
-    }
-    let requests = executor
-        .apply_post_block_requests(chain.deposit_contract())
-        .map_err(|e| match e {
-            EvmError::Internal(reason) => invalid(format!("post-block requests: {reason}")),
-            other => ImportError::Node(other.into()),
-        })?;
-    if let Some(withdrawals) = &block.body.withdrawals {
-        executor
-            .apply_withdrawals(withdrawals)
-            .map_err(|e| ImportError::Node(e.into()))?;
-    }
-    let ommers: Vec<_> = block
-        .body
-        .ommers
-        .iter()
-        .map(|o| (o.beneficiary, o.number))
-        .collect();
-    executor
-        .apply_block_rewards(&ommers)
-        .map_err(|e| ImportError::Node(e.into()))?;
-    let mut outcome = executor.finish();
-    if pre_byzantium {
-        outcome.receipts = with_state_roots(outcome.receipts, &intermediate_roots);
-    }
-
-    // Compare what execution produced with what the header claims.
-    if outcome.gas_used != header.gas_used {
-        return Err(invalid(format!(
-            "gas used {} but the header says {}",
-            outcome.gas_used, header.gas_used
-        )));
-    }
-    let receipts_root = calculate_receipt_root(&outcome.receipts);
-    if receipts_root != header.receipts_root {
-        return Err(invalid(format!(
-            "receipts root {receipts_root} but the header says {}",
-            header.receipts_root
-        )));
-    }
-    if outcome.logs_bloom != header.logs_bloom {
-        return Err(invalid("logs bloom differs from the receipts' logs".into()));
-    }
-    if spec.is_enabled_in(SpecId::PRAGUE) {
-        let requests_hash = requests.requests_hash();
-        if header.requests_hash != Some(requests_hash) {
-            return Err(invalid(format!(
-                "requests hash {requests_hash} but the header says {:?}",
-                header.requests_hash
-            )));
-        }
-    }
-    drop(reader);
-
-    let mut writer = db.writer()?;
-    writer.apply_state(number, &outcome.changes)?;
-    let state_root = writer.state_root()?;
-    if state_root != header.state_root {
-        // Dropping the writer aborts its transaction: nothing was written.
-        return Err(invalid(format!(
-            "state root {state_root} but the header says {}",
-            header.state_root
-        )));
-    }
+        other => other?,
+    };
     let sealed = SealedBlock {
         header: header.clone(),
         hash,
         transactions,
     };
-    writer.insert_block(&sealed, &outcome.receipts)?;
+    writer.insert_block(&sealed, &receipts)?;
     writer.commit()?;
     Ok(CommittedBlock {
         block: Arc::new(sealed),
-        receipts: Arc::new(outcome.receipts),
+        receipts: Arc::new(receipts),
     })
+}
+
+/// A block that passed the checks before execution, ready to execute.
+struct Execution<'a> {
+    db: &'a Database,
+    chain: &'a ChainSpec,
+    block: &'a Block,
+    hash: B256,
+    spec: SpecId,
+    transactions: &'a [RecoveredTx],
+}
+
+impl Execution<'_> {
+    fn invalid(&self, reason: String) -> ImportError {
+        ImportError::Invalid {
+            number: self.block.header.number,
+            hash: self.hash,
+            reason,
+        }
+    }
+
+    /// The block was refused while `served` inferences returned the
+    /// accelerator's bytes (`reason`): executes it again with every inference
+    /// on the CPU reference, whose verdict stands, and moves the models whose
+    /// accelerator results differ to the CPU.
+    fn recheck_on_cpu(
+        &self,
+        models: &Arc<ModelCache>,
+        served: &[ServedCall],
+        reason: &str,
+    ) -> Result<Verified, ImportError> {
+        let number = self.block.header.number;
+        warn!(target: "infera::import", number, hash = %self.hash, %reason, accelerated = served.len(), "block refused with accelerator results; executing it again on the CPU reference before refusing it");
+        let reader = self.db.reader()?;
+        let head_number = reader.head_number()?.ok_or(NodeError::NoGenesis)?;
+        let head = reader.canonical_hash(head_number)?;
+        if head != Some(self.block.header.parent_hash) {
+            return Err(NodeError::Invariant(format!(
+                "the head moved while block {number} was being imported"
+            ))
+            .into());
+        }
+        let result = {
+            let _cpu = AcceleratorWatch::cpu_only();
+            self.run(reader, models)
+        };
+        let cpu_accepted = match &result {
+            Ok(_) => true,
+            Err(ImportError::Invalid { .. }) => false,
+            // A local fault says nothing about the accelerator's results.
+            Err(_) => return result,
+        };
+        if let Some(offload) = models.offload() {
+            let options = models.run_options();
+            offload.verify_served(served, cpu_accepted, number, self.hash, |model, input| {
+                model.run_with(input, options)
+            });
+        }
+        if cpu_accepted {
+            warn!(target: "infera::import", number, hash = %self.hash, "the CPU reference accepts the block: imported from the CPU's results");
+        }
+        result
+    }
+
+    /// Executes the block on `reader`'s state (the head) and compares what it
+    /// produced with the header; the state goes into a write transaction that
+    /// is dropped (nothing written) if a comparison fails.
+    fn run(&self, reader: Reader, models: &Arc<ModelCache>) -> Result<Verified, ImportError> {
+        let Self {
+            db,
+            chain,
+            block,
+            spec,
+            transactions,
+            ..
+        } = self;
+        let spec = *spec;
+        let header = &block.header;
+        let number = header.number;
+        let invalid = |reason: String| self.invalid(reason);
+
+        let cfg = ExecutionConfig {
+            chain_id: chain.chain_id(),
+            spec,
+        };
+        let env = BlockEnvInput::from_header(
+            header,
+            chain.blob_base_fee_update_fraction_at(number, header.timestamp),
+        );
+        let pre_byzantium = !spec.is_enabled_in(SpecId::BYZANTIUM);
+        let mut intermediate_roots = Vec::new();
+        let precompiles = InferaPrecompiles::new(spec, models.clone());
+        let mut executor =
+            BlockExecutor::with_precompiles(reader.latest_state(), cfg, env, precompiles).map_err(
+                |e| match e {
+                    EvmError::Internal(reason) => {
+                        invalid(format!("pre-block system call: {reason}"))
+                    }
+                    other => ImportError::Node(other.into()),
+                },
+            )?;
+        for (i, tx) in transactions.iter().enumerate() {
+            match executor.execute_transaction(tx) {
+                Ok(_) => {}
+                Err(EvmError::InvalidTransaction(err)) => {
+                    return Err(invalid(format!("transaction {i} ({}): {err}", tx.hash)));
+                }
+                Err(err) => return Err(ImportError::Node(err.into())),
+            }
+            if pre_byzantium {
+                intermediate_roots.push(state_root_with(db, number, &executor.changes())?);
+            }
+        }
+        let requests = executor
+            .apply_post_block_requests(chain.deposit_contract())
+            .map_err(|e| match e {
+                EvmError::Internal(reason) => invalid(format!("post-block requests: {reason}")),
+                other => ImportError::Node(other.into()),
+            })?;
+        if let Some(withdrawals) = &block.body.withdrawals {
+            executor
+                .apply_withdrawals(withdrawals)
+                .map_err(|e| ImportError::Node(e.into()))?;
+        }
+        let ommers: Vec<_> = block
+            .body
+            .ommers
+            .iter()
+            .map(|o| (o.beneficiary, o.number))
+            .collect();
+        executor
+            .apply_block_rewards(&ommers)
+            .map_err(|e| ImportError::Node(e.into()))?;
+        let mut outcome = executor.finish();
+        if pre_byzantium {
+            outcome.receipts = with_state_roots(outcome.receipts, &intermediate_roots);
+        }
+
+        // Compare what execution produced with what the header claims.
+        if outcome.gas_used != header.gas_used {
+            return Err(invalid(format!(
+                "gas used {} but the header says {}",
+                outcome.gas_used, header.gas_used
+            )));
+        }
+        let receipts_root = calculate_receipt_root(&outcome.receipts);
+        if receipts_root != header.receipts_root {
+            return Err(invalid(format!(
+                "receipts root {receipts_root} but the header says {}",
+                header.receipts_root
+            )));
+        }
+        if outcome.logs_bloom != header.logs_bloom {
+            return Err(invalid("logs bloom differs from the receipts' logs".into()));
+        }
+        if spec.is_enabled_in(SpecId::PRAGUE) {
+            let requests_hash = requests.requests_hash();
+            if header.requests_hash != Some(requests_hash) {
+                return Err(invalid(format!(
+                    "requests hash {requests_hash} but the header says {:?}",
+                    header.requests_hash
+                )));
+            }
+        }
+        drop(reader);
+
+        let mut writer = db.writer()?;
+        writer.apply_state(number, &outcome.changes)?;
+        let state_root = writer.state_root()?;
+        if state_root != header.state_root {
+            // Dropping the writer aborts its transaction: nothing was written.
+            return Err(invalid(format!(
+                "state root {state_root} but the header says {}",
+                header.state_root
+            )));
+        }
+        Ok(Verified {
+            writer,
+            receipts: outcome.receipts,
+        })
+    }
+}
+
+/// A block whose execution matched its header: its state applied in a write
+/// transaction that is not committed yet.
+struct Verified {
+    writer: BlockWriter,
+    receipts: Vec<ReceiptEnvelope>,
 }
 
 /// The state root after `changes` on top of the head, from a write

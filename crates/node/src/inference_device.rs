@@ -14,7 +14,12 @@
 //!   since the operator asked for it explicitly.
 //!
 //! In every mode a GPU error during a call falls back to the CPU for that
-//! call and is logged ([`infera_precompiles::offload`]).
+//! call and is logged ([`infera_precompiles::offload`]). A GPU result that is
+//! wrong without an error is caught where it matters: a block refused with
+//! GPU results is judged again on the CPU reference before its sender is
+//! penalised, and the model is moved off the GPU
+//! ([`crate::import::import_block_with`]); blocks this node seals never use
+//! the GPU ([`crate::chain::ChainManager::seal_next`]).
 
 use std::{collections::HashMap, fmt, str::FromStr, sync::Arc};
 

@@ -1,3 +1,4 @@
 //! Integration tests of the node's chain handling, in process.
 
+mod accelerator;
 mod fork_choice;
