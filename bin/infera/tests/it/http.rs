@@ -374,3 +374,80 @@ pub fn is_quantity(s: &str) -> bool {
         None => false,
     }
 }
+
+/// Issue 20: request ids, connections per address, against the real binary.
+mod bounded_requests {
+    use super::*;
+    use crate::node::Node;
+
+    fn post_value(to: SocketAddr, body: &Value) -> (u16, Value) {
+        let r =
+            post(to, body.to_string().as_bytes(), Duration::from_secs(30)).expect("HTTP request");
+        let v = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|e| panic!("non-JSON body (HTTP {}): {e}: {}", r.status, r.text()));
+        (r.status, v)
+    }
+
+    #[test]
+    fn ids_are_echoed_and_unsupported_ones_get_invalid_request_never_null() {
+        let node = Node::start();
+        for id in [json!("x-1"), json!(7), json!(null)] {
+            let request =
+                json!({"jsonrpc": "2.0", "id": id, "method": "eth_chainId", "params": []});
+            let (status, v) = post_value(node.http, &request);
+            assert_eq!(status, 200, "{v}");
+            assert_eq!(v["id"], id, "{v}");
+            assert_eq!(v["result"], "0x181e", "{v}");
+        }
+        for id in [json!({"a": 1}), json!([1]), json!(-1), json!(false)] {
+            let request =
+                json!({"jsonrpc": "2.0", "id": id, "method": "eth_chainId", "params": []});
+            let (status, v) = post_value(node.http, &request);
+            assert_eq!(status, 400, "{v}");
+            assert_eq!(v["error"]["code"], -32600, "{v}");
+            assert_eq!(v["id"], Value::Null, "{v}");
+        }
+    }
+
+    #[test]
+    fn a_connection_over_the_per_address_limit_gets_429_and_serving_goes_on() {
+        let node = Node::start();
+        let limit = infera_rpc::DEFAULT_MAX_CONNECTIONS_PER_IP;
+        let held: Vec<TcpStream> = (0..limit)
+            .map(|_| TcpStream::connect(node.http).expect("connect"))
+            .collect();
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []});
+        let r = post(
+            node.http,
+            request.to_string().as_bytes(),
+            Duration::from_secs(30),
+        )
+        .expect("the refusal is an HTTP answer");
+        assert_eq!(r.status, 429, "{}", r.text());
+        assert!(
+            r.text().contains(&format!("at most {limit} per address")),
+            "{}",
+            r.text()
+        );
+        drop(held);
+        // The node sees the closes asynchronously; the slots come back.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = post(
+                node.http,
+                request.to_string().as_bytes(),
+                Duration::from_secs(30),
+            )
+            .expect("HTTP request");
+            if r.status == 200 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slots never came back: {}",
+                r.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
