@@ -5,12 +5,14 @@
 //! A trace is bounded while it is built: the tracer counts the bytes of its
 //! JSON as it goes and stops execution before the trace would pass the
 //! node's largest response ([`crate::RpcConfig::max_response_bytes`]), so a
-//! trace that could not be sent is never held in memory either.
+//! trace that could not be sent is never held in memory either. Tracing is
+//! a heavy call ([`crate::heavy`]): it waits its turn among the executions,
+//! and stops at the request's deadline; `debug_traceCall` gets the gas cap.
 
 use alloy_eips::{BlockId, BlockNumberOrTag, eip2718::Encodable2718};
 use alloy_primitives::{B256, Bytes};
 use alloy_rpc_types_eth::TransactionRequest;
-use infera_evm::{EvmError, StructLogConfig, TraceError, TxStructTrace};
+use infera_evm::{CallLimits, Deadline, EvmError, StructLogConfig, TraceError, TxStructTrace};
 use infera_primitives::SealedBlock;
 use infera_storage::Reader;
 use jsonrpsee::{core::RpcResult as JsonResult, proc_macros::rpc};
@@ -72,8 +74,8 @@ pub struct TraceConfig {
     /// Accepted for compatibility; the struct logger has no options.
     #[serde(default)]
     pub tracer_config: Option<serde_json::Value>,
-    /// Accepted for compatibility; the node's own bounds on a trace (its
-    /// size, and the RPC deadline where one is set) apply instead.
+    /// A deadline of the request's own (`5s`, `300ms`, or milliseconds);
+    /// the node's (`--rpc.evmtimeout`) applies when it is sooner.
     #[serde(default)]
     pub timeout: Option<String>,
     /// Accepted for compatibility (geth: reexec depth); state is always at hand.
@@ -89,13 +91,22 @@ pub struct TraceConfig {
 }
 
 impl TraceConfig {
-    /// The tracer's options, bounded by `max_bytes` (the response limit).
+    /// The tracer's options, bounded by `max_bytes` (the response limit)
+    /// and by `timeout` from now when given.
     fn struct_log_config(&self, max_bytes: usize) -> RpcResult<StructLogConfig> {
         if let Some(tracer) = self.tracer.as_deref().filter(|t| !t.is_empty()) {
             return Err(RpcError::InvalidParams(format!(
                 "tracer {tracer:?} is not supported; only the default struct logger is"
             )));
         }
+        let deadline = match self.timeout.as_deref() {
+            None => None,
+            Some(timeout) => {
+                let timeout = crate::heavy::parse_evm_timeout(timeout)
+                    .map_err(|e| RpcError::InvalidParams(format!("invalid timeout: {e}")))?;
+                Some(Deadline::after(timeout))
+            }
+        };
         Ok(StructLogConfig {
             disable_stack: self.disable_stack,
             disable_storage: self.disable_storage,
@@ -106,7 +117,7 @@ impl TraceConfig {
                 .filter(|l| *l > 0)
                 .map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
             max_bytes: Some(max_bytes),
-            deadline: None,
+            deadline,
         })
     }
 }
@@ -214,6 +225,15 @@ fn trace_config(value: Option<(usize, Value)>) -> RpcResult<TraceConfig> {
     }
 }
 
+/// `config` with the sooner of its own deadline and the request's.
+fn within(mut config: StructLogConfig, limits: &CallLimits) -> StructLogConfig {
+    config.deadline = match (config.deadline, limits.deadline) {
+        (Some(own), Some(node)) => Some(if own.at() <= node.at() { own } else { node }),
+        (own, node) => own.or(node),
+    };
+    config
+}
+
 /// A tracer's failure as the client sees it: a trace too large for a
 /// response is a limit, as is a timeout; `context` names what was executed.
 fn trace_error(err: TraceError, context: impl FnOnce() -> String) -> RpcError {
@@ -298,7 +318,8 @@ impl RpcContext {
             .map(|tx| tx.tx.encoded_2718().into()))
     }
 
-    /// The tracer's options for `config` within this node's bounds.
+    /// The tracer's options for `config` within the response limit (its
+    /// deadline, if any, counted from now).
     fn struct_log_config(&self, config: &TraceConfig) -> RpcResult<StructLogConfig> {
         let max_bytes = usize::try_from(self.config().max_response_bytes).unwrap_or(usize::MAX);
         config.struct_log_config(max_bytes)
@@ -312,9 +333,12 @@ impl RpcContext {
         config: TraceConfig,
     ) -> RpcResult<Vec<BlockTraceEntry>> {
         let config = self.struct_log_config(&config)?;
-        let reader = self.db().reader()?;
-        let block = self.debug_block(&reader, id)?;
-        let traces = self.trace_in_block(&reader, &block, None, config)?;
+        let (block, traces) = self.heavy(|limits| {
+            let reader = self.db().reader()?;
+            let block = self.debug_block(&reader, id)?;
+            let traces = self.trace_in_block(&reader, &block, None, within(config, &limits))?;
+            Ok((block, traces))
+        })?;
         block
             .transactions
             .iter()
@@ -335,16 +359,18 @@ impl RpcContext {
         config: TraceConfig,
     ) -> RpcResult<StructTrace> {
         let config = self.struct_log_config(&config)?;
-        let reader = self.db().reader()?;
-        let (_, location) = reader
-            .transaction(hash)?
-            .ok_or_else(|| RpcError::NotFound("transaction not found".into()))?;
-        let block = self.debug_block(&reader, BlockId::Number(location.block_number.into()))?;
-        let index = location.index as usize;
-        self.trace_in_block(&reader, &block, Some(index), config)?
-            .pop()
-            .ok_or_else(|| RpcError::Evm(format!("transaction {hash} produced no trace")))?
-            .try_into()
+        self.heavy(|limits| {
+            let reader = self.db().reader()?;
+            let (_, location) = reader
+                .transaction(hash)?
+                .ok_or_else(|| RpcError::NotFound("transaction not found".into()))?;
+            let block = self.debug_block(&reader, BlockId::Number(location.block_number.into()))?;
+            let index = location.index as usize;
+            self.trace_in_block(&reader, &block, Some(index), within(config, &limits))?
+                .pop()
+                .ok_or_else(|| RpcError::Evm(format!("transaction {hash} produced no trace")))
+        })?
+        .try_into()
     }
 
     /// `debug_traceCall`: `request` executed as `eth_call` executes it (on
@@ -357,21 +383,24 @@ impl RpcContext {
     ) -> RpcResult<StructTrace> {
         let config = self.struct_log_config(&config)?;
         let req = crate::eth::call_request(request)?;
-        let reader = self.db().reader()?;
-        let number = self.resolve_state_block(&reader, block)?;
-        let (cfg, env) = self.call_env(&reader, number)?;
-        let precompiles = self.precompiles(cfg.spec);
-        let gas_cap = None;
-        if number == self.head(&reader)? {
-            let state = reader.latest_state();
-            infera_evm::trace_call(state, cfg, env, req, precompiles, config, gas_cap)
-        } else {
-            let state = reader.state_at(number);
-            infera_evm::trace_call(state, cfg, env, req, precompiles, config, gas_cap)
-        }
-        .map_err(|e| match e {
-            TraceError::Evm(e) => evm_error(e),
-            other => trace_error(other, String::new),
+        self.heavy(|limits| {
+            let config = within(config, &limits);
+            let reader = self.db().reader()?;
+            let number = self.resolve_state_block(&reader, block)?;
+            let (cfg, env) = self.call_env(&reader, number)?;
+            let precompiles = self.precompiles(cfg.spec);
+            let gas_cap = limits.gas_cap;
+            if number == self.head(&reader)? {
+                let state = reader.latest_state();
+                infera_evm::trace_call(state, cfg, env, req, precompiles, config, gas_cap)
+            } else {
+                let state = reader.state_at(number);
+                infera_evm::trace_call(state, cfg, env, req, precompiles, config, gas_cap)
+            }
+            .map_err(|e| match e {
+                TraceError::Evm(e) => evm_error(e),
+                other => trace_error(other, String::new),
+            })
         })?
         .try_into()
     }
@@ -482,6 +511,16 @@ mod trace_tests {
     const GAS: &str = "0x3d090";
 
     fn context(dir: &std::path::Path) -> RpcContext {
+        context_with(
+            dir,
+            RpcConfig {
+                max_response_bytes: MAX_RESPONSE_BYTES,
+                ..RpcConfig::default()
+            },
+        )
+    }
+
+    fn context_with(dir: &std::path::Path, config: RpcConfig) -> RpcContext {
         let chain = ChainSpec::dev();
         let db = Database::open(&dir.join("db")).unwrap();
         let mut writer = db.writer().unwrap();
@@ -498,10 +537,7 @@ mod trace_tests {
             Arc::new(Mutex::new(TxPool::new(PoolConfig::default()))),
             tokio::sync::broadcast::channel(16).0,
             Arc::new(tokio::sync::Notify::new()),
-            RpcConfig {
-                max_response_bytes: MAX_RESPONSE_BYTES,
-                ..RpcConfig::default()
-            },
+            config,
         )
     }
 
@@ -566,6 +602,35 @@ mod trace_tests {
         assert!(logs[4].get("memory").is_none());
 
         let response = trace_grower(&ctx, json!({"enableMemroy": true})).await;
+        let response: Value = serde_json::from_str(&response).unwrap();
+        assert_eq!(response["error"]["code"], INVALID_PARAMS_CODE, "{response}");
+    }
+
+    #[tokio::test]
+    async fn trace_call_gets_the_gas_cap_and_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context_with(
+            dir.path(),
+            RpcConfig {
+                gas_cap: 100_000,
+                ..RpcConfig::default()
+            },
+        );
+        let response = trace_grower(&ctx, json!({"limit": 1})).await;
+        let response: Value = serde_json::from_str(&response).unwrap();
+        assert_eq!(response["result"]["gas"], 100_000, "{response}");
+
+        // A deadline already passed (the request's own, sooner than the
+        // node's) stops the trace with eth_call's timeout error.
+        let response = trace_grower(&ctx, json!({"timeout": "0ms"})).await;
+        let response: Value = serde_json::from_str(&response).unwrap();
+        let message = response["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("execution aborted (timeout"),
+            "{message}"
+        );
+
+        let response = trace_grower(&ctx, json!({"timeout": "5x"})).await;
         let response: Value = serde_json::from_str(&response).unwrap();
         assert_eq!(response["error"]["code"], INVALID_PARAMS_CODE, "{response}");
     }
