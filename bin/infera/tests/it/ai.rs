@@ -53,7 +53,7 @@ fn compiled(name: &str) -> Compiled {
 
 /// Runs the built `infera` binary with `args`; the dev key travels in the
 /// environment (`--key env:INFERA_E2E_KEY`), as a user would pass it.
-fn infera(args: &[&str]) -> Command {
+pub(crate) fn infera(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_infera"));
     cmd.args(args)
         .env("INFERA_E2E_KEY", DEV_KEYS[0])
@@ -448,7 +448,7 @@ fn digits_classified_on_chain_match_the_cli() {
 
 /// A model with one dense layer of `inputs` x `outputs` int8 weights (int32
 /// out): about `inputs * outputs` bytes.
-fn dense_model(inputs: usize, outputs: usize) -> Vec<u8> {
+pub(crate) fn dense_model(inputs: usize, outputs: usize) -> Vec<u8> {
     let mut seed = 0x9e37_79b9_u32;
     let weights = (0..inputs * outputs)
         .map(|_| {
@@ -524,7 +524,7 @@ fn large_model_uploads_in_chunks_and_resumes_after_interruption() {
         let line = line.unwrap();
         first_log.push_str(&line);
         first_log.push('\n');
-        if line.starts_with("chunk 1:") {
+        if line.starts_with("chunk 1/") && line.contains(" confirmed ") {
             break;
         }
     }
@@ -535,7 +535,7 @@ fn large_model_uploads_in_chunks_and_resumes_after_interruption() {
             || first_log.contains("uploading in chunks"),
         "{first_log}"
     );
-    assert!(first_log.contains("chunk 1:"), "{status}: {first_log}");
+    assert!(first_log.contains("chunk 1/"), "{status}: {first_log}");
 
     // The partial upload is on chain and visible.
     let up = rpc.ok("infera_getUpload", json!([uploader, id]));
@@ -563,7 +563,8 @@ fn large_model_uploads_in_chunks_and_resumes_after_interruption() {
     let (done, log) = cli_upload(&node, &file);
     assert_eq!(done, id);
     assert!(log.contains("resuming:"), "{log}");
-    let chunks = first_log.matches("chunk ").count() + log.matches("chunk ").count();
+    let chunks = first_log.matches(" confirmed in block").count()
+        + log.matches(" confirmed in block").count();
     assert!(chunks >= 3, "expected several chunks:\n{first_log}\n{log}");
 
     let info = rpc.ok("infera_getModel", json!([id]));

@@ -18,10 +18,12 @@ mod dev_accounts;
 mod errors;
 mod fees;
 mod logs;
+mod model_run;
 mod network;
 mod persistence;
 mod pool;
 mod transfers;
+mod upload;
 
 use alloy_primitives::{Address, B256, U256};
 use serde_json::Value;
