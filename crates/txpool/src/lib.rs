@@ -50,10 +50,11 @@ pub const DEFAULT_ACCOUNT_SLOTS: usize = 256;
 /// Default pool room for pending transactions (geth: `--txpool.globalslots`).
 pub const DEFAULT_GLOBAL_SLOTS: usize = 8_192;
 /// Default number of queued (not yet executable) transactions one sender may
-/// have (geth: `--txpool.accountqueue`).
-pub const DEFAULT_ACCOUNT_QUEUE: usize = 128;
+/// have (geth: `--txpool.accountqueue`, 64 there; here enough for a few
+/// hundred transactions sent concurrently, so arriving out of nonce order).
+pub const DEFAULT_ACCOUNT_QUEUE: usize = 256;
 /// Default number of queued transactions in the whole pool (geth: `--txpool.globalqueue`).
-pub const DEFAULT_GLOBAL_QUEUE: usize = 2_048;
+pub const DEFAULT_GLOBAL_QUEUE: usize = 4_096;
 /// Default time a sender's queued transactions survive without activity, in
 /// seconds (geth: `--txpool.lifetime`, 3 hours).
 pub const DEFAULT_LIFETIME_SECS: u64 = 3 * 60 * 60;

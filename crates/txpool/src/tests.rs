@@ -377,7 +377,7 @@ fn bounds_hold_under_a_random_mix() {
 #[test]
 fn config_validation_and_lifetime_parsing() {
     assert!(PoolConfig::default().validate().is_ok());
-    assert_eq!(PoolConfig::default().capacity(), 10_240);
+    assert_eq!(PoolConfig::default().capacity(), 12_288);
     let error = config(0, 1, 1, 1).validate().unwrap_err();
     assert!(error.contains("account slots"), "{error}");
     let zero = PoolConfig {
@@ -402,5 +402,24 @@ fn config_validation_and_lifetime_parsing() {
     }
     for bad in ["", "3x", "h", "3h5", "1.5h"] {
         assert!(parse_lifetime(bad).is_err(), "{bad:?} should not parse");
+    }
+}
+
+/// The defaults hold 200 transactions of one sender in flight whatever order
+/// they arrive in (in order, reversed), as a deployment script sends them.
+#[test]
+fn defaults_hold_200_transactions_of_one_sender_in_any_order() {
+    for reversed in [false, true] {
+        let (mut pool, _) = pool_with(PoolConfig::default());
+        let a = who(1);
+        let mut order: Vec<u64> = (0..200).collect();
+        if reversed {
+            order.reverse();
+        }
+        for nonce in order {
+            add(&mut pool, a, nonce, 1).unwrap_or_else(|e| panic!("nonce {nonce}: {e}"));
+        }
+        assert_eq!((pool.pending_count(), pool.queued_count()), (200, 0));
+        assert_eq!(pool.best_transactions(BASE_FEE).len(), 200);
     }
 }
