@@ -50,6 +50,8 @@ pub fn import_file(
         let labels = y
             .to_i64()
             .ok_or_else(|| ToolError::Input("labels must be integers".into()))?;
+        // Before the float model runs: both accuracies divide by the samples.
+        tool::check_labels(&model, &x, &labels)?;
         let float = import::float_accuracy(onnx, &x, &labels)?;
         let int = tool::accuracy(&model, &x, &labels)?;
         v["eval"] = json!({

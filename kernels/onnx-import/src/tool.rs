@@ -137,8 +137,22 @@ pub fn run_npy(model: &Model, x: &Npy, argmax: bool) -> ToolResult<Value> {
     }))
 }
 
+/// Checks that `labels` has one label per sample of `x`.
+pub fn check_labels(model: &Model, x: &Npy, labels: &[i64]) -> ToolResult<()> {
+    let n = sample_count(model, x)?;
+    if labels.len() != n {
+        return Err(ToolError::Input(format!(
+            "{} labels for {n} samples (array of shape {:?}): one label per sample is needed",
+            labels.len(),
+            x.shape
+        )));
+    }
+    Ok(())
+}
+
 /// Top-1 accuracy of the integer model on labelled float samples.
 pub fn accuracy(model: &Model, x: &Npy, labels: &[i64]) -> ToolResult<f64> {
+    check_labels(model, x, labels)?;
     let inputs = input_batches(model, x)?;
     let mut right = 0usize;
     for (input, &l) in inputs.iter().zip(labels) {
@@ -269,5 +283,14 @@ mod tests {
             err.contains("has 128 elements but the array holds 64"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn accuracy_needs_one_label_per_sample() {
+        let m = digits();
+        let x = zeros(&[3, 1, 8, 8]);
+        assert!(accuracy(&m, &x, &[0, 1, 2]).is_ok());
+        let err = accuracy(&m, &x, &[0, 1]).unwrap_err().to_string();
+        assert!(err.contains("2 labels for 3 samples"), "{err}");
     }
 }
