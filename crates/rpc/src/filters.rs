@@ -15,7 +15,8 @@
 
 use std::{
     cell::Cell,
-    collections::HashMap,
+    collections::{HashMap, hash_map::RandomState},
+    hash::BuildHasher,
     net::IpAddr,
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
@@ -92,6 +93,9 @@ pub(crate) struct InstalledFilter {
 pub(crate) struct FilterStore {
     filters: Mutex<HashMap<u64, InstalledFilter>>,
     next_id: AtomicU64,
+    /// Keys the hash that turns the counter into ids: a client cannot guess
+    /// (and so poll away or uninstall) another client's filters.
+    id_seed: RandomState,
     max_per_client: usize,
 }
 
@@ -101,6 +105,7 @@ impl FilterStore {
         Self {
             filters: Mutex::default(),
             next_id: AtomicU64::new(0),
+            id_seed: RandomState::new(),
             max_per_client,
         }
     }
@@ -136,7 +141,13 @@ impl FilterStore {
                 self.max_per_client
             )));
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = loop {
+            let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let id = self.id_seed.hash_one(n);
+            if !filters.contains_key(&id) {
+                break id;
+            }
+        };
         filters.insert(
             id,
             InstalledFilter {
@@ -230,6 +241,7 @@ mod tests {
         let now = Instant::now();
         let id = install(&store, A, now).unwrap();
         assert!(install(&store, A, now).is_err());
+        assert!(!store.uninstall("0x1"), "ids are not a guessable counter");
         assert!(store.uninstall(&id));
         install(&store, A, now).unwrap();
     }
