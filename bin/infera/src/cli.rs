@@ -37,8 +37,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a node.
-    Node(NodeArgs),
+    /// Run a node. Boxed: its many flags make it far larger than the other commands.
+    Node(Box<NodeArgs>),
     /// Write a chain's genesis block into a data directory.
     Init(InitArgs),
     /// Import an RLP-encoded chain file with full validation and execution.
@@ -220,7 +220,7 @@ impl Cli {
     pub fn run(self) -> eyre::Result<()> {
         init_logging(self.verbose);
         match self.command {
-            Command::Node(args) => run_node(args),
+            Command::Node(args) => run_node(*args),
             Command::Init(args) => run_init(args),
             Command::Import(args) => crate::import::run(args),
             Command::Model { cmd } => cmd.run(),
