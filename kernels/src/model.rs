@@ -37,6 +37,23 @@ pub struct ModelCost {
     pub param_bytes: u64,
     /// Operator nodes.
     pub nodes: u64,
+    /// Multiply-accumulates the portable kernels execute, padding included
+    /// (see [`Work::kernel_macs`]).
+    #[serde(default)]
+    pub kernel_macs: u64,
+    /// Elements moved besides the MACs (see [`Work::moved_elements`]).
+    #[serde(default)]
+    pub moved_elements: u64,
+    /// Bytes of the portable kernels' prepared weights (reductions padded to
+    /// 16 lanes, widened to i16): computed from the graph, so the same on
+    /// every node, and a bound on what decoding builds besides the parameters.
+    #[serde(default)]
+    pub prepared_bytes: u64,
+    /// Output channels of dense and convolution layers: each has its own
+    /// bias, requantisation and packed row, whose decoding costs time of
+    /// its own however short the row.
+    #[serde(default)]
+    pub channels: u64,
 }
 
 /// How to run an inference. The result never depends on these options.
@@ -138,6 +155,16 @@ impl Model {
             cost.activation_elements += out.spec.elements() as u64;
             cost.params += node.op.param_count();
             cost.param_bytes += node.op.param_bytes();
+            cost.kernel_macs = cost.kernel_macs.saturating_add(w.kernel_macs);
+            cost.moved_elements = cost.moved_elements.saturating_add(w.moved_elements);
+            cost.prepared_bytes = cost
+                .prepared_bytes
+                .saturating_add(cpu::portable_rows_bytes(&node.op) as u64);
+            cost.channels += match &node.op {
+                Op::Dense(p) => p.out_features as u64,
+                Op::Conv2d(p) => p.out_channels as u64,
+                _ => 0,
+            };
             check_limit("MAX_MODEL_MACS", cost.macs, MAX_MODEL_MACS)?;
             check_limit(
                 "MAX_TOTAL_ELEMENTS",
@@ -323,6 +350,55 @@ impl Model {
     /// The work of one inference, from the graph alone.
     pub fn cost(&self) -> ModelCost {
         self.cost
+    }
+
+    /// The most bytes this decoded model holds on the heap: its parameters,
+    /// the kernels' prepared weights (fast and portable), and the graph's
+    /// bookkeeping. A model cache bounds its memory by this, not by the
+    /// encoded size, which a decoded model can exceed many times (short
+    /// reductions padded to 16 lanes and widened to i16, several packs of one
+    /// convolution).
+    pub fn heap_bytes(&self) -> usize {
+        let params: usize = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let vectors = match &n.op {
+                    Op::Dense(p) => {
+                        p.weights.len()
+                            + std::mem::size_of_val(p.bias.as_slice())
+                            + std::mem::size_of_val(p.requant.as_slice())
+                    }
+                    Op::Conv2d(p) => {
+                        p.weights.len()
+                            + std::mem::size_of_val(p.bias.as_slice())
+                            + std::mem::size_of_val(p.requant.as_slice())
+                    }
+                    Op::Reshape { shape } => shape.len() * 8,
+                    Op::Transpose { perm } => perm.len() * 8,
+                    Op::Pad { before, after } => (before.len() + after.len()) * 8,
+                    _ => 0,
+                };
+                vectors + n.inputs.len() * 8 + std::mem::size_of::<Node>()
+            })
+            .sum();
+        let prepared: usize = self
+            .nodes
+            .iter()
+            .zip(&self.prepared)
+            .map(|(n, p)| p.heap_bytes(&n.op) + std::mem::size_of::<cpu::Prepared>())
+            .sum();
+        let values: usize = self
+            .values
+            .iter()
+            .map(|v| std::mem::size_of::<TensorInfo>() + v.spec.shape.len() * 8)
+            .sum();
+        params
+            + prepared
+            + values
+            + self.work.len() * std::mem::size_of::<Work>()
+            + self.last_use.len() * 8
+            + std::mem::size_of::<Model>()
     }
 
     /// Run one inference on the CPU reference, single-threaded.

@@ -176,6 +176,12 @@ pub enum Op {
     },
 }
 
+/// Element moves one requantised output counts for in [`Work::moved_elements`].
+pub const REQUANT_ELEMENT_MOVES: u64 = 4;
+/// Element moves one gathered element (an im2col entry with its bounds
+/// checks, a depthwise tap) counts for in [`Work::moved_elements`].
+pub const GATHER_ELEMENT_MOVES: u64 = 3;
+
 /// Work an operator does, counted from shapes alone (for gas).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Work {
@@ -183,6 +189,16 @@ pub struct Work {
     pub macs: u64,
     /// Other element reads (pool windows, element-wise inputs, copies).
     pub element_ops: u64,
+    /// Multiply-accumulates the portable kernels really execute: reductions
+    /// padded to [`crate::cpu::LANES`], every tap of a depthwise window.
+    /// What gas prices, since padding costs time although it adds nothing.
+    #[serde(default)]
+    pub kernel_macs: u64,
+    /// Elements the kernels move besides the MACs: inputs read, outputs
+    /// written (int32 ones four bytes each), im2col gathers of grouped
+    /// convolutions, activations widened for dense layers.
+    #[serde(default)]
+    pub moved_elements: u64,
 }
 
 impl Op {
@@ -232,6 +248,86 @@ impl Op {
     /// ranges, that no int32 accumulator can overflow for any input, and the
     /// per-operator limits. The output's dimension limits are checked by the caller.
     pub fn infer(
+        &self,
+        node: usize,
+        inputs: &[&TensorInfo],
+        out_zero_point: i8,
+    ) -> ModelResult<(TensorInfo, Work)> {
+        let (out, mut work) = self.infer_shape(node, inputs, out_zero_point)?;
+        let elems = |t: &TensorInfo| t.spec.elements() as u64;
+        let width = |t: &TensorInfo| match t.spec.dtype {
+            DType::I8 => 1,
+            DType::I32 => 4,
+        };
+        let read: u64 = inputs.iter().map(|t| elems(t) * width(t)).sum();
+        let written = elems(&out) * width(&out);
+        let (kernel_macs, gathered) = match self {
+            Op::Dense(p) => {
+                let rows = elems(inputs[0]) / p.in_features as u64;
+                let kp = crate::cpu::padded_len(p.in_features) as u64;
+                // Every row is widened and padded before the GEMM.
+                (rows * p.out_features as u64 * kp, rows * kp)
+            }
+            Op::Conv2d(p) => {
+                let [n, _, oh, ow] = [
+                    out.spec.shape[0],
+                    out.spec.shape[1],
+                    out.spec.shape[2],
+                    out.spec.shape[3],
+                ]
+                .map(|d| d as u64);
+                let taps = (p.kernel[0] * p.kernel[1]) as u64;
+                let plane = oh * ow;
+                let cg = (p.in_channels / p.groups) as u64;
+                if cg == 1 {
+                    // Depthwise: every tap of every output as a scalar
+                    // multiply-add over short rows, priced as a gather.
+                    (0, n * p.out_channels as u64 * plane * taps)
+                } else {
+                    let kp = crate::cpu::padded_len(cg as usize * taps as usize) as u64;
+                    // im2col gathers a padded row per position and group.
+                    (
+                        n * p.out_channels as u64 * plane * kp,
+                        n * p.groups as u64 * plane * kp,
+                    )
+                }
+            }
+            _ => (0, 0),
+        };
+        // Requantising an output (an i64 product, a rounding shift and a
+        // clamp) costs about five element moves on the portable kernels.
+        let requantised = match self {
+            Op::Dense(DenseParams {
+                out_dtype: DType::I8,
+                ..
+            })
+            | Op::Conv2d(Conv2dParams {
+                out_dtype: DType::I8,
+                ..
+            })
+            | Op::Requantize(_)
+            | Op::Add(_)
+            | Op::Mul(_)
+            | Op::AvgPool { .. }
+            | Op::GlobalAvgPool => elems(&out),
+            _ => 0,
+        };
+        // A pool's window element is a compare or add with an index step:
+        // counted twice (as an element op and as a move), as measured.
+        let windows = match self {
+            Op::MaxPool(_) | Op::AvgPool { .. } => work.element_ops,
+            _ => 0,
+        };
+        work.kernel_macs = kernel_macs;
+        work.moved_elements = read
+            .saturating_add(written)
+            .saturating_add(gathered.saturating_mul(GATHER_ELEMENT_MOVES))
+            .saturating_add(requantised.saturating_mul(REQUANT_ELEMENT_MOVES))
+            .saturating_add(windows);
+        Ok((out, work))
+    }
+
+    fn infer_shape(
         &self,
         node: usize,
         inputs: &[&TensorInfo],
@@ -310,6 +406,7 @@ impl Op {
                 let work = Work {
                     macs: rows * (k * p.out_features) as u64,
                     element_ops: 0,
+                    ..Work::default()
                 };
                 Ok((
                     TensorInfo {
@@ -396,6 +493,7 @@ impl Op {
                     Work {
                         macs,
                         element_ops: 0,
+                        ..Work::default()
                     },
                 ))
             }
@@ -419,6 +517,7 @@ impl Op {
                 let work = Work {
                     macs: 0,
                     element_ops: (n * c * oh * ow * p.kernel[0] * p.kernel[1]) as u64,
+                    ..Work::default()
                 };
                 Ok((i8_out(vec![n, c, oh, ow]), work))
             }
@@ -433,6 +532,7 @@ impl Op {
                     Work {
                         macs: 0,
                         element_ops: elems(x),
+                        ..Work::default()
                     },
                 ))
             }
@@ -448,6 +548,7 @@ impl Op {
                     Work {
                         macs: 0,
                         element_ops: elems(inputs[0]),
+                        ..Work::default()
                     },
                 ))
             }
@@ -471,6 +572,7 @@ impl Op {
                     Work {
                         macs: 0,
                         element_ops: 2 * elems(inputs[0]),
+                        ..Work::default()
                     },
                 ))
             }
@@ -486,6 +588,7 @@ impl Op {
                     Work {
                         macs: 0,
                         element_ops: 2 * elems(inputs[0]),
+                        ..Work::default()
                     },
                 ))
             }
@@ -497,6 +600,7 @@ impl Op {
                     Work {
                         macs: 0,
                         element_ops: elems(inputs[0]),
+                        ..Work::default()
                     },
                 ))
             }
@@ -516,6 +620,7 @@ impl Op {
                     Work {
                         macs: 0,
                         element_ops: elems(inputs[0]),
+                        ..Work::default()
                     },
                 ))
             }
@@ -535,6 +640,7 @@ impl Op {
                     Work {
                         macs: 0,
                         element_ops: elems(inputs[0]),
+                        ..Work::default()
                     },
                 ))
             }
@@ -559,6 +665,7 @@ impl Op {
                     Work {
                         macs: 0,
                         element_ops: elems(inputs[0]),
+                        ..Work::default()
                     },
                 ))
             }
@@ -596,6 +703,7 @@ impl Op {
                     Work {
                         macs: 0,
                         element_ops: work,
+                        ..Work::default()
                     },
                 ))
             }
@@ -617,6 +725,7 @@ impl Op {
                     Work {
                         macs: 0,
                         element_ops: work,
+                        ..Work::default()
                     },
                 ))
             }
@@ -646,6 +755,7 @@ impl Op {
                     Work {
                         macs: 0,
                         element_ops: elems(inputs[0]),
+                        ..Work::default()
                     },
                 ))
             }

@@ -16,8 +16,9 @@ use parking_lot::Mutex;
 
 use crate::offload::Offload;
 
-/// Default bound on the model bytes the cache holds (decoded models take about
-/// their encoded size plus prepared weights).
+/// Default bound on the heap bytes of the decoded models the cache holds
+/// ([`Model::heap_bytes`]: parameters plus the kernels' prepared weights, up
+/// to about ten times a model's encoded size), not their encoded size.
 pub const DEFAULT_CACHE_MODEL_BYTES: usize = 256 * 1024 * 1024;
 
 /// Default bound on the number of cached models.
@@ -65,7 +66,8 @@ impl Default for ModelCache {
 
 impl ModelCache {
     /// A cache holding at most `max_models` models of at most `max_bytes`
-    /// encoded bytes in all. A model larger than `max_bytes` is never kept.
+    /// decoded bytes in all ([`Model::heap_bytes`]). A model larger than
+    /// `max_bytes` is never kept.
     pub fn new(max_bytes: usize, max_models: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
@@ -138,9 +140,10 @@ impl ModelCache {
         Some(entry.model.clone())
     }
 
-    /// Keep `model` (decoded from `bytes` encoded bytes) under `id`, evicting the
+    /// Keep `model` under `id`, counted by its decoded size, evicting the
     /// least recently used models to stay within the bounds.
-    pub fn insert(&self, id: B256, model: Arc<Model>, bytes: usize) {
+    pub fn insert(&self, id: B256, model: Arc<Model>) {
+        let bytes = model.heap_bytes();
         if bytes > self.max_bytes || self.max_models == 0 {
             return;
         }
@@ -174,6 +177,16 @@ impl ModelCache {
         ));
     }
 
+    /// Decoded bytes of the cached models, as counted against the bound.
+    pub fn held_bytes(&self) -> usize {
+        self.inner.lock().bytes
+    }
+
+    /// The bound on [`ModelCache::held_bytes`].
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// Number of cached models.
     pub fn len(&self) -> usize {
         self.inner.lock().entries.len()
@@ -191,7 +204,9 @@ mod tests {
 
     fn digits() -> (Arc<Model>, usize) {
         let bytes = include_bytes!("../../kernels/models/digits/digits.infera");
-        (Arc::new(Model::decode(bytes).unwrap()), bytes.len())
+        let model = Arc::new(Model::decode(bytes).unwrap());
+        let size = model.heap_bytes();
+        (model, size)
     }
 
     #[test]
@@ -199,10 +214,10 @@ mod tests {
         let (model, size) = digits();
         let cache = ModelCache::new(size * 2, 10);
         let ids: Vec<B256> = (1..=3u8).map(B256::repeat_byte).collect();
-        cache.insert(ids[0], model.clone(), size);
-        cache.insert(ids[1], model.clone(), size);
+        cache.insert(ids[0], model.clone());
+        cache.insert(ids[1], model.clone());
         assert!(cache.get(&ids[0]).is_some()); // ids[1] is now the oldest
-        cache.insert(ids[2], model.clone(), size);
+        cache.insert(ids[2], model.clone());
         assert_eq!(cache.len(), 2);
         assert!(cache.get(&ids[1]).is_none());
         assert!(cache.get(&ids[0]).is_some());
@@ -213,10 +228,10 @@ mod tests {
     fn too_large_models_and_zero_capacity_are_not_kept() {
         let (model, size) = digits();
         let cache = ModelCache::new(size - 1, 10);
-        cache.insert(B256::ZERO, model.clone(), size);
+        cache.insert(B256::ZERO, model.clone());
         assert!(cache.is_empty());
         let none = ModelCache::new(usize::MAX, 0);
-        none.insert(B256::ZERO, model, size);
+        none.insert(B256::ZERO, model);
         assert!(none.is_empty());
     }
 }

@@ -45,34 +45,57 @@ use infera_kernels::ModelCost;
 /// setting up the run. Also what an inference call that fails before the model
 /// runs (unknown model, wrong input length, malformed call) is charged.
 pub const INFER_BASE_GAS: u64 = 3_000;
-/// Gas per thousand multiply-accumulates.
+/// Gas per operator node: allocating its output, dispatch, the fixed cost of
+/// a kernel call whatever its size.
+pub const INFER_NODE_GAS: u64 = 4_000;
+/// Gas per thousand multiply-accumulates as the kernels execute them
+/// ([`ModelCost::kernel_macs`]: reductions padded to 16 lanes, every tap of a
+/// depthwise window), not only the useful ones.
 pub const INFER_GAS_PER_KMAC: u64 = 400;
-/// Gas per thousand other element operations and produced activation elements.
-pub const INFER_GAS_PER_KELEM: u64 = 100;
-/// Gas per KiB of the model, towards loading and decoding it when it is not in
-/// a node's cache (cache state never changes gas, so every call pays it). Kept
-/// low enough that a 16 MiB model (1 M gas) stays callable under the EIP-7825
-/// cap; the bounded cache and the cost of registering many large models limit
-/// how often a node decodes.
-pub const INFER_GAS_PER_MODEL_KIB: u64 = 64;
+/// Gas per thousand other element operations and elements moved (inputs
+/// read, outputs written, int32 ones counted four times, im2col gathers).
+pub const INFER_GAS_PER_KELEM: u64 = 5_000;
+/// Gas per KiB of the model: loading it from state and decoding it when it is
+/// not in a node's cache. Cache state never changes gas, so every call pays
+/// the cold price (an attacker can always cycle more models than a cache holds).
+pub const INFER_GAS_PER_MODEL_KIB: u64 = 8_192;
+/// Gas per KiB of the weights the portable kernels prepare
+/// ([`ModelCost::prepared_bytes`]): building them on a cold load, and
+/// streaming them from memory on every call.
+pub const INFER_GAS_PER_PREPARED_KIB: u64 = 4_096;
+/// Gas per output channel of a dense or convolution layer
+/// ([`ModelCost::channels`]): decoding its bias and requantisation and
+/// packing its row on a cold load, finishing it on every call.
+pub const INFER_CHANNEL_GAS: u64 = 600;
 /// Gas per byte of input and of output (copying, ABI encoding, memory).
 pub const INFER_GAS_PER_IO_BYTE: u64 = 3;
+/// The most gas one inference call may cost (the EIP-7825 per-transaction cap
+/// of Osaka): the registry refuses a model no transaction could call.
+pub const MAX_INFERENCE_TX_GAS: u64 = 1 << 24;
 
 /// The inference gas of a model, fixed when it is registered: the base, its
-/// multiply-accumulates, its other element work, and its size. Saturating.
+/// nodes, the multiply-accumulates its kernels execute, the elements they move,
+/// and the cold load of its bytes and prepared weights. Saturating.
 pub fn inference_gas(cost: &ModelCost, model_bytes: u64) -> u64 {
-    let kmacs = cost.macs.div_ceil(1000);
+    let kmacs = cost.kernel_macs.div_ceil(1000);
     let kelems = cost
         .element_ops
-        .saturating_add(cost.activation_elements)
+        .saturating_add(cost.moved_elements)
         .div_ceil(1000);
     INFER_BASE_GAS
+        .saturating_add(cost.nodes.saturating_mul(INFER_NODE_GAS))
+        .saturating_add(cost.channels.saturating_mul(INFER_CHANNEL_GAS))
         .saturating_add(kmacs.saturating_mul(INFER_GAS_PER_KMAC))
         .saturating_add(kelems.saturating_mul(INFER_GAS_PER_KELEM))
         .saturating_add(
             model_bytes
                 .div_ceil(1024)
                 .saturating_mul(INFER_GAS_PER_MODEL_KIB),
+        )
+        .saturating_add(
+            cost.prepared_bytes
+                .div_ceil(1024)
+                .saturating_mul(INFER_GAS_PER_PREPARED_KIB),
         )
 }
 
@@ -84,6 +107,16 @@ pub fn inference_call_gas(inference_gas: u64, input_bytes: u64, output_bytes: u6
             .saturating_add(output_bytes)
             .saturating_mul(INFER_GAS_PER_IO_BYTE),
     )
+}
+
+/// The least gas of a transaction calling the inference precompile directly
+/// with `input_bytes` of input: 21,000, and the ABI-encoded calldata (selector,
+/// id, offset, length, input padded to words) at 16 gas a byte (the worst case).
+pub fn inference_tx_gas(call_gas: u64, input_bytes: u64) -> u64 {
+    let calldata = 4 + 3 * 32 + input_bytes.div_ceil(32) * 32;
+    21_000u64
+        .saturating_add(calldata.saturating_mul(16))
+        .saturating_add(call_gas)
 }
 
 // ----------------------------------------------------------------- registry
@@ -211,12 +244,19 @@ mod tests {
             ..ModelCost::default()
         };
         let big = ModelCost {
-            macs: 1_000_000,
+            kernel_macs: 1_000_000,
+            nodes: 1,
+            ..ModelCost::default()
+        };
+        assert_eq!(inference_gas(&small, 0), INFER_BASE_GAS);
+        let small = ModelCost {
+            kernel_macs: 1_000,
+            nodes: 1,
             ..ModelCost::default()
         };
         assert_eq!(
             inference_gas(&small, 0),
-            INFER_BASE_GAS + INFER_GAS_PER_KMAC
+            INFER_BASE_GAS + INFER_NODE_GAS + INFER_GAS_PER_KMAC
         );
         assert!(inference_gas(&big, 0) > inference_gas(&small, 0));
         assert_eq!(
@@ -225,8 +265,12 @@ mod tests {
         );
         let huge = ModelCost {
             macs: u64::MAX,
+            kernel_macs: u64::MAX,
             element_ops: u64::MAX,
+            moved_elements: u64::MAX,
             activation_elements: u64::MAX,
+            prepared_bytes: u64::MAX,
+            nodes: u64::MAX,
             ..ModelCost::default()
         };
         assert!(inference_gas(&huge, u64::MAX) > u64::MAX / 2); // no overflow panic

@@ -53,7 +53,7 @@ fn load_model<J: JournalTr>(
     let model = Model::decode(&bytes)
         .map_err(|e| Exit::Fatal(format!("registered model {id} fails to decode: {e}")))?;
     let model = Arc::new(model);
-    cache.insert(id, model.clone(), bytes.len());
+    cache.insert(id, model.clone());
     Ok(model)
 }
 

@@ -197,6 +197,18 @@ fn register_model<J: JournalTr>(
         output_bytes: u32::try_from(output.byte_len())
             .map_err(|_| invalid("output above 4 GiB"))?,
     };
+    let call_gas = gas::inference_call_gas(
+        record.inference_gas,
+        u64::from(record.input_bytes),
+        u64::from(record.output_bytes),
+    );
+    let tx_gas = gas::inference_tx_gas(call_gas, u64::from(record.input_bytes));
+    if tx_gas > gas::MAX_INFERENCE_TX_GAS {
+        return Err(invalid(&format!(
+            "one inference costs {call_gas} gas ({tx_gas} with its transaction), over the per-transaction cap of {}: no transaction could call this model",
+            gas::MAX_INFERENCE_TX_GAS
+        )));
+    }
     let words = record
         .encode()
         .ok_or_else(|| invalid("too many shape dimensions for the registry record"))?;
@@ -219,7 +231,7 @@ fn register_model<J: JournalTr>(
         }
         .encode_log_data(),
     );
-    env.cache.insert(id, Arc::new(model), bytes.len());
+    env.cache.insert(id, Arc::new(model));
     Ok(())
 }
 

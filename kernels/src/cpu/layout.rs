@@ -10,29 +10,54 @@ fn strides(shape: &[usize]) -> Vec<usize> {
     s
 }
 
-/// Map each output index to its input index and gather.
-fn gather(data: &TensorData, n: usize, index: impl Fn(usize) -> usize) -> TensorData {
-    match data {
-        TensorData::I8(v) => TensorData::I8((0..n).map(|i| v[index(i)]).collect()),
-        TensorData::I32(v) => TensorData::I32((0..n).map(|i| v[index(i)]).collect()),
-    }
-}
-
 /// Output axis `i` is input axis `perm[i]`.
+///
+/// Walks the output in order with an odometer over its axes, so each element
+/// costs an add rather than a division per axis (a rank-6 transpose was five
+/// times slower with divisions than its gas allowed).
 pub fn transpose(data: &TensorData, shape: &[usize], perm: &[usize]) -> TensorData {
     let in_strides = strides(shape);
     let out_shape: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
-    let out_strides = strides(&out_shape);
-    let n = shape.iter().product();
-    gather(data, n, |mut i| {
-        let mut src = 0;
-        for d in 0..perm.len() {
-            let coord = i / out_strides[d];
-            i %= out_strides[d];
-            src += coord * in_strides[perm[d]];
+    let src_strides: Vec<usize> = perm.iter().map(|&a| in_strides[a]).collect();
+    match data {
+        TensorData::I8(v) => TensorData::I8(walk(v, &out_shape, &src_strides)),
+        TensorData::I32(v) => TensorData::I32(walk(v, &out_shape, &src_strides)),
+    }
+}
+
+/// The elements of `src` at `sum(index[d] * src_strides[d])` for every index
+/// of `out_shape` in row-major order.
+fn walk<T: Copy>(src: &[T], out_shape: &[usize], src_strides: &[usize]) -> Vec<T> {
+    let n: usize = out_shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let Some((&inner, outer)) = out_shape.split_last() else {
+        out.extend(src.first().copied());
+        return out;
+    };
+    if n == 0 {
+        return out;
+    }
+    let inner_stride = src_strides[outer.len()];
+    let mut index = vec![0usize; outer.len()];
+    let mut base = 0usize;
+    loop {
+        out.extend((0..inner).map(|j| src[base + j * inner_stride]));
+        // Advance the odometer over the outer axes, last axis fastest.
+        let mut d = outer.len();
+        loop {
+            if d == 0 {
+                return out;
+            }
+            d -= 1;
+            index[d] += 1;
+            base += src_strides[d];
+            if index[d] < outer[d] {
+                break;
+            }
+            base -= src_strides[d] * outer[d];
+            index[d] = 0;
         }
-        src
-    })
+    }
 }
 
 /// Join along `axis`: for each outer index, copy each input's inner block in turn.
@@ -78,28 +103,51 @@ pub fn pad(
     zp: i8,
 ) -> TensorData {
     let out_strides = strides(out_shape);
-    let in_strides = strides(shape);
-    let n: usize = shape.iter().product();
-    let dst_of = |mut i: usize| {
-        let mut dst = 0;
-        for d in 0..shape.len() {
-            let coord = i / in_strides[d];
-            i %= in_strides[d];
-            dst += (coord + before[d]) * out_strides[d];
-        }
-        dst
-    };
     let total: usize = out_shape.iter().product();
     match data {
         TensorData::I8(v) => {
             let mut out = vec![zp; total];
-            (0..n).for_each(|i| out[dst_of(i)] = v[i]);
+            scatter_rows(v, &mut out, shape, before, &out_strides);
             TensorData::I8(out)
         }
         TensorData::I32(v) => {
             let mut out = vec![0; total];
-            (0..n).for_each(|i| out[dst_of(i)] = v[i]);
+            scatter_rows(v, &mut out, shape, before, &out_strides);
             TensorData::I32(out)
+        }
+    }
+}
+
+/// Copy each innermost row of `src` (of `shape`) to its place in `dst`, offset
+/// by `before` on every axis: a row copy and an odometer step per row.
+fn scatter_rows<T: Copy>(
+    src: &[T],
+    dst: &mut [T],
+    shape: &[usize],
+    before: &[usize],
+    out_strides: &[usize],
+) {
+    let Some((&inner, outer)) = shape.split_last() else {
+        dst[0] = src[0];
+        return;
+    };
+    if inner == 0 {
+        return;
+    }
+    let mut index = vec![0usize; outer.len()];
+    let mut base: usize = before.iter().zip(out_strides).map(|(b, s)| b * s).sum();
+    for row in src.chunks_exact(inner) {
+        dst[base..base + inner].copy_from_slice(row);
+        let mut d = outer.len();
+        while d > 0 {
+            d -= 1;
+            index[d] += 1;
+            base += out_strides[d];
+            if index[d] < outer[d] {
+                break;
+            }
+            base -= out_strides[d] * outer[d];
+            index[d] = 0;
         }
     }
 }

@@ -109,6 +109,34 @@ impl Prepared {
     fn rows(&self, op: &Op) -> &Rows {
         self.portable.get_or_init(|| portable_rows(op))
     }
+
+    /// The most bytes this preparation of `op` holds on the heap: the fast
+    /// pack, plus the portable rows whether or not they are built yet (they
+    /// are built on first use, so a cache counting this bound never grows
+    /// past what it counted).
+    pub fn heap_bytes(&self, op: &Op) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        let fast = self.fast.as_ref().map_or(0, x86::Pack::heap_bytes);
+        #[cfg(not(target_arch = "x86_64"))]
+        let fast = 0;
+        fast + portable_rows_bytes(op)
+    }
+}
+
+/// Heap bytes of [`portable_rows`] of `op`, computed without building them.
+pub fn portable_rows_bytes(op: &Op) -> usize {
+    let (weights, red) = match op {
+        Op::Dense(p) => (p.weights.len(), p.in_features),
+        Op::Conv2d(p) => (
+            p.weights.len(),
+            p.in_channels / p.groups.max(1) * p.kernel[0] * p.kernel[1],
+        ),
+        _ => return 0,
+    };
+    if red == 0 {
+        return 0;
+    }
+    weights / red * padded_len(red) * std::mem::size_of::<i16>()
 }
 
 fn portable_rows(op: &Op) -> Rows {

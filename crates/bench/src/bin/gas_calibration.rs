@@ -22,6 +22,9 @@ mod chain;
 #[path = "../../../../kernels/tests/it/cases.rs"]
 mod cases;
 
+#[path = "../adversarial.rs"]
+mod adversarial;
+
 use std::{
     collections::HashMap,
     convert::Infallible,
@@ -184,6 +187,9 @@ fn calldata_gas(data: &[u8]) -> (u64, u64) {
 }
 
 fn main() -> Result<()> {
+    if std::env::args().any(|a| a == "--adversarial") {
+        return adversarial_main();
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let rounds = if quick { 1 } else { 5 };
     println!(
@@ -391,5 +397,236 @@ fn main() -> Result<()> {
         gas::INFER_GAS_PER_MODEL_KIB,
         gas::INFER_GAS_PER_IO_BYTE
     );
+    Ok(())
+}
+
+/// The per-transaction gas cap of Osaka (EIP-7825), which the dev chain runs.
+const TX_GAS_CAP: u64 = 1 << 24;
+
+/// State with funded senders, the ERC-20 and `models` registered (Prague: no
+/// per-transaction cap for the setup). Returns the state, the senders, the
+/// token, the deployer's next nonce, and per model whether the registry took it.
+fn setup_chain(models: &[Vec<u8>]) -> Result<(MemState, Vec<Key>, Key, Address, Vec<bool>)> {
+    let deployer = chain::key(u64::MAX);
+    let senders: Vec<Key> = (0..16).map(chain::key).collect();
+    let mut state = MemState::default();
+    for key in senders.iter().chain([&deployer]) {
+        state.accounts.insert(
+            key.address,
+            Account::with_balance(U256::from(10).pow(U256::from(30))),
+        );
+    }
+    let mut setup = vec![Unsigned::new(
+        deployer,
+        0,
+        TxKind::Create,
+        U256::ZERO,
+        5_000_000,
+        chain::erc20_creation_code()?,
+    )];
+    for (i, bytes) in models.iter().enumerate() {
+        let call = IModelRegistry::registerCall {
+            model: bytes.clone().into(),
+        }
+        .abi_encode();
+        setup.push(Unsigned::new(
+            deployer,
+            1 + i as u64,
+            TxKind::Call(MODEL_REGISTRY_ADDRESS),
+            U256::ZERO,
+            gas::register_gas(bytes.len() as u64) + 21_000 + 40 * call.len() as u64,
+            call.into(),
+        ));
+    }
+    let setup = chain::sign_all(setup);
+    let cfg = ExecutionConfig {
+        chain_id: chain::CHAIN_ID,
+        spec: SpecId::PRAGUE,
+    };
+    let cache = Arc::new(ModelCache::new(0, 0));
+    let precompiles = InferaPrecompiles::new(cfg.spec, cache);
+    let mut executor =
+        BlockExecutor::with_precompiles(&state, cfg, env(1, u64::MAX / 4), precompiles)?;
+    let mut admitted = Vec::new();
+    for (i, tx) in setup.iter().enumerate() {
+        let receipt = executor.execute_transaction(tx)?;
+        if i == 0 {
+            ensure!(receipt.status(), "ERC-20 deployment failed");
+        } else {
+            admitted.push(receipt.status());
+        }
+    }
+    let changes = executor.finish().changes;
+    state.apply(&changes);
+    let token = deployer.address.create(0);
+    Ok((state, senders, deployer, token, admitted))
+}
+
+/// `gas-calibration --adversarial`: the worst block an attacker can build
+/// from admitted models, against the ERC-20 block of the same gas.
+fn adversarial_main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str, default: u64| -> u64 {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let seed = arg("--seed", 20_261_207);
+    let random = arg("--random", 24) as usize;
+    let rounds = arg("--rounds", 2) as usize;
+    let filter = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    println!(
+        "adversarial gas search ({}; seed {seed}, {random} random graphs, {rounds} round(s) per block, best taken; fast kernels here: {})",
+        if cfg!(debug_assertions) {
+            "DEBUG build: use --release"
+        } else {
+            "release build"
+        },
+        infera_kernels::cpu::fast_kernels().unwrap_or("none")
+    );
+    let mut cases = adversarial::cases(seed, random);
+    if let Some(f) = &filter {
+        cases.retain(|c| c.name.contains(f.as_str()));
+    }
+    let encoded: Vec<Vec<u8>> = cases.iter().map(|c| c.model.encode()).collect();
+    let (state, senders, deployer, token, admitted) = setup_chain(&encoded)?;
+
+    let warm_best = ModelCache::shared();
+    let warm_portable = Arc::new(ModelCache::default().with_kernels(Kernels::Portable));
+    let transfers: Vec<Unsigned> = (0..2_000u64)
+        .map(|i| {
+            Unsigned::new(
+                deployer,
+                1 + encoded.len() as u64 + i,
+                TxKind::Call(token),
+                U256::ZERO,
+                chain::ERC20_GAS,
+                chain::erc20_transfer(chain::fresh_address("recipient", i), U256::from(1)),
+            )
+        })
+        .collect();
+    let transfers = chain::sign_all(transfers);
+    // The baseline is measured before and after the cases and the faster
+    // run kept: a busy machine slows it and would flatter every ratio.
+    let mut erc20 = fill(&state, &warm_best, &transfers, rounds.max(5))?;
+    let per_gas = |f: &Filled| f.best.as_secs_f64() * 1e9 / f.gas as f64;
+    println!(
+        "ERC-20 block: {} transfers, {} gas, {:.2} ms, {:.3} ns/gas",
+        erc20.txs,
+        erc20.gas,
+        erc20.best.as_secs_f64() * 1e3,
+        per_gas(&erc20)
+    );
+    let mut skipped: Vec<String> = Vec::new();
+    let mut results: Vec<(String, Vec<Filled>)> = Vec::new();
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for ((case, bytes), admitted) in cases.iter().zip(&encoded).zip(&admitted) {
+        let id = keccak256(bytes);
+        let inference_gas = gas::inference_gas(&case.model.cost(), bytes.len() as u64);
+        let call_gas = gas::inference_call_gas(
+            inference_gas,
+            case.input.len() as u64,
+            case.model.output_spec().byte_len() as u64,
+        );
+        let data = IInference::inferCall {
+            id,
+            input: case.input.clone().into(),
+        }
+        .abi_encode();
+        let (standard, floor) = calldata_gas(&data);
+        let gas_limit = (standard + call_gas).max(floor);
+        let decoded = case.model.heap_bytes();
+        if !admitted {
+            skipped.push(format!(
+                "| {} | {} | {call_gas} | {decoded} | refused by the registry | | | |",
+                case.name,
+                bytes.len()
+            ));
+            continue;
+        }
+        if gas_limit > TX_GAS_CAP {
+            // Admitted but uncallable: a trap for its uploader, no danger to a block.
+            skipped.push(format!(
+                "| {} | {} | {call_gas} | {decoded} | admitted, but a call needs {gas_limit} gas, over the per-transaction cap | | | |",
+                case.name,
+                bytes.len()
+            ));
+            continue;
+        }
+        let count = (BLOCK_GAS / gas_limit + 1) as usize;
+        let txs: Vec<Unsigned> = (0..count)
+            .map(|i| {
+                let key = senders[i % senders.len()];
+                Unsigned::new(
+                    key,
+                    (i / senders.len()) as u64,
+                    TxKind::Call(INFERENCE_ADDRESS),
+                    U256::ZERO,
+                    gas_limit,
+                    data.clone().into(),
+                )
+            })
+            .collect();
+        let txs = chain::sign_all(txs);
+        let cold_best = Arc::new(ModelCache::new(0, 0));
+        let cold_portable = Arc::new(ModelCache::new(0, 0).with_kernels(Kernels::Portable));
+        let mut filled = Vec::new();
+        for (cache, rounds) in [
+            (&warm_best, rounds + 1),
+            (&cold_best, rounds),
+            (&warm_portable, rounds + 1),
+            (&cold_portable, rounds),
+        ] {
+            filled.push(fill(&state, cache, &txs, rounds)?);
+        }
+        rows.push((
+            case.name.clone(),
+            format!("{} | {call_gas} | {decoded}", bytes.len()),
+        ));
+        results.push((case.name.clone(), filled));
+    }
+    let again = fill(&state, &warm_best, &transfers, rounds.max(5))?;
+    if again.best < erc20.best {
+        erc20 = again;
+    }
+    println!(
+        "ERC-20 block (faster of the runs before and after): {:.2} ms, {:.3} ns/gas",
+        erc20.best.as_secs_f64() * 1e3,
+        per_gas(&erc20)
+    );
+    println!();
+    println!(
+        "Ratio of each block's time per gas to the ERC-20 block's (target: at most 2.0):"
+    );
+    println!(
+        "| case | model bytes | call gas | decoded bytes | best warm | best cold | portable warm | portable cold |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let labels = ["best warm", "best cold", "portable warm", "portable cold"];
+    let mut worst: (f64, String) = (0.0, "none".into());
+    for ((name, filled), (_, cells)) in results.iter().zip(&rows) {
+        let ratios: Vec<f64> = filled
+            .iter()
+            .map(|f| per_gas(f) / per_gas(&erc20))
+            .collect();
+        for (ratio, label) in ratios.iter().zip(labels) {
+            if *ratio > worst.0 {
+                worst = (*ratio, format!("{name} ({label})"));
+            }
+        }
+        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        println!("| {name} | {cells} | {} |", shown.join(" | "));
+    }
+    for line in &skipped {
+        println!("{line}");
+    }
+    println!();
+    println!("adversarial: worst ratio={:.2} case={}", worst.0, worst.1);
     Ok(())
 }
