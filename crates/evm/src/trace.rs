@@ -381,7 +381,7 @@ const BLOCK_ENTRY_JSON_BYTES: usize =
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stop {
     TooLarge,
-    Deadline,
+    Deadline(Deadline),
 }
 
 /// The struct logger: an [`Inspector`] collecting [`StructLog`]s as JSON,
@@ -445,12 +445,7 @@ impl StructLogger {
                 bytes: self.bytes,
                 logs: self.recorded,
             },
-            Stop::Deadline => match self.config.deadline {
-                Some(deadline) => deadline.error().into(),
-                None => {
-                    EvmError::Internal("trace stopped by a deadline it was not given".into()).into()
-                }
-            },
+            Stop::Deadline(deadline) => deadline.error().into(),
         })
     }
 
@@ -468,12 +463,10 @@ impl StructLogger {
     }
 
     fn check_deadline(&mut self) {
-        if self
-            .config
-            .deadline
-            .is_some_and(|deadline| deadline.expired())
+        if let Some(deadline) = self.config.deadline
+            && deadline.expired()
         {
-            self.stop.get_or_insert(Stop::Deadline);
+            self.stop.get_or_insert(Stop::Deadline(deadline));
         }
     }
 
@@ -821,6 +814,9 @@ fn pre_block_system_calls<S: StateReader, P: Precompiles<S>>(
 
 #[cfg(test)]
 mod tests {
+    use alloy_primitives::keccak256;
+    use infera_primitives::Account;
+
     use super::*;
 
     fn sstore_log() -> StructLog {
@@ -952,6 +948,90 @@ mod tests {
             logger.stopped(),
             Some(TraceError::Evm(EvmError::Timeout { .. }))
         ));
+    }
+
+    /// A state holding only [`CONTRACT`] with `code`.
+    struct OneContract(Bytes);
+
+    const CONTRACT: Address = Address::repeat_byte(0xc0);
+
+    impl StateReader for OneContract {
+        type Error = std::convert::Infallible;
+        fn account(&self, address: Address) -> std::result::Result<Option<Account>, Self::Error> {
+            Ok((address == CONTRACT).then(|| Account {
+                nonce: 1,
+                balance: U256::ZERO,
+                code_hash: keccak256(&self.0),
+            }))
+        }
+        fn storage(&self, _: Address, _: U256) -> std::result::Result<U256, Self::Error> {
+            Ok(U256::ZERO)
+        }
+        fn code_by_hash(&self, hash: B256) -> std::result::Result<Option<Bytes>, Self::Error> {
+            Ok((hash == keccak256(&self.0)).then(|| self.0.clone()))
+        }
+        fn block_hash(&self, _: u64) -> std::result::Result<Option<B256>, Self::Error> {
+            Ok(None)
+        }
+    }
+
+    /// Runtime: 100 rounds of `mstore(i, i); i += 1024`, then `STOP`.
+    fn bounded_grower() -> Bytes {
+        Bytes::from(alloy_primitives::hex!(
+            "6000" "5b" "80" "80" "52" "610400" "01" "80" "62019000" "11" "6002" "57" "00"
+        ))
+    }
+
+    /// Calls the bounded grower with the logger, straight on the EVM.
+    fn run_grower(config: StructLogConfig) -> (ExecutionResult, StructLogger) {
+        let cfg = ExecutionConfig::new(1);
+        let env = BlockEnvInput {
+            gas_limit: 30_000_000,
+            ..Default::default()
+        };
+        let req = CallRequest {
+            to: Some(CONTRACT),
+            gas: Some(1_000_000),
+            ..Default::default()
+        };
+        let (cfg_env, tx) = call_env(&cfg, &env, &req, &CallLimits::default()).unwrap();
+        let state = StateDb::new(OneContract(bounded_grower()));
+        let precompiles = revm::handler::EthPrecompiles::new(cfg.spec);
+        let mut evm = tracing_evm(state, cfg_env, &env, cfg.spec, precompiles, config);
+        let result = evm.inspect_one_tx(tx).unwrap();
+        (result, evm.inspector)
+    }
+
+    #[test]
+    fn a_full_trace_halts_the_execution_itself() {
+        let (result, mut logger) = run_grower(StructLogConfig::default());
+        assert!(result.is_success(), "{result:?}");
+        let steps = logger.take_logs().len();
+        assert!(steps > 1_000);
+
+        let max_bytes = 64 * 1024;
+        let (result, mut logger) = run_grower(StructLogConfig {
+            enable_memory: true,
+            max_bytes: Some(max_bytes),
+            ..Default::default()
+        });
+        // Had only the recording stopped, the loop would have run to its STOP.
+        assert!(
+            matches!(
+                result,
+                ExecutionResult::Halt {
+                    reason: revm::context::result::HaltReason::OutOfGas(_),
+                    ..
+                }
+            ),
+            "{result:?}"
+        );
+        assert!(matches!(
+            logger.stopped(),
+            Some(TraceError::TooLarge { .. })
+        ));
+        assert!(logger.bytes_used() <= max_bytes);
+        assert!(logger.take_logs().len() < steps / 10);
     }
 
     #[test]
