@@ -9,11 +9,12 @@ use infera_primitives::StateReader;
 use revm::ExecuteEvm;
 
 use crate::{
-    call::{CallOutcome, CallRequest, call_env, check_value_covered},
+    call::{CallOutcome, CallRequest, build_call_evm, call_env, check_value_covered},
     db::StateDb,
     env::{BlockEnvInput, ExecutionConfig},
     error::Result,
-    executor::{Precompiles, build_evm, from_evm_error},
+    executor::{Precompiles, from_evm_error},
+    limits::{ActiveDeadline, CallLimits},
 };
 
 /// Most runs before the list is taken as it is (geth has no bound; each run
@@ -32,13 +33,15 @@ pub struct AccessListOutcome {
 }
 
 /// Builds the access list of `req` on `state`. `state` and `precompiles` are
-/// cloned for each run.
+/// cloned for each run; every run's gas is lowered to the cap of `limits`, and
+/// all runs stop at its one deadline.
 pub fn create_access_list<S, P>(
     state: S,
     cfg: ExecutionConfig,
     env: BlockEnvInput,
     mut req: CallRequest,
     precompiles: P,
+    limits: CallLimits,
 ) -> Result<AccessListOutcome>
 where
     S: StateReader + Clone,
@@ -53,19 +56,21 @@ where
             .or_default()
             .extend(item.storage_keys.iter().copied());
     }
+    let deadline = ActiveDeadline::enter(limits.deadline);
+    let beneficiary = env.beneficiary;
     let mut runs = 0;
     loop {
         runs += 1;
+        deadline.check()?;
         req.access_list = Some(to_access_list(&list));
-        let (cfg_env, tx) = call_env(&cfg, &env, &req)?;
+        let (cfg_env, tx) = call_env(&cfg, &env, &req, &limits)?;
         let mut db = StateDb::new(state.clone());
         check_value_covered(&mut db, &tx)?;
-        let block = env.block_env(cfg.spec);
-        let beneficiary = block.beneficiary;
-        let mut evm = build_evm(db, cfg_env, block, precompiles.clone());
+        let mut evm = build_call_evm(db, cfg_env, &env, cfg, precompiles.clone());
         let result = evm.transact_one(tx);
         let touched = evm.finalize();
-        let outcome = CallOutcome::from_result(result.map_err(from_evm_error)?);
+        let result = result.map_err(|e| deadline.map_err(from_evm_error(e)))?;
+        let outcome = CallOutcome::from_result(result);
         let mut next = list.clone();
         for (address, account) in touched {
             if address == caller || precompile_addresses.contains(&address) {

@@ -15,10 +15,21 @@ use crate::{
     env::{BlockEnvInput, ExecutionConfig},
     error::{EvmError, InvalidTransaction, Result},
     executor::{InferaEvm, Precompiles, build_evm, from_evm_error},
+    limits::{ActiveDeadline, CallLimits, Interruptible, install_jump_checks},
 };
 
 /// The least gas any transaction uses (a plain transfer).
 pub const MIN_TRANSACTION_GAS: u64 = 21_000;
+
+/// How far above the least sufficient gas [`estimate_gas_with_limits`] may
+/// answer, in parts per thousand (geth's `estimateGasErrorRatio`, 1.5%):
+/// wallets add more than that anyway, and it saves most of the search's runs.
+pub const ESTIMATE_GAS_TOLERANCE_PER_MILLE: u64 = 15;
+
+/// Most runs of the gas search after the first (at the highest gas limit).
+/// An exact search over any range up to 2^32 gas fits; past it, the search
+/// answers its lowest gas known to succeed.
+pub const MAX_ESTIMATE_GAS_SEARCH_RUNS: u32 = 32;
 
 /// Error of [`estimate_gas`]: [`EvmError::Revert`] carries the revert data when
 /// the request reverts at every gas limit.
@@ -120,6 +131,7 @@ pub(crate) fn call_env(
     cfg: &ExecutionConfig,
     env: &BlockEnvInput,
     req: &CallRequest,
+    limits: &CallLimits,
 ) -> Result<(CfgEnv, TxEnv)> {
     let mut cfg_env = cfg.cfg_env();
     cfg_env.disable_nonce_check = true;
@@ -153,7 +165,7 @@ pub(crate) fn call_env(
     let tx = TxEnv {
         tx_type,
         caller: req.from.unwrap_or(Address::ZERO),
-        gas_limit: req.gas.unwrap_or(default_gas),
+        gas_limit: limits.cap_gas(req.gas.unwrap_or(default_gas)),
         gas_price,
         kind: req.to.map_or(TxKind::Create, TxKind::Call),
         value: req.value.unwrap_or_default(),
@@ -187,11 +199,44 @@ pub fn call_with_precompiles<S: StateReader, P: Precompiles<S>>(
     req: CallRequest,
     precompiles: P,
 ) -> Result<CallOutcome> {
-    let (cfg_env, tx) = call_env(&cfg, &env, &req)?;
+    call_with_limits(state, cfg, env, req, precompiles, CallLimits::default())
+}
+
+/// [`call_with_precompiles`] within `limits`: the gas is lowered to the cap,
+/// and past the deadline the execution stops with [`EvmError::Timeout`].
+pub fn call_with_limits<S: StateReader, P: Precompiles<S>>(
+    state: S,
+    cfg: ExecutionConfig,
+    env: BlockEnvInput,
+    req: CallRequest,
+    precompiles: P,
+    limits: CallLimits,
+) -> Result<CallOutcome> {
+    let (cfg_env, tx) = call_env(&cfg, &env, &req, &limits)?;
     let mut db = StateDb::new(state);
     check_value_covered(&mut db, &tx)?;
-    let mut evm = build_evm(db, cfg_env, env.block_env(cfg.spec), precompiles);
-    run(&mut evm, tx)
+    let mut evm = build_call_evm(db, cfg_env, &env, cfg, precompiles);
+    let deadline = ActiveDeadline::enter(limits.deadline);
+    run(&mut evm, tx, &deadline)
+}
+
+/// The EVM of RPC executions: every call frame and every
+/// `DEADLINE_CHECK_INTERVAL_JUMPS`-th jump checks the thread's active deadline.
+pub(crate) fn build_call_evm<S: StateReader, P: Precompiles<S>>(
+    db: StateDb<S>,
+    cfg_env: CfgEnv,
+    env: &BlockEnvInput,
+    cfg: ExecutionConfig,
+    precompiles: P,
+) -> InferaEvm<S, Interruptible<P>> {
+    let mut evm = build_evm(
+        db,
+        cfg_env,
+        env.block_env(cfg.spec),
+        Interruptible(precompiles),
+    );
+    install_jump_checks(&mut evm);
+    evm
 }
 
 /// Like geth, a call may skip paying for gas but not move value it does not
@@ -217,11 +262,14 @@ pub(crate) fn check_value_covered<S: StateReader>(db: &mut StateDb<S>, tx: &TxEn
 fn run<S: StateReader, P: Precompiles<S>>(
     evm: &mut InferaEvm<S, P>,
     tx: TxEnv,
+    deadline: &ActiveDeadline,
 ) -> Result<CallOutcome> {
+    deadline.check()?;
     let result = evm.transact_one(tx);
     // Drop the journal: nothing of a call is kept.
     let _ = evm.finalize();
-    Ok(CallOutcome::from_result(result.map_err(from_evm_error)?))
+    let result = result.map_err(|e| deadline.map_err(from_evm_error(e)))?;
+    Ok(CallOutcome::from_result(result))
 }
 
 /// `eth_estimateGas` with the Ethereum precompiles: the least gas limit with
@@ -237,7 +285,8 @@ pub fn estimate_gas<S: StateReader>(
     estimate_gas_with_precompiles(state, cfg, env, req, EthPrecompiles::new(cfg.spec))
 }
 
-/// [`estimate_gas`] with a custom precompile provider.
+/// [`estimate_gas`] with a custom precompile provider: the least gas that
+/// succeeds, exactly (up to [`MAX_ESTIMATE_GAS_SEARCH_RUNS`] runs of the search).
 pub fn estimate_gas_with_precompiles<S: StateReader, P: Precompiles<S>>(
     state: S,
     cfg: ExecutionConfig,
@@ -245,7 +294,42 @@ pub fn estimate_gas_with_precompiles<S: StateReader, P: Precompiles<S>>(
     req: CallRequest,
     precompiles: P,
 ) -> Result<u64, EstimateError> {
-    let (cfg_env, mut tx) = call_env(&cfg, &env, &req)?;
+    estimate(state, cfg, env, req, precompiles, CallLimits::default(), 0)
+}
+
+/// `eth_estimateGas` as the RPC runs it: the search starts at most at the gas
+/// cap, may answer up to [`ESTIMATE_GAS_TOLERANCE_PER_MILLE`] above the least
+/// gas that succeeds (as geth), makes at most [`MAX_ESTIMATE_GAS_SEARCH_RUNS`]
+/// runs after the first, and all of them stop at the one deadline.
+pub fn estimate_gas_with_limits<S: StateReader, P: Precompiles<S>>(
+    state: S,
+    cfg: ExecutionConfig,
+    env: BlockEnvInput,
+    req: CallRequest,
+    precompiles: P,
+    limits: CallLimits,
+) -> Result<u64, EstimateError> {
+    estimate(
+        state,
+        cfg,
+        env,
+        req,
+        precompiles,
+        limits,
+        ESTIMATE_GAS_TOLERANCE_PER_MILLE,
+    )
+}
+
+fn estimate<S: StateReader, P: Precompiles<S>>(
+    state: S,
+    cfg: ExecutionConfig,
+    env: BlockEnvInput,
+    req: CallRequest,
+    precompiles: P,
+    limits: CallLimits,
+    tolerance_per_mille: u64,
+) -> Result<u64, EstimateError> {
+    let (cfg_env, mut tx) = call_env(&cfg, &env, &req, &limits)?;
     let mut db = StateDb::new(state);
     check_value_covered(&mut db, &tx)?;
     let mut hi = tx.gas_limit;
@@ -264,10 +348,11 @@ pub fn estimate_gas_with_precompiles<S: StateReader, P: Precompiles<S>>(
         let allowance = available / U256::from(tx.gas_price);
         hi = hi.min(u64::try_from(allowance).unwrap_or(u64::MAX));
     }
-    let mut evm = build_evm(db, cfg_env, env.block_env(cfg.spec), precompiles);
+    let mut evm = build_call_evm(db, cfg_env, &env, cfg, precompiles);
+    let deadline = ActiveDeadline::enter(limits.deadline);
 
     tx.gas_limit = hi;
-    let gas_used = match run(&mut evm, tx.clone())? {
+    let gas_used = match run(&mut evm, tx.clone(), &deadline)? {
         CallOutcome::Success { gas_used, .. } => gas_used,
         CallOutcome::Revert { output, .. } => return Err(EvmError::Revert { output }),
         CallOutcome::Halt { reason, .. } => {
@@ -279,32 +364,157 @@ pub fn estimate_gas_with_precompiles<S: StateReader, P: Precompiles<S>>(
 
     // `gas_used` (after refunds) is below what the call needs or equal to it, and
     // never below the intrinsic gas, so `gas_used - 1` is known to fail.
-    let mut lo = gas_used.max(MIN_TRANSACTION_GAS) - 1;
-    let succeeds = |evm: &mut InferaEvm<S, P>, gas: u64| -> Result<bool> {
-        let mut attempt = tx.clone();
-        attempt.gas_limit = gas;
-        match run(evm, attempt) {
-            Ok(outcome) => Ok(outcome.is_success()),
-            Err(EvmError::InvalidTransaction(_)) => Ok(false),
-            Err(other) => Err(other),
+    let lo = gas_used.max(MIN_TRANSACTION_GAS) - 1;
+    // Many calls need exactly what they used (a transfer: 21000), most of the
+    // others a little more (the 63/64 rule): try those first.
+    let optimistic = gas_used + gas_used / 63 + 2_300;
+    search_gas(
+        GasSearch {
+            lo,
+            hi,
+            guesses: [Some(lo + 1), Some(optimistic)],
+            tolerance_per_mille,
+            max_runs: MAX_ESTIMATE_GAS_SEARCH_RUNS,
+        },
+        |gas| {
+            let mut attempt = tx.clone();
+            attempt.gas_limit = gas;
+            match run(&mut evm, attempt, &deadline) {
+                Ok(outcome) => Ok(outcome.is_success()),
+                Err(EvmError::InvalidTransaction(_)) => Ok(false),
+                Err(other) => Err(other),
+            }
+        },
+    )
+}
+
+/// A gas search: `lo` is known to fail, `hi` to succeed.
+#[derive(Debug, Clone, Copy)]
+struct GasSearch {
+    lo: u64,
+    hi: u64,
+    /// Tried first, in order, each when strictly between `lo` and `hi`.
+    guesses: [Option<u64>; 2],
+    /// Stop once `hi - lo` is below this share of `hi`, in parts per thousand.
+    tolerance_per_mille: u64,
+    /// Most calls of `succeeds`.
+    max_runs: u32,
+}
+
+/// Bisects towards the least gas that `succeeds`; answers the lowest gas
+/// known to succeed when the range is within tolerance or the runs are spent.
+fn search_gas(search: GasSearch, mut succeeds: impl FnMut(u64) -> Result<bool>) -> Result<u64> {
+    let GasSearch { mut lo, mut hi, .. } = search;
+    let mut runs = 0;
+    let mut guesses = search.guesses.into_iter().flatten();
+    while lo + 1 < hi && runs < search.max_runs {
+        let within_tolerance =
+            u128::from(hi - lo) * 1_000 < u128::from(hi) * u128::from(search.tolerance_per_mille);
+        if within_tolerance {
+            break;
         }
-    };
-    // Most calls need a little above what they used (the 63/64 rule): try that first.
-    let optimistic = (gas_used + gas_used / 63 + 2_300).min(hi);
-    if optimistic > lo && optimistic < hi {
-        if succeeds(&mut evm, optimistic)? {
-            hi = optimistic;
-        } else {
-            lo = optimistic;
-        }
-    }
-    while lo + 1 < hi {
-        let mid = lo + (hi - lo) / 2;
-        if succeeds(&mut evm, mid)? {
+        let mid = guesses
+            .by_ref()
+            .find(|gas| *gas > lo && *gas < hi)
+            .unwrap_or(lo + (hi - lo) / 2);
+        runs += 1;
+        if succeeds(mid)? {
             hi = mid;
         } else {
             lo = mid;
         }
     }
     Ok(hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn search(lo: u64, hi: u64, tolerance_per_mille: u64, needed: u64) -> (u64, u32) {
+        let mut runs = 0;
+        let gas = search_gas(
+            GasSearch {
+                lo,
+                hi,
+                guesses: [None, None],
+                tolerance_per_mille,
+                max_runs: MAX_ESTIMATE_GAS_SEARCH_RUNS,
+            },
+            |gas| {
+                runs += 1;
+                Ok(gas >= needed)
+            },
+        )
+        .unwrap();
+        (gas, runs)
+    }
+
+    #[test]
+    fn an_exact_search_finds_the_least_gas() {
+        assert_eq!(search(20_999, 30_000_000, 0, 123_457).0, 123_457);
+    }
+
+    #[test]
+    fn the_search_stops_at_its_run_limit_with_gas_that_succeeds() {
+        let (gas, runs) = search(20_999, u64::MAX, 0, 123_457);
+        assert_eq!(runs, MAX_ESTIMATE_GAS_SEARCH_RUNS);
+        assert!(gas >= 123_457, "{gas} must succeed");
+    }
+
+    #[test]
+    fn the_tolerance_saves_runs_and_stays_above_the_need() {
+        let (exact, exact_runs) = search(20_999, 50_000_000, 0, 1_000_000);
+        let (close, close_runs) = search(
+            20_999,
+            50_000_000,
+            ESTIMATE_GAS_TOLERANCE_PER_MILLE,
+            1_000_000,
+        );
+        assert_eq!(exact, 1_000_000);
+        // Stopped with hi - lo below 1.5% of hi, and lo fails: hi * 98.5% < need.
+        assert!(close >= 1_000_000 && u128::from(close) * 985 < 1_000_000 * 1_000);
+        assert!(close_runs < exact_runs, "{close_runs} vs {exact_runs}");
+    }
+
+    #[test]
+    fn an_exact_first_guess_ends_the_search() {
+        let mut tried = Vec::new();
+        let gas = search_gas(
+            GasSearch {
+                lo: 20_999,
+                hi: 30_000_000,
+                guesses: [Some(21_000), Some(23_633)],
+                tolerance_per_mille: ESTIMATE_GAS_TOLERANCE_PER_MILLE,
+                max_runs: MAX_ESTIMATE_GAS_SEARCH_RUNS,
+            },
+            |gas| {
+                tried.push(gas);
+                Ok(gas >= 21_000)
+            },
+        )
+        .unwrap();
+        assert_eq!((gas, tried), (21_000, vec![21_000]));
+    }
+
+    #[test]
+    fn a_good_second_guess_is_taken() {
+        let mut tried = Vec::new();
+        let gas = search_gas(
+            GasSearch {
+                lo: 50_000,
+                hi: 30_000_000,
+                guesses: [Some(50_001), Some(53_000)],
+                tolerance_per_mille: ESTIMATE_GAS_TOLERANCE_PER_MILLE,
+                max_runs: MAX_ESTIMATE_GAS_SEARCH_RUNS,
+            },
+            |gas| {
+                tried.push(gas);
+                Ok(gas >= 52_000)
+            },
+        )
+        .unwrap();
+        assert_eq!(tried[..2], [50_001, 53_000]);
+        assert!((52_000..=53_000).contains(&gas), "{gas}");
+    }
 }

@@ -150,6 +150,12 @@ pub enum EvmError {
     /// An unexpected failure inside revm (e.g. a fatal precompile error).
     #[error("evm failure: {0}")]
     Internal(String),
+    /// An RPC execution ran past its deadline and was stopped (geth's wording).
+    #[error("execution aborted (timeout = {timeout:?})")]
+    Timeout {
+        /// The timeout the deadline was set with.
+        timeout: std::time::Duration,
+    },
 }
 
 impl EvmError {

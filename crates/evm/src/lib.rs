@@ -18,14 +18,16 @@ mod decode;
 mod env;
 mod error;
 mod executor;
+mod limits;
 mod simulate;
 mod trace;
 mod validate;
 
 pub use access_list::{AccessListOutcome, MAX_ACCESS_LIST_RUNS, create_access_list};
 pub use call::{
-    CallOutcome, CallRequest, EstimateError, call, call_with_precompiles, estimate_gas,
-    estimate_gas_with_precompiles,
+    CallOutcome, CallRequest, ESTIMATE_GAS_TOLERANCE_PER_MILLE, EstimateError,
+    MAX_ESTIMATE_GAS_SEARCH_RUNS, call, call_with_limits, call_with_precompiles, estimate_gas,
+    estimate_gas_with_limits, estimate_gas_with_precompiles,
 };
 pub use db::{StateDb, StateDbError, StateReaderRef};
 pub use decode::{decode_raw_transaction, recover, recover_any};
@@ -35,6 +37,7 @@ pub use executor::{
     BlockExecutor, DEPOSIT_EVENT_TOPIC, EvmContext, ExecutionOutcome, InferaEvm, Precompiles,
     block_reward, eth_precompiles,
 };
+pub use limits::{CallLimits, DEADLINE_CHECK_INTERVAL_JUMPS, Deadline};
 pub use revm::{context::TxEnv, handler::EthPrecompiles, primitives::hardfork::SpecId};
 pub use simulate::{AccountOverride, MovablePrecompiles, OverrideError, SimulatedCall, Simulator};
 pub use trace::{

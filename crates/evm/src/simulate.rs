@@ -22,6 +22,7 @@ use crate::{
         EvmContext, InferaEvm, Precompiles, block_requests, build_evm, from_evm_error,
         pre_block_system_calls,
     },
+    limits::{ActiveDeadline, Deadline, check_frame, install_jump_checks},
 };
 
 /// A precompile provider whose precompiles can be moved to other addresses
@@ -81,6 +82,9 @@ impl<S: StateReader, P: Precompiles<S>> PrecompileProvider<EvmContext<S>>
         context: &mut EvmContext<S>,
         inputs: &CallInputs,
     ) -> Result<Option<InterpreterResult>, String> {
+        // Every call frame passes here: the simulation's deadline stops it
+        // before another precompile (an inference) runs.
+        check_frame()?;
         match self.source::<S>(&inputs.bytecode_address) {
             None => Ok(None),
             Some(source) if source == inputs.bytecode_address => self.inner.run(context, inputs),
@@ -147,6 +151,7 @@ pub struct Simulator<S: StateReader, P: Precompiles<S>> {
     cfg: ExecutionConfig,
     validation: bool,
     env: BlockEnvInput,
+    deadline: Option<Deadline>,
 }
 
 impl<S: StateReader, P: Precompiles<S>> std::fmt::Debug for Simulator<S, P> {
@@ -170,18 +175,27 @@ impl<S: StateReader, P: Precompiles<S>> Simulator<S, P> {
             cfg_env.disable_base_fee = true;
         }
         let env = BlockEnvInput::default();
-        let evm = build_evm(
+        let mut evm = build_evm(
             StateDb::new(state),
             cfg_env,
             env.block_env(cfg.spec),
             MovablePrecompiles::new(precompiles),
         );
+        install_jump_checks(&mut evm);
         Self {
             evm,
             cfg,
             validation,
             env,
+            deadline: None,
         }
+    }
+
+    /// Stops every later execution (system calls included) with
+    /// [`EvmError::Timeout`] once `deadline` has passed: one deadline for
+    /// the whole simulation.
+    pub fn set_deadline(&mut self, deadline: Option<Deadline>) {
+        self.deadline = deadline;
     }
 
     fn db(&mut self) -> &mut StateDb<S> {
@@ -196,7 +210,9 @@ impl<S: StateReader, P: Precompiles<S>> Simulator<S, P> {
         self.evm.ctx.cfg.spec = spec;
         self.evm.ctx.block = env.block_env(spec);
         self.refresh_precompiles();
-        pre_block_system_calls(&mut self.evm, spec, &self.env)
+        let deadline = ActiveDeadline::enter(self.deadline);
+        deadline.check()?;
+        pre_block_system_calls(&mut self.evm, spec, &self.env).map_err(|e| deadline.map_err(e))
     }
 
     fn refresh_precompiles(&mut self) {
@@ -280,9 +296,11 @@ impl<S: StateReader, P: Precompiles<S>> Simulator<S, P> {
             }
             .into());
         }
+        let deadline = ActiveDeadline::enter(self.deadline);
+        deadline.check()?;
         let result = self.evm.transact_one(tx);
         let state = self.evm.finalize();
-        let result = result.map_err(from_evm_error)?;
+        let result = result.map_err(|e| deadline.map_err(from_evm_error(e)))?;
         let spec = self.cfg.spec;
         self.db().commit(state, spec);
         let gas = *result.gas();
@@ -329,7 +347,11 @@ impl<S: StateReader, P: Precompiles<S>> Simulator<S, P> {
         if !self.cfg.spec.is_enabled_in(SpecId::PRAGUE) {
             return Ok(None);
         }
-        block_requests(&mut self.evm, self.cfg.spec, deposit_contract, logs).map(Some)
+        let deadline = ActiveDeadline::enter(self.deadline);
+        deadline.check()?;
+        block_requests(&mut self.evm, self.cfg.spec, deposit_contract, logs)
+            .map(Some)
+            .map_err(|e| deadline.map_err(e))
     }
 
     /// Everything changed so far, relative to the state simulated on.

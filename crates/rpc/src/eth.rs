@@ -9,8 +9,8 @@ use alloy_rpc_types_eth::{
     TransactionReceipt, TransactionRequest,
 };
 use infera_evm::{
-    BlockEnvInput, CallOutcome, CallRequest, EvmError, ExecutionConfig, decode_raw_transaction,
-    validate_transaction_with_config,
+    BlockEnvInput, CallLimits, CallOutcome, CallRequest, EvmError, ExecutionConfig,
+    decode_raw_transaction, validate_transaction_with_config,
 };
 use infera_primitives::{ChainEvent, SealedBlock, StateReader};
 use infera_storage::Reader;
@@ -243,9 +243,12 @@ impl RpcContext {
         Ok((cfg, env))
     }
 
-    /// `eth_call`.
+    /// `eth_call`: waits its turn among the heavy calls, within the gas cap
+    /// and the deadline.
     pub fn call(&self, request: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes> {
-        match self.call_outcome(call_request(request)?, block)? {
+        let req = call_request(request)?;
+        let outcome = self.heavy(|limits| self.call_outcome(req, block, limits))?;
+        match outcome {
             CallOutcome::Success { output, .. } => Ok(output),
             CallOutcome::Revert { output, .. } => Err(reverted(output)),
             CallOutcome::Halt { reason, .. } => {
@@ -254,54 +257,49 @@ impl RpcContext {
         }
     }
 
-    /// Executes `req` on the state after `block`, keeping no change: the
-    /// path `eth_call` and the `infera_` namespace share.
+    /// Executes `req` on the state after `block` within `limits`, keeping no
+    /// change: the path `eth_call` and the `infera_` namespace share.
     pub(crate) fn call_outcome(
         &self,
         req: CallRequest,
         block: Option<BlockId>,
+        limits: CallLimits,
     ) -> RpcResult<CallOutcome> {
         let reader = self.db().reader()?;
         let number = self.resolve_state_block(&reader, block)?;
         let (cfg, env) = self.call_env(&reader, number)?;
         let precompiles = self.precompiles(cfg.spec);
         if number == self.head(&reader)? {
-            infera_evm::call_with_precompiles(reader.latest_state(), cfg, env, req, precompiles)
+            infera_evm::call_with_limits(reader.latest_state(), cfg, env, req, precompiles, limits)
         } else {
-            infera_evm::call_with_precompiles(reader.state_at(number), cfg, env, req, precompiles)
+            let state = reader.state_at(number);
+            infera_evm::call_with_limits(state, cfg, env, req, precompiles, limits)
         }
         .map_err(evm_error)
     }
 
-    /// `eth_estimateGas`.
+    /// `eth_estimateGas`: waits its turn among the heavy calls; the whole
+    /// search runs within the gas cap and the one deadline.
     pub fn estimate_gas(
         &self,
         request: TransactionRequest,
         block: Option<BlockId>,
     ) -> RpcResult<U64> {
         let req = call_request(request)?;
-        let reader = self.db().reader()?;
-        let number = self.resolve_state_block(&reader, block)?;
-        let (cfg, env) = self.call_env(&reader, number)?;
-        let precompiles = self.precompiles(cfg.spec);
-        let gas = if number == self.head(&reader)? {
-            infera_evm::estimate_gas_with_precompiles(
-                reader.latest_state(),
-                cfg,
-                env,
-                req,
-                precompiles,
-            )
-        } else {
-            infera_evm::estimate_gas_with_precompiles(
-                reader.state_at(number),
-                cfg,
-                env,
-                req,
-                precompiles,
-            )
-        }
-        .map_err(evm_error)?;
+        let gas = self.heavy(|limits| {
+            let reader = self.db().reader()?;
+            let number = self.resolve_state_block(&reader, block)?;
+            let (cfg, env) = self.call_env(&reader, number)?;
+            let precompiles = self.precompiles(cfg.spec);
+            if number == self.head(&reader)? {
+                let state = reader.latest_state();
+                infera_evm::estimate_gas_with_limits(state, cfg, env, req, precompiles, limits)
+            } else {
+                let state = reader.state_at(number);
+                infera_evm::estimate_gas_with_limits(state, cfg, env, req, precompiles, limits)
+            }
+            .map_err(evm_error)
+        })?;
         Ok(U64::from(gas))
     }
 
@@ -765,6 +763,8 @@ pub(crate) fn evm_error(err: EvmError) -> RpcError {
     match err {
         EvmError::Revert { output } => reverted(output),
         EvmError::Halt { reason } => RpcError::Halted(format!("execution halted: {reason}")),
+        // geth's code and words: "execution aborted (timeout = 5s)".
+        timeout @ EvmError::Timeout { .. } => RpcError::Halted(timeout.to_string()),
         EvmError::InvalidTransaction(e) => RpcError::TransactionRejected(e.to_string()),
         EvmError::InvalidRequest(e) => RpcError::InvalidParams(e),
         EvmError::Decode(e) | EvmError::InvalidSignature(e) => RpcError::InvalidParams(e),

@@ -475,16 +475,21 @@ impl RpcContext {
         block: Option<BlockId>,
     ) -> RpcResult<AccessListResult> {
         let req = crate::eth::call_request(request)?;
-        let reader = self.db().reader()?;
-        let number = self.resolve_state_block(&reader, block)?;
-        let (cfg, env) = self.call_env(&reader, number)?;
-        let precompiles = self.precompiles(cfg.spec);
-        let result = if number == self.head(&reader)? {
-            infera_evm::create_access_list(reader.latest_state(), cfg, env, req, precompiles)
-        } else {
-            infera_evm::create_access_list(reader.state_at(number), cfg, env, req, precompiles)
-        }
-        .map_err(crate::eth::evm_error)?;
+        // A heavy call: it waits its turn, and all its runs share one deadline.
+        let result = self.heavy(|limits| {
+            let reader = self.db().reader()?;
+            let number = self.resolve_state_block(&reader, block)?;
+            let (cfg, env) = self.call_env(&reader, number)?;
+            let precompiles = self.precompiles(cfg.spec);
+            if number == self.head(&reader)? {
+                let state = reader.latest_state();
+                infera_evm::create_access_list(state, cfg, env, req, precompiles, limits)
+            } else {
+                let state = reader.state_at(number);
+                infera_evm::create_access_list(state, cfg, env, req, precompiles, limits)
+            }
+            .map_err(crate::eth::evm_error)
+        })?;
         let error = match &result.outcome {
             infera_evm::CallOutcome::Success { .. } => None,
             infera_evm::CallOutcome::Revert { output, .. } => {

@@ -13,7 +13,7 @@ use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
 use alloy_rpc_types_eth::Filter;
 use alloy_sol_types::{SolCall, SolError, SolEvent};
-use infera_evm::{CallOutcome, CallRequest};
+use infera_evm::{CallLimits, CallOutcome, CallRequest};
 use infera_precompiles::abi::{self, IInference, IModelRegistry, ModelInfo};
 use serde::Serialize;
 
@@ -183,26 +183,44 @@ impl RpcContext {
     }
 
     /// `infera_dryRun(id, input, block?)`: runs the inference precompile as a
-    /// call; a bad id or input is the precompile's typed revert.
+    /// call; a bad id or input is the precompile's typed revert. A heavy call:
+    /// it waits its turn, and its inferences run within one deadline.
     pub fn infera_dry_run(
         &self,
         id: B256,
         input: Bytes,
         block: Option<BlockId>,
     ) -> RpcResult<DryRun> {
+        self.heavy(|limits| self.dry_run_within(id, input, block, limits))
+    }
+
+    fn dry_run_within(
+        &self,
+        id: B256,
+        input: Bytes,
+        block: Option<BlockId>,
+        limits: CallLimits,
+    ) -> RpcResult<DryRun> {
         let at = self.pinned_block(block)?;
-        let info = self.registry_call(IModelRegistry::modelInfoCall { id }, at)?;
+        let (info, _) = self.precompile_call(
+            abi::MODEL_REGISTRY_ADDRESS,
+            IModelRegistry::modelInfoCall { id }.abi_encode(),
+            at,
+            limits,
+        )?;
+        let info = decode_returns::<IModelRegistry::modelInfoCall>(&info)?;
         let infer = IInference::inferCall {
             id,
             input: input.clone(),
         };
         let (ret, gas_used) =
-            self.precompile_call(abi::INFERENCE_ADDRESS, infer.abi_encode(), at)?;
+            self.precompile_call(abi::INFERENCE_ADDRESS, infer.abi_encode(), at, limits)?;
         let output = decode_returns::<IInference::inferCall>(&ret)?;
         let (ret, _) = self.precompile_call(
             abi::INFERENCE_ADDRESS,
             IInference::inferArgmaxCall { id, input }.abi_encode(),
             at,
+            limits,
         )?;
         let argmax = decode_returns::<IInference::inferArgmaxCall>(&ret)?;
         Ok(DryRun {
@@ -230,21 +248,31 @@ impl RpcContext {
         )))
     }
 
+    /// A read of the registry: cheap, so it does not wait its turn among the
+    /// heavy calls, but it runs within the gas cap and a deadline.
     fn registry_call<C: SolCall>(&self, call: C, at: BlockId) -> RpcResult<C::Return> {
-        let (ret, _) = self.precompile_call(abi::MODEL_REGISTRY_ADDRESS, call.abi_encode(), at)?;
+        let limits = self.call_limits();
+        let (ret, _) =
+            self.precompile_call(abi::MODEL_REGISTRY_ADDRESS, call.abi_encode(), at, limits)?;
         decode_returns::<C>(&ret)
     }
 
     /// Executes a call of `to` through the node's call path; returns the
     /// output and the gas used.
-    fn precompile_call(&self, to: Address, data: Vec<u8>, at: BlockId) -> RpcResult<(Bytes, u64)> {
+    fn precompile_call(
+        &self,
+        to: Address,
+        data: Vec<u8>,
+        at: BlockId,
+        limits: CallLimits,
+    ) -> RpcResult<(Bytes, u64)> {
         let req = CallRequest {
             to: Some(to),
             gas: Some(CALL_GAS),
             input: data.into(),
             ..CallRequest::default()
         };
-        match self.call_outcome(req, Some(at))? {
+        match self.call_outcome(req, Some(at), limits)? {
             CallOutcome::Success {
                 output, gas_used, ..
             } => Ok((output, gas_used)),

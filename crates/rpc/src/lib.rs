@@ -11,6 +11,7 @@ mod error;
 pub mod eth;
 pub mod extra;
 mod filters;
+pub mod heavy;
 pub mod infera;
 mod proof;
 mod pubsub;
@@ -68,6 +69,15 @@ pub const DEFAULT_BODY_READ_TIMEOUT_S: u64 = 30;
 /// An HTTP connection with no request in progress for this long is closed,
 /// in seconds (as is one whose peer stops reading a response for this long).
 pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 60;
+/// Most gas one RPC execution (`eth_call`, `eth_estimateGas`...) may be
+/// given; more is lowered to it (geth's `--rpc.gascap`). 0: no cap.
+pub const DEFAULT_RPC_GAS_CAP: u64 = 50_000_000;
+/// Wall-clock time one RPC execution request may take, waiting for its turn
+/// included, in milliseconds (geth's `--rpc.evmtimeout`, 5 s). 0: no limit.
+pub const DEFAULT_RPC_EVM_TIMEOUT_MS: u64 = 5_000;
+/// Most execution requests waiting for their turn at once; more are refused
+/// at once. Below tokio's 512 blocking threads, where they wait.
+pub const MAX_QUEUED_HEAVY_CALLS: usize = 256;
 /// The priority fee suggested by `eth_maxPriorityFeePerGas` when recent
 /// blocks give no signal, in wei (1 gwei).
 pub const DEFAULT_PRIORITY_FEE_WEI: u128 = 1_000_000_000;
@@ -95,6 +105,13 @@ pub struct RpcConfig {
     pub cors_origins: Vec<String>,
     /// What `web3_clientVersion` answers.
     pub client_version: String,
+    /// Most gas one execution gets (`eth_call`, `eth_estimateGas`,
+    /// `eth_createAccessList`, `eth_simulateV1` in all, `infera_dryRun`); 0: no cap.
+    pub gas_cap: u64,
+    /// Time one execution request may take, waiting included; zero: no limit.
+    pub evm_timeout: std::time::Duration,
+    /// Most execution requests executing at once (the others wait in line).
+    pub max_heavy_calls: usize,
     /// Unlocked accounts (`eth_accounts`, `eth_sendTransaction`, `eth_sign`...):
     /// [`DevSigner::dev_accounts`] under `--dev`, empty on every other chain.
     pub dev_signers: Vec<DevSigner>,
@@ -117,6 +134,9 @@ impl Default for RpcConfig {
             cors_origins: vec!["*".to_string()],
             client_version: format!("infera/v{}", env!("CARGO_PKG_VERSION")),
             dev_signers: Vec::new(),
+            gas_cap: DEFAULT_RPC_GAS_CAP,
+            evm_timeout: std::time::Duration::from_millis(DEFAULT_RPC_EVM_TIMEOUT_MS),
+            max_heavy_calls: heavy::default_max_heavy_calls(),
         }
     }
 }
@@ -145,6 +165,8 @@ struct RpcContextInner {
     peers: Arc<std::sync::atomic::AtomicUsize>,
     /// A catch-up with a peer in progress, for `eth_syncing`.
     sync: Arc<Mutex<Option<SyncProgress>>>,
+    /// Lets at most `config.max_heavy_calls` executions run at once.
+    heavy: heavy::HeavyCallGate,
 }
 
 /// What `eth_syncing` reports while the node catches up with a peer (the
@@ -168,6 +190,7 @@ impl RpcContext {
         config: RpcConfig,
     ) -> Self {
         let filters = filters::FilterStore::new(config.max_filters_per_client);
+        let heavy = heavy::HeavyCallGate::new(config.max_heavy_calls, MAX_QUEUED_HEAVY_CALLS);
         Self {
             inner: Arc::new(RpcContextInner {
                 db,
@@ -181,6 +204,7 @@ impl RpcContext {
                 signing: Mutex::new(()),
                 peers: Arc::default(),
                 sync: Arc::default(),
+                heavy,
             }),
         }
     }
@@ -199,6 +223,9 @@ impl RpcContext {
     }
     pub(crate) fn config(&self) -> &RpcConfig {
         &self.inner.config
+    }
+    pub(crate) fn heavy_gate(&self) -> &heavy::HeavyCallGate {
+        &self.inner.heavy
     }
     pub(crate) fn signing_lock(&self) -> &Mutex<()> {
         &self.inner.signing

@@ -27,8 +27,6 @@ use crate::{RpcContext, RpcError, convert};
 
 /// Most blocks one request may simulate (gaps included), as geth.
 pub const MAX_SIMULATE_BLOCKS: u64 = 256;
-/// Gas all calls of one request may use together (geth's default RPC gas cap).
-pub const SIMULATE_GAS_CAP: u64 = 50_000_000;
 /// Seconds between simulated blocks whose timestamp is not given.
 pub const TIMESTAMP_INCREMENT: u64 = 12;
 /// The sender of the logs `traceTransfers` adds for ether transfers.
@@ -95,14 +93,23 @@ impl RpcContext {
             trace_transfers: payload.trace_transfers,
             full_transactions: payload.return_full_transactions,
         };
+        // A heavy call: it waits its turn; every block and call of the
+        // request shares one deadline, and the gas cap is the budget of all
+        // its calls together (as geth).
+        let limits = self.call_limits();
+        let _permit = self.enter_heavy(&limits).map_err(rpc_err)?;
+        let budget = limits.gas_cap.unwrap_or(u64::MAX);
         let precompiles = self.precompiles(spec);
         let at_head = number == head;
         if at_head {
-            let sim = Simulator::new(reader.latest_state(), cfg, precompiles, opts.validation);
-            self.run_simulation(sim, base, planned, opts, at_head)
+            let mut sim = Simulator::new(reader.latest_state(), cfg, precompiles, opts.validation);
+            sim.set_deadline(limits.deadline);
+            self.run_simulation(sim, base, planned, opts, at_head, budget)
         } else {
-            let sim = Simulator::new(reader.state_at(number), cfg, precompiles, opts.validation);
-            self.run_simulation(sim, base, planned, opts, at_head)
+            let mut sim =
+                Simulator::new(reader.state_at(number), cfg, precompiles, opts.validation);
+            sim.set_deadline(limits.deadline);
+            self.run_simulation(sim, base, planned, opts, at_head, budget)
         }
     }
 
@@ -113,9 +120,9 @@ impl RpcContext {
         planned: Vec<PlannedBlock>,
         opts: Options,
         at_head: bool,
+        mut budget: u64,
     ) -> SimResult<Value> {
         let mut parent = base.clone();
-        let mut budget = SIMULATE_GAS_CAP;
         let mut out = Vec::with_capacity(planned.len());
         for block in planned {
             let (header, value) =
@@ -207,7 +214,7 @@ impl RpcContext {
                 .blob_base_fee_update_fraction_at(number, timestamp),
         };
         sim.set_block_hash(parent.number, header.parent_hash);
-        sim.begin_block(spec, env).map_err(internal)?;
+        sim.begin_block(spec, env).map_err(execution_error)?;
         if let Some(state) = planned.block.state_overrides {
             let mut accounts = BTreeMap::new();
             for (address, account) in state {
@@ -252,7 +259,7 @@ impl RpcContext {
                 Err(EvmError::InvalidTransaction(invalid)) => {
                     return Err(validation_error(&invalid, tx.sender));
                 }
-                Err(other) => return Err(internal(other)),
+                Err(other) => return Err(execution_error(other)),
             };
             gas_used += result.gas_used;
             *budget = budget.saturating_sub(result.gas_used);
@@ -282,7 +289,7 @@ impl RpcContext {
         }
         let requests = sim
             .end_block(chain.deposit_contract(), &all_logs)
-            .map_err(internal)?;
+            .map_err(execution_error)?;
         header.requests_hash = requests.map(|r| {
             if r.is_empty() {
                 EMPTY_REQUESTS_HASH
@@ -542,6 +549,15 @@ struct Options {
 
 fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
     err(crate::INTERNAL_ERROR_CODE, e.to_string())
+}
+
+/// A failed execution: past the deadline, geth's "execution aborted" (-32000);
+/// anything else, an internal error.
+fn execution_error(e: EvmError) -> ErrorObjectOwned {
+    match e {
+        timeout @ EvmError::Timeout { .. } => rpc_err(crate::eth::evm_error(timeout)),
+        other => internal(other),
+    }
 }
 
 fn tx_to(tx: &TxEnvelope) -> Address {

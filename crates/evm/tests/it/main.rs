@@ -2,5 +2,6 @@
 
 mod common;
 mod executor;
+mod limits;
 mod rpc;
 mod trace;

@@ -1,0 +1,3 @@
+//! Integration tests of `infera-rpc` on a real database and server.
+
+mod heavy;
