@@ -1,11 +1,14 @@
 //! The jsonrpsee surface: method names, parameter shapes, servers, limits, CORS.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     future::Future,
     net::{IpAddr, SocketAddr},
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll, Waker},
     time::Duration,
 };
@@ -623,10 +626,21 @@ async fn accept_loop(
             }
         };
         let ip = remote.ip().to_canonical();
-        match limits.try_open(ip) {
+        let activity = Arc::new(Activity::new(
+            limits.header_read_timeout,
+            limits.idle_timeout,
+        ));
+        match limits.try_open(ip, &activity) {
             Ok(slot) => {
                 let service = builder.clone().build(methods.clone(), stop.clone());
-                serve_connection(socket, slot, service, limits.clone(), stop.clone());
+                serve_connection(
+                    socket,
+                    slot,
+                    activity,
+                    service,
+                    limits.clone(),
+                    stop.clone(),
+                );
             }
             Err(reason) => {
                 tracing::debug!(%remote, %reason, "RPC connection refused");
@@ -637,6 +651,11 @@ async fn accept_loop(
 }
 
 /// Connections open per address and in all, for one server.
+///
+/// When the server is full, a newcomer from an address holding fewer
+/// connections than the busiest address takes the oldest connection of that
+/// address (which is closed): many slow connections from a few addresses
+/// then cannot keep a client from another address out.
 struct ConnectionLimits {
     per_ip: u32,
     total: u32,
@@ -650,13 +669,17 @@ struct ConnectionLimits {
 #[derive(Default)]
 struct OpenConnections {
     total: u32,
-    by_ip: HashMap<IpAddr, u32>,
+    next_id: u64,
+    /// Each address's open connections, oldest first.
+    by_ip: HashMap<IpAddr, BTreeMap<u64, Arc<Activity>>>,
 }
 
-/// One open connection, counted until dropped.
+/// One open connection, counted until dropped (with its socket, which may
+/// outlive the HTTP exchange as a WebSocket).
 struct ConnectionSlot {
     limits: Arc<ConnectionLimits>,
     ip: IpAddr,
+    id: u64,
 }
 
 impl ConnectionLimits {
@@ -672,27 +695,53 @@ impl ConnectionLimits {
         })
     }
 
-    fn try_open(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, String> {
+    fn try_open(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        activity: &Arc<Activity>,
+    ) -> Result<ConnectionSlot, String> {
         let mut open = self.open.lock();
-        if open.total >= self.total {
-            return Err(format!(
-                "too many connections (at most {} per server); try again later",
-                self.total
-            ));
-        }
-        let from_ip = open.by_ip.entry(ip).or_default();
-        if *from_ip >= self.per_ip {
+        let from_ip = open.by_ip.get(&ip).map_or(0, BTreeMap::len);
+        if from_ip >= self.per_ip as usize {
             return Err(format!(
                 "too many connections from {ip} (at most {} per address, \
                  --rpc.max-conns-per-ip); close some or try again later",
                 self.per_ip
             ));
         }
-        *from_ip += 1;
+        if open.total >= self.total {
+            let busiest = open
+                .by_ip
+                .iter()
+                .map(|(ip, conns)| (*ip, conns.len()))
+                .max_by_key(|(_, n)| *n);
+            let Some((busiest, held)) = busiest.filter(|(_, held)| *held > from_ip + 1) else {
+                return Err(format!(
+                    "too many connections (at most {} per server); try again later",
+                    self.total
+                ));
+            };
+            let conns = open.by_ip.get_mut(&busiest).expect("found just above");
+            if let Some((_, oldest)) = conns.pop_first() {
+                oldest.evict();
+            }
+            if conns.is_empty() {
+                open.by_ip.remove(&busiest);
+            }
+            open.total -= 1;
+            tracing::debug!(%busiest, held, newcomer = %ip, "RPC server full: closed the busiest address's oldest connection");
+        }
+        let id = open.next_id;
+        open.next_id += 1;
+        open.by_ip
+            .entry(ip)
+            .or_default()
+            .insert(id, activity.clone());
         open.total += 1;
         Ok(ConnectionSlot {
             limits: self.clone(),
             ip,
+            id,
         })
     }
 }
@@ -700,12 +749,15 @@ impl ConnectionLimits {
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut open = self.limits.open.lock();
-        open.total = open.total.saturating_sub(1);
-        if let Some(count) = open.by_ip.get_mut(&self.ip) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
+        let Some(conns) = open.by_ip.get_mut(&self.ip) else {
+            return;
+        };
+        // An evicted connection was uncounted when it was evicted.
+        if conns.remove(&self.id).is_some() {
+            if conns.is_empty() {
                 open.by_ip.remove(&self.ip);
             }
+            open.total -= 1;
         }
     }
 }
@@ -742,26 +794,20 @@ async fn refuse(mut socket: TcpStream, reason: String) {
 fn serve_connection(
     socket: TcpStream,
     slot: ConnectionSlot,
+    activity: Arc<Activity>,
     service: TowerService<Identity, CorsStack>,
     limits: Arc<ConnectionLimits>,
     stop: StopHandle,
 ) {
     let ip = slot.ip;
-    let slot = Arc::new(slot);
     let _ = socket.set_nodelay(true);
-    let activity = Arc::new(Activity::new(
-        limits.header_read_timeout,
-        limits.idle_timeout,
-    ));
-    let io = TimedIo::new(socket, activity.clone(), limits.idle_timeout);
+    let io = TimedIo::new(socket, slot, activity.clone(), limits.idle_timeout);
     let stop_for_requests = stop.clone();
     let http = tower::service_fn(move |request: HttpRequest<_>| {
         let mut service = service.clone();
         let activity = activity.clone();
         let limits = limits.clone();
         let stop = stop_for_requests.clone();
-        // Keeps the connection counted for as long as hyper holds the service.
-        let _counted = &slot;
         let handled: Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send>> =
             Box::pin(async move {
                 let _request = activity.begin_request();
@@ -818,7 +864,7 @@ fn serve_connection(
     });
     // Spawned as is: awaiting it inside another async block makes rustc
     // re-prove jsonrpsee's `Into<BoxError>` bounds for all lifetimes, which
-    // fails. The slot lives in the service, so it is freed with the connection.
+    // fails. The slot lives in the socket, so it is freed with the connection.
     tokio::spawn(serve_with_graceful_shutdown(io, http, stop.shutdown()));
 }
 
@@ -907,6 +953,9 @@ enum Phase {
 /// request handler.
 struct Activity {
     phase: Mutex<(Phase, Option<Waker>)>,
+    /// Set when a newcomer took this connection's place; its reads and
+    /// writes fail from then on.
+    evicted: AtomicBool,
     header_read_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -918,6 +967,7 @@ impl Activity {
     fn new(header_read_timeout: Duration, idle_timeout: Duration) -> Self {
         Self {
             phase: Mutex::new((Phase::Idle(Instant::now()), None)),
+            evicted: AtomicBool::new(false),
             header_read_timeout,
             idle_timeout,
         }
@@ -938,6 +988,23 @@ impl Activity {
             Phase::Idle(_) | Phase::Headers(_) => Phase::Busy(1),
         };
         RequestInProgress(self.clone())
+    }
+
+    fn evict(&self) {
+        self.evicted.store(true, Ordering::Relaxed);
+        if let Some(waker) = self.phase.lock().1.take() {
+            waker.wake();
+        }
+    }
+
+    fn evicted(&self) -> std::io::Result<()> {
+        if self.evicted.load(Ordering::Relaxed) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "the server is full and this address holds the most connections",
+            ));
+        }
+        Ok(())
     }
 
     fn upgraded(&self) {
@@ -979,6 +1046,7 @@ impl Drop for RequestInProgress {
 /// timeout. hyper then drops the connection.
 struct TimedIo {
     inner: TcpStream,
+    _slot: ConnectionSlot,
     activity: Arc<Activity>,
     read_timer: Pin<Box<Sleep>>,
     write_timer: Option<Pin<Box<Sleep>>>,
@@ -986,9 +1054,15 @@ struct TimedIo {
 }
 
 impl TimedIo {
-    fn new(inner: TcpStream, activity: Arc<Activity>, write_stall_timeout: Duration) -> Self {
+    fn new(
+        inner: TcpStream,
+        slot: ConnectionSlot,
+        activity: Arc<Activity>,
+        write_stall_timeout: Duration,
+    ) -> Self {
         Self {
             inner,
+            _slot: slot,
             activity,
             read_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             write_timer: None,
@@ -1001,6 +1075,9 @@ impl TimedIo {
         cx: &mut Context<'_>,
         poll: Poll<std::io::Result<T>>,
     ) -> Poll<std::io::Result<T>> {
+        if let Err(err) = self.activity.evicted() {
+            return Poll::Ready(Err(err));
+        }
         if poll.is_ready() {
             self.write_timer = None;
             return poll;
@@ -1026,6 +1103,7 @@ impl AsyncRead for TimedIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
+        this.activity.evicted()?;
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
@@ -1324,6 +1402,47 @@ mod tests {
         .await
         .expect("the closed connection's slot never came back");
         assert!(reopened.contains(&chain_id_hex()), "{reopened}");
+        servers.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_full_server_gives_a_newcomer_the_busiest_address_oldest_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RpcConfig {
+            max_connections: 3,
+            max_connections_per_ip: 3,
+            ..RpcConfig::default()
+        };
+        let (servers, addr) = start(dir.path(), config).await;
+        let mut oldest = connect_from(OTHER_LOOPBACK, addr).await;
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(connect_from(OTHER_LOOPBACK, addr).await);
+        }
+
+        let answer = call_from(Ipv4Addr::LOCALHOST, addr, "eth_chainId").await;
+        assert_eq!(answer["result"], chain_id_hex(), "{answer}");
+        let got = read_until_closed(&mut oldest).await;
+        assert!(got.is_empty(), "{got}");
+
+        servers.stop().await;
+
+        // One connection from each of two addresses fill a server of two:
+        // nobody holds more than a newcomer's fair share, so it is refused.
+        let dir = tempfile::tempdir().unwrap();
+        let config = RpcConfig {
+            max_connections: 2,
+            ..RpcConfig::default()
+        };
+        let (servers, addr) = start(dir.path(), config).await;
+        let _second = connect_from(OTHER_LOOPBACK, addr).await;
+        let _third = connect_from(Ipv4Addr::new(127, 0, 0, 3), addr).await;
+        let (status, body) = post_from(Ipv4Addr::LOCALHOST, addr, "{}").await;
+        assert_eq!(status, 429, "{body}");
+        assert!(
+            body.contains("too many connections (at most 2 per server)"),
+            "{body}"
+        );
         servers.stop().await;
     }
 
