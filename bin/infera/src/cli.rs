@@ -150,6 +150,24 @@ struct NodeArgs {
     #[arg(long = "rpc.max-logs-range", value_name = "BLOCKS", default_value_t = infera_rpc::DEFAULT_MAX_LOGS_BLOCK_RANGE)]
     rpc_max_logs_range: u64,
 
+    /// Most gas one eth_call, eth_estimateGas, eth_createAccessList or
+    /// infera_dryRun execution gets (and all calls of one eth_simulateV1
+    /// together); more is lowered to it. 0: no cap.
+    #[arg(long = "rpc.gascap", value_name = "GAS", default_value_t = infera_rpc::DEFAULT_RPC_GAS_CAP)]
+    rpc_gascap: u64,
+
+    /// Time one of those execution requests may take, waiting for its turn
+    /// included, before it stops with "execution aborted (timeout = ...)":
+    /// milliseconds (5000) or a duration as geth writes it (5s, 300ms, 1m30s).
+    /// 0: no limit. [default: 5s]
+    #[arg(long = "rpc.evmtimeout", value_name = "DURATION", value_parser = infera_rpc::heavy::parse_evm_timeout)]
+    rpc_evmtimeout: Option<Duration>,
+
+    /// Most of those execution requests running at once; the others wait in
+    /// line (at most 256). [default: the number of CPU cores]
+    #[arg(long = "rpc.maxheavycalls", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    rpc_maxheavycalls: Option<u32>,
+
     /// Most simultaneous connections from one IP address (loopback included),
     /// per server; further ones get HTTP 429.
     #[arg(long = "rpc.max-conns-per-ip", value_name = "N", default_value_t = infera_rpc::DEFAULT_MAX_CONNECTIONS_PER_IP, value_parser = clap::value_parser!(u32).range(1..))]
@@ -319,6 +337,13 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
             max_response_bytes: args.rpc_max_response_bytes,
             max_batch_len: args.rpc_max_batch,
             max_logs_block_range: args.rpc_max_logs_range,
+            gas_cap: args.rpc_gascap,
+            evm_timeout: args
+                .rpc_evmtimeout
+                .unwrap_or(Duration::from_millis(infera_rpc::DEFAULT_RPC_EVM_TIMEOUT_MS)),
+            max_heavy_calls: args
+                .rpc_maxheavycalls
+                .map_or_else(infera_rpc::heavy::default_max_heavy_calls, |n| n as usize),
             max_connections_per_ip: args.rpc_max_conns_per_ip,
             header_read_timeout: Duration::from_secs(args.rpc_header_timeout),
             body_read_timeout: Duration::from_secs(args.rpc_body_timeout),
