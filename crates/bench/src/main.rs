@@ -13,11 +13,16 @@
 //!    checked) to split the time into execution and commit.
 //! 2. JSON-RPC requests/s for `eth_blockNumber` and an `eth_call`
 //!    (`balanceOf`) with 64 concurrent keep-alive connections on loopback.
+//!
+//! `--rpc-heavy` instead measures `eth_blockNumber` and
+//! `eth_sendRawTransaction` latency while 200 infinite-loop `eth_call`s flood
+//! the node (see `rpc_heavy.rs`).
 
 mod chain;
 mod node;
 mod raw;
 mod rpc;
+mod rpc_heavy;
 
 use std::{sync::Arc, time::Duration};
 
@@ -88,8 +93,9 @@ fn main() -> Result<()> {
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--rpc-heavy" => return rpc_heavy::run(),
             "-h" | "--help" => {
-                println!("usage: cargo run --release -p infera-bench -- [--quick]");
+                println!("usage: cargo run --release -p infera-bench -- [--quick | --rpc-heavy]");
                 return Ok(());
             }
             other => return Err(eyre!("unknown argument {other:?} (try --help)")),
