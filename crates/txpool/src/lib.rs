@@ -12,7 +12,12 @@
 //!
 //! The pool never holds more than `global_slots + global_queue` transactions,
 //! of which at most `global_queue` are queued and, per sender, at most
-//! `account_slots` pending and `account_queue` queued. When a bound is hit:
+//! `account_slots` pending and `account_queue` queued. Their encoded sizes
+//! add up to at most [`PoolConfig::global_bytes`], and none is larger than
+//! [`MAX_TX_BYTES`]: counts alone would let a full pool of large transactions
+//! hold gigabytes. The byte bound gives way by the same rules as the counts
+//! (a large newcomer may need several transactions to go; when it cannot have
+//! them all, nothing goes). When a bound is hit:
 //!
 //! - A transaction that extends its sender's contiguous run (the next
 //!   executable nonce: it fills a gap or follows the pending ones) is never
@@ -60,6 +65,23 @@ pub const DEFAULT_GLOBAL_QUEUE: usize = 4_096;
 pub const DEFAULT_LIFETIME_SECS: u64 = 3 * 60 * 60;
 /// Default fee increase a replacement must offer, in percent.
 pub const DEFAULT_PRICE_BUMP_PERCENT: u128 = 10;
+/// Largest encoded (EIP-2718) transaction the pool admits, in bytes.
+///
+/// geth's `txMaxSize` is 128 KiB (4 slots of 32 KiB); this is 5 slots,
+/// because 128 KiB is too small for this chain's own largest transaction, a
+/// one-transaction `register(model)`: `infera model upload` sends one when it
+/// needs at most 90% of the EIP-7825 gas cap of 2^24, which at 100 gas per
+/// model byte plus calldata is up to ~143,500 model bytes when most bytes are
+/// zero (4 gas each), and the whole cap pays for ~159,600 (plus 68 bytes of
+/// ABI and ~110 of envelope). `uploadChunk` transactions carry at most
+/// ~101,500 model bytes (`infera_precompiles::gas::largest_chunk`) and
+/// contract creations at most 49,152 bytes of init code (EIP-3860).
+pub const MAX_TX_BYTES: usize = 160 * 1024;
+/// Default bound on the encoded size of all pooled transactions together, in
+/// bytes (geth has none: it bounds 32 KiB slots instead, ~160 MiB by default).
+/// Room for ~400 transactions of [`MAX_TX_BYTES`], or the counts' 12,288 of
+/// up to ~5 KiB each.
+pub const DEFAULT_GLOBAL_BYTES: usize = 64 * 1024 * 1024;
 
 /// Errors of the pool.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +111,16 @@ pub enum PoolError {
     /// The pool is full and the transaction may not displace any other.
     #[error("txpool is full")]
     PoolFull,
+    /// The transaction's encoding is larger than any pooled transaction may be.
+    #[error(
+        "oversized data: transaction of {size} bytes exceeds the pool's limit of {limit} bytes"
+    )]
+    OversizedData {
+        /// Encoded (EIP-2718) size of the transaction.
+        size: usize,
+        /// [`MAX_TX_BYTES`].
+        limit: usize,
+    },
     /// The sender already has the most queued (not yet executable)
     /// transactions one sender may have, none with a higher nonce than this one.
     #[error(
@@ -129,6 +161,9 @@ pub struct PoolConfig {
     pub account_queue: usize,
     /// Most queued transactions in the pool.
     pub global_queue: usize,
+    /// Most bytes (transactions' EIP-2718 encodings) in the pool, pending and
+    /// queued together.
+    pub global_bytes: usize,
     /// How long a sender's queued transactions survive without activity
     /// (nothing added, nothing mined).
     pub lifetime: Duration,
@@ -144,6 +179,7 @@ impl Default for PoolConfig {
             global_slots: DEFAULT_GLOBAL_SLOTS,
             account_queue: DEFAULT_ACCOUNT_QUEUE,
             global_queue: DEFAULT_GLOBAL_QUEUE,
+            global_bytes: DEFAULT_GLOBAL_BYTES,
             lifetime: Duration::from_secs(DEFAULT_LIFETIME_SECS),
             price_bump_percent: DEFAULT_PRICE_BUMP_PERCENT,
         }
@@ -157,7 +193,8 @@ impl PoolConfig {
     }
 
     /// Checks that the bounds can work: every limit at least 1 (a zero would
-    /// refuse every transaction) and a non-zero lifetime.
+    /// refuse every transaction), room in bytes for one transaction of the
+    /// largest size, and a non-zero lifetime.
     pub fn validate(&self) -> std::result::Result<(), String> {
         for (name, value) in [
             ("account slots (--txpool.accountslots)", self.account_slots),
@@ -169,11 +206,48 @@ impl PoolConfig {
                 return Err(format!("txpool {name} must be at least 1"));
             }
         }
+        if self.global_bytes < MAX_TX_BYTES {
+            return Err(format!(
+                "txpool global bytes (--txpool.globalbytes) of {} must be at least {MAX_TX_BYTES}, \
+                 the largest transaction the pool admits",
+                self.global_bytes
+            ));
+        }
         if self.lifetime.is_zero() {
             return Err("txpool lifetime (--txpool.lifetime) must be longer than zero".into());
         }
         Ok(())
     }
+}
+
+/// Parses a size in bytes: a plain number (`67108864`) or one with a binary
+/// unit (`64MiB`, `512KiB`, `1GiB`; also `B`).
+pub fn parse_byte_size(text: &str) -> std::result::Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let expected = "expected bytes, or a number with KiB, MiB or GiB (e.g. 64MiB)";
+    if digits.is_empty() {
+        return Err(format!("invalid size {text:?}: {expected}"));
+    }
+    let multiplier: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "invalid size {text:?}: unknown unit {other:?}; {expected}"
+            ));
+        }
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|value| value.checked_mul(multiplier))
+        .ok_or_else(|| format!("size {text:?} is too large"))
 }
 
 /// Parses a lifetime in geth's notation (`3h0m0s`, `90m`, `45s`, `1h30m`) or
@@ -303,6 +377,8 @@ struct PoolTx {
     max_fee: u128,
     tip: u128,
     cost: U256,
+    /// EIP-2718 encoded size, what the byte bound counts.
+    size: usize,
     /// Arrival order, to break ties.
     seq: u64,
 }
@@ -376,12 +452,23 @@ impl SenderTxs {
         self.txs.keys().next_back().copied()
     }
 
-    /// Drop transactions below the state nonce; returns their hashes.
-    fn drop_stale(&mut self) -> Vec<B256> {
+    /// Drop transactions below the state nonce; returns them.
+    fn drop_stale(&mut self) -> Vec<PoolTx> {
         let keep = self.txs.split_off(&self.state_nonce);
         let stale = std::mem::replace(&mut self.txs, keep);
-        stale.into_values().map(|tx| tx.tx.hash).collect()
+        stale.into_values().collect()
     }
+}
+
+/// A transaction evicted to make room, with what puts it back if the
+/// newcomer is refused after all.
+#[derive(Debug)]
+struct Taken {
+    sender: Address,
+    tx: PoolTx,
+    /// The sender's state when the transaction went, in case it was the last.
+    state_nonce: u64,
+    last_active: Instant,
 }
 
 /// The transaction pool. Not thread-safe by itself: wrap it in a lock.
@@ -393,6 +480,8 @@ pub struct TxPool {
     senders: HashMap<Address, SenderTxs>,
     /// Sum of the senders' `pending`.
     pending_total: usize,
+    /// Sum of the pooled transactions' `size`.
+    bytes_total: usize,
     next_seq: u64,
     /// No queued transaction expires before this instant (a lower bound:
     /// reaching it triggers a scan, which sets it again). `None`: nothing queued.
@@ -437,6 +526,7 @@ impl TxPool {
             by_hash: HashMap::new(),
             senders: HashMap::new(),
             pending_total: 0,
+            bytes_total: 0,
             next_seq: 0,
             next_expiry: None,
         }
@@ -463,10 +553,45 @@ impl TxPool {
 
     /// Removes one transaction (no cascade: for queued ones and pending tails).
     fn remove_one(&mut self, sender: Address, nonce: u64) -> Option<B256> {
-        let removed = self.senders.get_mut(&sender)?.txs.remove(&nonce)?;
-        self.by_hash.remove(&removed.tx.hash);
+        self.take_one(sender, nonce).map(|taken| taken.tx.tx.hash)
+    }
+
+    /// Removes one transaction and returns what [`TxPool::put_back`] needs.
+    fn take_one(&mut self, sender: Address, nonce: u64) -> Option<Taken> {
+        let entry = self.senders.get_mut(&sender)?;
+        let (state_nonce, last_active) = (entry.state_nonce, entry.last_active);
+        let tx = entry.txs.remove(&nonce)?;
+        self.by_hash.remove(&tx.tx.hash);
+        self.bytes_total -= tx.size;
         self.refresh(sender);
-        Some(removed.tx.hash)
+        Some(Taken {
+            sender,
+            tx,
+            state_nonce,
+            last_active,
+        })
+    }
+
+    /// Undoes [`TxPool::take_one`]s, latest first, leaving the pool as before them.
+    fn put_back(&mut self, taken: Vec<Taken>) {
+        for Taken {
+            sender,
+            tx,
+            state_nonce,
+            last_active,
+        } in taken.into_iter().rev()
+        {
+            let entry = self
+                .senders
+                .entry(sender)
+                .or_insert_with(|| SenderTxs::new(state_nonce, last_active));
+            self.by_hash.insert(tx.tx.hash, (sender, tx.tx.tx.nonce()));
+            self.bytes_total += tx.size;
+            entry.txs.insert(tx.tx.tx.nonce(), tx);
+            // `refresh` subtracts the sender's old pending count; a sender
+            // created just now has none.
+            self.refresh(sender);
+        }
     }
 
     /// Add a validated transaction. `state_nonce` and `sender_balance` are the
@@ -482,6 +607,13 @@ impl TxPool {
         sender_balance: U256,
         base_fee: u64,
     ) -> Result<AddOutcome> {
+        let size = tx.tx.eip2718_encoded_length();
+        if size > MAX_TX_BYTES {
+            return Err(PoolError::OversizedData {
+                size,
+                limit: MAX_TX_BYTES,
+            });
+        }
         let now = self.clock.now();
         let mut evicted = self.expire(now);
         let hash = tx.hash;
@@ -507,6 +639,7 @@ impl TxPool {
                 .max_priority_fee_per_gas()
                 .unwrap_or_else(|| tx.tx.max_fee_per_gas()),
             cost: cost_of(&tx),
+            size,
             seq: self.next_seq,
             tx,
         };
@@ -517,8 +650,9 @@ impl TxPool {
         {
             entry.state_nonce = state_nonce;
             for stale in entry.drop_stale() {
-                self.by_hash.remove(&stale);
-                evicted.push(stale);
+                self.by_hash.remove(&stale.tx.hash);
+                self.bytes_total -= stale.size;
+                evicted.push(stale.tx.hash);
             }
             self.refresh(sender);
         }
@@ -540,9 +674,14 @@ impl TxPool {
         let replacing = self
             .senders
             .get(&sender)
-            .and_then(|entry| entry.txs.get(&nonce))
-            .map(|old| (old.max_fee, old.tip));
-        if let Some((old_max_fee, old_tip)) = replacing {
+            .and_then(|entry| {
+                entry
+                    .txs
+                    .get(&nonce)
+                    .map(|old| (entry.is_pending(nonce), old))
+            })
+            .map(|(pending, old)| (pending, old.max_fee, old.tip, old.size));
+        if let Some((pending, old_max_fee, old_tip, old_size)) = replacing {
             let min_max_fee = bumped(old_max_fee, self.config.price_bump_percent);
             let min_tip = bumped(old_tip, self.config.price_bump_percent);
             if new.max_fee < min_max_fee || new.tip < min_tip {
@@ -551,6 +690,13 @@ impl TxPool {
                     min_tip,
                 });
             }
+            // Same count, but a larger replacement may need room in bytes.
+            let kind = if pending {
+                Newcomer::Executable
+            } else {
+                Newcomer::Queued
+            };
+            evicted.extend(self.make_room(sender, nonce, kind, &new, base_fee, Some(old_size))?);
             let entry = self
                 .senders
                 .get_mut(&sender)
@@ -564,6 +710,7 @@ impl TxPool {
             let old = entry.txs.insert(nonce, new).expect("replaced tx present");
             self.by_hash.remove(&old.tx.hash);
             self.by_hash.insert(hash, (sender, nonce));
+            self.bytes_total = self.bytes_total - old.size + size;
             self.next_seq += 1;
             return Ok(AddOutcome {
                 hash,
@@ -584,7 +731,7 @@ impl TxPool {
         } else {
             Newcomer::Queued
         };
-        evicted.extend(self.make_room(sender, nonce, newcomer, &new, base_fee)?);
+        evicted.extend(self.make_room(sender, nonce, newcomer, &new, base_fee, None)?);
 
         let account_slots = self.config.account_slots;
         let entry = self
@@ -598,6 +745,7 @@ impl TxPool {
         entry.recount(account_slots);
         self.pending_total += entry.pending;
         self.by_hash.insert(hash, (sender, nonce));
+        self.bytes_total += size;
         self.next_seq += 1;
         let status = if entry.is_pending(nonce) {
             TxStatus::Pending
@@ -627,8 +775,10 @@ impl TxPool {
         })
     }
 
-    /// Frees what the newcomer needs under every bound, or refuses it.
-    /// Returns the evicted hashes.
+    /// Frees what the newcomer needs under every bound, or refuses it;
+    /// `replacing`: the size of the transaction it replaces (same sender and
+    /// nonce), which frees no count. Returns the evicted hashes; when the
+    /// newcomer is refused, every transaction evicted for it is put back.
     fn make_room(
         &mut self,
         sender: Address,
@@ -636,46 +786,82 @@ impl TxPool {
         newcomer: Newcomer,
         new: &PoolTx,
         base_fee: u64,
+        replacing: Option<usize>,
     ) -> Result<Vec<B256>> {
-        let mut evicted = Vec::new();
-        let capacity = self.config.capacity();
+        let mut taken = Vec::new();
+        match self.free_room(
+            sender, nonce, newcomer, new, base_fee, replacing, &mut taken,
+        ) {
+            Ok(()) => Ok(taken.into_iter().map(|t| t.tx.tx.hash).collect()),
+            Err(error) => {
+                self.put_back(taken);
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether the newcomer fits every pool-wide bound as the pool is now.
+    fn fits(&self, newcomer: Newcomer, size: usize, replacing: Option<usize>) -> bool {
+        let bytes_fit =
+            self.bytes_total - replacing.unwrap_or(0) + size <= self.config.global_bytes;
+        if replacing.is_some() {
+            return bytes_fit;
+        }
+        bytes_fit
+            && self.len() < self.config.capacity()
+            && (newcomer == Newcomer::Executable || self.queued_count() < self.config.global_queue)
+    }
+
+    /// [`TxPool::make_room`]'s evictions, recorded in `taken`.
+    #[allow(clippy::too_many_arguments)]
+    fn free_room(
+        &mut self,
+        sender: Address,
+        nonce: u64,
+        newcomer: Newcomer,
+        new: &PoolTx,
+        base_fee: u64,
+        replacing: Option<usize>,
+        taken: &mut Vec<Taken>,
+    ) -> Result<()> {
+        let mut take = |pool: &mut Self, victim: Address, victim_nonce: u64| {
+            taken.extend(pool.take_one(victim, victim_nonce));
+        };
         match newcomer {
             Newcomer::Executable => {
                 // Inserting it moves none of its sender's transactions into the
-                // queue, so only the pool's total can be in the way.
-                if self.len() < capacity {
-                    return Ok(evicted);
+                // queue, so only the pool's totals can be in the way.
+                while !self.fits(newcomer, new.size, replacing) {
+                    if let Some((victim, victim_nonce)) = self.worst_queued(None) {
+                        take(self, victim, victim_nonce);
+                        continue;
+                    }
+                    let new_tip = new.effective_tip(base_fee).unwrap_or(0);
+                    let Some((victim, victim_nonce, victim_tip)) =
+                        self.cheapest_pending_tail(sender, base_fee)
+                    else {
+                        return Err(PoolError::PoolFull);
+                    };
+                    if new_tip <= victim_tip
+                        || new_tip < bumped(victim_tip, self.config.price_bump_percent)
+                    {
+                        return Err(PoolError::PoolFull);
+                    }
+                    take(self, victim, victim_nonce);
                 }
-                if let Some((victim, victim_nonce)) = self.worst_queued(None) {
-                    evicted.extend(self.remove_one(victim, victim_nonce));
-                    return Ok(evicted);
-                }
-                let new_tip = new.effective_tip(base_fee).unwrap_or(0);
-                let Some((victim, victim_nonce, victim_tip)) =
-                    self.cheapest_pending_tail(sender, base_fee)
-                else {
-                    return Err(PoolError::PoolFull);
-                };
-                if new_tip <= victim_tip
-                    || new_tip < bumped(victim_tip, self.config.price_bump_percent)
-                {
-                    return Err(PoolError::PoolFull);
-                }
-                evicted.extend(self.remove_one(victim, victim_nonce));
-                Ok(evicted)
+                Ok(())
             }
             Newcomer::Queued => {
                 let own = self
                     .senders
                     .get(&sender)
                     .map(|entry| (entry.queued(), entry.highest_queued(), entry.next_nonce()));
-                if let Some((queued, highest, next_nonce)) = own
+                if replacing.is_none()
+                    && let Some((queued, highest, next_nonce)) = own
                     && queued >= self.config.account_queue
                 {
                     match highest {
-                        Some(highest) if highest > nonce => {
-                            evicted.extend(self.remove_one(sender, highest));
-                        }
+                        Some(highest) if highest > nonce => take(self, sender, highest),
                         _ => {
                             return Err(PoolError::SenderLimit {
                                 sender,
@@ -685,14 +871,14 @@ impl TxPool {
                         }
                     }
                 }
-                if self.queued_count() < self.config.global_queue && self.len() < capacity {
-                    return Ok(evicted);
+                while !self.fits(newcomer, new.size, replacing) {
+                    let Some((victim, victim_nonce)) = self.worst_queued(Some((sender, nonce)))
+                    else {
+                        return Err(PoolError::PoolFull);
+                    };
+                    take(self, victim, victim_nonce);
                 }
-                let Some((victim, victim_nonce)) = self.worst_queued(Some((sender, nonce))) else {
-                    return Err(PoolError::PoolFull);
-                };
-                evicted.extend(self.remove_one(victim, victim_nonce));
-                Ok(evicted)
+                Ok(())
             }
         }
     }
@@ -701,7 +887,8 @@ impl TxPool {
     /// with the most queued (ties: the lowest address). With `newcomer`
     /// (a queued newcomer's sender and nonce), that sender counts one more
     /// and wins ties, and `None` comes back when the newcomer itself would be
-    /// its sender's highest: a queued transaction does not push out a closer one.
+    /// (or replaces) its sender's highest: a queued transaction does not push
+    /// out a closer one.
     fn worst_queued(&self, newcomer: Option<(Address, u64)>) -> Option<(Address, u64)> {
         let (address, entry) = self
             .senders
@@ -716,7 +903,8 @@ impl TxPool {
             })?;
         let highest = entry.highest_queued()?;
         match newcomer {
-            Some((sender, nonce)) if sender == *address && nonce > highest => None,
+            // `>=`: a replacement of the highest does not push out itself.
+            Some((sender, nonce)) if sender == *address && nonce >= highest => None,
             _ => Some((*address, highest)),
         }
     }
@@ -769,6 +957,7 @@ impl TxPool {
             let queued = entry.txs.split_off(&first_queued);
             for tx in queued.into_values() {
                 self.by_hash.remove(&tx.tx.hash);
+                self.bytes_total -= tx.size;
                 expired.push(tx.tx.hash);
             }
             self.refresh(sender);
@@ -855,14 +1044,19 @@ impl TxPool {
         let mut removed = Vec::new();
         for hash in mined {
             if let Some((sender, nonce)) = self.by_hash.remove(hash) {
-                if let Some(entry) = self.senders.get_mut(&sender) {
-                    entry.txs.remove(&nonce);
+                if let Some(tx) = self
+                    .senders
+                    .get_mut(&sender)
+                    .and_then(|entry| entry.txs.remove(&nonce))
+                {
+                    self.bytes_total -= tx.size;
                 }
                 removed.push(*hash);
             }
         }
         let account_slots = self.config.account_slots;
         let by_hash = &mut self.by_hash;
+        let bytes_total = &mut self.bytes_total;
         let mut pending_total = 0;
         self.senders.retain(|address, entry| {
             let nonce = nonce_of(*address);
@@ -872,8 +1066,9 @@ impl TxPool {
             }
             entry.state_nonce = nonce;
             for stale in entry.drop_stale() {
-                by_hash.remove(&stale);
-                removed.push(stale);
+                by_hash.remove(&stale.tx.hash);
+                *bytes_total -= stale.size;
+                removed.push(stale.tx.hash);
             }
             entry.recount(account_slots);
             pending_total += entry.pending;
@@ -922,14 +1117,11 @@ impl TxPool {
         let Some(entry) = self.senders.get_mut(&sender) else {
             return Vec::new();
         };
-        let removed: Vec<B256> = entry
-            .txs
-            .split_off(&nonce)
-            .into_values()
-            .map(|tx| tx.tx.hash)
-            .collect();
-        for hash in &removed {
-            self.by_hash.remove(hash);
+        let mut removed = Vec::new();
+        for tx in entry.txs.split_off(&nonce).into_values() {
+            self.by_hash.remove(&tx.tx.hash);
+            self.bytes_total -= tx.size;
+            removed.push(tx.tx.hash);
         }
         self.refresh(sender);
         removed
@@ -962,6 +1154,11 @@ impl TxPool {
     /// Number of queued transactions.
     pub fn queued_count(&self) -> usize {
         self.by_hash.len() - self.pending_total
+    }
+
+    /// Encoded size of all pooled transactions, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes_total
     }
 
     /// Number of transactions in the pool.
@@ -1001,6 +1198,7 @@ impl TxPool {
     fn check_invariants(&self) {
         let mut pending = 0;
         let mut count = 0;
+        let mut bytes = 0;
         for (address, entry) in &self.senders {
             assert!(!entry.txs.is_empty(), "empty sender {address} kept");
             let (run, cached) = (entry.run, entry.pending);
@@ -1021,12 +1219,20 @@ impl TxPool {
             assert!(entry.txs.keys().all(|nonce| *nonce >= entry.state_nonce));
             for (nonce, tx) in &entry.txs {
                 assert_eq!(self.by_hash.get(&tx.tx.hash), Some(&(*address, *nonce)));
+                assert_eq!(tx.size, tx.tx.tx.eip2718_encoded_length());
+                assert!(tx.size <= MAX_TX_BYTES);
+                bytes += tx.size;
             }
             pending += entry.pending;
             count += entry.txs.len();
         }
         assert_eq!(pending, self.pending_total, "pending total");
         assert_eq!(count, self.by_hash.len(), "index size");
+        assert_eq!(bytes, self.bytes_total, "byte total");
+        assert!(
+            self.bytes_total <= self.config.global_bytes,
+            "over the byte bound"
+        );
         assert!(self.len() <= self.config.capacity(), "over capacity");
         assert!(
             self.queued_count() <= self.config.global_queue,
