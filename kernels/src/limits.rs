@@ -5,7 +5,14 @@
 //! Changing any of these is a consensus change (it changes which models are valid).
 
 /// Largest encoded model accepted by [`crate::Model::decode`], in bytes.
-pub const MAX_MODEL_BYTES: usize = 16 * 1024 * 1024;
+///
+/// 1 MiB, down from 16 MiB: every inference pays the cold load of its model
+/// (8 gas per byte, and 4 per byte of the kernels' prepared weights, at least
+/// two bytes per weight: measured by `gas-calibration --adversarial`), so a
+/// weight costs at least 16 gas and a larger model could never be called
+/// within the 2^24 gas of one transaction. The registry refuses it at
+/// `beginUpload` instead of after its last chunk.
+pub const MAX_MODEL_BYTES: usize = 1024 * 1024;
 /// Most operator nodes in one graph.
 pub const MAX_NODES: usize = 512;
 /// Most inputs one node may read (bounds `Concat`).

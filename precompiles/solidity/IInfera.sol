@@ -8,8 +8,9 @@ pragma solidity ^0.8.24;
 address constant MODEL_REGISTRY = address(uint160(0x0a1001));
 // The inference precompile.
 address constant INFERENCE = address(uint160(0x0a1002));
-// Largest model the registry accepts, in bytes (16 MiB).
-uint32 constant MAX_MODEL_BYTES = 16 * 1024 * 1024;
+// Largest model the registry accepts, in bytes (1 MiB: one inference pays the
+// cold load of its model, and a larger one would not fit one transaction).
+uint32 constant MAX_MODEL_BYTES = 1024 * 1024;
 
 /// What the registry knows about a registered model.
 struct ModelInfo {

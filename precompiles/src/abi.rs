@@ -21,7 +21,7 @@ pub const MODEL_REGISTRY_ADDRESS: Address = address!("00000000000000000000000000
 pub const INFERENCE_ADDRESS: Address = address!("00000000000000000000000000000000000a1002");
 
 /// Largest model the registry accepts, in bytes.
-pub const MAX_MODEL_BYTES: u32 = 16 * 1024 * 1024;
+pub const MAX_MODEL_BYTES: u32 = 1024 * 1024;
 
 sol! {
     /// What the registry knows about a registered model.

@@ -225,6 +225,21 @@ mod tests {
     }
 
     #[test]
+    fn counts_decoded_bytes_and_stays_within_them() {
+        let (model, size) = digits();
+        let encoded = include_bytes!("../../kernels/models/digits/digits.infera").len();
+        // Decoded, a model holds more than its file: the bound must see that.
+        assert!(size > encoded, "decoded {size} vs encoded {encoded}");
+        let cache = ModelCache::new(size * 3 + size / 2, 100);
+        for i in 0..20u8 {
+            cache.insert(B256::repeat_byte(i), model.clone());
+            assert!(cache.held_bytes() <= cache.max_bytes());
+        }
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.held_bytes(), 3 * size);
+    }
+
+    #[test]
     fn too_large_models_and_zero_capacity_are_not_kept() {
         let (model, size) = digits();
         let cache = ModelCache::new(size - 1, 10);

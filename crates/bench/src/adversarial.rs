@@ -127,8 +127,14 @@ fn graph(input: TensorInfo, ops: Vec<(Op, Option<Vec<usize>>)>) -> Option<Model>
             // Int32 outputs have zero point 0; every int8 value keeps the input's
             // (ops that keep the zero point need it).
             zero_point: match &op {
-                Op::Dense(DenseParams { out_dtype: DType::I32, .. })
-                | Op::Conv2d(Conv2dParams { out_dtype: DType::I32, .. })
+                Op::Dense(DenseParams {
+                    out_dtype: DType::I32,
+                    ..
+                })
+                | Op::Conv2d(Conv2dParams {
+                    out_dtype: DType::I32,
+                    ..
+                })
                 | Op::ArgMax { .. } => 0,
                 _ => zp,
             },
@@ -193,7 +199,17 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
     }
 
     // Convolutions: (c, hw, oc, kernel, stride, dilation, pad, groups, dtype).
-    type ConvCase = (usize, usize, usize, usize, usize, usize, usize, usize, DType);
+    type ConvCase = (
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        DType,
+    );
     let convs: [ConvCase; 28] = [
         // The reported attack: grouped 1x1, stride 2, two channels a group.
         (65_536, 4, 65_536, 1, 2, 1, 0, 32_768, I32),
@@ -264,7 +280,10 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
         let m = chain(i8_input(vec![1, c, hw, hw]), vec![op]);
         case(
             r,
-            format!("{} c{c} {hw}x{hw} k{k} s{s}", if avg { "avg_pool" } else { "max_pool" }),
+            format!(
+                "{} c{c} {hw}x{hw} k{k} s{s}",
+                if avg { "avg_pool" } else { "max_pool" }
+            ),
             m,
             o,
         );
@@ -282,7 +301,9 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
     case(r, "512 clips of 1 element", m, o);
     let m = chain(
         i8_input(vec![1, 1]),
-        (0..512).map(|_| Op::Transpose { perm: vec![1, 0] }).collect(),
+        (0..512)
+            .map(|_| Op::Transpose { perm: vec![1, 0] })
+            .collect(),
     );
     case(r, "512 transposes of 1 element", m, o);
     let m = chain(
@@ -387,10 +408,7 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
     );
     case(r, "dense to int32, requantize, argmax", m, o);
     for rows in [4_096, 128] {
-        let m = chain(
-            i8_input(vec![rows, 1_024]),
-            vec![Op::ArgMax { axis: 0 }],
-        );
+        let m = chain(i8_input(vec![rows, 1_024]), vec![Op::ArgMax { axis: 0 }]);
         case(r, format!("argmax over axis 0 of {rows}x1024"), m, o);
     }
 
@@ -420,7 +438,11 @@ fn random_graph(r: &mut Rng) -> Option<Model> {
                     let s = r.usize(1, 3);
                     let d = r.usize(1, 2);
                     let p = r.usize(0, k - 1);
-                    let dt = if r.usize(0, 3) == 0 { DType::I32 } else { DType::I8 };
+                    let dt = if r.usize(0, 3) == 0 {
+                        DType::I32
+                    } else {
+                        DType::I8
+                    };
                     conv(r, c, oc, [k, k], [s, s], [d, d], [p; 4], g, dt)
                 }
                 1 => Op::MaxPool(pool(r.usize(1, 3), r.usize(1, 2), 0)),
@@ -454,7 +476,10 @@ fn random_graph(r: &mut Rng) -> Option<Model> {
                     shift: 40,
                 }));
             }
-            shape = chain(input.clone(), ops.clone())?.output_spec().shape.clone();
+            shape = chain(input.clone(), ops.clone())?
+                .output_spec()
+                .shape
+                .clone();
         }
         if let Some(m) = chain(input, ops) {
             return Some(m);

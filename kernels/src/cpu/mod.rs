@@ -63,6 +63,32 @@ pub fn fast_kernels() -> Option<&'static str> {
     None
 }
 
+/// Fast-kernel levels, for [`limit_fast_kernels`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FastLevel {
+    /// No fast kernels: the portable ones only.
+    None = 0,
+    /// AVX2 at most.
+    Avx2 = 1,
+    /// AVX2 and AVX-VNNI at most.
+    AvxVnni = 2,
+    /// Everything the CPU has (AMX included): the default.
+    All = 3,
+}
+
+/// Caps the fast kernels [`Kernels::Best`] may use in this process, so that a
+/// benchmark can time every path a node on an older CPU would take (the gas
+/// search, `gas-calibration --adversarial`). Never changes a result: every
+/// path gives the same bytes. Set it before models are decoded (their packed
+/// weights follow the level in force then; a pack of a higher level is not
+/// used, and the layer runs on the portable kernels). Nodes never call it.
+pub fn limit_fast_kernels(level: FastLevel) {
+    #[cfg(target_arch = "x86_64")]
+    x86::set_fast_limit(level as u8);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = level;
+}
+
 /// Per-node data a backend derives once from the weights: the fast path's packed
 /// weights when this CPU has one, and the portable path's widened rows (built on
 /// first use when the fast path exists, since only [`Kernels::Portable`] reads them).

@@ -442,7 +442,7 @@ fn the_largest_chunk_fits_one_transaction_under_the_osaka_cap() {
     let cap = infera_evm::TX_GAS_LIMIT_CAP;
     let largest = infera_precompiles::gas::largest_chunk(cap);
     assert!(largest > 100_000, "{largest}");
-    // A 16 MiB model goes in fewer than 200 such transactions.
+    // The largest model goes in fewer than 200 such transactions.
     assert!(u64::from(MAX_MODEL_BYTES).div_ceil(largest) < 200);
 
     let mut chain = DevChain::new();

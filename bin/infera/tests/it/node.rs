@@ -30,6 +30,8 @@ pub struct Node {
     dir: TempDir,
     child: Option<Child>,
     block_time: u64,
+    /// Extra `infera node` flags, on every start.
+    extra_args: Vec<String>,
     starts: u32,
     pub http: SocketAddr,
     pub ws: SocketAddr,
@@ -42,7 +44,16 @@ impl Node {
         Self::start_with_block_time(0)
     }
 
+    /// A dev node started with `args` added to its command line.
+    pub fn start_with_args(args: &[&str]) -> Node {
+        Self::start_inner(0, args.iter().map(|a| a.to_string()).collect())
+    }
+
     pub fn start_with_block_time(block_time: u64) -> Node {
+        Self::start_inner(block_time, Vec::new())
+    }
+
+    fn start_inner(block_time: u64, extra_args: Vec<String>) -> Node {
         let dir = tempfile::Builder::new()
             .prefix("infera-e2e-")
             .tempdir()
@@ -52,6 +63,7 @@ impl Node {
             dir,
             child: None,
             block_time,
+            extra_args,
             starts: 0,
             http: placeholder,
             ws: placeholder,
@@ -97,6 +109,7 @@ impl Node {
                 ])
                 .args(["--ws", "--ws.port", &ws_port.to_string()])
                 .args(["--dev.block-time", &self.block_time.to_string()])
+                .args(&self.extra_args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(log.try_clone().unwrap()))
                 .stderr(Stdio::from(log));

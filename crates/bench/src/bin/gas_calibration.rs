@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Fills a 60M-gas block with inference calls of one model (the digits demo
-//! model, a dense 1024x1024 layer, a 3x3 convolution 128->128 on 14x14) and a
+//! model, a dense 1024x512 layer, a 3x3 convolution 128->128 on 7x7) and a
 //! block with ERC-20 transfers to fresh recipients, executes each with the
 //! node's `BlockExecutor` and `InferaPrecompiles` (CPU reference, one thread)
 //! over an in-memory state, and prints the time per block and the ratio to
@@ -36,7 +36,7 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use alloy_sol_types::SolCall;
 use eyre::{Result, ensure, eyre};
 use infera_evm::{BlockEnvInput, BlockExecutor, EvmError, ExecutionConfig, SpecId};
-use infera_kernels::{DType, Kernels, Model, model::Node};
+use infera_kernels::{DType, Kernels, Model, cpu::FastLevel, model::Node};
 use infera_precompiles::{
     InferaPrecompiles, ModelCache,
     abi::{IInference, IModelRegistry, INFERENCE_ADDRESS, MODEL_REGISTRY_ADDRESS},
@@ -205,14 +205,14 @@ fn main() -> Result<()> {
     // Models.
     let mut rng = cases::Rng(7);
     let digits_bytes = include_bytes!("../../../../kernels/models/digits/digits.infera").to_vec();
-    let (op, ins, zp) = cases::dense(&mut rng, 1, 1024, 1024, DType::I8);
+    let (op, ins, zp) = cases::dense(&mut rng, 1, 1024, 512, DType::I8);
     let dense = single_op_model(op, &ins[0], zp);
     let dense_input = ins[0].to_bytes();
     let (op, ins, zp) = cases::conv(
         &mut rng,
         1,
         128,
-        [14, 14],
+        [7, 7],
         128,
         [3, 3],
         [1, 1],
@@ -227,9 +227,9 @@ fn main() -> Result<()> {
     let digits_input: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) % 100).collect();
     let workloads: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
         ("digits MLP (6.5k MACs)", digits.encode(), digits_input),
-        ("dense 1024x1024 (1M MACs)", dense.encode(), dense_input),
+        ("dense 1024x512 (0.5M MACs)", dense.encode(), dense_input),
         (
-            "conv 3x3 128->128 @14x14 (29M MACs)",
+            "conv 3x3 128->128 @7x7 (7M MACs)",
             conv.encode(),
             conv_input,
         ),
@@ -371,30 +371,41 @@ fn main() -> Result<()> {
             n += 1;
         }
         let decode = start.elapsed().as_secs_f64() / f64::from(n);
-        decode_rows.push((name, bytes.len(), decode));
+        // What every call pays towards a cold load: the fixed load, the
+        // model's bytes, its prepared weights and its channels.
+        let cost = model.cost();
+        let cold_gas = gas::INFER_LOAD_GAS
+            + (bytes.len() as u64).div_ceil(1024) * gas::INFER_GAS_PER_MODEL_KIB
+            + cost.prepared_bytes.div_ceil(1024) * gas::INFER_GAS_PER_PREPARED_KIB
+            + cost.channels * gas::INFER_CHANNEL_GAS;
+        decode_rows.push((name, bytes.len(), decode, cold_gas));
     }
     println!();
     println!(
-        "| model decode (cache miss) | bytes | us | ns/byte | gas-equivalent at the ERC-20 rate, per byte |"
+        "| model decode (cache miss) | bytes | us | ns/byte | gas-equivalent at the ERC-20 rate, per byte | cold-load gas charged per byte |"
     );
-    println!("|---|---|---|---|---|");
-    for (name, len, secs) in decode_rows {
+    println!("|---|---|---|---|---|---|");
+    for (name, len, secs, cold_gas) in decode_rows {
         let ns_per_byte = secs * 1e9 / len as f64;
         println!(
-            "| {name} | {len} | {:.1} | {:.3} | {:.3} (charged {:.4}) |",
+            "| {name} | {len} | {:.1} | {:.3} | {:.3} | {:.3} |",
             secs * 1e6,
             ns_per_byte,
             ns_per_byte / per_gas(&erc20),
-            gas::INFER_GAS_PER_MODEL_KIB as f64 / 1024.0
+            cold_gas as f64 / len as f64
         );
     }
     println!();
     println!(
-        "constants: INFER_BASE_GAS {} INFER_GAS_PER_KMAC {} INFER_GAS_PER_KELEM {} INFER_GAS_PER_MODEL_KIB {} INFER_GAS_PER_IO_BYTE {}",
+        "constants: INFER_BASE_GAS {} INFER_LOAD_GAS {} INFER_NODE_GAS {} INFER_CHANNEL_GAS {} INFER_GAS_PER_KMAC {} INFER_GAS_PER_KELEM {} INFER_GAS_PER_MODEL_KIB {} INFER_GAS_PER_PREPARED_KIB {} INFER_GAS_PER_IO_BYTE {}",
         gas::INFER_BASE_GAS,
+        gas::INFER_LOAD_GAS,
+        gas::INFER_NODE_GAS,
+        gas::INFER_CHANNEL_GAS,
         gas::INFER_GAS_PER_KMAC,
         gas::INFER_GAS_PER_KELEM,
         gas::INFER_GAS_PER_MODEL_KIB,
+        gas::INFER_GAS_PER_PREPARED_KIB,
         gas::INFER_GAS_PER_IO_BYTE
     );
     Ok(())
@@ -403,10 +414,19 @@ fn main() -> Result<()> {
 /// The per-transaction gas cap of Osaka (EIP-7825), which the dev chain runs.
 const TX_GAS_CAP: u64 = 1 << 24;
 
+/// The adversarial search's chain: state, senders, deployer, token, and per
+/// model whether the registry admitted it.
+struct AdversarialChain {
+    state: MemState,
+    senders: Vec<Key>,
+    deployer: Key,
+    token: Address,
+    admitted: Vec<bool>,
+}
+
 /// State with funded senders, the ERC-20 and `models` registered (Prague: no
-/// per-transaction cap for the setup). Returns the state, the senders, the
-/// token, the deployer's next nonce, and per model whether the registry took it.
-fn setup_chain(models: &[Vec<u8>]) -> Result<(MemState, Vec<Key>, Key, Address, Vec<bool>)> {
+/// per-transaction cap for the setup).
+fn setup_chain(models: &[Vec<u8>]) -> Result<AdversarialChain> {
     let deployer = chain::key(u64::MAX);
     let senders: Vec<Key> = (0..16).map(chain::key).collect();
     let mut state = MemState::default();
@@ -459,7 +479,13 @@ fn setup_chain(models: &[Vec<u8>]) -> Result<(MemState, Vec<Key>, Key, Address, 
     let changes = executor.finish().changes;
     state.apply(&changes);
     let token = deployer.address.create(0);
-    Ok((state, senders, deployer, token, admitted))
+    Ok(AdversarialChain {
+        state,
+        senders,
+        deployer,
+        token,
+        admitted,
+    })
 }
 
 /// `gas-calibration --adversarial`: the worst block an attacker can build
@@ -495,10 +521,35 @@ fn adversarial_main() -> Result<()> {
         cases.retain(|c| c.name.contains(f.as_str()));
     }
     let encoded: Vec<Vec<u8>> = cases.iter().map(|c| c.model.encode()).collect();
-    let (state, senders, deployer, token, admitted) = setup_chain(&encoded)?;
+    let AdversarialChain {
+        state,
+        senders,
+        deployer,
+        token,
+        admitted,
+    } = setup_chain(&encoded)?;
 
-    let warm_best = ModelCache::shared();
-    let warm_portable = Arc::new(ModelCache::default().with_kernels(Kernels::Portable));
+    // Every kernel path a node may take: each fast level this CPU has, capped
+    // in turn, and the portable kernels (no packing at all, as on a CPU
+    // without AVX2). Each is timed with a warm cache and with one that keeps
+    // nothing, so every call loads and decodes its model.
+    let fast = infera_kernels::cpu::fast_kernels().unwrap_or("");
+    let mut paths: Vec<(&str, FastLevel, Kernels)> = Vec::new();
+    if fast.contains("amx") {
+        paths.push(("amx", FastLevel::All, Kernels::Best));
+    }
+    if fast.contains("avxvnni") {
+        paths.push(("avx-vnni", FastLevel::AvxVnni, Kernels::Best));
+    }
+    if fast.contains("avx2") {
+        paths.push(("avx2", FastLevel::Avx2, Kernels::Best));
+    }
+    paths.push(("portable", FastLevel::None, Kernels::Portable));
+    let warm: Vec<Arc<ModelCache>> = paths
+        .iter()
+        .map(|(_, _, kernels)| Arc::new(ModelCache::default().with_kernels(*kernels)))
+        .collect();
+    let warm_best = warm[0].clone();
     let transfers: Vec<Unsigned> = (0..2_000u64)
         .map(|i| {
             Unsigned::new(
@@ -574,17 +625,14 @@ fn adversarial_main() -> Result<()> {
             })
             .collect();
         let txs = chain::sign_all(txs);
-        let cold_best = Arc::new(ModelCache::new(0, 0));
-        let cold_portable = Arc::new(ModelCache::new(0, 0).with_kernels(Kernels::Portable));
         let mut filled = Vec::new();
-        for (cache, rounds) in [
-            (&warm_best, rounds + 1),
-            (&cold_best, rounds),
-            (&warm_portable, rounds + 1),
-            (&cold_portable, rounds),
-        ] {
-            filled.push(fill(&state, cache, &txs, rounds)?);
+        for ((_, level, kernels), warm) in paths.iter().zip(&warm) {
+            infera_kernels::cpu::limit_fast_kernels(*level);
+            let cold = Arc::new(ModelCache::new(0, 0).with_kernels(*kernels));
+            filled.push(fill(&state, warm, &txs, rounds + 1)?);
+            filled.push(fill(&state, &cold, &txs, rounds)?);
         }
+        infera_kernels::cpu::limit_fast_kernels(FastLevel::All);
         rows.push((
             case.name.clone(),
             format!("{} | {call_gas} | {decoded}", bytes.len()),
@@ -601,21 +649,23 @@ fn adversarial_main() -> Result<()> {
         per_gas(&erc20)
     );
     println!();
+    println!("Ratio of each block's time per gas to the ERC-20 block's (target: at most 2.0):");
+    let labels: Vec<String> = paths
+        .iter()
+        .flat_map(|(name, _, _)| [format!("{name} warm"), format!("{name} cold")])
+        .collect();
     println!(
-        "Ratio of each block's time per gas to the ERC-20 block's (target: at most 2.0):"
+        "| case | model bytes | call gas | decoded bytes | {} |",
+        labels.join(" | ")
     );
-    println!(
-        "| case | model bytes | call gas | decoded bytes | best warm | best cold | portable warm | portable cold |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    let labels = ["best warm", "best cold", "portable warm", "portable cold"];
+    println!("|---|---|---|---|{}", "---|".repeat(labels.len()));
     let mut worst: (f64, String) = (0.0, "none".into());
     for ((name, filled), (_, cells)) in results.iter().zip(&rows) {
         let ratios: Vec<f64> = filled
             .iter()
             .map(|f| per_gas(f) / per_gas(&erc20))
             .collect();
-        for (ratio, label) in ratios.iter().zip(labels) {
+        for (ratio, label) in ratios.iter().zip(&labels) {
             if *ratio > worst.0 {
                 worst = (*ratio, format!("{name} ({label})"));
             }
@@ -627,6 +677,61 @@ fn adversarial_main() -> Result<()> {
         println!("{line}");
     }
     println!();
+    memory_check()?;
+    println!();
     println!("adversarial: worst ratio={:.2} case={}", worst.0, worst.1);
+    Ok(())
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Many distinct models, each decoding to about ten times its encoded size,
+/// called once each through one default-sized cache: what the cache holds
+/// stays under its bound, and so does the process.
+fn memory_check() -> Result<()> {
+    let cache = ModelCache::shared();
+    let before = peak_rss_mib();
+    let models = 64usize;
+    let mut encoded_total = 0usize;
+    let mut decoded_total = 0usize;
+    let mut rng = cases::Rng(99);
+    for i in 0..models {
+        // One input feature to ~60k outputs: the largest decoded/encoded ratio.
+        let (op, ins, zp) = cases::dense(&mut rng, 1, 1, 60_000 + 64 * i, DType::I8);
+        let bytes = single_op_model(op, &ins[0], zp).encode();
+        let model = Arc::new(Model::decode(&bytes)?);
+        encoded_total += bytes.len();
+        decoded_total += model.heap_bytes();
+        std::hint::black_box(cache.infer(keccak256(&bytes), &model, &ins[0].to_bytes())?);
+        cache.insert(keccak256(&bytes), model);
+        ensure!(
+            cache.held_bytes() <= cache.max_bytes(),
+            "cache holds {} bytes, over its bound {}",
+            cache.held_bytes(),
+            cache.max_bytes()
+        );
+    }
+    println!(
+        "memory: {models} distinct models, {:.0} MiB encoded, {:.0} MiB decoded; the cache holds {} of them, {:.0} MiB (bound {:.0} MiB); peak RSS {:.0} MiB (before {:.0} MiB)",
+        encoded_total as f64 / 1048576.0,
+        decoded_total as f64 / 1048576.0,
+        cache.len(),
+        cache.held_bytes() as f64 / 1048576.0,
+        cache.max_bytes() as f64 / 1048576.0,
+        peak_rss_mib(),
+        before
+    );
     Ok(())
 }

@@ -42,7 +42,7 @@ mod avx2;
 mod avx512;
 mod token;
 
-pub(crate) use token::{Avx2, Vnni};
+pub(crate) use token::{Avx2, Vnni, set_fast_limit};
 
 use super::{Out, OutSlice, ranges};
 use crate::ops::{Conv2dParams, DenseParams, Op};
@@ -227,7 +227,11 @@ impl Pack {
         match self {
             Pack::Dense { w, rq, .. } => bytes(w) + bytes(rq),
             Pack::Conv {
-                w, rq, quads, tiles, ..
+                w,
+                rq,
+                quads,
+                tiles,
+                ..
             } => {
                 bytes(w)
                     + bytes(rq)

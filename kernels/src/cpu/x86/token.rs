@@ -12,7 +12,8 @@
 //!
 //! The choice depends on the CPU alone (never on environment variables, thread
 //! counts or options other than [`crate::cpu::Kernels::Portable`], which forces
-//! the portable path), and both paths give identical bytes.
+//! the portable path, and [`crate::cpu::limit_fast_kernels`], with which the
+//! gas benchmark forces the lower levels), and every path gives identical bytes.
 #![allow(unsafe_code)]
 
 use super::amx::Granted;
@@ -20,6 +21,18 @@ use super::amx_kernels::{self, ConvShape};
 use super::avx2::{self, OutMode};
 use super::{ChanRq, Grid, Plane};
 use crate::cpu::OutSlice;
+
+/// The highest fast-kernel level a benchmark allows (see
+/// [`crate::cpu::limit_fast_kernels`]); `u8::MAX` = whatever the CPU has.
+static FAST_LIMIT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(u8::MAX);
+
+pub(crate) fn set_fast_limit(level: u8) {
+    FAST_LIMIT.store(level, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn allowed(level: u8) -> bool {
+    FAST_LIMIT.load(std::sync::atomic::Ordering::Relaxed) >= level
+}
 
 /// Proof that this CPU runs AVX2 instructions.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +43,8 @@ pub(crate) struct Avx2 {
 impl Avx2 {
     /// `Some` exactly when the CPU supports AVX2.
     pub(crate) fn detect() -> Option<Self> {
-        std::arch::is_x86_feature_detected!("avx2").then_some(Avx2 { _detected: () })
+        (allowed(1) && std::arch::is_x86_feature_detected!("avx2"))
+            .then_some(Avx2 { _detected: () })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -50,7 +64,8 @@ impl Avx2 {
 
     /// The AVX-VNNI proof, when this CPU also has AVX-VNNI.
     pub(crate) fn vnni(self) -> Option<Vnni> {
-        std::arch::is_x86_feature_detected!("avxvnni").then_some(Vnni { _detected: () })
+        (allowed(2) && std::arch::is_x86_feature_detected!("avxvnni"))
+            .then_some(Vnni { _detected: () })
     }
 
     pub(crate) fn conv_input_quads(
@@ -122,7 +137,7 @@ impl Vnni {
     /// The AMX proof, when this CPU has AMX-INT8 and the OS granted this
     /// process the tile state.
     pub(crate) fn amx(self) -> Option<Amx> {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
+        if !allowed(3) || !std::arch::is_x86_feature_detected!("avx512f") {
             return None;
         }
         Granted::detect().map(|granted| Amx { granted })
