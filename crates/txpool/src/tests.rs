@@ -18,13 +18,24 @@ fn who(n: u8) -> Address {
 }
 
 fn tx(sender: Address, nonce: u64, tip: u128) -> RecoveredTx {
+    with_input(sender, nonce, tip, 1_000, 0)
+}
+
+fn with_input(
+    sender: Address,
+    nonce: u64,
+    tip: u128,
+    max_fee: u128,
+    input_len: usize,
+) -> RecoveredTx {
     let inner = TxEip1559 {
         chain_id: 1,
         nonce,
         gas_limit: 21_000,
-        max_fee_per_gas: 1_000,
+        max_fee_per_gas: max_fee,
         max_priority_fee_per_gas: tip,
         to: TxKind::Call(sender),
+        input: vec![0xab; input_len].into(),
         ..Default::default()
     };
     let signed = inner.into_signed(Signature::test_signature());
@@ -33,6 +44,24 @@ fn tx(sender: Address, nonce: u64, tip: u128) -> RecoveredTx {
         tx: TxEnvelope::from(signed),
         sender,
         hash,
+    }
+}
+
+/// A transaction whose EIP-2718 encoding is exactly `size` bytes (at least
+/// ~120), with a max fee that grows with the tip, so that a higher tip is a
+/// valid replacement.
+fn sized(sender: Address, nonce: u64, tip: u128, size: usize) -> RecoveredTx {
+    let max_fee = 1_000 * (tip + 1);
+    let empty = with_input(sender, nonce, tip, max_fee, 0);
+    let mut input_len = size.saturating_sub(empty.tx.eip2718_encoded_length());
+    // Length prefixes grow by a byte now and then: step down to the exact size.
+    loop {
+        let tx = with_input(sender, nonce, tip, max_fee, input_len);
+        match tx.tx.eip2718_encoded_length().cmp(&size) {
+            Ordering::Equal => return tx,
+            Ordering::Greater => input_len -= 1,
+            Ordering::Less => panic!("no input length encodes to {size} bytes"),
+        }
     }
 }
 
@@ -421,5 +450,263 @@ fn defaults_hold_200_transactions_of_one_sender_in_any_order() {
         }
         assert_eq!((pool.pending_count(), pool.queued_count()), (200, 0));
         assert_eq!(pool.best_transactions(BASE_FEE).len(), 200);
+    }
+}
+
+/// Byte-bound tests: generous counts, so that only the bytes bind.
+fn bytes_config(global_bytes: usize) -> PoolConfig {
+    PoolConfig {
+        global_bytes,
+        ..config(16, 1_000, 16, 1_000)
+    }
+}
+
+/// Adds a transaction of `size` bytes at state nonce 0 and checks the invariants after.
+fn add_sized(
+    pool: &mut TxPool,
+    sender: Address,
+    nonce: u64,
+    tip: u128,
+    size: usize,
+) -> Result<AddOutcome> {
+    let outcome = pool.add(sized(sender, nonce, tip, size), 0, RICH, BASE_FEE);
+    pool.check_invariants();
+    outcome
+}
+
+fn all_hashes(pool: &TxPool) -> Vec<B256> {
+    let mut all: Vec<B256> = pool
+        .all_pending()
+        .into_iter()
+        .chain(pool.all_queued())
+        .map(|t| t.hash)
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn oversized_transactions_are_refused_naming_both_sizes() {
+    let (mut pool, _) = pool_with(PoolConfig::default());
+    let a = who(1);
+    let error = add_sized(&mut pool, a, 0, 1, MAX_TX_BYTES + 1).unwrap_err();
+    assert_eq!(
+        error,
+        PoolError::OversizedData {
+            size: MAX_TX_BYTES + 1,
+            limit: MAX_TX_BYTES
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "oversized data: transaction of 163841 bytes exceeds the pool's limit of 163840 bytes"
+    );
+    // Far beyond: what a transaction with all of EIP-7825's gas in zero bytes could carry.
+    assert!(matches!(
+        pool.add(with_input(a, 0, 1, 1_000, 1_600_000), 0, RICH, BASE_FEE),
+        Err(PoolError::OversizedData { .. })
+    ));
+    assert!(pool.is_empty());
+    // The limit itself is admitted: an `uploadChunk` of ~101.5 KB fits with
+    // room to spare, and so does the largest one-transaction `register`.
+    add_sized(&mut pool, a, 0, 1, MAX_TX_BYTES).unwrap();
+    assert_eq!(pool.bytes(), MAX_TX_BYTES);
+    // A larger replacement is held to the same limit.
+    assert!(matches!(
+        add_sized(&mut pool, a, 0, 2, MAX_TX_BYTES + 1),
+        Err(PoolError::OversizedData { .. })
+    ));
+}
+
+#[test]
+fn the_byte_bound_evicts_queued_for_a_gap_filler_several_if_needed() {
+    let (mut pool, _) = pool_with(bytes_config(10_000));
+    let (a, b, c) = (who(1), who(2), who(3));
+    // 4 KB pending of A; 4 queued of B and 1 of C, 1 KB each: 9 KB of 10 KB.
+    add_sized(&mut pool, a, 0, 1, 4_000).unwrap();
+    for nonce in 10..14 {
+        add_sized(&mut pool, b, nonce, 1, 1_000).unwrap();
+    }
+    add_sized(&mut pool, c, 5, 1, 1_000).unwrap();
+    assert_eq!(pool.bytes(), 9_000);
+    // A's next one needs 2.5 KB: B's two highest go (the sender with the most queued).
+    let outcome = add_sized(&mut pool, a, 1, 1, 2_500).unwrap();
+    assert_eq!(outcome.status, TxStatus::Pending);
+    assert_eq!(
+        outcome.evicted,
+        vec![sized(b, 13, 1, 1_000).hash, sized(b, 12, 1, 1_000).hash]
+    );
+    assert_eq!(nonces(&pool, b), vec![10, 11]);
+    assert_eq!(pool.bytes(), 9_500);
+    // A queued newcomer competes with queued ones only: B, with the most
+    // queued, gives way.
+    let d = who(4);
+    let outcome = add_sized(&mut pool, d, 4, 1, 1_000).unwrap();
+    assert_eq!(outcome.status, TxStatus::Queued);
+    assert_eq!(outcome.evicted, vec![sized(b, 11, 1, 1_000).hash]);
+    // A larger replacement of a pending transaction makes room the same way:
+    // B, C and D have one queued each, and ties go to the lowest address.
+    let outcome = add_sized(&mut pool, a, 1, 2, 3_500).unwrap();
+    assert_eq!(outcome.replaced, Some(sized(a, 1, 1, 2_500).hash));
+    assert_eq!(outcome.evicted, vec![sized(b, 10, 1, 1_000).hash]);
+    assert_eq!(pool.bytes(), 9_500);
+    assert_eq!(pool.len(), 4);
+}
+
+#[test]
+fn a_newcomer_that_cannot_evict_enough_is_refused_and_evicts_nothing() {
+    let (mut pool, _) = pool_with(bytes_config(10_000));
+    let (a, b, c, stranger) = (who(1), who(2), who(3), who(4));
+    // Pending only: A 4 KB at tip 50, B 2 × 2 KB at tip 100 and 20; one queued of C.
+    add_sized(&mut pool, a, 0, 50, 4_000).unwrap();
+    add_sized(&mut pool, b, 0, 100, 2_000).unwrap();
+    add_sized(&mut pool, b, 1, 20, 2_000).unwrap();
+    add_sized(&mut pool, c, 3, 1, 1_000).unwrap();
+    let before = all_hashes(&pool);
+    // A queued newcomer that needs more than the queued 1 KB: refused, and
+    // C's queued one, evicted on the way, is back.
+    assert_eq!(
+        add_sized(&mut pool, stranger, 5, 1_000, 2_500),
+        Err(PoolError::PoolFull)
+    );
+    assert_eq!(all_hashes(&pool), before);
+    // An executable one of 4.5 KB needs C's queued one and B's last pending
+    // one (tip 20) to go, then A's (tip 50): it outbids the first but not the
+    // second. Nothing goes.
+    assert_eq!(
+        add_sized(&mut pool, stranger, 0, 30, 4_500),
+        Err(PoolError::PoolFull)
+    );
+    assert_eq!(all_hashes(&pool), before);
+    assert_eq!(pool.bytes(), 9_000);
+    // 3 KB need only C's queued one and B's tail, which it outbids by the bump.
+    let outcome = add_sized(&mut pool, stranger, 0, 30, 3_000).unwrap();
+    let mut evicted = outcome.evicted;
+    evicted.sort();
+    let mut expected = vec![sized(c, 3, 1, 1_000).hash, sized(b, 1, 20, 2_000).hash];
+    expected.sort();
+    assert_eq!(evicted, expected);
+    assert_eq!(pool.bytes(), 9_000);
+    // A queued replacement that grows beyond the bound while it is its
+    // sender's only queued one would have to push out itself: refused.
+    add_sized(&mut pool, c, 3, 1, 1_000).unwrap();
+    assert_eq!(
+        add_sized(&mut pool, c, 3, 2, 2_000),
+        Err(PoolError::PoolFull)
+    );
+    assert!(pool.contains(&sized(c, 3, 1, 1_000).hash));
+}
+
+#[test]
+fn the_count_bounds_still_hold_when_the_bytes_have_room() {
+    let (mut pool, _) = pool_with(PoolConfig {
+        global_bytes: MAX_TX_BYTES,
+        ..config(16, 2, 16, 1)
+    });
+    let (a, b) = (who(1), who(2));
+    add_sized(&mut pool, a, 0, 1, 200).unwrap();
+    add_sized(&mut pool, a, 1, 1, 200).unwrap();
+    add_sized(&mut pool, b, 4, 1, 200).unwrap();
+    // Capacity (3) reached with 600 bytes of 160 KiB: a queued newcomer
+    // further than B's queued one is refused, an executable one takes its place.
+    assert_eq!(add_sized(&mut pool, b, 9, 1, 200), Err(PoolError::PoolFull));
+    let outcome = add_sized(&mut pool, a, 2, 1, 200).unwrap();
+    assert_eq!(outcome.evicted, vec![sized(b, 4, 1, 200).hash]);
+    assert_eq!(pool.len(), 3);
+}
+
+/// The random mix with transactions of random sizes and a byte bound that
+/// binds as often as the counts do.
+#[test]
+fn byte_and_count_bounds_hold_under_a_random_mix() {
+    let (mut pool, clock) = pool_with(PoolConfig {
+        global_bytes: MAX_TX_BYTES + 20_000,
+        ..config(5, 20, 4, 10)
+    });
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |bound: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    };
+    let mut nonces_of = [0u64; 8];
+    let mut over_bytes = 0;
+    for step in 0..3_000 {
+        match next(10) {
+            0 => {
+                let mined: Vec<B256> = pool
+                    .best_transactions(BASE_FEE)
+                    .iter()
+                    .take(8)
+                    .map(|t| t.hash)
+                    .collect();
+                for hash in &mined {
+                    let t = pool.get(hash).unwrap();
+                    let slot = usize::from(t.sender.0[19]);
+                    nonces_of[slot] = nonces_of[slot].max(t.tx.nonce() + 1);
+                }
+                pool.on_new_block(&mined, |address| nonces_of[usize::from(address.0[19])]);
+            }
+            1 => clock.advance(LIFETIME / 3),
+            _ => {
+                let slot = next(8) as usize;
+                let nonce = nonces_of[slot] + next(12);
+                // Mostly small, now and then up to the largest.
+                let size = if next(8) == 0 {
+                    200 + next(MAX_TX_BYTES as u64 - 199) as usize
+                } else {
+                    200 + next(4_000) as usize
+                };
+                pool.evict_expired();
+                let before = (all_hashes(&pool), pool.bytes());
+                if before.1 + size > pool.config().global_bytes {
+                    over_bytes += 1;
+                }
+                let result = pool.add(
+                    sized(who(slot as u8), nonce, u128::from(next(100)), size),
+                    nonces_of[slot],
+                    RICH,
+                    BASE_FEE,
+                );
+                if result.is_err() {
+                    // A refusal leaves the pool as it was: what it evicted on
+                    // the way is back.
+                    assert_eq!((all_hashes(&pool), pool.bytes()), before, "step {step}");
+                }
+            }
+        }
+        pool.check_invariants();
+    }
+    assert!(
+        over_bytes > 100,
+        "the byte bound bound only {over_bytes} times"
+    );
+}
+
+#[test]
+fn byte_bound_validation_and_size_parsing() {
+    assert_eq!(PoolConfig::default().global_bytes, 64 * 1024 * 1024);
+    let small = PoolConfig {
+        global_bytes: MAX_TX_BYTES - 1,
+        ..PoolConfig::default()
+    };
+    let error = small.validate().unwrap_err();
+    assert!(
+        error.contains("--txpool.globalbytes") && error.contains("163840"),
+        "{error}"
+    );
+    for (text, bytes) in [
+        ("64MiB", 64 << 20),
+        ("512KiB", 512 << 10),
+        ("1GiB", 1 << 30),
+        ("4096", 4_096),
+        ("4096B", 4_096),
+        (" 2 MiB ", 2 << 20),
+    ] {
+        assert_eq!(parse_byte_size(text), Ok(bytes), "{text}");
+    }
+    for bad in ["", "MiB", "64MB", "1.5MiB", "-1", "99999999999999999999GiB"] {
+        assert!(parse_byte_size(bad).is_err(), "{bad:?} should not parse");
     }
 }
