@@ -307,6 +307,15 @@ impl RpcContext {
 
     /// `eth_sendRawTransaction`: decode, validate against the head state, pool.
     pub fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
+        // The pool refuses it anyway; refusing before decoding spares hashing
+        // and recovering the signer of payloads up to the gossip limit (11 MiB).
+        if raw.len() > infera_txpool::MAX_TX_BYTES {
+            let oversized = infera_txpool::PoolError::OversizedData {
+                size: raw.len(),
+                limit: infera_txpool::MAX_TX_BYTES,
+            };
+            return Err(RpcError::TransactionRejected(oversized.to_string()));
+        }
         let tx = decode_raw_transaction(&raw)
             .map_err(|e| RpcError::TransactionRejected(e.to_string()))?;
         let reader = self.db().reader()?;
