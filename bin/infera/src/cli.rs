@@ -216,6 +216,12 @@ struct NodeArgs {
     #[arg(long = "txpool.globalqueue", value_name = "N", default_value_t = infera_txpool::DEFAULT_GLOBAL_QUEUE)]
     txpool_global_queue: usize,
 
+    /// Most bytes of transactions (their encodings) in the pool, pending and
+    /// queued together: bytes, or with KiB, MiB, GiB. At least 160KiB, the
+    /// largest transaction the pool admits.
+    #[arg(long = "txpool.globalbytes", value_name = "SIZE", default_value = "64MiB", value_parser = infera_txpool::parse_byte_size)]
+    txpool_global_bytes: usize,
+
     /// How long a sender's queued transactions stay without activity (nothing
     /// added, nothing mined): e.g. 3h, 90m, 1h30m, or seconds.
     #[arg(long = "txpool.lifetime", value_name = "DURATION", default_value = "3h", value_parser = infera_txpool::parse_lifetime)]
@@ -358,6 +364,7 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
             global_slots: args.txpool_global_slots,
             account_queue: args.txpool_account_queue,
             global_queue: args.txpool_global_queue,
+            global_bytes: args.txpool_global_bytes,
             lifetime: args.txpool_lifetime,
             ..PoolConfig::default()
         },
