@@ -44,9 +44,10 @@ pub struct ModelCost {
     /// Elements moved besides the MACs (see [`Work::moved_elements`]).
     #[serde(default)]
     pub moved_elements: u64,
-    /// Bytes of the portable kernels' prepared weights (reductions padded to
-    /// 16 lanes, widened to i16): computed from the graph, so the same on
-    /// every node, and a bound on what decoding builds besides the parameters.
+    /// Bytes of prepared weights a cold load builds, as charged
+    /// ([`cpu::prepared_bytes_charged`]: the portable rows, reductions padded
+    /// to 16 lanes and widened to i16, plus the convolution packs): computed
+    /// from the graph, so the same on every node.
     #[serde(default)]
     pub prepared_bytes: u64,
     /// Output channels of dense and convolution layers: each has its own
@@ -159,7 +160,7 @@ impl Model {
             cost.moved_elements = cost.moved_elements.saturating_add(w.moved_elements);
             cost.prepared_bytes = cost
                 .prepared_bytes
-                .saturating_add(cpu::portable_rows_bytes(&node.op) as u64);
+                .saturating_add(cpu::prepared_bytes_charged(&node.op) as u64);
             cost.channels += match &node.op {
                 Op::Dense(p) => p.out_features as u64,
                 Op::Conv2d(p) => p.out_channels as u64,

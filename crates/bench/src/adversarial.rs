@@ -210,7 +210,7 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
         usize,
         DType,
     );
-    let convs: [ConvCase; 28] = [
+    let convs: [ConvCase; 35] = [
         // The reported attack: grouped 1x1, stride 2, two channels a group.
         (65_536, 4, 65_536, 1, 2, 1, 0, 32_768, I32),
         (65_536, 2, 65_536, 1, 1, 1, 0, 32_768, I8),
@@ -245,6 +245,15 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
         (256, 7, 256, 3, 1, 1, 1, 1, I8),
         (16, 64, 16, 3, 1, 1, 1, 1, I32),
         (32, 32, 32, 5, 2, 2, 4, 2, I8),
+        // The most weights for the least work: decoding (packing for every
+        // fast path) dominates a cold call.
+        (256, 1, 256, 3, 1, 1, 1, 1, I8),
+        (64, 1, 1_024, 3, 1, 1, 1, 1, I32),
+        (128, 2, 128, 3, 1, 1, 1, 1, I8),
+        (1_024, 1, 512, 1, 1, 1, 0, 1, I8),
+        (16, 1, 64, 32, 1, 1, 16, 1, I8),
+        (160, 1, 160, 3, 1, 1, 1, 1, I8),
+        (512, 1, 256, 1, 1, 1, 0, 1, I32),
     ];
     for (c, hw, oc, k, s, d, p, g, dt) in convs {
         let op = conv(r, c, oc, [k, k], [s, s], [d, d], [p; 4], g, dt);
