@@ -344,9 +344,9 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
             max_batch_len: args.rpc_max_batch,
             max_logs_block_range: args.rpc_max_logs_range,
             gas_cap: args.rpc_gascap,
-            evm_timeout: args
-                .rpc_evmtimeout
-                .unwrap_or(Duration::from_millis(infera_rpc::DEFAULT_RPC_EVM_TIMEOUT_MS)),
+            evm_timeout: args.rpc_evmtimeout.unwrap_or(Duration::from_millis(
+                infera_rpc::DEFAULT_RPC_EVM_TIMEOUT_MS,
+            )),
             max_heavy_calls: args
                 .rpc_maxheavycalls
                 .map_or_else(infera_rpc::heavy::default_max_heavy_calls, |n| n as usize),
