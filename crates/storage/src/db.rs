@@ -3,18 +3,26 @@
 use crate::{
     error::{StorageError, StorageResult},
     reader::Reader,
+    stats::{DbStats, TableStats},
     tables::{TABLE_COUNT, Table, meta_keys},
     writer::BlockWriter,
 };
 use signet_libmdbx::{
-    DatabaseFlags, Environment, EnvironmentFlags, Geometry, Mode, SyncMode, TransactionKind,
-    WriteFlags, tx::Tx,
+    DatabaseFlags, Environment, EnvironmentFlags, Geometry, MdbxError, Mode, SyncMode,
+    TransactionKind, WriteFlags, tx::Tx,
 };
-use std::{borrow::Cow, path::Path, sync::Arc};
+use std::{
+    borrow::Cow,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 /// Version of the table layout. Bump on any incompatible change of a key or
 /// value encoding; [`Database::open`] refuses a database with another version.
 pub const SCHEMA_VERSION: u64 = 1;
+
+/// Name of MDBX's data file inside the database directory.
+pub const DATA_FILE_NAME: &str = "mdbx.dat";
 
 /// Upper bound of the memory map, in bytes (4 TiB; MDBX's limit with 4 KiB
 /// pages is 8 TiB). The file only grows as data arrives.
@@ -49,6 +57,8 @@ impl Tables {
 pub(crate) struct Inner {
     pub(crate) env: Environment,
     pub(crate) tables: Tables,
+    /// The database directory (for the data file's size in [`Database::stats`]).
+    pub(crate) path: PathBuf,
 }
 
 /// The node's database: an MDBX environment with every table of
@@ -133,7 +143,68 @@ impl Database {
         }
         tx.commit()?;
         Ok(Self {
-            inner: Arc::new(Inner { env, tables }),
+            inner: Arc::new(Inner {
+                env,
+                tables,
+                path: path.to_path_buf(),
+            }),
+        })
+    }
+
+    /// Opens an existing database read-only, for operator tools.
+    ///
+    /// Creates nothing and writes nothing, so it is safe on a datadir a
+    /// running node holds: MDBX lets other processes read concurrently (each
+    /// [`Reader`] is a snapshot of the last commit). Fails with
+    /// [`StorageError::NotADatabase`] when `path` holds no infera database
+    /// and with [`StorageError::SchemaMismatch`] when another layout version
+    /// wrote it. [`Database::writer`] fails on the returned handle.
+    pub fn open_read_only(path: &Path) -> StorageResult<Self> {
+        let not_a_database = |reason: String| StorageError::NotADatabase {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if !path.join(DATA_FILE_NAME).is_file() {
+            return Err(not_a_database(format!("no {DATA_FILE_NAME} file")));
+        }
+        let env = Environment::builder()
+            .set_flags(EnvironmentFlags {
+                mode: Mode::ReadOnly,
+                no_rdahead: true,
+                ..Default::default()
+            })
+            .set_max_dbs(TABLE_COUNT)
+            .set_max_readers(MAX_READERS)
+            .open(path)?;
+
+        let tx = env.begin_ro_sync()?;
+        let mut handles = [signet_libmdbx::Database::freelist_db(); TABLE_COUNT];
+        for table in Table::ALL {
+            handles[table.index()] = tx.open_db(Some(table.name())).map_err(|e| match e {
+                MdbxError::NotFound => not_a_database(format!("table {} is missing", table.name())),
+                other => other.into(),
+            })?;
+        }
+        let tables = Tables(handles);
+        let found = get_with(&tx, &tables, Table::Meta, meta_keys::SCHEMA_VERSION, |v| {
+            crate::codec::decode_u64(Table::Meta, meta_keys::SCHEMA_VERSION, v)
+        })?
+        .ok_or_else(|| not_a_database("no schema version recorded".into()))?;
+        if found != SCHEMA_VERSION {
+            return Err(StorageError::SchemaMismatch {
+                found,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        // Committing (not aborting) a read transaction keeps the table
+        // handles it opened valid for the environment's lifetime.
+        tx.commit()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                env,
+                tables,
+                path: path.to_path_buf(),
+            }),
         })
     }
 
@@ -156,6 +227,41 @@ impl Database {
     /// The underlying MDBX environment (for statistics and tooling).
     pub fn env(&self) -> &Environment {
         &self.inner.env
+    }
+
+    /// Entries, pages and depth of every table, the data file's size and the
+    /// head block number, all from one read snapshot. Cheap: MDBX keeps these
+    /// counts in each table's header, nothing is walked.
+    pub fn stats(&self) -> StorageResult<DbStats> {
+        let tx = self.inner.env.begin_ro_sync()?;
+        let page_size = self.inner.env.stat()?.page_size();
+        let mut tables = Vec::with_capacity(TABLE_COUNT);
+        for &table in Table::ALL {
+            let stat = tx.db_stat(&self.inner.tables.get(table))?;
+            tables.push(TableStats {
+                table,
+                entries: stat.entries() as u64,
+                branch_pages: stat.branch_pages() as u64,
+                leaf_pages: stat.leaf_pages() as u64,
+                overflow_pages: stat.overflow_pages() as u64,
+                depth: stat.depth(),
+            });
+        }
+        let head_number =
+            crate::reader::read_meta_u64(&tx, &self.inner.tables, meta_keys::HEAD_NUMBER)?;
+        let data_file = self.inner.path.join(DATA_FILE_NAME);
+        let file_size_bytes = std::fs::metadata(&data_file)
+            .map_err(|source| StorageError::Io {
+                path: data_file,
+                source,
+            })?
+            .len();
+        Ok(DbStats {
+            page_size,
+            tables,
+            file_size_bytes,
+            head_number,
+        })
     }
 }
 

@@ -36,8 +36,9 @@ pub enum StorageError {
     },
     /// The database was written by a different version of the table layout.
     #[error(
-        "database schema version {found} is not supported (this build uses version {expected}); \
-         resync into a fresh --datadir"
+        "the database was written with table layout version {found}, but this build reads only \
+         layout version {expected}; re-sync into a fresh --datadir, or run the infera release \
+         that writes layout version {found}"
     )]
     SchemaMismatch {
         /// Version found in the database.
@@ -45,6 +46,26 @@ pub enum StorageError {
         /// Version this build writes.
         expected: u64,
     },
+    /// A directory opened read-only holds no infera database.
+    #[error("{path} holds no infera database: {reason}")]
+    NotADatabase {
+        /// The directory.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+    /// A file of the database could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The state could not be verified at all (as opposed to a verification
+    /// that ran and found a mismatch, see `VerifyReport`).
+    #[error("cannot verify the state: {0}")]
+    Verify(String),
     /// A key or value passed in does not fit the table's limits.
     #[error("invalid input for table {table}: {reason}")]
     InvalidInput {

@@ -24,6 +24,13 @@
 //!   so [`BlockWriter::state_root`] feeds them to alloy-trie's `HashBuilder`;
 //! - `Meta`: head number, genesis hash, chain id, schema version.
 //!
+//! # Operator tools
+//!
+//! [`Database::open_read_only`] opens a datadir without writing (also while a
+//! node runs on it); [`Database::stats`] gives every table's entries and
+//! pages; [`Reader::verify_state`] recomputes the state root from the plain
+//! tables alone and compares it with the head header.
+//!
 //! # Crash safety
 //!
 //! Everything a block writes (its state changes, history, change set, hashed
@@ -41,17 +48,21 @@ mod db;
 mod error;
 mod proof;
 mod reader;
+mod stats;
 pub mod tables;
+mod verify;
 mod writer;
 
 pub use db::{
-    Database, GROWTH_STEP_BYTES, MAX_MAP_SIZE_BYTES, MAX_META_KEY_BYTES, MAX_READERS,
-    MAX_VALUE_BYTES, SCHEMA_VERSION,
+    DATA_FILE_NAME, Database, GROWTH_STEP_BYTES, MAX_MAP_SIZE_BYTES, MAX_META_KEY_BYTES,
+    MAX_READERS, MAX_VALUE_BYTES, SCHEMA_VERSION,
 };
 pub use error::{StorageError, StorageResult};
 pub use proof::{AccountProof, StorageProof};
 pub use reader::{HistoricalState, LatestState, Reader};
+pub use stats::{DbStats, TableStats};
 pub use tables::{Table, meta_keys};
+pub use verify::{MAX_REPORTED_PROBLEMS, VerifyReport};
 pub use writer::BlockWriter;
 
 /// Compile-time check of the thread-safety the node relies on.

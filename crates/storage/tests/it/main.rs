@@ -7,6 +7,7 @@ mod history;
 mod map_mode;
 mod proof;
 mod state_root;
+mod tools;
 
 use alloy_primitives::{Address, B256, U256};
 use infera_primitives::{Account, KECCAK256_EMPTY};
