@@ -48,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         cmd: crate::model::ModelCommand,
     },
+    /// Operator tools for a datadir's database: statistics and a state check.
+    Db {
+        #[command(subcommand)]
+        cmd: crate::db::DbCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -248,6 +253,7 @@ impl Cli {
             Command::Init(args) => run_init(args),
             Command::Import(args) => crate::import::run(args),
             Command::Model { cmd } => cmd.run(),
+            Command::Db { cmd } => cmd.run(),
         }
     }
 }

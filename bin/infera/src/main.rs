@@ -2,6 +2,7 @@
 
 mod chain_client;
 mod cli;
+mod db;
 mod import;
 mod model;
 mod model_chain;

@@ -1,5 +1,6 @@
 //! The offline subcommands as a user runs them: `infera import` of an RLP
-//! chain, and `infera model import | inspect` of the demo model.
+//! chain, `infera model import | inspect` of the demo model, and
+//! `infera db stats | verify` of a dev node's datadir.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -151,5 +152,88 @@ fn model_import_and_inspect_from_the_binary() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("truncated") && t.contains("offset"), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+}
+
+/// The value after `label` on the line of `out` that starts with it.
+fn field<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} line in:\n{out}"))
+        .trim()
+}
+
+#[test]
+fn db_stats_and_verify_on_a_dev_datadir() {
+    use crate::node::Node;
+    use crate::wallet::{Wallet, ether};
+
+    let mut node = Node::start();
+    let alice = Wallet::dev(0);
+    let bob = Wallet::fresh("db_tools/bob");
+    for nonce in 0..2 {
+        crate::send_ok(&node.rpc, &alice.transfer(nonce, bob.address, ether(1)));
+    }
+    let storage_code = {
+        let mut code = crate::abi::storage().bytecode;
+        code.extend_from_slice(crate::abi::w(42).as_slice());
+        code
+    };
+    crate::deploy(&node.rpc, &alice, 2, storage_code, 1_000_000);
+    let latest = node.rpc.block("latest", false);
+    let head = crate::http::qty(&latest["number"]);
+    let state_root = latest["stateRoot"].as_str().unwrap().to_string();
+    let datadir = node.datadir();
+    let datadir = datadir.to_str().unwrap();
+
+    // Beside the running node: one more MDBX reader.
+    let live = infera(&["db", "stats", "--datadir", datadir]);
+    assert!(live.status.success(), "{}", text(&live));
+
+    node.stop();
+    let out = infera(&["db", "stats", "--datadir", datadir]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for table in [
+        "CanonicalHeaders",
+        "PlainAccounts",
+        "PlainStorage",
+        "HashedAccounts",
+        "Bytecodes",
+        "Meta",
+    ] {
+        assert!(
+            t.lines().any(|l| l.starts_with(table)),
+            "no {table} line in:\n{t}"
+        );
+    }
+    let canonical: Vec<&str> = t
+        .lines()
+        .find(|l| l.starts_with("CanonicalHeaders "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(canonical[1], (head + 1).to_string(), "genesis..=head: {t}");
+    assert_eq!(field(&t, "head block:"), head.to_string(), "{t}");
+    assert!(field(&t, "page size:").ends_with(" bytes"), "{t}");
+    assert!(t.lines().any(|l| l.starts_with("total ")), "{t}");
+
+    let out = infera(&["db", "verify", "--datadir", datadir]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert_eq!(field(&t, "computed root:"), state_root, "{t}");
+    assert_eq!(field(&t, "header root:"), state_root, "{t}");
+    assert!(t.contains("state root matches"), "{t}");
+    let slots: u64 = field(&t, "storage slots:").parse().unwrap();
+    assert!(slots >= 1, "the Storage contract holds its value: {t}");
+    let accounts: u64 = field(&t, "accounts:").parse().unwrap();
+    assert!(accounts >= 3, "alice, bob and the contract at least: {t}");
+
+    // Not a datadir: a clear error, no panic.
+    let empty = tempfile::tempdir().unwrap();
+    let out = infera(&["db", "verify", "--datadir", empty.path().to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("no database in"), "{t}");
     assert!(!t.contains("panicked"), "{t}");
 }
