@@ -4,7 +4,7 @@ use crate::cpu::{self, Kernels};
 use crate::error::{ModelError, ModelResult};
 use crate::format::{self, FORMAT_VERSION, MAGIC, Reader, Writer};
 use crate::limits::*;
-use crate::ops::{Op, Work, check_limit, checked_product};
+use crate::ops::{Conv2dParams, DenseParams, Op, Work, check_limit, checked_product};
 use crate::tensor::{DType, Tensor, TensorInfo, TensorSpec};
 use serde::{Deserialize, Serialize};
 
@@ -365,15 +365,21 @@ impl Model {
             .iter()
             .map(|n| {
                 let vectors = match &n.op {
-                    Op::Dense(p) => {
-                        p.weights.len()
-                            + std::mem::size_of_val(p.bias.as_slice())
-                            + std::mem::size_of_val(p.requant.as_slice())
-                    }
-                    Op::Conv2d(p) => {
-                        p.weights.len()
-                            + std::mem::size_of_val(p.bias.as_slice())
-                            + std::mem::size_of_val(p.requant.as_slice())
+                    Op::Dense(DenseParams {
+                        weights,
+                        bias,
+                        requant,
+                        ..
+                    })
+                    | Op::Conv2d(Conv2dParams {
+                        weights,
+                        bias,
+                        requant,
+                        ..
+                    }) => {
+                        weights.len()
+                            + std::mem::size_of_val(bias.as_slice())
+                            + std::mem::size_of_val(requant.as_slice())
                     }
                     Op::Reshape { shape } => shape.len() * 8,
                     Op::Transpose { perm } => perm.len() * 8,

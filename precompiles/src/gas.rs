@@ -92,11 +92,18 @@ pub fn inference_gas(cost: &ModelCost, model_bytes: u64) -> u64 {
         .saturating_add(cost.moved_elements)
         .div_ceil(1000);
     INFER_BASE_GAS
-        .saturating_add(INFER_LOAD_GAS)
+        .saturating_add(cold_load_gas(cost, model_bytes))
         .saturating_add(cost.nodes.saturating_mul(INFER_NODE_GAS))
-        .saturating_add(cost.channels.saturating_mul(INFER_CHANNEL_GAS))
         .saturating_add(kmacs.saturating_mul(INFER_GAS_PER_KMAC))
         .saturating_add(kelems.saturating_mul(INFER_GAS_PER_KELEM))
+}
+
+/// The part of [`inference_gas`] that pays for a cold load: the fixed load,
+/// the model's bytes, its prepared weights and its output channels (whose
+/// gas also covers finishing them on every call). Saturating.
+pub fn cold_load_gas(cost: &ModelCost, model_bytes: u64) -> u64 {
+    INFER_LOAD_GAS
+        .saturating_add(cost.channels.saturating_mul(INFER_CHANNEL_GAS))
         .saturating_add(
             model_bytes
                 .div_ceil(1024)

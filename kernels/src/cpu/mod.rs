@@ -171,32 +171,30 @@ pub const CONV_PACK_BYTES_PER_WEIGHT: usize = 6;
 
 /// Heap bytes of [`portable_rows`] of `op`, computed without building them.
 pub fn portable_rows_bytes(op: &Op) -> usize {
-    let (weights, red) = match op {
-        Op::Dense(p) => (p.weights.len(), p.in_features),
-        Op::Conv2d(p) => (
-            p.weights.len(),
-            p.in_channels / p.groups.max(1) * p.kernel[0] * p.kernel[1],
-        ),
-        _ => return 0,
-    };
-    if red == 0 {
-        return 0;
-    }
-    weights / red * padded_len(red) * std::mem::size_of::<i16>()
+    weight_rows(op).map_or(0, |(w, red)| {
+        w.len() / red * padded_len(red) * std::mem::size_of::<i16>()
+    })
 }
 
-fn portable_rows(op: &Op) -> Rows {
+/// The weights of a dense or convolution layer and the length of the
+/// reduction each output channel's row covers; `None` for other operators
+/// (and for an empty reduction, which validation never lets through).
+fn weight_rows(op: &Op) -> Option<(&[i8], usize)> {
     let (w, red) = match op {
         Op::Dense(p) => (&p.weights, p.in_features),
         Op::Conv2d(p) => (
             &p.weights,
             p.in_channels / p.groups.max(1) * p.kernel[0] * p.kernel[1],
         ),
-        _ => return Rows::None,
+        _ => return None,
     };
-    if red == 0 {
+    (red != 0).then_some((w.as_slice(), red))
+}
+
+fn portable_rows(op: &Op) -> Rows {
+    let Some((w, red)) = weight_rows(op) else {
         return Rows::None;
-    }
+    };
     let kp = padded_len(red);
     let rows = w.len() / red;
     let mut weights = vec![0i16; rows * kp];

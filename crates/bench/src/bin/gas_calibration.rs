@@ -235,73 +235,24 @@ fn main() -> Result<()> {
         ),
     ];
 
-    // Genesis-like state: funded senders.
-    let deployer = chain::key(u64::MAX);
-    let senders: Vec<Key> = (0..16).map(chain::key).collect();
-    let mut state = MemState::default();
-    for key in senders.iter().chain([&deployer]) {
-        state.accounts.insert(
-            key.address,
-            Account::with_balance(U256::from(10).pow(U256::from(26))),
-        );
-    }
-
-    // Setup block (Prague: no per-transaction gas cap): the ERC-20 and the models.
+    // Setup block (Prague: no per-transaction gas cap): the ERC-20 and the
+    // models, registered through the shared cache so the first round is warm.
     let models = ModelCache::shared();
     let portable_models = Arc::new(ModelCache::default().with_kernels(Kernels::Portable));
-    let mut setup = vec![Unsigned::new(
-        deployer,
-        0,
-        TxKind::Create,
-        U256::ZERO,
-        5_000_000,
-        chain::erc20_creation_code()?,
-    )];
-    for (i, (_, bytes, _)) in workloads.iter().enumerate() {
-        let call = IModelRegistry::registerCall {
-            model: bytes.clone().into(),
-        }
-        .abi_encode();
-        setup.push(Unsigned::new(
-            deployer,
-            1 + i as u64,
-            TxKind::Call(MODEL_REGISTRY_ADDRESS),
-            U256::ZERO,
-            gas::register_gas(bytes.len() as u64) + 21_000 + 40 * call.len() as u64,
-            call.into(),
-        ));
-    }
-    let setup = chain::sign_all(setup);
-    let cfg = ExecutionConfig {
-        chain_id: chain::CHAIN_ID,
-        spec: SpecId::PRAGUE,
-    };
-    let precompiles = InferaPrecompiles::new(cfg.spec, models.clone());
-    let mut executor =
-        BlockExecutor::with_precompiles(&state, cfg, env(1, u64::MAX / 4), precompiles)?;
-    for tx in &setup {
-        let receipt = executor.execute_transaction(tx)?;
-        ensure!(receipt.status(), "setup transaction failed");
-    }
-    let changes = executor.finish().changes;
-    state.apply(&changes);
-    let token = deployer.address.create(0);
+    let encoded: Vec<Vec<u8>> = workloads
+        .iter()
+        .map(|(_, bytes, _)| bytes.clone())
+        .collect();
+    let chain = setup_chain(&encoded, models.clone())?;
+    ensure!(
+        chain.admitted.iter().all(|a| *a),
+        "the registry refused a calibration model"
+    );
+    let state = &chain.state;
 
     // ERC-20 block: transfers from the deployer to fresh recipients.
-    let transfers: Vec<Unsigned> = (0..2_000u64)
-        .map(|i| {
-            Unsigned::new(
-                deployer,
-                1 + workloads.len() as u64 + i,
-                TxKind::Call(token),
-                U256::ZERO,
-                chain::ERC20_GAS,
-                chain::erc20_transfer(chain::fresh_address("recipient", i), U256::from(1)),
-            )
-        })
-        .collect();
-    let transfers = chain::sign_all(transfers);
-    let erc20 = fill(&state, &models, &transfers, rounds)?;
+    let transfers = chain.erc20_transfers();
+    let erc20 = fill(state, &models, &transfers, rounds)?;
     let per_gas = |f: &Filled| f.best.as_secs_f64() * 1e9 / f.gas as f64;
     let scaled_ms = |f: &Filled| per_gas(f) * BLOCK_GAS as f64 / 1e6;
     println!();
@@ -319,40 +270,14 @@ fn main() -> Result<()> {
 
     let mut decode_rows = Vec::new();
     for (name, bytes, input) in &workloads {
-        let id = keccak256(bytes);
         let model = Model::decode(bytes)?;
-        let inference_gas = gas::inference_gas(&model.cost(), bytes.len() as u64);
-        let call_gas = gas::inference_call_gas(
-            inference_gas,
-            input.len() as u64,
-            model.output_spec().byte_len() as u64,
-        );
-        let data = IInference::inferCall {
-            id,
-            input: input.clone().into(),
-        }
-        .abi_encode();
-        let (standard, floor) = calldata_gas(&data);
-        let gas_limit = (standard + call_gas).max(floor);
-        let count = (BLOCK_GAS / gas_limit + 1) as usize;
-        let txs: Vec<Unsigned> = (0..count)
-            .map(|i| {
-                let key = senders[i % senders.len()];
-                Unsigned::new(
-                    key,
-                    (i / senders.len()) as u64,
-                    TxKind::Call(INFERENCE_ADDRESS),
-                    U256::ZERO,
-                    gas_limit,
-                    data.clone().into(),
-                )
-            })
-            .collect();
-        let txs = chain::sign_all(txs);
-        let filled = fill(&state, &models, &txs, rounds)?;
+        let call = InferenceCall::new(&model, bytes, input);
+        let (call_gas, gas_limit) = (call.call_gas, call.gas_limit);
+        let txs = chain.fill_with(&call);
+        let filled = fill(state, &models, &txs, rounds)?;
         // The same block on the portable reference kernels (what a node
         // without AVX2 runs): gas must be priced for this one.
-        let portable = fill(&state, &portable_models, &txs, rounds)?;
+        let portable = fill(state, &portable_models, &txs, rounds)?;
         println!(
             "| {name}: {call_gas} gas per call, tx {gas_limit} | {} | {} | {:.1} | {:.2} | {:.2} | {:.1} | {:.2} |",
             filled.txs,
@@ -371,13 +296,8 @@ fn main() -> Result<()> {
             n += 1;
         }
         let decode = start.elapsed().as_secs_f64() / f64::from(n);
-        // What every call pays towards a cold load: the fixed load, the
-        // model's bytes, its prepared weights and its channels.
-        let cost = model.cost();
-        let cold_gas = gas::INFER_LOAD_GAS
-            + (bytes.len() as u64).div_ceil(1024) * gas::INFER_GAS_PER_MODEL_KIB
-            + cost.prepared_bytes.div_ceil(1024) * gas::INFER_GAS_PER_PREPARED_KIB
-            + cost.channels * gas::INFER_CHANNEL_GAS;
+        // What every call pays towards a cold load.
+        let cold_gas = gas::cold_load_gas(&model.cost(), bytes.len() as u64);
         decode_rows.push((name, bytes.len(), decode, cold_gas));
     }
     println!();
@@ -414,9 +334,9 @@ fn main() -> Result<()> {
 /// The per-transaction gas cap of Osaka (EIP-7825), which the dev chain runs.
 const TX_GAS_CAP: u64 = 1 << 24;
 
-/// The adversarial search's chain: state, senders, deployer, token, and per
-/// model whether the registry admitted it.
-struct AdversarialChain {
+/// The calibration chain: state, senders, deployer, token, and per model
+/// whether the registry admitted it.
+struct CalibrationChain {
     state: MemState,
     senders: Vec<Key>,
     deployer: Key,
@@ -425,8 +345,8 @@ struct AdversarialChain {
 }
 
 /// State with funded senders, the ERC-20 and `models` registered (Prague: no
-/// per-transaction cap for the setup).
-fn setup_chain(models: &[Vec<u8>]) -> Result<AdversarialChain> {
+/// per-transaction cap for the setup) through `cache`.
+fn setup_chain(models: &[Vec<u8>], cache: Arc<ModelCache>) -> Result<CalibrationChain> {
     let deployer = chain::key(u64::MAX);
     let senders: Vec<Key> = (0..16).map(chain::key).collect();
     let mut state = MemState::default();
@@ -463,7 +383,6 @@ fn setup_chain(models: &[Vec<u8>]) -> Result<AdversarialChain> {
         chain_id: chain::CHAIN_ID,
         spec: SpecId::PRAGUE,
     };
-    let cache = Arc::new(ModelCache::new(0, 0));
     let precompiles = InferaPrecompiles::new(cfg.spec, cache);
     let mut executor =
         BlockExecutor::with_precompiles(&state, cfg, env(1, u64::MAX / 4), precompiles)?;
@@ -479,13 +398,84 @@ fn setup_chain(models: &[Vec<u8>]) -> Result<AdversarialChain> {
     let changes = executor.finish().changes;
     state.apply(&changes);
     let token = deployer.address.create(0);
-    Ok(AdversarialChain {
+    Ok(CalibrationChain {
         state,
         senders,
         deployer,
         token,
         admitted,
     })
+}
+
+impl CalibrationChain {
+    /// 2,000 signed ERC-20 transfers from the deployer to fresh recipients
+    /// (more than a 60 M-gas block holds), nonces after the setup's.
+    fn erc20_transfers(&self) -> Vec<RecoveredTx> {
+        let first = 1 + self.admitted.len() as u64;
+        let transfers = (0..2_000u64)
+            .map(|i| {
+                Unsigned::new(
+                    self.deployer,
+                    first + i,
+                    TxKind::Call(self.token),
+                    U256::ZERO,
+                    chain::ERC20_GAS,
+                    chain::erc20_transfer(chain::fresh_address("recipient", i), U256::from(1)),
+                )
+            })
+            .collect();
+        chain::sign_all(transfers)
+    }
+
+    /// Enough signed transactions of `call` to fill a block of `BLOCK_GAS`,
+    /// the senders taken round-robin.
+    fn fill_with(&self, call: &InferenceCall) -> Vec<RecoveredTx> {
+        let count = (BLOCK_GAS / call.gas_limit + 1) as usize;
+        let senders = &self.senders;
+        let txs = (0..count)
+            .map(|i| {
+                Unsigned::new(
+                    senders[i % senders.len()],
+                    (i / senders.len()) as u64,
+                    TxKind::Call(INFERENCE_ADDRESS),
+                    U256::ZERO,
+                    call.gas_limit,
+                    call.data.clone().into(),
+                )
+            })
+            .collect();
+        chain::sign_all(txs)
+    }
+}
+
+/// One `infer` call of a model, straight to the precompile: its calldata, the
+/// precompile's gas, and the transaction's gas limit.
+struct InferenceCall {
+    data: Vec<u8>,
+    call_gas: u64,
+    gas_limit: u64,
+}
+
+impl InferenceCall {
+    fn new(model: &Model, bytes: &[u8], input: &[u8]) -> Self {
+        let inference_gas = gas::inference_gas(&model.cost(), bytes.len() as u64);
+        let call_gas = gas::inference_call_gas(
+            inference_gas,
+            input.len() as u64,
+            model.output_spec().byte_len() as u64,
+        );
+        let data = IInference::inferCall {
+            id: keccak256(bytes),
+            input: input.to_vec().into(),
+        }
+        .abi_encode();
+        let (standard, floor) = calldata_gas(&data);
+        InferenceCall {
+            gas_limit: (standard + call_gas).max(floor),
+            call_gas,
+            data,
+        }
+    }
 }
 
 /// `gas-calibration --adversarial`: the worst block an attacker can build
@@ -521,13 +511,9 @@ fn adversarial_main() -> Result<()> {
         cases.retain(|c| c.name.contains(f.as_str()));
     }
     let encoded: Vec<Vec<u8>> = cases.iter().map(|c| c.model.encode()).collect();
-    let AdversarialChain {
-        state,
-        senders,
-        deployer,
-        token,
-        admitted,
-    } = setup_chain(&encoded)?;
+    // Registered through a cache that keeps nothing, so no path starts warm.
+    let chain = setup_chain(&encoded, Arc::new(ModelCache::new(0, 0)))?;
+    let state = &chain.state;
 
     // Every kernel path a node may take: each fast level this CPU has, capped
     // in turn, and the portable kernels (no packing at all, as on a CPU
@@ -550,22 +536,10 @@ fn adversarial_main() -> Result<()> {
         .map(|(_, _, kernels)| Arc::new(ModelCache::default().with_kernels(*kernels)))
         .collect();
     let warm_best = warm[0].clone();
-    let transfers: Vec<Unsigned> = (0..2_000u64)
-        .map(|i| {
-            Unsigned::new(
-                deployer,
-                1 + encoded.len() as u64 + i,
-                TxKind::Call(token),
-                U256::ZERO,
-                chain::ERC20_GAS,
-                chain::erc20_transfer(chain::fresh_address("recipient", i), U256::from(1)),
-            )
-        })
-        .collect();
-    let transfers = chain::sign_all(transfers);
+    let transfers = chain.erc20_transfers();
     // The baseline is measured before and after the cases and the faster
     // run kept: a busy machine slows it and would flatter every ratio.
-    let mut erc20 = fill(&state, &warm_best, &transfers, rounds.max(5))?;
+    let mut erc20 = fill(state, &warm_best, &transfers, rounds.max(5))?;
     let per_gas = |f: &Filled| f.best.as_secs_f64() * 1e9 / f.gas as f64;
     println!(
         "ERC-20 block: {} transfers, {} gas, {:.2} ms, {:.3} ns/gas",
@@ -575,23 +549,11 @@ fn adversarial_main() -> Result<()> {
         per_gas(&erc20)
     );
     let mut skipped: Vec<String> = Vec::new();
-    let mut results: Vec<(String, Vec<Filled>)> = Vec::new();
-    let mut rows: Vec<(String, String)> = Vec::new();
-    for ((case, bytes), admitted) in cases.iter().zip(&encoded).zip(&admitted) {
-        let id = keccak256(bytes);
-        let inference_gas = gas::inference_gas(&case.model.cost(), bytes.len() as u64);
-        let call_gas = gas::inference_call_gas(
-            inference_gas,
-            case.input.len() as u64,
-            case.model.output_spec().byte_len() as u64,
-        );
-        let data = IInference::inferCall {
-            id,
-            input: case.input.clone().into(),
-        }
-        .abi_encode();
-        let (standard, floor) = calldata_gas(&data);
-        let gas_limit = (standard + call_gas).max(floor);
+    // Per admitted case: its name, its table cells, and its blocks per path.
+    let mut results: Vec<(&str, String, Vec<Filled>)> = Vec::new();
+    for ((case, bytes), admitted) in cases.iter().zip(&encoded).zip(&chain.admitted) {
+        let call = InferenceCall::new(&case.model, bytes, &case.input);
+        let (call_gas, gas_limit) = (call.call_gas, call.gas_limit);
         let decoded = case.model.heap_bytes();
         if !admitted {
             skipped.push(format!(
@@ -610,36 +572,22 @@ fn adversarial_main() -> Result<()> {
             ));
             continue;
         }
-        let count = (BLOCK_GAS / gas_limit + 1) as usize;
-        let txs: Vec<Unsigned> = (0..count)
-            .map(|i| {
-                let key = senders[i % senders.len()];
-                Unsigned::new(
-                    key,
-                    (i / senders.len()) as u64,
-                    TxKind::Call(INFERENCE_ADDRESS),
-                    U256::ZERO,
-                    gas_limit,
-                    data.clone().into(),
-                )
-            })
-            .collect();
-        let txs = chain::sign_all(txs);
+        let txs = chain.fill_with(&call);
         let mut filled = Vec::new();
         for ((_, level, kernels), warm) in paths.iter().zip(&warm) {
             infera_kernels::cpu::limit_fast_kernels(*level);
             let cold = Arc::new(ModelCache::new(0, 0).with_kernels(*kernels));
-            filled.push(fill(&state, warm, &txs, rounds + 1)?);
-            filled.push(fill(&state, &cold, &txs, rounds)?);
+            filled.push(fill(state, warm, &txs, rounds + 1)?);
+            filled.push(fill(state, &cold, &txs, rounds)?);
         }
         infera_kernels::cpu::limit_fast_kernels(FastLevel::All);
-        rows.push((
-            case.name.clone(),
+        results.push((
+            &case.name,
             format!("{} | {call_gas} | {decoded}", bytes.len()),
+            filled,
         ));
-        results.push((case.name.clone(), filled));
     }
-    let again = fill(&state, &warm_best, &transfers, rounds.max(5))?;
+    let again = fill(state, &warm_best, &transfers, rounds.max(5))?;
     if again.best < erc20.best {
         erc20 = again;
     }
@@ -660,7 +608,7 @@ fn adversarial_main() -> Result<()> {
     );
     println!("|---|---|---|---|{}", "---|".repeat(labels.len()));
     let mut worst: (f64, String) = (0.0, "none".into());
-    for ((name, filled), (_, cells)) in results.iter().zip(&rows) {
+    for (name, cells, filled) in &results {
         let ratios: Vec<f64> = filled
             .iter()
             .map(|f| per_gas(f) / per_gas(&erc20))
