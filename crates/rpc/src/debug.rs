@@ -491,12 +491,6 @@ mod tests {
 /// database with a small response limit.
 #[cfg(test)]
 mod trace_tests {
-    use std::sync::Arc;
-
-    use infera_chainspec::ChainSpec;
-    use infera_storage::Database;
-    use infera_txpool::{PoolConfig, TxPool};
-    use parking_lot::Mutex;
     use serde_json::json;
 
     use super::*;
@@ -521,24 +515,7 @@ mod trace_tests {
     }
 
     fn context_with(dir: &std::path::Path, config: RpcConfig) -> RpcContext {
-        let chain = ChainSpec::dev();
-        let db = Database::open(&dir.join("db")).unwrap();
-        let mut writer = db.writer().unwrap();
-        writer.apply_state(0, &chain.genesis_state()).unwrap();
-        let root = writer.state_root().unwrap();
-        let genesis = SealedBlock::new(chain.genesis_header(root), Vec::new());
-        writer.insert_block(&genesis, &[]).unwrap();
-        writer.set_genesis_hash(genesis.hash).unwrap();
-        writer.set_chain_id(chain.chain_id()).unwrap();
-        writer.commit().unwrap();
-        RpcContext::new(
-            db,
-            Arc::new(chain),
-            Arc::new(Mutex::new(TxPool::new(PoolConfig::default()))),
-            tokio::sync::broadcast::channel(16).0,
-            Arc::new(tokio::sync::Notify::new()),
-            config,
-        )
+        crate::test_context::dev_context(dir, config)
     }
 
     /// `debug_traceCall` of the grower with `config`: the response's text.

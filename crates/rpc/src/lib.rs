@@ -18,6 +18,8 @@ mod pubsub;
 pub mod server;
 pub mod signer;
 pub mod simulate;
+#[cfg(test)]
+mod test_context;
 pub mod testing;
 
 use std::sync::Arc;

@@ -1190,9 +1190,6 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use infera_chainspec::ChainSpec;
-    use infera_primitives::SealedBlock;
-    use infera_storage::Database;
-    use infera_txpool::{PoolConfig, TxPool};
     use serde_json::json;
     use tokio::net::TcpSocket;
 
@@ -1207,24 +1204,7 @@ mod tests {
     const OTHER_LOOPBACK: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
     fn context(dir: &std::path::Path, config: RpcConfig) -> RpcContext {
-        let chain = ChainSpec::dev();
-        let db = Database::open(&dir.join("db")).unwrap();
-        let mut writer = db.writer().unwrap();
-        writer.apply_state(0, &chain.genesis_state()).unwrap();
-        let root = writer.state_root().unwrap();
-        let genesis = SealedBlock::new(chain.genesis_header(root), Vec::new());
-        writer.insert_block(&genesis, &[]).unwrap();
-        writer.set_genesis_hash(genesis.hash).unwrap();
-        writer.set_chain_id(chain.chain_id()).unwrap();
-        writer.commit().unwrap();
-        RpcContext::new(
-            db,
-            Arc::new(chain),
-            Arc::new(parking_lot::Mutex::new(TxPool::new(PoolConfig::default()))),
-            tokio::sync::broadcast::channel(16).0,
-            Arc::new(tokio::sync::Notify::new()),
-            config,
-        )
+        crate::test_context::dev_context(dir, config)
     }
 
     fn chain_id_hex() -> String {

@@ -441,16 +441,9 @@ mod tests {
 /// The methods on a real context: a dev-genesis database, a pool, no server.
 #[cfg(test)]
 mod context_tests {
-    use std::sync::Arc;
-
     use alloy_consensus::{Transaction as _, TxEnvelope, TxType};
     use alloy_eips::eip2718::Decodable2718;
     use alloy_primitives::{U256, address};
-    use infera_chainspec::ChainSpec;
-    use infera_primitives::SealedBlock;
-    use infera_storage::Database;
-    use infera_txpool::{PoolConfig, TxPool};
-    use parking_lot::Mutex;
 
     use super::*;
     use crate::RpcConfig;
@@ -458,22 +451,8 @@ mod context_tests {
     const RECIPIENT: Address = address!("0x00000000000000000000000000000000000beef1");
 
     fn context(dir: &std::path::Path, signers: Vec<DevSigner>) -> RpcContext {
-        let chain = ChainSpec::dev();
-        let db = Database::open(&dir.join("db")).unwrap();
-        let mut writer = db.writer().unwrap();
-        writer.apply_state(0, &chain.genesis_state()).unwrap();
-        let root = writer.state_root().unwrap();
-        let genesis = SealedBlock::new(chain.genesis_header(root), Vec::new());
-        writer.insert_block(&genesis, &[]).unwrap();
-        writer.set_genesis_hash(genesis.hash).unwrap();
-        writer.set_chain_id(chain.chain_id()).unwrap();
-        writer.commit().unwrap();
-        RpcContext::new(
-            db,
-            Arc::new(chain),
-            Arc::new(Mutex::new(TxPool::new(PoolConfig::default()))),
-            tokio::sync::broadcast::channel(16).0,
-            Arc::new(tokio::sync::Notify::new()),
+        crate::test_context::dev_context(
+            dir,
             RpcConfig {
                 dev_signers: signers,
                 ..RpcConfig::default()
