@@ -356,35 +356,43 @@ fn a_reorg_that_turns_pending_into_queued_respects_the_queue_bounds() {
     assert_eq!(nonces(&pool, a), vec![5, 6]);
 }
 
+/// `next(bound)`: a xorshift64 draw in `0..bound`, reproducible from `seed`.
+fn xorshift(mut state: u64) -> impl FnMut(u64) -> u64 {
+    move |bound| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    }
+}
+
+/// The random mixes' block: the 8 best transactions are mined and every
+/// sender's nonce (indexed by its address's last byte) moves past them.
+fn mine_best(pool: &mut TxPool, nonces_of: &mut [u64; 8]) {
+    let mined: Vec<B256> = pool
+        .best_transactions(BASE_FEE)
+        .iter()
+        .take(8)
+        .map(|t| t.hash)
+        .collect();
+    for hash in &mined {
+        let t = pool.get(hash).unwrap();
+        let slot = usize::from(t.sender.0[19]);
+        nonces_of[slot] = nonces_of[slot].max(t.tx.nonce() + 1);
+    }
+    pool.on_new_block(&mined, |address| nonces_of[usize::from(address.0[19])]);
+}
+
 /// A long pseudo-random mix of senders, nonces, tips and blocks never breaks
 /// a bound or an internal count.
 #[test]
 fn bounds_hold_under_a_random_mix() {
     let (mut pool, clock) = pool_with(config(5, 20, 4, 10));
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = |bound: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % bound
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     let mut nonces_of = [0u64; 8];
     for step in 0..5_000 {
         match next(10) {
-            0 => {
-                let mined: Vec<B256> = pool
-                    .best_transactions(BASE_FEE)
-                    .iter()
-                    .take(8)
-                    .map(|t| t.hash)
-                    .collect();
-                for hash in &mined {
-                    let t = pool.get(hash).unwrap();
-                    let slot = usize::from(t.sender.0[19]);
-                    nonces_of[slot] = nonces_of[slot].max(t.tx.nonce() + 1);
-                }
-                pool.on_new_block(&mined, |address| nonces_of[usize::from(address.0[19])]);
-            }
+            0 => mine_best(&mut pool, &mut nonces_of),
             1 => clock.advance(LIFETIME / 3),
             _ => {
                 let slot = next(8) as usize;
@@ -623,31 +631,12 @@ fn byte_and_count_bounds_hold_under_a_random_mix() {
         global_bytes: MAX_TX_BYTES + 20_000,
         ..config(5, 20, 4, 10)
     });
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = |bound: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % bound
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let mut nonces_of = [0u64; 8];
     let mut over_bytes = 0;
     for step in 0..3_000 {
         match next(10) {
-            0 => {
-                let mined: Vec<B256> = pool
-                    .best_transactions(BASE_FEE)
-                    .iter()
-                    .take(8)
-                    .map(|t| t.hash)
-                    .collect();
-                for hash in &mined {
-                    let t = pool.get(hash).unwrap();
-                    let slot = usize::from(t.sender.0[19]);
-                    nonces_of[slot] = nonces_of[slot].max(t.tx.nonce() + 1);
-                }
-                pool.on_new_block(&mined, |address| nonces_of[usize::from(address.0[19])]);
-            }
+            0 => mine_best(&mut pool, &mut nonces_of),
             1 => clock.advance(LIFETIME / 3),
             _ => {
                 let slot = next(8) as usize;
