@@ -13,26 +13,23 @@ use std::{thread::sleep, time::Duration};
 
 use alloy_consensus::{SignableTransaction, TxEip1559};
 use alloy_primitives::{B256, Bytes, Signature, TxKind, U256, keccak256};
-use infera_chainspec::{ChainSpec, DEV_PRIVATE_KEYS, TESTNET_GENESIS_JSON};
 use infera_consensus::{Clique, sign_header};
 use infera_kernels::Model;
 use infera_node::{
     ImportError,
-    chain::{ChainManager, InsertOutcome, block_of},
+    chain::{InsertOutcome, block_of},
     consensus::address_of_key,
     import::Block,
-    open_datadir,
 };
 use infera_precompiles::{
     Accelerator, ModelCache, Offload, Placement,
     abi::{INFERENCE_ADDRESS, MODEL_REGISTRY_ADDRESS},
     offload::TRIAL_RUNS,
 };
-use infera_primitives::{ReceiptEnvelope, RecoveredTx, StateReader, TxEnvelope};
-use infera_txpool::{PoolConfig, TxPool};
-use parking_lot::Mutex;
-use secp256k1::{Message, SECP256K1, SecretKey};
-use tokio::sync::broadcast;
+use infera_primitives::{ReceiptEnvelope, RecoveredTx, TxEnvelope};
+use secp256k1::{Message, SECP256K1};
+
+use crate::harness::{Node, in_turn, key};
 
 const DIGITS: &[u8] = include_bytes!("../../../../kernels/models/digits/digits.infera");
 
@@ -74,84 +71,19 @@ impl Accelerator for Accel {
     }
 }
 
-/// The testnet with a one-second period, so block n can carry timestamp n.
-fn chain() -> ChainSpec {
-    let json = TESTNET_GENESIS_JSON.replace("\"period\": 2", "\"period\": 1");
-    assert_ne!(
-        json, TESTNET_GENESIS_JSON,
-        "the testnet genesis changed shape"
-    );
-    ChainSpec::from_json(&json).unwrap()
-}
-
-fn key(index: usize) -> SecretKey {
-    SecretKey::from_byte_array(DEV_PRIVATE_KEYS[index].0).unwrap()
-}
-
-/// The authority (index into `DEV_PRIVATE_KEYS`) in turn for block `n`.
-fn in_turn(clique: &Clique, n: u64) -> usize {
-    let signer = clique.in_turn_signer(n);
-    (7..10)
-        .find(|&i| address_of_key(&key(i)) == signer)
-        .unwrap()
-}
-
-struct Node {
-    _dir: tempfile::TempDir,
-    manager: ChainManager,
-    pool: Arc<Mutex<TxPool>>,
-    clique: Clique,
-}
-
+/// The calls these tests make of a node: one transaction from `SENDER` a
+/// block, sealed in turn.
 impl Node {
-    fn new(models: Arc<ModelCache>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let chain = chain();
-        let clique = Clique::from_chain(&chain).unwrap();
-        let db = open_datadir(dir.path(), &chain).unwrap();
-        let pool = Arc::new(Mutex::new(TxPool::new(PoolConfig::default())));
-        let (events, _) = broadcast::channel(1024);
-        let manager = ChainManager::new(db, Arc::new(chain), models, pool.clone(), events).unwrap();
-        Self {
-            _dir: dir,
-            manager,
-            pool,
-            clique,
-        }
-    }
-
-    fn nonce(&self) -> u64 {
-        let reader = self.manager.db().reader().unwrap();
-        let sender = address_of_key(&key(SENDER));
-        reader
-            .latest_state()
-            .account(sender)
-            .unwrap()
-            .map_or(0, |a| a.nonce)
+    fn sender_nonce(&self) -> u64 {
+        self.nonce(address_of_key(&key(SENDER)))
     }
 
     /// Seals the next block, in turn, with one transaction from `SENDER`;
     /// the block and its receipt.
-    fn seal(&mut self, to: TxKind, input: Bytes) -> (Block, ReceiptEnvelope) {
-        let tx = signed(self.nonce(), to, input);
-        {
-            let reader = self.manager.db().reader().unwrap();
-            let account = reader.latest_state().account(tx.sender).unwrap().unwrap();
-            self.pool
-                .lock()
-                .add(tx, account.nonce, account.balance, u64::MAX)
-                .unwrap();
-        }
+    fn seal_call(&mut self, to: TxKind, input: Bytes) -> (Block, ReceiptEnvelope) {
+        let tx = signed(self.sender_nonce(), to, input);
         let number = self.manager.head().number + 1;
-        let authority = key(in_turn(&self.clique, number));
-        let signer = address_of_key(&authority);
-        let difficulty = self.clique.difficulty(number, signer);
-        let seal = move |header: &mut alloy_consensus::Header| {
-            header.difficulty = difficulty;
-            sign_header(header, &authority).unwrap();
-            Ok(())
-        };
-        let committed = self.manager.seal_next(signer, number, &seal).unwrap();
+        let committed = self.seal_committed(in_turn(&self.clique, number), vec![tx]);
         assert_eq!(
             committed.block.transactions.len(),
             1,
@@ -159,15 +91,6 @@ impl Node {
         );
         assert!(committed.receipts[0].status(), "transaction failed");
         (block_of(&committed.block), committed.receipts[0].clone())
-    }
-
-    fn state_root(&self) -> B256 {
-        let reader = self.manager.db().reader().unwrap();
-        reader
-            .header(self.manager.head().number)
-            .unwrap()
-            .unwrap()
-            .state_root
     }
 }
 
@@ -261,15 +184,15 @@ fn honest_chain(seeds: &[u8]) -> (Node, Vec<Block>, B256) {
 fn chain_by(models: Arc<ModelCache>, seeds: &[u8]) -> (Node, Vec<Block>, B256) {
     let mut node = Node::new(models);
     let id = keccak256(DIGITS);
-    let (register, _) = node.seal(TxKind::Call(MODEL_REGISTRY_ADDRESS), register_call());
+    let (register, _) = node.seal_call(TxKind::Call(MODEL_REGISTRY_ADDRESS), register_call());
     let sender = address_of_key(&key(SENDER));
-    let logger_address = sender.create(node.nonce());
-    let (deploy, _) = node.seal(TxKind::Create, init_code(&logger()));
+    let logger_address = sender.create(node.sender_nonce());
+    let (deploy, _) = node.seal_call(TxKind::Create, init_code(&logger()));
     let mut blocks = vec![register, deploy];
     let model = Model::decode(DIGITS).unwrap();
     for &seed in seeds {
         let input = digit_input(seed);
-        let (block, receipt) = node.seal(TxKind::Call(logger_address), infer_call(id, &input));
+        let (block, receipt) = node.seal_call(TxKind::Call(logger_address), infer_call(id, &input));
         let want = model.run(&input).unwrap();
         let logs = receipt.logs();
         assert_eq!(logs.len(), 1);

@@ -2,116 +2,19 @@
 //! databases build competing chains with the real block builder and Clique
 //! seals, then one receives the other's blocks through `ChainManager::insert`.
 
-use std::sync::Arc;
-
 use alloy_consensus::{SignableTransaction, TxEip1559};
 use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256};
-use infera_chainspec::{ChainSpec, DEV_PRIVATE_KEYS, TESTNET_GENESIS_JSON};
 use infera_consensus::{Clique, sign_header};
 use infera_node::{
     ImportError,
-    chain::{ChainManager, InsertOutcome, block_of},
+    chain::{InsertOutcome, block_of},
     consensus::address_of_key,
-    import::Block,
-    open_datadir,
 };
 use infera_precompiles::ModelCache;
-use infera_primitives::{RecoveredTx, StateReader, TxEnvelope};
-use infera_txpool::{PoolConfig, TxPool};
-use parking_lot::Mutex;
-use secp256k1::{Message, SECP256K1, SecretKey};
-use tokio::sync::broadcast;
+use infera_primitives::{RecoveredTx, TxEnvelope};
+use secp256k1::{Message, SECP256K1};
 
-/// The testnet with a one-second period, so block n can carry timestamp n.
-fn chain() -> ChainSpec {
-    let json = TESTNET_GENESIS_JSON.replace("\"period\": 2", "\"period\": 1");
-    assert_ne!(
-        json, TESTNET_GENESIS_JSON,
-        "the testnet genesis changed shape"
-    );
-    ChainSpec::from_json(&json).unwrap()
-}
-
-fn key(index: usize) -> SecretKey {
-    SecretKey::from_byte_array(DEV_PRIVATE_KEYS[index].0).unwrap()
-}
-
-struct Node {
-    _dir: tempfile::TempDir,
-    manager: ChainManager,
-    pool: Arc<Mutex<TxPool>>,
-    clique: Clique,
-}
-
-impl Node {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let chain = chain();
-        let clique = Clique::from_chain(&chain).unwrap();
-        let db = open_datadir(dir.path(), &chain).unwrap();
-        let pool = Arc::new(Mutex::new(TxPool::new(PoolConfig::default())));
-        let (events, _) = broadcast::channel(1024);
-        let manager = ChainManager::new(
-            db,
-            Arc::new(chain),
-            ModelCache::shared(),
-            pool.clone(),
-            events,
-        )
-        .unwrap();
-        Self {
-            _dir: dir,
-            manager,
-            pool,
-            clique,
-        }
-    }
-
-    /// Seals the next block as the authority with `DEV_PRIVATE_KEYS[authority]`,
-    /// with `txs` in the pool first.
-    fn seal(&mut self, authority: usize, txs: Vec<RecoveredTx>) -> Block {
-        {
-            let reader = self.manager.db().reader().unwrap();
-            let state = reader.latest_state();
-            let mut pool = self.pool.lock();
-            for tx in txs {
-                let account = state.account(tx.sender).unwrap().unwrap();
-                pool.add(tx, account.nonce, account.balance, u64::MAX)
-                    .unwrap();
-            }
-        }
-        let key = key(authority);
-        let signer = address_of_key(&key);
-        let number = self.manager.head().number + 1;
-        let difficulty = self.clique.difficulty(number, signer);
-        let seal = move |header: &mut alloy_consensus::Header| {
-            header.difficulty = difficulty;
-            sign_header(header, &key).unwrap();
-            Ok(())
-        };
-        let committed = self.manager.seal_next(signer, number, &seal).unwrap();
-        assert_eq!(committed.block.number(), number);
-        block_of(&committed.block)
-    }
-
-    fn state_root(&self) -> B256 {
-        let reader = self.manager.db().reader().unwrap();
-        reader
-            .header(self.manager.head().number)
-            .unwrap()
-            .unwrap()
-            .state_root
-    }
-
-    fn balance(&self, address: Address) -> U256 {
-        let reader = self.manager.db().reader().unwrap();
-        reader
-            .latest_state()
-            .account(address)
-            .unwrap()
-            .map_or(U256::ZERO, |a| a.balance)
-    }
-}
+use crate::harness::{Node, in_turn, key};
 
 /// A signed EIP-1559 transfer of `value` wei from dev account `from`.
 fn transfer(from: usize, nonce: u64, to: Address, value: u64) -> RecoveredTx {
@@ -137,15 +40,6 @@ fn transfer(from: usize, nonce: u64, to: Address, value: u64) -> RecoveredTx {
     infera_evm::recover_any(TxEnvelope::from(tx.into_signed(sig))).unwrap()
 }
 
-/// Index into DEV_PRIVATE_KEYS of the testnet authority whose turn block `n` is
-/// (the signers are keys 7, 8, 9 in ascending address order).
-fn in_turn(clique: &Clique, n: u64) -> usize {
-    let signer = clique.in_turn_signer(n);
-    (7..10)
-        .find(|&i| address_of_key(&key(i)) == signer)
-        .unwrap()
-}
-
 /// The authority one place after the in-turn one (out of turn, difficulty 1).
 fn out_of_turn(clique: &Clique, n: u64) -> usize {
     let signer = clique.in_turn_signer(n + 1);
@@ -164,7 +58,7 @@ fn a_heavier_chain_replaces_65_blocks_and_the_dropped_transactions_return_to_the
 
     // Node A: 65 out-of-turn blocks (difficulty 1 each); the first ten carry a
     // transfer from dev account 0.
-    let mut a = Node::new();
+    let mut a = Node::new(ModelCache::shared());
     let mut dropped = Vec::new();
     for n in 1..=LIGHT_BLOCKS {
         let txs = if n <= 10 {
@@ -188,7 +82,7 @@ fn a_heavier_chain_replaces_65_blocks_and_the_dropped_transactions_return_to_the
     );
 
     // Node B: 70 in-turn blocks (difficulty 2 each) with transfers of account 1.
-    let mut b = Node::new();
+    let mut b = Node::new(ModelCache::shared());
     let mut heavy = Vec::new();
     for n in 1..=HEAVY_BLOCKS {
         let txs = if n % 7 == 0 {
@@ -271,7 +165,7 @@ fn a_heavier_chain_replaces_65_blocks_and_the_dropped_transactions_return_to_the
     // And the old blocks are known side blocks now: offering them again changes nothing.
     let head = a.manager.head();
     let old = {
-        let mut c = Node::new();
+        let mut c = Node::new(ModelCache::shared());
         for n in 1..=3 {
             let signer = out_of_turn(&c.clique, n);
             let tx = transfer(0, n - 1, light_receiver, 1_000 + n);
@@ -288,8 +182,8 @@ fn a_heavier_chain_replaces_65_blocks_and_the_dropped_transactions_return_to_the
 
 #[test]
 fn blocks_with_unknown_parents_and_bad_seals_are_refused() {
-    let mut a = Node::new();
-    let mut b = Node::new();
+    let mut a = Node::new(ModelCache::shared());
+    let mut b = Node::new(ModelCache::shared());
     let b1 = b.seal(in_turn(&b.clique, 1), Vec::new());
     let b2 = b.seal(in_turn(&b.clique, 2), Vec::new());
     assert!(matches!(

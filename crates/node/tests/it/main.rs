@@ -2,3 +2,4 @@
 
 mod accelerator;
 mod fork_choice;
+mod harness;
