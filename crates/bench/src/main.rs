@@ -223,23 +223,7 @@ fn main() -> Result<()> {
     let mut timestamp = 1_800_000_000u64;
     let mut produce = |rigs: [&Rig; 2]| -> Result<(Arc<SealedBlock>, Duration, Phases)> {
         timestamp += 2;
-        // Alternate which database goes first, so that neither always gets
-        // the warmer caches.
-        let number = rigs[0].head()?.number + 1;
-        let (a, b) = if number % 2 == 0 {
-            let a = rigs[0].build(timestamp)?;
-            (a, rigs[1].build_instrumented(timestamp)?)
-        } else {
-            let b = rigs[1].build_instrumented(timestamp)?;
-            (rigs[0].build(timestamp)?, b)
-        };
-        ensure!(
-            a.0.hash == b.0.hash,
-            "block {number}: build_and_commit and the instrumented copy disagree ({} vs {})",
-            a.0.hash,
-            b.0.hash
-        );
-        Ok((a.0, a.1, b.1))
+        node::build_pair(rigs[0], rigs[1], timestamp)
     };
     let add = |txs: &[RecoveredTx]| -> Result<()> {
         for rig in rigs {

@@ -325,3 +325,30 @@ fn is_temporarily_unfit(err: &InvalidTransaction) -> bool {
             | InvalidTransaction::FeeCapBelowBaseFee { .. }
     )
 }
+
+/// The same next block on two databases with the same pool contents: through
+/// `build_and_commit` on `plain` (its time) and through the instrumented copy
+/// on `instrumented` (its phases), checked to have the same hash. Which goes
+/// first alternates with the block number, so neither always gets the warmer
+/// caches.
+pub fn build_pair(
+    plain: &Rig,
+    instrumented: &Rig,
+    timestamp: u64,
+) -> Result<(Arc<SealedBlock>, Duration, Phases)> {
+    let number = plain.head()?.number + 1;
+    let ((block, time), (twin, phases)) = if number % 2 == 0 {
+        let a = plain.build(timestamp)?;
+        (a, instrumented.build_instrumented(timestamp)?)
+    } else {
+        let b = instrumented.build_instrumented(timestamp)?;
+        (plain.build(timestamp)?, b)
+    };
+    eyre::ensure!(
+        block.hash == twin.hash,
+        "block {number}: build_and_commit and the instrumented copy disagree ({} vs {})",
+        block.hash,
+        twin.hash
+    );
+    Ok((block, time, phases))
+}

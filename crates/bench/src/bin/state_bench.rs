@@ -476,23 +476,7 @@ fn main() -> Result<()> {
     let rigs = [&node_a, &node_b];
     let mut produce = || -> Result<(Arc<SealedBlock>, Duration, Phases)> {
         timestamp += 2;
-        // Alternate which database goes first, so that neither always gets
-        // the warmer caches.
-        let number = node_a.head()?.number + 1;
-        let (a, b) = if number % 2 == 0 {
-            let a = node_a.build(timestamp)?;
-            (a, node_b.build_instrumented(timestamp)?)
-        } else {
-            let b = node_b.build_instrumented(timestamp)?;
-            (node_a.build(timestamp)?, b)
-        };
-        ensure!(
-            a.0.hash == b.0.hash,
-            "block {number}: build_and_commit and the instrumented copy disagree ({} vs {})",
-            a.0.hash,
-            b.0.hash
-        );
-        Ok((a.0, a.1, b.1))
+        node::build_pair(&node_a, &node_b, timestamp)
     };
     let add = |txs: &[RecoveredTx]| -> Result<()> {
         for rig in rigs {
