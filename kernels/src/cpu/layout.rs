@@ -38,25 +38,48 @@ fn walk<T: Copy>(src: &[T], out_shape: &[usize], src_strides: &[usize]) -> Vec<T
         return out;
     }
     let inner_stride = src_strides[outer.len()];
-    let mut index = vec![0usize; outer.len()];
-    let mut base = 0usize;
+    let mut rows = Odometer::new(outer, src_strides, 0);
     loop {
+        let base = rows.offset;
         out.extend((0..inner).map(|j| src[base + j * inner_stride]));
-        // Advance the odometer over the outer axes, last axis fastest.
-        let mut d = outer.len();
-        loop {
-            if d == 0 {
-                return out;
-            }
-            d -= 1;
-            index[d] += 1;
-            base += src_strides[d];
-            if index[d] < outer[d] {
-                break;
-            }
-            base -= src_strides[d] * outer[d];
-            index[d] = 0;
+        if !rows.advance() {
+            return out;
         }
+    }
+}
+
+/// Row-major steps over the indices of `extents`, keeping
+/// `offset = start + sum(index[d] * strides[d])` with an add or two per step
+/// instead of a division per axis.
+struct Odometer<'a> {
+    extents: &'a [usize],
+    strides: &'a [usize],
+    index: Vec<usize>,
+    offset: usize,
+}
+
+impl<'a> Odometer<'a> {
+    fn new(extents: &'a [usize], strides: &'a [usize], start: usize) -> Self {
+        Odometer {
+            extents,
+            strides,
+            index: vec![0; extents.len()],
+            offset: start,
+        }
+    }
+
+    /// Moves to the next index, last axis fastest; false once past the last.
+    fn advance(&mut self) -> bool {
+        for d in (0..self.extents.len()).rev() {
+            self.index[d] += 1;
+            self.offset += self.strides[d];
+            if self.index[d] < self.extents[d] {
+                return true;
+            }
+            self.offset -= self.strides[d] * self.extents[d];
+            self.index[d] = 0;
+        }
+        false
     }
 }
 
@@ -134,21 +157,12 @@ fn scatter_rows<T: Copy>(
     if inner == 0 {
         return;
     }
-    let mut index = vec![0usize; outer.len()];
-    let mut base: usize = before.iter().zip(out_strides).map(|(b, s)| b * s).sum();
+    let start = before.iter().zip(out_strides).map(|(b, s)| b * s).sum();
+    let mut rows = Odometer::new(outer, out_strides, start);
     for row in src.chunks_exact(inner) {
+        let base = rows.offset;
         dst[base..base + inner].copy_from_slice(row);
-        let mut d = outer.len();
-        while d > 0 {
-            d -= 1;
-            index[d] += 1;
-            base += out_strides[d];
-            if index[d] < outer[d] {
-                break;
-            }
-            base -= out_strides[d] * outer[d];
-            index[d] = 0;
-        }
+        rows.advance();
     }
 }
 
@@ -176,4 +190,90 @@ pub fn arg_max(data: &TensorData, shape: &[usize], axis: usize) -> Vec<i32> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Row-major coordinates of flat index `i` in `shape`.
+    fn coords(mut i: usize, shape: &[usize]) -> Vec<usize> {
+        let strides = strides(shape);
+        strides
+            .iter()
+            .map(|&s| {
+                let c = i / s;
+                i %= s;
+                c
+            })
+            .collect()
+    }
+
+    fn flat(c: &[usize], shape: &[usize]) -> usize {
+        c.iter().zip(strides(shape)).map(|(c, s)| c * s).sum()
+    }
+
+    /// Shapes of rank 0 to 4 with small extents, and every permutation of
+    /// their axes or a pad on each side: both ops against the definition.
+    #[test]
+    fn transpose_and_pad_match_index_arithmetic() {
+        let shapes: [&[usize]; 6] = [&[], &[5], &[3, 4], &[2, 1, 3], &[2, 3, 1, 4], &[1, 1, 1]];
+        for shape in shapes {
+            let n: usize = shape.iter().product();
+            let data: Vec<i8> = (0..n).map(|i| (i * 7 % 251) as i8).collect();
+            let wide: Vec<i32> = data.iter().map(|&v| i32::from(v) * 1000).collect();
+            // Every permutation of the axes (ranks are small).
+            let rank = shape.len();
+            let mut perms: Vec<Vec<usize>> = vec![Vec::new()];
+            for _ in 0..rank {
+                let mut longer = Vec::new();
+                for p in &perms {
+                    for a in (0..rank).filter(|a| !p.contains(a)) {
+                        longer.push([p.as_slice(), &[a]].concat());
+                    }
+                }
+                perms = longer;
+            }
+            for perm in perms {
+                let out_shape: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
+                let want: Vec<i8> = (0..n)
+                    .map(|i| {
+                        let oc = coords(i, &out_shape);
+                        let mut ic = vec![0; rank];
+                        for (d, &a) in perm.iter().enumerate() {
+                            ic[a] = oc[d];
+                        }
+                        data[flat(&ic, shape)]
+                    })
+                    .collect();
+                let got = transpose(&TensorData::I8(data.clone()), shape, &perm);
+                assert_eq!(got, TensorData::I8(want.clone()), "{shape:?} {perm:?}");
+                let got = transpose(&TensorData::I32(wide.clone()), shape, &perm);
+                let want_wide = want.iter().map(|&v| i32::from(v) * 1000).collect();
+                assert_eq!(got, TensorData::I32(want_wide), "{shape:?} {perm:?}");
+            }
+            let before: Vec<usize> = (0..rank).map(|d| d % 2).collect();
+            let after: Vec<usize> = (0..rank).map(|d| (d + 1) % 3).collect();
+            let out_shape: Vec<usize> =
+                (0..rank).map(|d| shape[d] + before[d] + after[d]).collect();
+            let total: usize = out_shape.iter().product();
+            let mut want = vec![-9i8; total];
+            for (i, &v) in data.iter().enumerate() {
+                let c: Vec<usize> = coords(i, shape)
+                    .iter()
+                    .zip(&before)
+                    .map(|(c, b)| c + b)
+                    .collect();
+                want[flat(&c, &out_shape)] = v;
+            }
+            let got = pad(
+                &TensorData::I8(data.clone()),
+                shape,
+                &before,
+                &out_shape,
+                -9,
+            );
+            assert_eq!(got, TensorData::I8(want), "{shape:?}");
+        }
+    }
 }
