@@ -8,6 +8,7 @@ mod map_mode;
 mod proof;
 mod state_root;
 mod tools;
+mod trie_property;
 
 use alloy_primitives::{Address, B256, U256};
 use infera_primitives::{Account, KECCAK256_EMPTY};
