@@ -19,7 +19,7 @@ use std::{
 
 /// Version of the table layout. Bump on any incompatible change of a key or
 /// value encoding; [`Database::open`] refuses a database with another version.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Name of MDBX's data file inside the database directory.
 pub const DATA_FILE_NAME: &str = "mdbx.dat";
@@ -178,24 +178,31 @@ impl Database {
             .open(path)?;
 
         let tx = env.begin_ro_sync()?;
-        let mut handles = [signet_libmdbx::Database::freelist_db(); TABLE_COUNT];
-        for table in Table::ALL {
-            handles[table.index()] = tx.open_db(Some(table.name())).map_err(|e| match e {
+        let open_table = |table: Table| {
+            tx.open_db(Some(table.name())).map_err(|e| match e {
                 MdbxError::NotFound => not_a_database(format!("table {} is missing", table.name())),
                 other => other.into(),
-            })?;
-        }
-        let tables = Tables(handles);
-        let found = get_with(&tx, &tables, Table::Meta, meta_keys::SCHEMA_VERSION, |v| {
-            crate::codec::decode_u64(Table::Meta, meta_keys::SCHEMA_VERSION, v)
-        })?
-        .ok_or_else(|| not_a_database("no schema version recorded".into()))?;
+            })
+        };
+        // The layout version first: an older layout lacks newer tables, and
+        // the operator should hear that it is older, not that it is broken.
+        let meta = open_table(Table::Meta)?;
+        let found: Option<Cow<'_, [u8]>> = tx.get(meta.dbi(), meta_keys::SCHEMA_VERSION)?;
+        let found = found
+            .map(|v| crate::codec::decode_u64(Table::Meta, meta_keys::SCHEMA_VERSION, &v))
+            .transpose()?
+            .ok_or_else(|| not_a_database("no schema version recorded".into()))?;
         if found != SCHEMA_VERSION {
             return Err(StorageError::SchemaMismatch {
                 found,
                 expected: SCHEMA_VERSION,
             });
         }
+        let mut handles = [signet_libmdbx::Database::freelist_db(); TABLE_COUNT];
+        for table in Table::ALL {
+            handles[table.index()] = open_table(*table)?;
+        }
+        let tables = Tables(handles);
         // Committing (not aborting) a read transaction keeps the table
         // handles it opened valid for the environment's lifetime.
         tx.commit()?;

@@ -50,6 +50,7 @@ mod proof;
 mod reader;
 mod stats;
 pub mod tables;
+mod trie;
 mod verify;
 mod writer;
 

@@ -1,17 +1,18 @@
 //! EIP-1186 Merkle proofs (`eth_getProof`) of the head state, built from the
-//! hashed tables: the trie leaves are fed to alloy-trie's `HashBuilder` with a
-//! `ProofRetainer` that keeps the nodes on the paths to the requested keys.
+//! stored branch nodes: the walk of `trie.rs` towards the requested keys is
+//! fed to alloy-trie's `HashBuilder` with a `ProofRetainer` that keeps the
+//! nodes on the paths to them.
 
 use crate::{
-    codec::{HASHED_STORAGE_KEY_BYTES, WORD_BYTES},
-    error::{StorageError, StorageResult},
+    codec,
+    db::get_with,
+    error::StorageResult,
     reader::{Reader, plain_storage},
     tables::Table,
+    trie::{self, TrieId},
 };
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
-use alloy_rlp::Decodable;
-use alloy_trie::{EMPTY_ROOT_HASH, HashBuilder, Nibbles, TrieAccount, proof::ProofRetainer};
-use std::borrow::Cow;
+use alloy_trie::{EMPTY_ROOT_HASH, Nibbles, TrieAccount};
 
 /// The proof of one account and some of its storage slots, against the state
 /// root of the head block.
@@ -41,36 +42,29 @@ pub struct StorageProof {
 impl Reader {
     /// The EIP-1186 proof of `address` and `slots` in the head state.
     ///
-    /// Cost: the account trie is rebuilt from every `HashedAccounts` entry
-    /// (as [`crate::BlockWriter::state_root`] does), the storage trie from the
-    /// account's `HashedStorage` entries.
+    /// Cost: O(depth) per key, whatever the size of the state: each trie is
+    /// walked from its stored branch nodes along the paths to the requested
+    /// keys only (siblings enter by their stored hashes), and the nodes on
+    /// those paths are rebuilt and retained.
     pub fn latest_proof(&self, address: Address, slots: &[B256]) -> StorageResult<AccountProof> {
         let hashed_address = keccak256(address);
-        let account_target = Nibbles::unpack(hashed_address);
-        let mut hb =
-            HashBuilder::default().with_proof_retainer(ProofRetainer::new(vec![account_target]));
-        let mut account = None;
-        let mut cursor = self.tx.cursor(self.tables.get(Table::HashedAccounts))?;
-        let mut item = cursor.first::<Cow<'_, [u8]>, Cow<'_, [u8]>>()?;
-        while let Some((k, v)) = item {
-            if k.len() != WORD_BYTES {
-                return Err(StorageError::corrupt(
+        let account = get_with(
+            &self.tx,
+            &self.tables,
+            Table::HashedAccounts,
+            hashed_address.as_slice(),
+            |v| {
+                codec::decode_rlp::<TrieAccount>(
                     Table::HashedAccounts,
-                    &k,
-                    "bad key length",
-                ));
-            }
-            if k.as_ref() == hashed_address.as_slice() {
-                let mut slice = v.as_ref();
-                account = Some(TrieAccount::decode(&mut slice).map_err(|_| {
-                    StorageError::corrupt(Table::HashedAccounts, &k, "bad trie account")
-                })?);
-            }
-            hb.add_leaf(Nibbles::unpack(&k), &v);
-            item = cursor.next()?;
-        }
-        hb.root();
-        let account_proof = path_nodes(&hb.take_proof_nodes(), &account_target);
+                    hashed_address.as_slice(),
+                    v,
+                )
+            },
+        )?;
+        let account_target = Nibbles::unpack(hashed_address);
+        let walk = trie::walk(&self.tx, &self.tables, TrieId::Accounts, &[hashed_address])?;
+        let (_, nodes) = walk.proof(vec![account_target]);
+        let account_proof = path_nodes(&nodes, &account_target);
 
         let storage_root = account.as_ref().map_or(EMPTY_ROOT_HASH, |a| a.storage_root);
         let storage_proofs = if slots.is_empty() {
@@ -85,31 +79,18 @@ impl Reader {
                 })
                 .collect()
         } else {
-            let targets: Vec<Nibbles> = slots
-                .iter()
-                .map(|s| Nibbles::unpack(keccak256(s)))
-                .collect();
-            let mut hb =
-                HashBuilder::default().with_proof_retainer(ProofRetainer::new(targets.clone()));
-            let mut cursor = self.tx.cursor(self.tables.get(Table::HashedStorage))?;
-            let mut item =
-                cursor.set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(hashed_address.as_slice())?;
-            while let Some((k, v)) = item {
-                if k.get(..WORD_BYTES) != Some(hashed_address.as_slice()) {
-                    break;
-                }
-                if k.len() != HASHED_STORAGE_KEY_BYTES {
-                    return Err(StorageError::corrupt(
-                        Table::HashedStorage,
-                        &k,
-                        "bad key length",
-                    ));
-                }
-                hb.add_leaf(Nibbles::unpack(&k[WORD_BYTES..]), &v);
-                item = cursor.next()?;
-            }
-            hb.root();
-            let nodes = hb.take_proof_nodes();
+            let hashed_slots: Vec<B256> = slots.iter().map(keccak256).collect();
+            let mut walk_targets = hashed_slots.clone();
+            walk_targets.sort_unstable();
+            walk_targets.dedup();
+            let targets: Vec<Nibbles> = hashed_slots.iter().map(Nibbles::unpack).collect();
+            let walk = trie::walk(
+                &self.tx,
+                &self.tables,
+                TrieId::Storage(hashed_address),
+                &walk_targets,
+            )?;
+            let (_, nodes) = walk.proof(targets.clone());
             slots
                 .iter()
                 .zip(&targets)

@@ -120,6 +120,17 @@ tables! {
         key: "keccak256(address) (32 bytes) ++ keccak256(slot) (32 bytes)",
         value: "RLP of the U256 value (the trie leaf value)",
     },
+    /// Branch nodes of the account trie (every one, so that a root follows
+    /// the changed keys only; see `trie.rs`).
+    AccountsTrie {
+        key: "the node's path, one nibble (0..=15) a byte (0 to 63 bytes; the root is the empty key)",
+        value: "state_mask, tree_mask, hash_mask (u16 big-endian each) ++ the hashed children's hashes (32 bytes each, in nibble order)",
+    },
+    /// Branch nodes of every storage trie.
+    StoragesTrie {
+        key: "keccak256(address) (32 bytes) ++ the node's path, one nibble a byte (0 to 63 bytes)",
+        value: "as `AccountsTrie`",
+    },
     /// Change set: what each block changed, so that it can be unwound.
     BlockChangeSets {
         key: "block number, u64 big-endian (8 bytes)",

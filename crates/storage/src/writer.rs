@@ -1,23 +1,24 @@
 //! Write side: [`BlockWriter`], one MDBX write transaction per block.
 
 use crate::{
-    codec::{
-        self, ADDRESS_BYTES, ChangeSetEntry, HASHED_STORAGE_KEY_BYTES, STORAGE_KEY_BYTES,
-        WORD_BYTES,
-    },
+    codec::{self, ADDRESS_BYTES, ChangeSetEntry, STORAGE_KEY_BYTES, WORD_BYTES},
     db::{MAX_META_KEY_BYTES, MAX_VALUE_BYTES, Tables, get_raw, get_with},
     error::{StorageError, StorageResult},
     reader,
     tables::{Table, meta_keys},
+    trie::{self, TrieId, TrieUpdate, TrieWalk},
 };
 use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_rlp::Encodable;
-use alloy_trie::{EMPTY_ROOT_HASH, HashBuilder, Nibbles, TrieAccount};
+use alloy_trie::{EMPTY_ROOT_HASH, TrieAccount};
 use infera_primitives::{
     Account, BlockNumber, ReceiptEnvelope, SealedBlock, StateChanges, TxLocation,
 };
 use signet_libmdbx::{MdbxError, WriteFlags, tx::aliases::RwTxSync};
-use std::{borrow::Cow, collections::BTreeSet};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, BTreeSet},
+};
 
 /// The write transaction of one block. Everything written through it becomes
 /// visible atomically at [`BlockWriter::commit`]; dropping it without commit
@@ -30,9 +31,13 @@ use std::{borrow::Cow, collections::BTreeSet};
 pub struct BlockWriter {
     tx: RwTxSync,
     tables: Tables,
-    /// Hashed addresses whose storage changed in this writer, so whose storage
-    /// root in `HashedAccounts` is stale until [`Self::flush_storage_roots`].
-    storage_touched: BTreeSet<B256>,
+    /// Hashed slots changed in this writer, by hashed address: the targets of
+    /// each storage trie's walk. An account's storage root in
+    /// `HashedAccounts` is stale until [`Self::update_tries`].
+    changed_storage: BTreeMap<B256, BTreeSet<B256>>,
+    /// Hashed addresses whose `HashedAccounts` leaf changed in this writer:
+    /// the targets of the account trie's walk.
+    changed_accounts: BTreeSet<B256>,
     /// Scratch buffer for value encodings.
     buf: Vec<u8>,
 }
@@ -69,7 +74,8 @@ impl BlockWriter {
         Self {
             tx,
             tables,
-            storage_touched: BTreeSet::new(),
+            changed_storage: BTreeMap::new(),
+            changed_accounts: BTreeSet::new(),
             buf: Vec::new(),
         }
     }
@@ -230,6 +236,7 @@ impl BlockWriter {
         hashed_address: &B256,
         account: Option<&Account>,
     ) -> StorageResult<()> {
+        self.changed_accounts.insert(*hashed_address);
         match account {
             Some(acc) => {
                 self.buf.clear();
@@ -316,7 +323,8 @@ impl BlockWriter {
     ) -> StorageResult<()> {
         let key = codec::storage_key(address, slot);
         let slot_bytes = slot.to_be_bytes::<WORD_BYTES>();
-        let hashed_key = codec::hashed_storage_key(hashed_address, &keccak256(slot_bytes));
+        let hashed_slot = keccak256(slot_bytes);
+        let hashed_key = codec::hashed_storage_key(hashed_address, &hashed_slot);
         if value.is_zero() {
             self.tx.del(self.db(Table::PlainStorage), key, None)?;
             self.tx
@@ -337,7 +345,10 @@ impl BlockWriter {
                 WriteFlags::empty(),
             )?;
         }
-        self.storage_touched.insert(*hashed_address);
+        self.changed_storage
+            .entry(*hashed_address)
+            .or_default()
+            .insert(hashed_slot);
         Ok(())
     }
 
@@ -393,7 +404,10 @@ impl BlockWriter {
             }
         }
         if any || !changed.is_empty() {
-            self.storage_touched.insert(*hashed_address);
+            // With no stored node left, the next walk reads all of the
+            // account's leaves: only those written after the wipe.
+            trie::delete_storage_trie(&self.tx, &self.tables, hashed_address)?;
+            self.changed_storage.entry(*hashed_address).or_default();
         }
         Ok(())
     }
@@ -439,79 +453,109 @@ impl BlockWriter {
         Ok(())
     }
 
-    /// Storage root of one account, from its `HashedStorage` entries.
-    fn compute_storage_root(&self, hashed_address: &B256) -> StorageResult<B256> {
-        let mut hb = HashBuilder::default();
-        let mut cursor = self.tx.cursor(self.db(Table::HashedStorage))?;
-        let mut item =
-            cursor.set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(hashed_address.as_slice())?;
-        while let Some((k, v)) = item {
-            if k.get(..WORD_BYTES) != Some(hashed_address.as_slice()) {
-                break;
+    /// Brings every trie up to date with this writer's changes and returns
+    /// the state root. Runs in `state_root` and `commit`, so the stored
+    /// branch nodes always match the committed leaves.
+    ///
+    /// Walks need the transaction, so they run on this thread; builds are
+    /// pure CPU, so they overlap with it. In order:
+    ///
+    /// 1. walk the storage tries of the accounts whose storage changed;
+    /// 2. build them on another thread, while this one walks the account
+    ///    trie (those accounts are among its targets; their leaves are read
+    ///    with the old storage roots);
+    /// 3. patch the new storage roots into those leaves and build the
+    ///    account trie on another thread, while this one writes the storage
+    ///    tries' nodes and the accounts' new leaves;
+    /// 4. write the account trie's nodes.
+    fn update_tries(&mut self) -> StorageResult<B256> {
+        let changed_storage = std::mem::take(&mut self.changed_storage);
+        let mut storage_walks = Vec::with_capacity(changed_storage.len());
+        for (hashed_address, slots) in &changed_storage {
+            if self.hashed_account(hashed_address)?.is_none() {
+                // Gone (destroyed, or unwound before its creation): so are
+                // its leaves, and its nodes must go too.
+                trie::delete_storage_trie(&self.tx, &self.tables, hashed_address)?;
+                continue;
             }
-            if k.len() != HASHED_STORAGE_KEY_BYTES {
-                return Err(StorageError::corrupt(
-                    Table::HashedStorage,
-                    &k,
-                    "bad key length",
-                ));
-            }
-            hb.add_leaf(Nibbles::unpack(&k[WORD_BYTES..]), &v);
-            item = cursor.next()?;
+            let targets: Vec<B256> = slots.iter().copied().collect();
+            let trie = TrieId::Storage(*hashed_address);
+            storage_walks.push((
+                *hashed_address,
+                trie::walk(&self.tx, &self.tables, trie, &targets)?,
+            ));
         }
-        Ok(hb.root())
-    }
 
-    /// Recomputes the storage root of every account whose storage changed in
-    /// this writer and stores it in `HashedAccounts`. Runs in `state_root` and
-    /// `commit`.
-    fn flush_storage_roots(&mut self) -> StorageResult<()> {
-        let touched = std::mem::take(&mut self.storage_touched);
-        for hashed_address in &touched {
+        let mut account_targets = std::mem::take(&mut self.changed_accounts);
+        account_targets.extend(
+            storage_walks
+                .iter()
+                .map(|(hashed_address, _)| *hashed_address),
+        );
+        let account_targets: Vec<B256> = account_targets.into_iter().collect();
+        let (storage_updates, account_walk) = std::thread::scope(|scope| {
+            let builds = scope.spawn(|| build_in_parallel(&storage_walks));
+            let account_walk =
+                trie::walk(&self.tx, &self.tables, TrieId::Accounts, &account_targets);
+            let storage_updates = builds.join().expect("a trie build panicked");
+            (storage_updates, account_walk)
+        });
+        let mut account_walk = account_walk?;
+
+        // The accounts' leaves with their new storage roots.
+        let mut new_leaves = Vec::with_capacity(storage_updates.len());
+        for ((hashed_address, _), update) in storage_walks.iter().zip(&storage_updates) {
             let Some(mut account) = self.hashed_account(hashed_address)? else {
                 continue;
             };
-            let root = self.compute_storage_root(hashed_address)?;
-            if root != account.storage_root {
-                account.storage_root = root;
-                self.buf.clear();
-                account.encode(&mut self.buf);
-                self.tx.put(
-                    self.db(Table::HashedAccounts),
-                    hashed_address.as_slice(),
-                    &self.buf,
-                    WriteFlags::empty(),
-                )?;
+            if update.root != account.storage_root {
+                account.storage_root = update.root;
+                new_leaves.push((*hashed_address, alloy_rlp::encode(account)));
             }
         }
-        Ok(())
+        account_walk.replace_leaves(&new_leaves)?;
+
+        let (account_update, written) = std::thread::scope(|scope| {
+            let build = scope.spawn(|| account_walk.build());
+            let written = (|| -> StorageResult<()> {
+                for ((hashed_address, _), update) in storage_walks.iter().zip(&storage_updates) {
+                    let trie = TrieId::Storage(*hashed_address);
+                    trie::write_update(&self.tx, &self.tables, trie, update, &mut self.buf)?;
+                }
+                for (hashed_address, leaf) in &new_leaves {
+                    self.tx.put(
+                        self.tables.get(Table::HashedAccounts),
+                        hashed_address.as_slice(),
+                        leaf,
+                        WriteFlags::empty(),
+                    )?;
+                }
+                Ok(())
+            })();
+            (
+                build.join().expect("the account trie build panicked"),
+                written,
+            )
+        });
+        written?;
+        trie::write_update(
+            &self.tx,
+            &self.tables,
+            TrieId::Accounts,
+            &account_update,
+            &mut self.buf,
+        )?;
+        Ok(account_update.root)
     }
 
     /// The state root of the current state (including this writer's changes),
     /// exactly as Ethereum defines it.
     ///
-    /// Cost: storage roots are recomputed only for accounts whose storage
-    /// changed (O(slots of those accounts)), but the account trie is rebuilt
-    /// from every `HashedAccounts` entry: O(accounts) per call, i.e. per
-    /// block. An incremental trie (stored branch nodes) is a later
-    /// improvement.
+    /// Cost: follows the keys changed since the last call, not the size of
+    /// the state: each trie is walked from its stored branch nodes along the
+    /// paths to the changed keys only (see [`crate::trie`]).
     pub fn state_root(&mut self) -> StorageResult<B256> {
-        self.flush_storage_roots()?;
-        let mut hb = HashBuilder::default();
-        let mut cursor = self.tx.cursor(self.db(Table::HashedAccounts))?;
-        let mut item = cursor.first::<Cow<'_, [u8]>, Cow<'_, [u8]>>()?;
-        while let Some((k, v)) = item {
-            if k.len() != WORD_BYTES {
-                return Err(StorageError::corrupt(
-                    Table::HashedAccounts,
-                    &k,
-                    "bad key length",
-                ));
-            }
-            hb.add_leaf(Nibbles::unpack(&k), &v);
-            item = cursor.next()?;
-        }
-        Ok(hb.root())
+        self.update_tries()
     }
 
     // ---------------------------------------------------------------- blocks
@@ -679,7 +723,7 @@ impl BlockWriter {
                     })?;
                 self.write_account(address, &hashed_address, raw.as_ref())?;
                 self.tx.del(self.db(Table::AccountHistory), hkey, None)?;
-                self.storage_touched.insert(hashed_address);
+                self.changed_storage.entry(hashed_address).or_default();
             }
         }
         self.tx.del(self.db(Table::BlockChangeSets), key, None)?;
@@ -688,8 +732,34 @@ impl BlockWriter {
 
     /// Commits everything written: durable once this returns.
     pub fn commit(mut self) -> StorageResult<()> {
-        self.flush_storage_roots()?;
+        self.update_tries()?;
         self.tx.commit()?;
         Ok(())
     }
+}
+
+/// Builds independent tries on up to every core. A build is pure CPU (its
+/// walk already read everything), and each result lands at its own index, so
+/// the outcome never depends on the number of threads.
+fn build_in_parallel(walks: &[(B256, TrieWalk)]) -> Vec<TrieUpdate> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(walks.len());
+    if threads <= 1 {
+        return walks.iter().map(|(_, walk)| walk.build()).collect();
+    }
+    let mut updates: Vec<TrieUpdate> = std::iter::repeat_with(TrieUpdate::default)
+        .take(walks.len())
+        .collect();
+    let chunk = walks.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (walks, updates) in walks.chunks(chunk).zip(updates.chunks_mut(chunk)) {
+            scope.spawn(move || {
+                for ((_, walk), update) in walks.iter().zip(updates) {
+                    *update = walk.build();
+                }
+            });
+        }
+    });
+    updates
 }

@@ -1,0 +1,643 @@
+//! Incremental Merkle-Patricia roots over stored branch nodes.
+//!
+//! Every branch node of the account trie and of each storage trie is stored
+//! ([`Table::AccountsTrie`], [`Table::StoragesTrie`]) in alloy-trie's
+//! [`BranchNodeCompact`] form: which children exist (`state_mask`), which are
+//! branches themselves (`tree_mask`) and the hashes of the children whose
+//! reference is a hash (`hash_mask`, `hashes`), leaves included: alloy-trie's
+//! builder records only branch children's hashes, and we add the leaves' so
+//! that an unchanged leaf next to a changed one costs neither a read nor a
+//! hash. Leaves themselves are not stored twice: they are the entries of
+//! `HashedAccounts` / `HashedStorage`.
+//!
+//! A root is recomputed from the keys that changed (the *targets*). The walk
+//! starts at the top stored node and descends only into children that hold a
+//! target; every other child enters alloy-trie's `HashBuilder` as its stored
+//! hash (`add_branch`), or, for a leaf child, as that one leaf. So the work
+//! is O(targets × depth × 16) reads, whatever the size of the trie.
+//!
+//! # Invariants
+//!
+//! - **The stored nodes are exactly the branch nodes of the current leaves**,
+//!   at their absolute paths, after every commit. The builder runs with
+//!   `with_all_branch_nodes`, so every branch it rebuilds is re-emitted, and
+//!   every stored node the walk passed through but the builder did not
+//!   re-emit no longer exists and is deleted. A stored node off the walk has
+//!   no target below it, so it is unchanged.
+//! - **A stored hash is used only where its node survives.** A child's hash
+//!   is valid only while its parent branch keeps at least two children. When
+//!   deletions leave a branch with one child, that child is walked into
+//!   instead, so the builder can merge it with what is above (a leaf or an
+//!   extension gets a longer key; a branch gets an extension in front).
+//! - **The walk's decisions depend on reads only, never on hashes**: it
+//!   produces the builder's inputs ([`TrieWalk`]), and building them is pure
+//!   CPU work that may run on another thread.
+
+use crate::{
+    codec::WORD_BYTES,
+    db::Tables,
+    error::{StorageError, StorageResult},
+    tables::Table,
+};
+use alloy_primitives::B256;
+use alloy_trie::{
+    BranchNodeCompact, HashBuilder, Nibbles, TrieMask,
+    nodes::LeafNodeRef,
+    proof::{ProofNodes, ProofRetainer},
+};
+use signet_libmdbx::{MdbxError, TransactionKind, WriteFlags, tx::Tx, tx::aliases::RwTxSync};
+use std::borrow::Cow;
+
+/// Longest path of a branch node, in nibbles (a key has 64; a branch sits
+/// above at least two keys, so at most 63 nibbles deep).
+const MAX_BRANCH_PATH_NIBBLES: usize = 63;
+/// Bytes of the three masks at the front of a stored node.
+const NODE_MASK_BYTES: usize = 6;
+
+/// One trie in the node tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TrieId {
+    /// The account trie.
+    Accounts,
+    /// The storage trie of the account with this hashed address.
+    Storage(B256),
+}
+
+impl TrieId {
+    fn nodes_table(self) -> Table {
+        match self {
+            Self::Accounts => Table::AccountsTrie,
+            Self::Storage(_) => Table::StoragesTrie,
+        }
+    }
+
+    fn leaves_table(self) -> Table {
+        match self {
+            Self::Accounts => Table::HashedAccounts,
+            Self::Storage(_) => Table::HashedStorage,
+        }
+    }
+
+    /// The bytes in front of every key of this trie, in both tables.
+    fn key_prefix(&self) -> &[u8] {
+        match self {
+            Self::Accounts => &[],
+            Self::Storage(hashed_address) => hashed_address.as_slice(),
+        }
+    }
+
+    /// The node table key of the branch at `path`: prefix ++ one nibble a byte.
+    fn node_key(&self, path: &Nibbles) -> Vec<u8> {
+        let mut key = Vec::with_capacity(WORD_BYTES + path.len());
+        key.extend_from_slice(self.key_prefix());
+        key.extend(path.iter());
+        key
+    }
+}
+
+/// Encodes a stored branch node: `state_mask`, `tree_mask`, `hash_mask`
+/// (u16 big-endian each), then the hashes in nibble order. The root hash is
+/// not stored: the account trie's root is the header's, a storage trie's root
+/// is in its `HashedAccounts` leaf.
+pub(crate) fn encode_node(node: &BranchNodeCompact, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&node.state_mask.get().to_be_bytes());
+    out.extend_from_slice(&node.tree_mask.get().to_be_bytes());
+    out.extend_from_slice(&node.hash_mask.get().to_be_bytes());
+    for hash in node.hashes.iter() {
+        out.extend_from_slice(hash.as_slice());
+    }
+}
+
+/// Decodes [`encode_node`]'s bytes, checking the masks agree with each other
+/// and with the number of hashes (a corrupt node is an error, never a panic).
+pub(crate) fn decode_node(table: Table, key: &[u8], v: &[u8]) -> StorageResult<BranchNodeCompact> {
+    let corrupt = |reason: &str| StorageError::corrupt(table, key, reason);
+    if v.len() < NODE_MASK_BYTES || !(v.len() - NODE_MASK_BYTES).is_multiple_of(WORD_BYTES) {
+        return Err(corrupt("bad branch node length"));
+    }
+    let mask = |i: usize| TrieMask::new(u16::from_be_bytes([v[i], v[i + 1]]));
+    let (state_mask, tree_mask, hash_mask) = (mask(0), mask(2), mask(4));
+    let hashes: Vec<B256> = v[NODE_MASK_BYTES..]
+        .chunks_exact(WORD_BYTES)
+        .map(B256::from_slice)
+        .collect();
+    if state_mask.count_ones() < 2
+        || !tree_mask.is_subset_of(state_mask)
+        || !hash_mask.is_subset_of(state_mask)
+        || hash_mask.count_ones() as usize != hashes.len()
+    {
+        return Err(corrupt("inconsistent branch node masks"));
+    }
+    Ok(BranchNodeCompact::new(
+        state_mask, tree_mask, hash_mask, hashes, None,
+    ))
+}
+
+/// One input of the hash builder, in key order.
+#[derive(Clone, Debug)]
+enum TrieInput {
+    /// A leaf: full key and trie value (RLP).
+    Leaf(Nibbles, Vec<u8>),
+    /// An unchanged subtree, by the hash of its top node, and whether that
+    /// node is a stored branch.
+    Subtree(Nibbles, B256, bool),
+}
+
+impl TrieInput {
+    fn key(&self) -> &Nibbles {
+        match self {
+            Self::Leaf(key, _) | Self::Subtree(key, _, _) => key,
+        }
+    }
+}
+
+/// What a walk read: the hash builder's inputs, in order, and the paths of
+/// the stored nodes it passed through (each is either rebuilt or gone).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TrieWalk {
+    inputs: Vec<TrieInput>,
+    visited: Vec<Nibbles>,
+    /// Children whose every key is gone and below which branches were
+    /// stored: all of those go (the walk does not descend into them).
+    emptied: Vec<Nibbles>,
+}
+
+/// The result of building a walk: the new root, the branch nodes to store
+/// and the stored ones to delete.
+#[derive(Debug, Default)]
+pub(crate) struct TrieUpdate {
+    pub(crate) root: B256,
+    /// Branch nodes to (re)write, by path.
+    pub(crate) nodes: Vec<(Nibbles, BranchNodeCompact)>,
+    /// Paths of stored nodes that no longer exist.
+    pub(crate) removed: Vec<Nibbles>,
+    /// Paths whose whole stored subtree no longer exists.
+    pub(crate) emptied: Vec<Nibbles>,
+}
+
+impl TrieWalk {
+    fn feed<K>(&self, hb: &mut HashBuilder<K>)
+    where
+        K: AsRef<alloy_trie::proof::AddedRemovedKeys>,
+    {
+        for input in &self.inputs {
+            match input {
+                TrieInput::Leaf(key, value) => hb.add_leaf(*key, value),
+                TrieInput::Subtree(key, hash, stored) => hb.add_branch(*key, *hash, *stored),
+            }
+        }
+    }
+
+    /// Builds the root and the node changes. Pure CPU: no database access.
+    pub(crate) fn build(&self) -> TrieUpdate {
+        let mut hb = HashBuilder::default()
+            .with_updates(true)
+            .with_all_branch_nodes(true);
+        self.feed(&mut hb);
+        let root = hb.root();
+        let (_, updates) = hb.split();
+        let removed = self
+            .visited
+            .iter()
+            .filter(|path| !updates.contains_key(*path))
+            .copied()
+            .collect();
+        let mut buf = Vec::new();
+        let mut nodes: Vec<_> = updates
+            .into_iter()
+            .map(|(path, node)| {
+                let node = self.with_leaf_hashes(&path, node, &mut buf);
+                (path, node)
+            })
+            .collect();
+        nodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        TrieUpdate {
+            root,
+            nodes,
+            removed,
+            emptied: self.emptied.clone(),
+        }
+    }
+
+    /// Replaces the values of leaves the walk read (by hashed key; sorted or
+    /// not). Every key must be one of the walk's targets whose leaf exists:
+    /// the walk always reads those, unless the stored nodes disagree with
+    /// the leaves.
+    pub(crate) fn replace_leaves(&mut self, leaves: &[(B256, Vec<u8>)]) -> StorageResult<()> {
+        for (hashed_key, value) in leaves {
+            let key = Nibbles::unpack(hashed_key);
+            let i = self.inputs.partition_point(|input| input.key() < &key);
+            match self.inputs.get_mut(i) {
+                Some(TrieInput::Leaf(found, old)) if *found == key => *old = value.clone(),
+                _ => {
+                    return Err(StorageError::corrupt(
+                        Table::AccountsTrie,
+                        hashed_key.as_slice(),
+                        "the stored branch nodes do not lead to this account's leaf",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the hashes of a rebuilt node's leaf children, which the hash
+    /// builder leaves out (it stores hashes of branch children only). With
+    /// them, an unchanged leaf beside a changed key enters the next walk as
+    /// its hash: no read, no hashing. The leaf is the one input under its
+    /// slot; its node's key is what follows the slot.
+    fn with_leaf_hashes(
+        &self,
+        path: &Nibbles,
+        node: BranchNodeCompact,
+        buf: &mut Vec<u8>,
+    ) -> BranchNodeCompact {
+        let leaves = node.state_mask.get() & !node.hash_mask.get() & !node.tree_mask.get();
+        if leaves == 0 {
+            return node;
+        }
+        let mut hash_mask = node.hash_mask;
+        let mut hashes = Vec::with_capacity(16);
+        let mut stored = node.hashes.iter();
+        for nibble in 0u8..16 {
+            if node.hash_mask.is_bit_set(nibble) {
+                hashes.extend(stored.next());
+                continue;
+            }
+            if leaves & (1 << nibble) == 0 {
+                continue;
+            }
+            let mut slot = *path;
+            slot.push_unchecked(nibble);
+            let i = self.inputs.partition_point(|input| input.key() < &slot);
+            if let Some(TrieInput::Leaf(key, value)) = self.inputs.get(i)
+                && key.starts_with(&slot)
+            {
+                buf.clear();
+                let rlp = LeafNodeRef::new(&key.slice(slot.len()..), value).rlp(buf);
+                if let Some(hash) = rlp.as_hash() {
+                    hash_mask.set_bit(nibble);
+                    hashes.push(hash);
+                }
+            }
+        }
+        BranchNodeCompact::new(node.state_mask, node.tree_mask, hash_mask, hashes, None)
+    }
+
+    /// The root and the nodes on the paths to `targets` (the walk must have
+    /// been made with the same targets, so every such node is rebuilt).
+    pub(crate) fn proof(&self, targets: Vec<Nibbles>) -> (B256, ProofNodes) {
+        let mut hb = HashBuilder::default().with_proof_retainer(ProofRetainer::new(targets));
+        self.feed(&mut hb);
+        let root = hb.root();
+        (root, hb.take_proof_nodes())
+    }
+}
+
+/// Whether the first `path.len()` nibbles of `key` are `path`.
+fn key_has_prefix(key: &[u8], path: &Nibbles) -> bool {
+    let full = path.len() / 2;
+    if key.len() * 2 < path.len() {
+        return false;
+    }
+    for i in 0..full {
+        if key[i] != (path.get_unchecked(2 * i) << 4 | path.get_unchecked(2 * i + 1)) {
+            return false;
+        }
+    }
+    path.len() % 2 == 0 || key[full] >> 4 == path.get_unchecked(path.len() - 1)
+}
+
+/// The smallest 32-byte key with nibble prefix `path` (the path, zero padded).
+fn lowest_key(path: &Nibbles) -> [u8; WORD_BYTES] {
+    let mut key = [0u8; WORD_BYTES];
+    path.pack_to(&mut key);
+    key
+}
+
+/// Walks one trie from the targets (sorted, unique hashed keys).
+pub(crate) fn walk<K: TransactionKind>(
+    tx: &Tx<K>,
+    tables: &Tables,
+    trie: TrieId,
+    targets: &[B256],
+) -> StorageResult<TrieWalk> {
+    debug_assert!(targets.windows(2).all(|w| w[0] < w[1]));
+    let mut walker = Walker {
+        nodes: tx.cursor(tables.get(trie.nodes_table()))?,
+        leaves: tx.cursor(tables.get(trie.leaves_table()))?,
+        trie,
+        targets,
+        seek: Vec::with_capacity(2 * WORD_BYTES),
+        out: TrieWalk::default(),
+    };
+    walker.subtree(Nibbles::new(), true)?;
+    Ok(walker.out)
+}
+
+struct Walker<'tx, 'a, K: TransactionKind> {
+    nodes: signet_libmdbx::Cursor<'tx, K>,
+    leaves: signet_libmdbx::Cursor<'tx, K>,
+    trie: TrieId,
+    targets: &'a [B256],
+    /// Scratch for seek keys.
+    seek: Vec<u8>,
+    out: TrieWalk,
+}
+
+/// What a branch's child becomes after this block's changes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Child {
+    Absent,
+    /// No target below: the stored node's view of it holds.
+    Unchanged,
+    /// A target below and at least one key left.
+    Changed,
+}
+
+impl<K: TransactionKind> Walker<'_, '_, K> {
+    fn has_target(&self, path: &Nibbles) -> bool {
+        let lowest = B256::from(lowest_key(path));
+        let i = self.targets.partition_point(|t| *t < lowest);
+        self.targets
+            .get(i)
+            .is_some_and(|t| key_has_prefix(t.as_slice(), path))
+    }
+
+    /// The topmost stored branch at or below `path`: the first stored path
+    /// with that prefix (a prefix sorts before its extensions).
+    fn top_node(&mut self, path: &Nibbles) -> StorageResult<Option<(Nibbles, BranchNodeCompact)>> {
+        let table = self.trie.nodes_table();
+        let prefix_len = self.trie.key_prefix().len();
+        self.seek.clear();
+        self.seek.extend_from_slice(self.trie.key_prefix());
+        self.seek.extend(path.iter());
+        let Some((k, v)) = self
+            .nodes
+            .set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(&self.seek)?
+        else {
+            return Ok(None);
+        };
+        if !k.starts_with(&self.seek) {
+            return Ok(None);
+        }
+        let nibbles = &k[prefix_len..];
+        if nibbles.len() > MAX_BRANCH_PATH_NIBBLES || nibbles.iter().any(|n| *n > 0xf) {
+            return Err(StorageError::corrupt(table, &k, "bad branch node path"));
+        }
+        let node = decode_node(table, &k, &v)?;
+        Ok(Some((Nibbles::from_nibbles_unchecked(nibbles), node)))
+    }
+
+    /// Positions the leaf cursor at the first leaf at or after `path`'s
+    /// lowest key, returning it if it lies under `within`.
+    fn first_leaf(
+        &mut self,
+        from: &Nibbles,
+        within: &Nibbles,
+    ) -> StorageResult<Option<(Nibbles, Vec<u8>)>> {
+        self.seek.clear();
+        self.seek.extend_from_slice(self.trie.key_prefix());
+        self.seek.extend_from_slice(&lowest_key(from));
+        let item = self
+            .leaves
+            .set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(&self.seek)?;
+        self.leaf_under(item, within)
+    }
+
+    fn next_leaf(&mut self, within: &Nibbles) -> StorageResult<Option<(Nibbles, Vec<u8>)>> {
+        let item = self.leaves.next::<Cow<'_, [u8]>, Cow<'_, [u8]>>()?;
+        self.leaf_under(item, within)
+    }
+
+    fn leaf_under(
+        &self,
+        item: Option<(Cow<'_, [u8]>, Cow<'_, [u8]>)>,
+        within: &Nibbles,
+    ) -> StorageResult<Option<(Nibbles, Vec<u8>)>> {
+        let Some((k, v)) = item else {
+            return Ok(None);
+        };
+        let prefix = self.trie.key_prefix();
+        if !k.starts_with(prefix) {
+            return Ok(None);
+        }
+        let key = &k[prefix.len()..];
+        if key.len() != WORD_BYTES {
+            return Err(StorageError::corrupt(
+                self.trie.leaves_table(),
+                &k,
+                "bad key length",
+            ));
+        }
+        if !key_has_prefix(key, within) {
+            return Ok(None);
+        }
+        Ok(Some((Nibbles::unpack(key), v.into_owned())))
+    }
+
+    /// Adds every leaf under `within` from `from` on, stopping before
+    /// `until` (a path whose subtree is handled separately).
+    fn leaves(
+        &mut self,
+        from: &Nibbles,
+        within: &Nibbles,
+        until: Option<&Nibbles>,
+    ) -> StorageResult<()> {
+        let mut item = self.first_leaf(from, within)?;
+        while let Some((key, value)) = item {
+            if until.is_some_and(|u| key >= *u) {
+                break;
+            }
+            self.out.inputs.push(TrieInput::Leaf(key, value));
+            item = self.next_leaf(within)?;
+        }
+        Ok(())
+    }
+
+    /// Adds everything under `path`, which holds a target (or whose branch
+    /// parent is going away). `may_hold_node` is false when the parent's
+    /// tree mask says no stored branch lies below: one seek saved.
+    fn subtree(&mut self, path: Nibbles, may_hold_node: bool) -> StorageResult<()> {
+        let top = if may_hold_node {
+            self.top_node(&path)?
+        } else {
+            None
+        };
+        let Some((top, node)) = top else {
+            // No stored branch below: at most one leaf before this block's
+            // inserts, so reading the leaves is bounded by the changes.
+            return self.leaves(&path, &path, None);
+        };
+        self.out.visited.push(top);
+        if top == path {
+            return self.branch(top, &node);
+        }
+        // An extension led from `path` to `top`; new keys may have split it.
+        self.leaves(&path, &path, Some(&top))?;
+        self.branch(top, &node)?;
+        if let Some(after) = top.increment() {
+            self.leaves(&after, &path, None)?;
+        }
+        Ok(())
+    }
+
+    fn branch(&mut self, path: Nibbles, node: &BranchNodeCompact) -> StorageResult<()> {
+        let mut children = [Child::Absent; 16];
+        for (nibble, child) in (0u8..16).zip(children.iter_mut()) {
+            let mut child_path = path;
+            child_path.push_unchecked(nibble);
+            *child = if self.has_target(&child_path) {
+                Child::Changed
+            } else if node.state_mask.is_bit_set(nibble) {
+                Child::Unchanged
+            } else {
+                Child::Absent
+            };
+        }
+        // Whether the branch keeps two children. Only when the unchanged ones
+        // do not already make two does it matter which changed ones still
+        // hold a key (a changed child left empty adds no input either way).
+        let unchanged = children.iter().filter(|c| **c == Child::Unchanged).count();
+        let survives = unchanged >= 2 || {
+            let mut left = unchanged;
+            for (nibble, child) in (0u8..16).zip(children.iter_mut()) {
+                if *child == Child::Changed {
+                    let mut child_path = path;
+                    child_path.push_unchecked(nibble);
+                    if self.first_leaf(&child_path, &child_path)?.is_some() {
+                        left += 1;
+                    } else {
+                        *child = Child::Absent;
+                    }
+                }
+            }
+            left >= 2
+        };
+        for (nibble, child) in (0u8..16).zip(children) {
+            let mut child_path = path;
+            child_path.push_unchecked(nibble);
+            let stored_below = node.tree_mask.is_bit_set(nibble);
+            match child {
+                Child::Absent if stored_below => self.out.emptied.push(child_path),
+                Child::Absent => {}
+                Child::Changed => self.subtree(child_path, stored_below)?,
+                // The branch collapses into its one child: walk into it so
+                // the builder can merge it with what is above.
+                Child::Unchanged if !survives => self.subtree(child_path, stored_below)?,
+                Child::Unchanged if node.hash_mask.is_bit_set(nibble) => {
+                    self.out.inputs.push(TrieInput::Subtree(
+                        child_path,
+                        node.hash_for_nibble(nibble),
+                        stored_below,
+                    ));
+                }
+                // A branch short enough to be inlined has no stored hash.
+                Child::Unchanged if stored_below => self.subtree(child_path, true)?,
+                Child::Unchanged => self.leaves(&child_path, &child_path, None)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes a build's node changes for `trie`.
+pub(crate) fn write_update(
+    tx: &RwTxSync,
+    tables: &Tables,
+    trie: TrieId,
+    update: &TrieUpdate,
+    buf: &mut Vec<u8>,
+) -> StorageResult<()> {
+    let db = tables.get(trie.nodes_table());
+    for path in &update.emptied {
+        delete_nodes_under(tx, db, &trie.node_key(path))?;
+    }
+    for path in &update.removed {
+        match tx.del(db, trie.node_key(path), None) {
+            Ok(_) | Err(MdbxError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for (path, node) in &update.nodes {
+        encode_node(node, buf);
+        tx.put(db, trie.node_key(path), &buf[..], WriteFlags::empty())?;
+    }
+    Ok(())
+}
+
+/// Deletes every stored node of one storage trie (a wipe or destruction).
+pub(crate) fn delete_storage_trie(
+    tx: &RwTxSync,
+    tables: &Tables,
+    hashed_address: &B256,
+) -> StorageResult<()> {
+    delete_nodes_under(
+        tx,
+        tables.get(Table::StoragesTrie),
+        hashed_address.as_slice(),
+    )
+}
+
+/// Deletes every node whose key starts with `prefix`.
+fn delete_nodes_under(
+    tx: &RwTxSync,
+    db: signet_libmdbx::Database,
+    prefix: &[u8],
+) -> StorageResult<()> {
+    let mut cursor = tx.cursor(db)?;
+    let mut item = cursor.set_range::<Cow<'_, [u8]>, ()>(prefix)?;
+    while let Some((k, ())) = item {
+        if !k.starts_with(prefix) {
+            break;
+        }
+        cursor.del()?;
+        // After a delete MDBX's NEXT yields the entry that followed.
+        item = cursor.next()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_of_key() {
+        let key = [0xab, 0xcd, 0xef];
+        assert!(key_has_prefix(&key, &Nibbles::new()));
+        assert!(key_has_prefix(&key, &Nibbles::from_nibbles([0xa])));
+        assert!(key_has_prefix(
+            &key,
+            &Nibbles::from_nibbles([0xa, 0xb, 0xc])
+        ));
+        assert!(!key_has_prefix(
+            &key,
+            &Nibbles::from_nibbles([0xa, 0xb, 0xd])
+        ));
+        assert!(!key_has_prefix(&key, &Nibbles::from_nibbles([0xb])));
+        assert_eq!(
+            lowest_key(&Nibbles::from_nibbles([0xa, 0xb, 0xc]))[..3],
+            [0xab, 0xc0, 0]
+        );
+    }
+
+    #[test]
+    fn node_round_trip_and_corruption() {
+        let node = BranchNodeCompact::new(
+            TrieMask::new(0b1011),
+            TrieMask::new(0b0010),
+            TrieMask::new(0b1010),
+            vec![B256::repeat_byte(1), B256::repeat_byte(2)],
+            None,
+        );
+        let mut buf = Vec::new();
+        encode_node(&node, &mut buf);
+        assert_eq!(decode_node(Table::AccountsTrie, b"k", &buf).unwrap(), node);
+        assert!(decode_node(Table::AccountsTrie, b"k", &buf[..buf.len() - 1]).is_err());
+        // A hash mask naming three children with two hashes stored.
+        buf[5] |= 0b0001;
+        assert!(decode_node(Table::AccountsTrie, b"k", &buf).is_err());
+    }
+}
