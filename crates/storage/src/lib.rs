@@ -20,8 +20,12 @@
 //!   [`BlockWriter::unwind_to`] can revert it;
 //! - trie: `HashedAccounts` (keccak(address) -> RLP of the trie account, with
 //!   its storage root) and `HashedStorage` (keccak(address) ++ keccak(slot) ->
-//!   RLP value) are the leaves of the state and storage tries, already sorted,
-//!   so [`BlockWriter::state_root`] feeds them to alloy-trie's `HashBuilder`;
+//!   RLP value) are the leaves of the state and storage tries, already sorted;
+//!   `AccountsTrie` and `StoragesTrie` hold every branch node above them
+//!   (masks and child hashes, by path). [`BlockWriter::state_root`] walks
+//!   from those nodes along the paths to the keys changed since the last
+//!   root only, reusing the stored hash of every untouched subtree, so a
+//!   root costs O(changed keys × depth), not O(state) (`trie.rs`);
 //! - `Meta`: head number, genesis hash, chain id, schema version.
 //!
 //! # Operator tools

@@ -211,7 +211,7 @@ impl TrieWalk {
                 (path, node)
             })
             .collect();
-        nodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        nodes.sort_unstable_by_key(|(path, _)| *path);
         TrieUpdate {
             root,
             nodes,
@@ -301,12 +301,18 @@ fn key_has_prefix(key: &[u8], path: &Nibbles) -> bool {
     if key.len() * 2 < path.len() {
         return false;
     }
-    for i in 0..full {
-        if key[i] != (path.get_unchecked(2 * i) << 4 | path.get_unchecked(2 * i + 1)) {
+    for (i, byte) in key[..full].iter().enumerate() {
+        if *byte != (path.get_unchecked(2 * i) << 4 | path.get_unchecked(2 * i + 1)) {
             return false;
         }
     }
-    path.len() % 2 == 0 || key[full] >> 4 == path.get_unchecked(path.len() - 1)
+    path.len().is_multiple_of(2) || key[full] >> 4 == path.get_unchecked(path.len() - 1)
+}
+
+/// Nibble `i` of a 32-byte key.
+fn nibble_at(key: &B256, i: usize) -> u8 {
+    let byte = key[i / 2];
+    if i.is_multiple_of(2) { byte >> 4 } else { byte & 0xf }
 }
 
 /// The smallest 32-byte key with nibble prefix `path` (the path, zero padded).
@@ -328,23 +334,24 @@ pub(crate) fn walk<K: TransactionKind>(
         nodes: tx.cursor(tables.get(trie.nodes_table()))?,
         leaves: tx.cursor(tables.get(trie.leaves_table()))?,
         trie,
-        targets,
         seek: Vec::with_capacity(2 * WORD_BYTES),
         out: TrieWalk::default(),
     };
-    walker.subtree(Nibbles::new(), true)?;
+    walker.subtree(Nibbles::new(), true, targets)?;
     Ok(walker.out)
 }
 
-struct Walker<'tx, 'a, K: TransactionKind> {
+struct Walker<'tx, K: TransactionKind> {
     nodes: signet_libmdbx::Cursor<'tx, K>,
     leaves: signet_libmdbx::Cursor<'tx, K>,
     trie: TrieId,
-    targets: &'a [B256],
     /// Scratch for seek keys.
     seek: Vec<u8>,
     out: TrieWalk,
 }
+
+/// A table entry as a cursor returns it.
+type RawEntry<'tx> = (Cow<'tx, [u8]>, Cow<'tx, [u8]>);
 
 /// What a branch's child becomes after this block's changes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -356,15 +363,7 @@ enum Child {
     Changed,
 }
 
-impl<K: TransactionKind> Walker<'_, '_, K> {
-    fn has_target(&self, path: &Nibbles) -> bool {
-        let lowest = B256::from(lowest_key(path));
-        let i = self.targets.partition_point(|t| *t < lowest);
-        self.targets
-            .get(i)
-            .is_some_and(|t| key_has_prefix(t.as_slice(), path))
-    }
-
+impl<K: TransactionKind> Walker<'_, K> {
     /// The topmost stored branch at or below `path`: the first stored path
     /// with that prefix (a prefix sorts before its extensions).
     fn top_node(&mut self, path: &Nibbles) -> StorageResult<Option<(Nibbles, BranchNodeCompact)>> {
@@ -413,7 +412,7 @@ impl<K: TransactionKind> Walker<'_, '_, K> {
 
     fn leaf_under(
         &self,
-        item: Option<(Cow<'_, [u8]>, Cow<'_, [u8]>)>,
+        item: Option<RawEntry<'_>>,
         within: &Nibbles,
     ) -> StorageResult<Option<(Nibbles, Vec<u8>)>> {
         let Some((k, v)) = item else {
@@ -459,7 +458,12 @@ impl<K: TransactionKind> Walker<'_, '_, K> {
     /// Adds everything under `path`, which holds a target (or whose branch
     /// parent is going away). `may_hold_node` is false when the parent's
     /// tree mask says no stored branch lies below: one seek saved.
-    fn subtree(&mut self, path: Nibbles, may_hold_node: bool) -> StorageResult<()> {
+    fn subtree(
+        &mut self,
+        path: Nibbles,
+        may_hold_node: bool,
+        targets: &[B256],
+    ) -> StorageResult<()> {
         let top = if may_hold_node {
             self.top_node(&path)?
         } else {
@@ -472,23 +476,48 @@ impl<K: TransactionKind> Walker<'_, '_, K> {
         };
         self.out.visited.push(top);
         if top == path {
-            return self.branch(top, &node);
+            return self.branch(top, &node, targets);
         }
         // An extension led from `path` to `top`; new keys may have split it.
+        let lowest = B256::from(lowest_key(&top));
+        let start = targets.partition_point(|t| *t < lowest);
+        let len = targets[start..]
+            .iter()
+            .take_while(|t| key_has_prefix(t.as_slice(), &top))
+            .count();
         self.leaves(&path, &path, Some(&top))?;
-        self.branch(top, &node)?;
+        self.branch(top, &node, &targets[start..start + len])?;
         if let Some(after) = top.increment() {
             self.leaves(&after, &path, None)?;
         }
         Ok(())
     }
 
-    fn branch(&mut self, path: Nibbles, node: &BranchNodeCompact) -> StorageResult<()> {
+    /// Adds everything under the branch `node` at `path`; `targets` are the
+    /// targets below it, in order.
+    fn branch(
+        &mut self,
+        path: Nibbles,
+        node: &BranchNodeCompact,
+        targets: &[B256],
+    ) -> StorageResult<()> {
+        // The targets below each child: consecutive runs, by the nibble
+        // after `path`.
+        let depth = path.len();
+        let mut below: [std::ops::Range<usize>; 16] = Default::default();
+        let mut start = 0;
+        while start < targets.len() {
+            let nibble = nibble_at(&targets[start], depth);
+            let len = targets[start..]
+                .iter()
+                .take_while(|t| nibble_at(t, depth) == nibble)
+                .count();
+            below[usize::from(nibble)] = start..start + len;
+            start += len;
+        }
         let mut children = [Child::Absent; 16];
         for (nibble, child) in (0u8..16).zip(children.iter_mut()) {
-            let mut child_path = path;
-            child_path.push_unchecked(nibble);
-            *child = if self.has_target(&child_path) {
+            *child = if !below[usize::from(nibble)].is_empty() {
                 Child::Changed
             } else if node.state_mask.is_bit_set(nibble) {
                 Child::Unchanged
@@ -519,13 +548,14 @@ impl<K: TransactionKind> Walker<'_, '_, K> {
             let mut child_path = path;
             child_path.push_unchecked(nibble);
             let stored_below = node.tree_mask.is_bit_set(nibble);
+            let targets = &targets[below[usize::from(nibble)].clone()];
             match child {
                 Child::Absent if stored_below => self.out.emptied.push(child_path),
                 Child::Absent => {}
-                Child::Changed => self.subtree(child_path, stored_below)?,
+                Child::Changed => self.subtree(child_path, stored_below, targets)?,
                 // The branch collapses into its one child: walk into it so
                 // the builder can merge it with what is above.
-                Child::Unchanged if !survives => self.subtree(child_path, stored_below)?,
+                Child::Unchanged if !survives => self.subtree(child_path, stored_below, targets)?,
                 Child::Unchanged if node.hash_mask.is_bit_set(nibble) => {
                     self.out.inputs.push(TrieInput::Subtree(
                         child_path,
@@ -534,7 +564,7 @@ impl<K: TransactionKind> Walker<'_, '_, K> {
                     ));
                 }
                 // A branch short enough to be inlined has no stored hash.
-                Child::Unchanged if stored_below => self.subtree(child_path, true)?,
+                Child::Unchanged if stored_below => self.subtree(child_path, true, targets)?,
                 Child::Unchanged => self.leaves(&child_path, &child_path, None)?,
             }
         }
