@@ -39,10 +39,10 @@ use crate::{
     error::{StorageError, StorageResult},
     tables::Table,
 };
-use alloy_primitives::B256;
+use alloy_primitives::{B256, keccak256};
 use alloy_trie::{
     BranchNodeCompact, HashBuilder, Nibbles, TrieMask,
-    nodes::LeafNodeRef,
+    nodes::{BranchNodeRef, LeafNodeRef, RlpNode},
     proof::{ProofNodes, ProofRetainer},
 };
 use signet_libmdbx::{MdbxError, TransactionKind, WriteFlags, tx::Tx, tx::aliases::RwTxSync};
@@ -190,21 +190,102 @@ impl TrieWalk {
     }
 
     /// Builds the root and the node changes. Pure CPU: no database access.
+    /// A large walk is built on two threads (see [`Self::build_split`]);
+    /// the result is the same either way.
     pub(crate) fn build(&self) -> TrieUpdate {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads > 1
+            && self.inputs.len() >= SPLIT_BUILD_MIN_INPUTS
+            && let Some(update) = self.build_split()
+        {
+            return update;
+        }
+        self.build_whole()
+    }
+
+    /// Builds the whole walk with one hash builder.
+    fn build_whole(&self) -> TrieUpdate {
         let mut hb = HashBuilder::default()
             .with_updates(true)
             .with_all_branch_nodes(true);
         self.feed(&mut hb);
         let root = hb.root();
         let (_, updates) = hb.split();
-        let removed = self
-            .visited
+        self.finish(root, updates.into_iter().collect())
+    }
+
+    /// Builds the root's children on two threads, then the root from their
+    /// hashes. Possible when the root stays a branch (the inputs begin with
+    /// at least two different nibbles); `None` otherwise.
+    ///
+    /// Each child is built by its own hash builder from its inputs with the
+    /// first nibble cut off: the root of that is exactly the node in the
+    /// root's slot (its keys are relative to the slot), and its nodes' paths
+    /// are relative to the slot. A node one nibble deep always has a hash as
+    /// its reference: its keys are 63 nibbles long, so no child of the root
+    /// can be short enough to be inlined.
+    fn build_split(&self) -> Option<TrieUpdate> {
+        let mut groups: Vec<(u8, &[TrieInput])> = Vec::with_capacity(16);
+        let mut start = 0;
+        while start < self.inputs.len() {
+            let nibble = self.inputs[start].key().first()?;
+            let len = self.inputs[start..]
+                .iter()
+                .take_while(|input| input.key().first() == Some(nibble))
+                .count();
+            groups.push((nibble, &self.inputs[start..start + len]));
+            start += len;
+        }
+        if groups.len() < 2 {
+            return None;
+        }
+        // Two halves of about equal input counts.
+        let total = self.inputs.len();
+        let mut seen = 0;
+        let cut = groups
             .iter()
-            .filter(|path| !updates.contains_key(*path))
-            .copied()
-            .collect();
+            .position(|(_, inputs)| {
+                seen += inputs.len();
+                seen * 2 >= total
+            })
+            .map_or(1, |i| (i + 1).clamp(1, groups.len() - 1));
+        let (first, second) = groups.split_at(cut);
+        let (mut children, rest) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| second.iter().map(|g| build_child(g.0, g.1)).collect());
+            let mine: Vec<ChildBuild> = first.iter().map(|g| build_child(g.0, g.1)).collect();
+            let rest: Vec<ChildBuild> = other.join().expect("a trie build panicked");
+            (mine, rest)
+        });
+        children.extend(rest);
+
+        let mut state_mask = TrieMask::default();
+        let mut tree_mask = TrieMask::default();
+        let mut stack = Vec::with_capacity(children.len());
+        let mut hashes = Vec::with_capacity(children.len());
+        let mut nodes = Vec::new();
+        for child in children {
+            state_mask.set_bit(child.nibble);
+            if child.stored {
+                tree_mask.set_bit(child.nibble);
+            }
+            stack.push(RlpNode::word_rlp(&child.hash));
+            hashes.push(child.hash);
+            nodes.extend(child.nodes);
+        }
+        let mut rlp = Vec::new();
+        BranchNodeRef::new(&stack, state_mask).rlp(&mut rlp);
+        let root = keccak256(&rlp);
+        nodes.push((
+            Nibbles::new(),
+            BranchNodeCompact::new(state_mask, tree_mask, state_mask, hashes, Some(root)),
+        ));
+        Some(self.finish(root, nodes))
+    }
+
+    /// Adds the leaf hashes, sorts the nodes and lists the removed ones.
+    fn finish(&self, root: B256, nodes: Vec<(Nibbles, BranchNodeCompact)>) -> TrieUpdate {
         let mut buf = Vec::new();
-        let mut nodes: Vec<_> = updates
+        let mut nodes: Vec<_> = nodes
             .into_iter()
             .map(|(path, node)| {
                 let node = self.with_leaf_hashes(&path, node, &mut buf);
@@ -212,6 +293,12 @@ impl TrieWalk {
             })
             .collect();
         nodes.sort_unstable_by_key(|(path, _)| *path);
+        let removed = self
+            .visited
+            .iter()
+            .filter(|path| nodes.binary_search_by_key(*path, |(p, _)| *p).is_err())
+            .copied()
+            .collect();
         TrieUpdate {
             root,
             nodes,
@@ -295,6 +382,60 @@ impl TrieWalk {
     }
 }
 
+/// Walks with fewer inputs are built on one thread (a thread costs more
+/// than the hashing it would share).
+const SPLIT_BUILD_MIN_INPUTS: usize = 2048;
+
+/// One child of the root, built on its own.
+struct ChildBuild {
+    nibble: u8,
+    /// The hash of the node in the root's slot.
+    hash: B256,
+    /// Whether a branch is stored below the slot (the root's tree mask).
+    stored: bool,
+    /// The branch nodes below the slot, at their full paths.
+    nodes: Vec<(Nibbles, BranchNodeCompact)>,
+}
+
+/// Builds the subtree in the root's slot `nibble` from its inputs.
+fn build_child(nibble: u8, inputs: &[TrieInput]) -> ChildBuild {
+    if let [TrieInput::Subtree(key, hash, stored)] = inputs
+        && key.len() == 1
+    {
+        return ChildBuild {
+            nibble,
+            hash: *hash,
+            stored: *stored,
+            nodes: Vec::new(),
+        };
+    }
+    let mut hb = HashBuilder::default()
+        .with_updates(true)
+        .with_all_branch_nodes(true);
+    for input in inputs {
+        match input {
+            TrieInput::Leaf(key, value) => hb.add_leaf(key.slice(1..), value),
+            TrieInput::Subtree(key, hash, stored) => hb.add_branch(key.slice(1..), *hash, *stored),
+        }
+    }
+    let hash = hb.root();
+    let (_, updates) = hb.split();
+    let slot = Nibbles::from_nibbles_unchecked([nibble]);
+    let nodes: Vec<_> = updates
+        .into_iter()
+        .map(|(path, mut node)| {
+            node.root_hash = None;
+            (slot.join(&path), node)
+        })
+        .collect();
+    ChildBuild {
+        nibble,
+        hash,
+        stored: !nodes.is_empty(),
+        nodes,
+    }
+}
+
 /// Whether the first `path.len()` nibbles of `key` are `path`.
 fn key_has_prefix(key: &[u8], path: &Nibbles) -> bool {
     let full = path.len() / 2;
@@ -312,7 +453,11 @@ fn key_has_prefix(key: &[u8], path: &Nibbles) -> bool {
 /// Nibble `i` of a 32-byte key.
 fn nibble_at(key: &B256, i: usize) -> u8 {
     let byte = key[i / 2];
-    if i.is_multiple_of(2) { byte >> 4 } else { byte & 0xf }
+    if i.is_multiple_of(2) {
+        byte >> 4
+    } else {
+        byte & 0xf
+    }
 }
 
 /// The smallest 32-byte key with nibble prefix `path` (the path, zero padded).
@@ -651,6 +796,77 @@ mod tests {
             lowest_key(&Nibbles::from_nibbles([0xa, 0xb, 0xc]))[..3],
             [0xab, 0xc0, 0]
         );
+    }
+
+    fn leaves(count: usize, seed: u64) -> Vec<TrieInput> {
+        let mut keys: Vec<B256> = (0..count as u64)
+            .map(|i| keccak256([seed.to_be_bytes(), i.to_be_bytes()].concat()))
+            .collect();
+        keys.sort_unstable();
+        keys.iter()
+            .map(|k| TrieInput::Leaf(Nibbles::unpack(k), alloy_rlp::encode(k.as_slice())))
+            .collect()
+    }
+
+    fn walk_of(inputs: Vec<TrieInput>) -> TrieWalk {
+        TrieWalk {
+            inputs,
+            ..TrieWalk::default()
+        }
+    }
+
+    /// The two-thread build gives the whole build's root and nodes, for
+    /// leaves alone and for stored subtrees in the root's slots.
+    #[test]
+    fn split_build_equals_whole_build() {
+        for (count, seed) in [(2, 1), (3, 2), (17, 3), (100, 4), (600, 5), (3000, 6)] {
+            let walk = walk_of(leaves(count, seed));
+            let whole = walk.build_whole();
+            let split = walk.build_split().expect("leaves under several nibbles");
+            assert_eq!(split.root, whole.root, "{count} leaves");
+            // Same nodes and masks. alloy-trie's builder leaves the hash bit
+            // out for a few branch children (about 4%, the walk then reads
+            // them); a child build records every hash, so the split may
+            // hold more hashes, never different ones.
+            assert_eq!(split.nodes.len(), whole.nodes.len(), "{count} leaves");
+            for ((path, s), (whole_path, w)) in split.nodes.iter().zip(&whole.nodes) {
+                assert_eq!(path, whole_path);
+                assert_eq!((s.state_mask, s.tree_mask), (w.state_mask, w.tree_mask));
+                assert!(w.hash_mask.is_subset_of(s.hash_mask), "{path:?}");
+                for nibble in (0..16).filter(|n| w.hash_mask.is_bit_set(*n)) {
+                    assert_eq!(s.hash_for_nibble(nibble), w.hash_for_nibble(nibble));
+                }
+            }
+
+            // Half the slots as the hashes the whole build stored for them.
+            let root = &whole.nodes.iter().find(|(p, _)| p.is_empty()).unwrap().1;
+            let mut inputs = Vec::new();
+            for input in walk.inputs.iter() {
+                let nibble = input.key().first().unwrap();
+                if nibble < 8 || !root.hash_mask.is_bit_set(nibble) {
+                    inputs.push(input.clone());
+                } else if !inputs
+                    .iter()
+                    .any(|i: &TrieInput| i.key() == &Nibbles::from_nibbles([nibble]))
+                {
+                    inputs.push(TrieInput::Subtree(
+                        Nibbles::from_nibbles([nibble]),
+                        root.hash_for_nibble(nibble),
+                        root.tree_mask.is_bit_set(nibble),
+                    ));
+                }
+            }
+            let mixed = walk_of(inputs);
+            assert_eq!(
+                mixed.build_split().unwrap().root,
+                whole.root,
+                "{count} mixed"
+            );
+            assert_eq!(mixed.build_whole().root, whole.root, "{count} mixed whole");
+        }
+        // One slot only: the root is not a branch, no split.
+        let one = walk_of(vec![TrieInput::Leaf(Nibbles::unpack(B256::ZERO), vec![1])]);
+        assert!(one.build_split().is_none());
     }
 
     #[test]
