@@ -493,13 +493,18 @@ impl BlockWriter {
                 .map(|(hashed_address, _)| *hashed_address),
         );
         let account_targets: Vec<B256> = account_targets.into_iter().collect();
-        let (storage_updates, account_walk) = std::thread::scope(|scope| {
-            let builds = scope.spawn(|| build_in_parallel(&storage_walks));
-            let account_walk =
-                trie::walk(&self.tx, &self.tables, TrieId::Accounts, &account_targets);
-            let storage_updates = builds.join().expect("a trie build panicked");
-            (storage_updates, account_walk)
-        });
+        let (storage_updates, account_walk) = if storage_walks.is_empty() {
+            let walk = trie::walk(&self.tx, &self.tables, TrieId::Accounts, &account_targets);
+            (Vec::new(), walk)
+        } else {
+            std::thread::scope(|scope| {
+                let builds = scope.spawn(|| build_in_parallel(&storage_walks));
+                let account_walk =
+                    trie::walk(&self.tx, &self.tables, TrieId::Accounts, &account_targets);
+                let storage_updates = builds.join().expect("a trie build panicked");
+                (storage_updates, account_walk)
+            })
+        };
         let mut account_walk = account_walk?;
 
         // The accounts' leaves with their new storage roots.
@@ -515,6 +520,17 @@ impl BlockWriter {
         }
         account_walk.replace_leaves(&new_leaves)?;
 
+        if storage_walks.is_empty() {
+            let account_update = account_walk.build();
+            trie::write_update(
+                &self.tx,
+                &self.tables,
+                TrieId::Accounts,
+                &account_update,
+                &mut self.buf,
+            )?;
+            return Ok(account_update.root);
+        }
         let (account_update, written) = std::thread::scope(|scope| {
             let build = scope.spawn(|| account_walk.build());
             let written = (|| -> StorageResult<()> {
@@ -732,7 +748,9 @@ impl BlockWriter {
 
     /// Commits everything written: durable once this returns.
     pub fn commit(mut self) -> StorageResult<()> {
-        self.update_tries()?;
+        if !self.changed_storage.is_empty() || !self.changed_accounts.is_empty() {
+            self.update_tries()?;
+        }
         self.tx.commit()?;
         Ok(())
     }
