@@ -520,40 +520,35 @@ impl BlockWriter {
         }
         account_walk.replace_leaves(&new_leaves)?;
 
-        if storage_walks.is_empty() {
-            let account_update = account_walk.build();
-            trie::write_update(
-                &self.tx,
-                &self.tables,
-                TrieId::Accounts,
-                &account_update,
-                &mut self.buf,
-            )?;
-            return Ok(account_update.root);
-        }
-        let (account_update, written) = std::thread::scope(|scope| {
-            let build = scope.spawn(|| account_walk.build());
-            let written = (|| -> StorageResult<()> {
-                for ((hashed_address, _), update) in storage_walks.iter().zip(&storage_updates) {
-                    let trie = TrieId::Storage(*hashed_address);
-                    trie::write_update(&self.tx, &self.tables, trie, update, &mut self.buf)?;
-                }
-                for (hashed_address, leaf) in &new_leaves {
-                    self.tx.put(
-                        self.tables.get(Table::HashedAccounts),
-                        hashed_address.as_slice(),
-                        leaf,
-                        WriteFlags::empty(),
-                    )?;
-                }
-                Ok(())
-            })();
-            (
-                build.join().expect("the account trie build panicked"),
-                written,
-            )
-        });
-        written?;
+        let account_update = if storage_walks.is_empty() {
+            account_walk.build()
+        } else {
+            let (account_update, written) = std::thread::scope(|scope| {
+                let build = scope.spawn(|| account_walk.build());
+                let written = (|| -> StorageResult<()> {
+                    for ((hashed_address, _), update) in storage_walks.iter().zip(&storage_updates)
+                    {
+                        let trie = TrieId::Storage(*hashed_address);
+                        trie::write_update(&self.tx, &self.tables, trie, update, &mut self.buf)?;
+                    }
+                    for (hashed_address, leaf) in &new_leaves {
+                        self.tx.put(
+                            self.tables.get(Table::HashedAccounts),
+                            hashed_address.as_slice(),
+                            leaf,
+                            WriteFlags::empty(),
+                        )?;
+                    }
+                    Ok(())
+                })();
+                (
+                    build.join().expect("the account trie build panicked"),
+                    written,
+                )
+            });
+            written?;
+            account_update
+        };
         trie::write_update(
             &self.tx,
             &self.tables,
