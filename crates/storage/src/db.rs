@@ -9,7 +9,8 @@ use crate::{
 };
 use signet_libmdbx::{
     DatabaseFlags, Environment, EnvironmentFlags, Geometry, MdbxError, Mode, SyncMode,
-    TransactionKind, WriteFlags, tx::Tx,
+    TransactionKind, WriteFlags,
+    tx::{Tx, aliases::RwTxSync},
 };
 use std::{
     borrow::Cow,
@@ -296,4 +297,29 @@ pub(crate) fn get_with<K: TransactionKind, T>(
         Some(v) => f(&v).map(Some),
         None => Ok(None),
     }
+}
+
+/// Deletes every entry of `table` whose key starts with `prefix`, in key
+/// order, handing each key and value to `visit` first. Returns how many went.
+pub(crate) fn drain_prefix(
+    tx: &RwTxSync,
+    tables: &Tables,
+    table: Table,
+    prefix: &[u8],
+    mut visit: impl FnMut(&[u8], &[u8]) -> StorageResult<()>,
+) -> StorageResult<usize> {
+    let mut cursor = tx.cursor(tables.get(table))?;
+    let mut item = cursor.set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(prefix)?;
+    let mut drained = 0;
+    while let Some((k, v)) = item {
+        if !k.starts_with(prefix) {
+            break;
+        }
+        visit(&k, &v)?;
+        cursor.del()?;
+        drained += 1;
+        // After a delete MDBX's NEXT yields the entry that followed.
+        item = cursor.next()?;
+    }
+    Ok(drained)
 }

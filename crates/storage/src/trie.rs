@@ -35,7 +35,7 @@
 
 use crate::{
     codec::WORD_BYTES,
-    db::Tables,
+    db::{Tables, drain_prefix},
     error::{StorageError, StorageResult},
     tables::Table,
 };
@@ -727,7 +727,13 @@ pub(crate) fn write_update(
 ) -> StorageResult<()> {
     let db = tables.get(trie.nodes_table());
     for path in &update.emptied {
-        delete_nodes_under(tx, db, &trie.node_key(path))?;
+        drain_prefix(
+            tx,
+            tables,
+            trie.nodes_table(),
+            &trie.node_key(path),
+            |_, _| Ok(()),
+        )?;
     }
     for path in &update.removed {
         match tx.del(db, trie.node_key(path), None) {
@@ -748,29 +754,13 @@ pub(crate) fn delete_storage_trie(
     tables: &Tables,
     hashed_address: &B256,
 ) -> StorageResult<()> {
-    delete_nodes_under(
+    drain_prefix(
         tx,
-        tables.get(Table::StoragesTrie),
+        tables,
+        Table::StoragesTrie,
         hashed_address.as_slice(),
-    )
-}
-
-/// Deletes every node whose key starts with `prefix`.
-fn delete_nodes_under(
-    tx: &RwTxSync,
-    db: signet_libmdbx::Database,
-    prefix: &[u8],
-) -> StorageResult<()> {
-    let mut cursor = tx.cursor(db)?;
-    let mut item = cursor.set_range::<Cow<'_, [u8]>, ()>(prefix)?;
-    while let Some((k, ())) = item {
-        if !k.starts_with(prefix) {
-            break;
-        }
-        cursor.del()?;
-        // After a delete MDBX's NEXT yields the entry that followed.
-        item = cursor.next()?;
-    }
+        |_, _| Ok(()),
+    )?;
     Ok(())
 }
 

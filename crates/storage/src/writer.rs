@@ -2,7 +2,7 @@
 
 use crate::{
     codec::{self, ADDRESS_BYTES, ChangeSetEntry, STORAGE_KEY_BYTES, WORD_BYTES},
-    db::{MAX_META_KEY_BYTES, MAX_VALUE_BYTES, Tables, get_raw, get_with},
+    db::{MAX_META_KEY_BYTES, MAX_VALUE_BYTES, Tables, drain_prefix, get_raw, get_with},
     error::{StorageError, StorageResult},
     reader,
     tables::{Table, meta_keys},
@@ -15,10 +15,7 @@ use infera_primitives::{
     Account, BlockNumber, ReceiptEnvelope, SealedBlock, StateChanges, TxLocation,
 };
 use signet_libmdbx::{MdbxError, WriteFlags, tx::aliases::RwTxSync};
-use std::{
-    borrow::Cow,
-    collections::{BTreeMap, BTreeSet},
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The write transaction of one block. Everything written through it becomes
 /// visible atomically at [`BlockWriter::commit`]; dropping it without commit
@@ -361,48 +358,39 @@ impl BlockWriter {
         changed: &mut Vec<U256>,
     ) -> StorageResult<()> {
         let history = self.db(Table::StorageHistory);
-        let mut any = false;
-        {
-            let mut cursor = self.tx.cursor(self.db(Table::PlainStorage))?;
-            let start = codec::storage_key(address, &U256::ZERO);
-            let mut item = cursor.set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(&start)?;
-            while let Some((k, v)) = item {
-                if k.get(..ADDRESS_BYTES) != Some(address.as_slice()) {
-                    break;
-                }
+        let tx = &self.tx;
+        drain_prefix(
+            tx,
+            &self.tables,
+            Table::PlainStorage,
+            address.as_slice(),
+            |k, v| {
                 if k.len() != STORAGE_KEY_BYTES {
                     return Err(StorageError::corrupt(
                         Table::PlainStorage,
-                        &k,
+                        k,
                         "bad key length",
                     ));
                 }
                 let slot = U256::from_be_slice(&k[ADDRESS_BYTES..]);
-                let value = codec::decode_word(Table::PlainStorage, &k, &v)?;
+                let value = codec::decode_word(Table::PlainStorage, k, v)?;
                 put_if_absent(
-                    &self.tx,
+                    tx,
                     history,
                     &codec::storage_history_key(address, &slot, block),
                     &value.to_be_bytes::<WORD_BYTES>(),
                 )?;
                 changed.push(slot);
-                cursor.del()?;
-                // After a delete MDBX's NEXT yields the entry that followed.
-                item = cursor.next()?;
-            }
-        }
-        {
-            let mut cursor = self.tx.cursor(self.db(Table::HashedStorage))?;
-            let mut item = cursor.set_range::<Cow<'_, [u8]>, ()>(hashed_address.as_slice())?;
-            while let Some((k, ())) = item {
-                if k.get(..WORD_BYTES) != Some(hashed_address.as_slice()) {
-                    break;
-                }
-                any = true;
-                cursor.del()?;
-                item = cursor.next()?;
-            }
-        }
+                Ok(())
+            },
+        )?;
+        let any = drain_prefix(
+            tx,
+            &self.tables,
+            Table::HashedStorage,
+            hashed_address.as_slice(),
+            |_, _| Ok(()),
+        )? > 0;
         if any || !changed.is_empty() {
             // With no stored node left, the next walk reads all of the
             // account's leaves: only those written after the wipe.
