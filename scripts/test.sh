@@ -23,7 +23,7 @@ nvrtc_dir="$(./scripts/nvrtc.sh | tail -n1)"
 
 echo "== cargo test"
 LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" INFERA_REQUIRE_NVRTC=1 \
-    cargo test --workspace --locked
+    cargo test --workspace --locked --features infera/test-hooks
 
 echo "== client compatibility (ethers v6, viem, web3.py against fresh dev nodes)"
 ./tests/clients/run.sh

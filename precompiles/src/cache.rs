@@ -5,10 +5,9 @@
 //! reorgs and past-state calls), and a hit or a miss never changes a result or
 //! the gas charged; the cache only saves decoding time.
 
-use std::sync::{
-    Arc, OnceLock,
-    atomic::{AtomicBool, Ordering},
-};
+#[cfg(feature = "test-hooks")]
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use alloy_primitives::B256;
 use infera_kernels::{Kernels, Model, ModelError, RunOptions};
@@ -51,7 +50,9 @@ pub struct ModelCache {
     /// Fault injection for consensus tests: every inference output is
     /// rotated by one byte, so this node computes results no honest node
     /// reproduces and its peers must reject its blocks. Never set in
-    /// production (`infera node --test.corrupt-inference`, hidden).
+    /// production: only builds with the `test-hooks` feature have it
+    /// (`infera node --test.corrupt-inference`).
+    #[cfg(feature = "test-hooks")]
     corrupt_outputs: AtomicBool,
     /// The accelerator inferences may run on (set once at node start,
     /// `--inference.device`); `None`: every inference on the CPU.
@@ -74,6 +75,7 @@ impl ModelCache {
             max_bytes,
             max_models,
             kernels: Kernels::Best,
+            #[cfg(feature = "test-hooks")]
             corrupt_outputs: AtomicBool::new(false),
             offload: OnceLock::new(),
         }
@@ -102,11 +104,13 @@ impl ModelCache {
     }
 
     /// Turns the consensus-test fault injection on or off (see the field).
+    #[cfg(feature = "test-hooks")]
     pub fn set_corrupt_outputs(&self, corrupt: bool) {
         self.corrupt_outputs.store(corrupt, Ordering::Relaxed);
     }
 
     /// Whether inference outputs are deliberately corrupted.
+    #[cfg(feature = "test-hooks")]
     pub fn corrupts_outputs(&self) -> bool {
         self.corrupt_outputs.load(Ordering::Relaxed)
     }

@@ -97,11 +97,13 @@ pub(crate) fn run<J: JournalTr>(
         u64::from(record.output_bytes),
     ))?;
     let model = load_model(host, cache, id)?;
+    #[cfg_attr(not(feature = "test-hooks"), expect(unused_mut))]
     let mut output = cache.infer(id, &model, &data).map_err(|e| {
         revert(MalformedCall {
             reason: format!("inference: {e}"),
         })
     })?;
+    #[cfg(feature = "test-hooks")]
     if cache.corrupts_outputs() {
         // Rotating the tensor moves its largest element, so an argmax (the
         // form contracts use most) changes too, not only the raw bytes.

@@ -94,7 +94,9 @@ struct NodeArgs {
     authority_key: Option<String>,
 
     /// Test only: corrupt every inference output, so honest peers must reject
-    /// this node's blocks (used by the network tests).
+    /// this node's blocks (used by the network tests). Only in builds with
+    /// the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
     #[arg(long = "test.corrupt-inference", hide = true)]
     test_corrupt_inference: bool,
 
@@ -410,7 +412,10 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
             .wrap_err("--p2p.addr/--port")?,
         bootnodes,
         authority_key,
+        #[cfg(feature = "test-hooks")]
         corrupt_inference: args.test_corrupt_inference,
+        #[cfg(not(feature = "test-hooks"))]
+        corrupt_inference: false,
     };
     runtime.block_on(infera_node::run_network_node(
         config,

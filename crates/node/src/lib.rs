@@ -23,7 +23,7 @@ use infera_storage::Database;
 use infera_txpool::{PoolConfig, TxPool};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, broadcast};
-use tracing::{info, warn};
+use tracing::info;
 
 pub use genesis::{GenesisOutcome, init_genesis};
 pub use import::{
@@ -103,7 +103,8 @@ pub struct P2pConfig {
     /// This node's authority key, if it seals blocks.
     pub authority_key: Option<secp256k1::SecretKey>,
     /// Fault injection for consensus tests: compute wrong inference outputs
-    /// (see `ModelCache::set_corrupt_outputs`).
+    /// (see `ModelCache::set_corrupt_outputs`). Honoured only by builds with
+    /// the `test-hooks` feature; others ignore it.
     pub corrupt_inference: bool,
 }
 
@@ -286,8 +287,9 @@ pub async fn run_network_node(
         rpc: ctx,
         ..
     } = core;
+    #[cfg(feature = "test-hooks")]
     if p2p.corrupt_inference {
-        warn!(target: "infera::node", "TEST MODE: this node corrupts every inference output; honest peers will reject its blocks");
+        tracing::warn!(target: "infera::node", "TEST MODE: this node corrupts every inference output; honest peers will reject its blocks");
         ctx.model_cache().set_corrupt_outputs(true);
     }
     let manager = chain::ChainManager::new(

@@ -425,6 +425,9 @@ fn authorities_seal_in_turn_and_every_node_reexecutes_every_block() {
     wait_agreement(&[&a, &b, &c, &follower], tip);
 }
 
+/// Needs the `test-hooks` feature (the tampering node's flag); `scripts/test.sh`
+/// enables it.
+#[cfg(feature = "test-hooks")]
 #[test]
 fn a_block_with_a_tampered_inference_is_rejected_and_the_honest_chain_wins() {
     let dir = tempfile::tempdir().unwrap();
