@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use alloy_consensus::{SignableTransaction, TxEip1559};
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use eyre::{WrapErr, bail, eyre};
-use secp256k1::{Message, SECP256K1, SecretKey};
+use secp256k1::SecretKey;
 use serde_json::{Value, json};
 
 /// How long one HTTP request may take, in seconds.
@@ -286,23 +286,15 @@ impl Signer {
             })?;
         let key = SecretKey::from_byte_array(bytes)
             .map_err(|_| eyre!("bad key in {origin}: not a valid secp256k1 private key"))?;
-        let pk = key.public_key(SECP256K1).serialize_uncompressed();
         Ok(Self {
             key,
-            address: Address::from_raw_public_key(&pk[1..]),
+            address: infera_primitives::address_of_secret(&key),
         })
     }
 
     /// Signs `tx`; returns the raw EIP-2718 bytes and the transaction hash.
     pub fn sign(&self, tx: TxEip1559) -> (Vec<u8>, B256) {
-        let digest = tx.signature_hash();
-        let rs = SECP256K1.sign_ecdsa_recoverable(Message::from_digest(digest.0), &self.key);
-        let (rec, b) = rs.serialize_compact();
-        let sig = Signature::new(
-            U256::from_be_slice(&b[..32]),
-            U256::from_be_slice(&b[32..]),
-            i32::from(rec) != 0,
-        );
+        let sig = infera_primitives::sign_hash(&self.key, tx.signature_hash());
         let signed = tx.into_signed(sig);
         (signed.encoded_2718(), *signed.hash())
     }

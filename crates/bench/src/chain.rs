@@ -2,11 +2,11 @@
 //! signed EIP-1559 transactions and the ERC-20 artifact.
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256, keccak256};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use eyre::{Context as _, ContextCompat as _, Result};
 use infera_chainspec::ChainSpec;
 use infera_primitives::RecoveredTx;
-use secp256k1::{Message, SECP256K1, SecretKey};
+use secp256k1::SecretKey;
 
 /// Chain id of the dev chain (genesis/dev.json).
 pub const CHAIN_ID: u64 = 6174;
@@ -36,10 +36,9 @@ pub fn key(i: u64) -> Key {
     seed.extend_from_slice(&i.to_be_bytes());
     let secret = SecretKey::from_byte_array(keccak256(&seed).0)
         .expect("a keccak output is a valid secp256k1 key with overwhelming probability");
-    let public = secret.public_key(SECP256K1).serialize_uncompressed();
     Key {
         secret,
-        address: Address::from_raw_public_key(&public[1..]),
+        address: infera_primitives::address_of_secret(&secret),
     }
 }
 
@@ -130,15 +129,7 @@ impl Unsigned {
 
     /// Signs with secp256k1; the sender is known, the hash is the envelope's.
     pub fn sign(self) -> RecoveredTx {
-        let digest = self.tx.signature_hash();
-        let signature =
-            SECP256K1.sign_ecdsa_recoverable(Message::from_digest(digest.0), &self.key.secret);
-        let (recid, bytes) = signature.serialize_compact();
-        let signature = Signature::new(
-            U256::from_be_slice(&bytes[..32]),
-            U256::from_be_slice(&bytes[32..]),
-            i32::from(recid) == 1,
-        );
+        let signature = infera_primitives::sign_hash(&self.key.secret, self.tx.signature_hash());
         let tx = TxEnvelope::from(self.tx.into_signed(signature));
         RecoveredTx {
             hash: *tx.tx_hash(),

@@ -165,3 +165,25 @@ pub enum ChainEvent {
     /// A transaction entered the pool.
     PendingTransaction(B256),
 }
+
+/// Signs a 32-byte digest with a secp256k1 key (RFC 6979 nonce, low `s`), as
+/// every transaction and message signature of the node is made: the dev
+/// accounts' `eth_sign*`, `infera model upload`'s key, the benchmarks.
+pub fn sign_hash(secret: &secp256k1::SecretKey, hash: B256) -> alloy_primitives::Signature {
+    let (recid, compact) = secp256k1::SECP256K1
+        .sign_ecdsa_recoverable(secp256k1::Message::from_digest(hash.0), secret)
+        .serialize_compact();
+    alloy_primitives::Signature::new(
+        U256::from_be_slice(&compact[..32]),
+        U256::from_be_slice(&compact[32..]),
+        i32::from(recid) == 1,
+    )
+}
+
+/// The address of a secp256k1 key's account.
+pub fn address_of_secret(secret: &secp256k1::SecretKey) -> Address {
+    let public = secret
+        .public_key(secp256k1::SECP256K1)
+        .serialize_uncompressed();
+    Address::from_raw_public_key(&public[1..])
+}

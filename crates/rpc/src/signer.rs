@@ -18,10 +18,10 @@
 use alloy_consensus::{SignableTransaction, TypedTransaction};
 use alloy_dyn_abi::TypedData;
 use alloy_eips::{BlockId, BlockNumberOrTag, eip2718::Encodable2718};
-use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256, eip191_hash_message};
+use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, eip191_hash_message};
 use alloy_rpc_types_eth::{TransactionInput, TransactionRequest};
 use jsonrpsee::{core::RpcResult as JsonResult, proc_macros::rpc};
-use secp256k1::{Message, SECP256K1, SecretKey};
+use secp256k1::SecretKey;
 use serde_json::Value;
 
 use crate::{RpcContext, RpcError, RpcResult};
@@ -46,8 +46,7 @@ impl DevSigner {
     /// valid key (zero, or not below the curve order).
     pub fn from_secret(secret: B256) -> Option<Self> {
         let secret = SecretKey::from_byte_array(secret.0).ok()?;
-        let public = secp256k1::PublicKey::from_secret_key(SECP256K1, &secret);
-        let address = infera_chainspec::address_of_public_key(&public.serialize_uncompressed());
+        let address = infera_primitives::address_of_secret(&secret);
         Some(Self { address, secret })
     }
 
@@ -67,14 +66,7 @@ impl DevSigner {
 
     /// Signs a 32-byte digest (RFC 6979 nonce, low `s`).
     pub fn sign_hash(&self, hash: B256) -> Signature {
-        let (recid, compact) = SECP256K1
-            .sign_ecdsa_recoverable(Message::from_digest(hash.0), &self.secret)
-            .serialize_compact();
-        Signature::new(
-            U256::from_be_slice(&compact[..32]),
-            U256::from_be_slice(&compact[32..]),
-            i32::from(recid) == 1,
-        )
+        infera_primitives::sign_hash(&self.secret, hash)
     }
 }
 
