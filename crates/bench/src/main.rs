@@ -8,9 +8,9 @@
 //!    (`infera_node::builder::build_and_commit`: pool, executor, state root,
 //!    MDBX durable commit) for (a) plain ETH transfers and (b) ERC-20
 //!    transfers, beside plain revm executing the same transactions on an
-//!    in-memory database; prints the ratio. A second node database runs an
-//!    instrumented copy of the builder on the same blocks (same block hashes,
-//!    checked) to split the time into execution and commit.
+//!    in-memory database; prints the ratio. The builder's own phase timings
+//!    (`build_and_commit_timed`) split the time into execution and commit; a
+//!    second node database builds the same blocks (same block hashes, checked).
 //! 2. JSON-RPC requests/s for `eth_blockNumber` and an `eth_call`
 //!    (`balanceOf`) with 64 concurrent keep-alive connections on loopback.
 //!
@@ -72,7 +72,7 @@ struct BlockRun {
     block: Arc<SealedBlock>,
     /// `build_and_commit`, whole.
     node: Duration,
-    /// The instrumented copy, by phase.
+    /// The same build, by phase (the builder's `BuildTimings`).
     phases: Phases,
     /// Accounts in state after the block.
     accounts: u64,
@@ -372,7 +372,7 @@ fn main() -> Result<()> {
             s.node_mgas / s.raw_mgas
         );
     }
-    println!("(exec Mgas/s = the node's execution phase alone, from the instrumented copy)");
+    println!("(exec Mgas/s = the node's execution phase alone, from the builder's phase timings)");
     println!();
     for s in &summaries {
         println!(
@@ -388,7 +388,7 @@ fn main() -> Result<()> {
 
     println!();
     println!(
-        "== Where the node's time goes (instrumented copy of build_and_commit, ms per block, mean) =="
+        "== Where the node's time goes (build_and_commit's phase timings, ms per block, mean) =="
     );
     println!(
         "{:<16} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>9} {:>8} {:>8}",
@@ -440,7 +440,7 @@ fn main() -> Result<()> {
         "block = tx/receipt roots, header, insert_block; commit = MDBX durable commit (fsync); pool = on_new_block;"
     );
     println!(
-        "pg MB = MDBX pages allocated or copied-on-write per block (page ops newly + cow): what the commit writes; io MB = /proc/self/io write_bytes during the commit (kernel page-cache accounting, can count whole large folios);"
+        "pg MB = MDBX pages allocated or copied-on-write per block (page ops newly + cow): what the commit writes; io MB = /proc/self/io write_bytes during the build, i.e. its commit (kernel page-cache accounting, can count whole large folios);"
     );
     println!(
         "commit % = apply + root + block + commit; b&c total = the real build_and_commit on the other database."
@@ -491,10 +491,10 @@ fn main() -> Result<()> {
         }
     }
     println!(
-        "(accts = accounts in state; slots = the token's storage slots; exec/apply/root/commit from the instrumented copy;"
+        "(accts = accounts in state; slots = the token's storage slots; exec/apply/root/commit from the builder's phase timings;"
     );
     println!(
-        " MB = io MB, write_bytes during the commit; pg MB = pages MDBX allocated or copied-on-write in the block's write transaction)"
+        " MB = io MB, write_bytes during the build, i.e. its commit; pg MB = pages MDBX allocated or copied-on-write in the block's write transaction)"
     );
 
     // State root vs number of accounts: least squares over the ETH blocks

@@ -6,17 +6,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy_consensus::{
-    EMPTY_OMMER_ROOT_HASH, Header,
-    proofs::{calculate_receipt_root, calculate_transaction_root},
-};
-use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
+use alloy_consensus::Header;
 use eyre::{ContextCompat as _, Result, WrapErr as _};
-use infera_chainspec::{ChainSpec, SpecId};
-use infera_evm::{BlockEnvInput, BlockExecutor, EvmError, ExecutionConfig, InvalidTransaction};
-use infera_primitives::{
-    Address, B256, Bytes, EMPTY_ROOT_HASH, RecoveredTx, SealedBlock, StateReader, keccak256,
-};
+use infera_chainspec::ChainSpec;
+use infera_node::builder::BuildTimings;
+use infera_primitives::{Address, RecoveredTx, SealedBlock, StateReader};
 use infera_storage::Database;
 use infera_txpool::{PoolConfig, TxPool};
 use parking_lot::Mutex;
@@ -32,7 +26,8 @@ pub struct Rig {
     _dir: tempfile::TempDir,
 }
 
-/// Where one block's time went in the instrumented builder.
+/// Where one block's time went: the builder's own phases
+/// ([`BuildTimings`]) and what its write transaction wrote.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Phases {
     /// `pool.best_transactions`.
@@ -43,14 +38,15 @@ pub struct Phases {
     pub apply: Duration,
     /// `state_root`: storage roots of touched accounts + account trie over all accounts.
     pub root: Duration,
-    /// Transaction and receipt roots, header, `insert_block`.
+    /// Transaction and receipt roots, header, `insert_block` (the builder's `insert`).
     pub block: Duration,
     /// MDBX commit (durable: fsync of data and meta pages).
     pub commit: Duration,
     /// Pool update after the block (`on_new_block`).
     pub pool: Duration,
-    /// Bytes this process sent to storage during the commit (`write_bytes`
-    /// of /proc/self/io; 0 where unavailable).
+    /// Bytes this process sent to storage during the build (`write_bytes`
+    /// of /proc/self/io; 0 where unavailable). The map is write-mapped, so
+    /// the block's pages reach storage with its commit.
     pub commit_bytes: u64,
     /// Pages the block's write transaction allocated or copied (MDBX page
     /// ops `newly + cow`), in bytes: what a copy-on-write commit must write.
@@ -58,6 +54,20 @@ pub struct Phases {
 }
 
 impl Phases {
+    fn from_timings(t: &BuildTimings) -> Self {
+        Self {
+            select: t.select,
+            execute: t.execute,
+            apply: t.apply,
+            root: t.root,
+            block: t.insert,
+            commit: t.commit,
+            pool: t.pool,
+            commit_bytes: 0,
+            dirty_bytes: 0,
+        }
+    }
+
     pub fn total(&self) -> Duration {
         self.select + self.execute + self.apply + self.root + self.block + self.commit + self.pool
     }
@@ -126,155 +136,27 @@ impl Rig {
         self.pool.lock().len()
     }
 
-    /// One block through the node's `build_and_commit`, timed as a whole.
-    pub fn build(&self, timestamp: u64) -> Result<(Arc<SealedBlock>, Duration)> {
+    /// One block through the node's builder (`build_and_commit_timed`):
+    /// its time as a whole, its phases, and what its write transaction wrote.
+    pub fn build(&self, timestamp: u64) -> Result<(Arc<SealedBlock>, Duration, Phases)> {
+        let pages_before = self.dirty_pages()?;
+        let io_before = proc_write_bytes();
         let start = Instant::now();
-        let committed = infera_node::builder::build_and_commit(
+        let (committed, timings) = infera_node::builder::build_and_commit_timed(
             &self.db,
             &self.chain,
             &self.pool,
             self.coinbase,
             timestamp,
             &self.models,
+            &|_| Ok(()),
         )?;
-        Ok((committed.block, start.elapsed()))
-    }
-
-    /// The same steps as `infera_node::builder::build_and_commit` (copied from
-    /// crates/node/src/builder.rs, public APIs only), with a timer around
-    /// each. The caller checks it yields the same block hash as the real one.
-    pub fn build_instrumented(&self, timestamp_s: u64) -> Result<(Arc<SealedBlock>, Phases)> {
-        let mut phases = Phases::default();
-        let chain = &*self.chain;
-        let t = Instant::now();
-        let reader = self.db.reader()?;
-        let head = reader.head_number()?.wrap_err("no head")?;
-        let parent = reader.header(head)?.wrap_err("no head header")?;
-        let parent_hash = reader.canonical_hash(head)?.wrap_err("no head hash")?;
-        let number = head + 1;
-        let timestamp = timestamp_s.max(parent.timestamp + 1);
-        let spec = chain.spec_at(number, timestamp);
-        let base_fee = chain.next_base_fee(&parent).unwrap_or(0);
-        let gas_limit = parent.gas_limit;
-        let prevrandao = keccak256(parent_hash);
-        let env = BlockEnvInput {
-            number,
-            timestamp,
-            beneficiary: self.coinbase,
-            gas_limit,
-            base_fee_per_gas: base_fee,
-            prevrandao,
-            excess_blob_gas: 0,
-            parent_hash,
-            parent_beacon_block_root: spec.is_enabled_in(SpecId::CANCUN).then_some(B256::ZERO),
-            ..Default::default()
-        };
-        let cfg = ExecutionConfig {
-            chain_id: chain.chain_id(),
-            spec,
-        };
-        let candidates = self.pool.lock().best_transactions(base_fee);
-        phases.select = t.elapsed();
-
-        let t = Instant::now();
-        let precompiles = infera_precompiles::InferaPrecompiles::new(spec, self.models.clone());
-        let mut executor =
-            BlockExecutor::with_precompiles(reader.latest_state(), cfg, env, precompiles)?;
-        let mut included: Vec<RecoveredTx> = Vec::with_capacity(candidates.len());
-        let mut invalid: Vec<B256> = Vec::new();
-        let mut skipped_senders: Vec<Address> = Vec::new();
-        for tx in candidates {
-            if skipped_senders.contains(&tx.sender) {
-                continue;
-            }
-            match executor.execute_transaction(&tx) {
-                Ok(_) => included.push(tx),
-                Err(EvmError::InvalidTransaction(err)) if is_temporarily_unfit(&err) => {
-                    skipped_senders.push(tx.sender);
-                }
-                Err(EvmError::InvalidTransaction(_)) => {
-                    invalid.push(tx.hash);
-                    skipped_senders.push(tx.sender);
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
-        let outcome = executor.finish();
-        phases.execute = t.elapsed();
-
-        let pages_before = self.dirty_pages()?;
-        let t = Instant::now();
-        let mut writer = self.db.writer()?;
-        writer.apply_state(number, &outcome.changes)?;
-        phases.apply = t.elapsed();
-
-        let t = Instant::now();
-        let state_root = writer.state_root()?;
-        phases.root = t.elapsed();
-
-        let t = Instant::now();
-        let envelopes: Vec<_> = included.iter().map(|tx| tx.tx.clone()).collect();
-        let header = Header {
-            parent_hash,
-            ommers_hash: EMPTY_OMMER_ROOT_HASH,
-            beneficiary: self.coinbase,
-            state_root,
-            transactions_root: calculate_transaction_root(&envelopes),
-            receipts_root: calculate_receipt_root(&outcome.receipts),
-            logs_bloom: outcome.logs_bloom,
-            difficulty: Default::default(),
-            number,
-            gas_limit,
-            gas_used: outcome.gas_used,
-            timestamp,
-            extra_data: Bytes::from_static(infera_node::builder::DEV_EXTRA_DATA),
-            mix_hash: prevrandao,
-            nonce: Default::default(),
-            base_fee_per_gas: spec.is_enabled_in(SpecId::LONDON).then_some(base_fee),
-            withdrawals_root: spec
-                .is_enabled_in(SpecId::SHANGHAI)
-                .then_some(EMPTY_ROOT_HASH),
-            blob_gas_used: spec.is_enabled_in(SpecId::CANCUN).then_some(0),
-            excess_blob_gas: spec.is_enabled_in(SpecId::CANCUN).then_some(0),
-            parent_beacon_block_root: env.parent_beacon_block_root,
-            requests_hash: spec
-                .is_enabled_in(SpecId::PRAGUE)
-                .then_some(EMPTY_REQUESTS_HASH),
-            block_access_list_hash: None,
-            slot_number: None,
-        };
-        let block = SealedBlock::new(header, included);
-        writer.insert_block(&block, &outcome.receipts)?;
-        phases.block = t.elapsed();
-
-        let io_before = proc_write_bytes();
-        let t = Instant::now();
-        writer.commit()?;
-        drop(reader);
-        phases.commit = t.elapsed();
+        let time = start.elapsed();
+        let mut phases = Phases::from_timings(&timings);
         phases.commit_bytes = proc_write_bytes().saturating_sub(io_before);
         let page = u64::from(self.db.env().stat()?.page_size());
         phases.dirty_bytes = self.dirty_pages()?.saturating_sub(pages_before) * page;
-
-        let t = Instant::now();
-        {
-            let reader = self.db.reader()?;
-            let state = reader.latest_state();
-            let mined: Vec<B256> = block.transactions.iter().map(|tx| tx.hash).collect();
-            let mut pool = self.pool.lock();
-            for hash in invalid {
-                pool.remove_invalid(hash);
-            }
-            pool.on_new_block(&mined, |address| {
-                state
-                    .account(address)
-                    .ok()
-                    .flatten()
-                    .map_or(0, |account| account.nonce)
-            });
-        }
-        phases.pool = t.elapsed();
-        Ok((Arc::new(block), phases))
+        Ok((committed.block, time, phases))
     }
 
     /// MDBX's counter of pages allocated (`newly`) or copied for update (`cow`).
@@ -317,38 +199,28 @@ fn proc_write_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-fn is_temporarily_unfit(err: &InvalidTransaction) -> bool {
-    matches!(
-        err,
-        InvalidTransaction::NonceTooHigh { .. }
-            | InvalidTransaction::GasLimitAboveBlockRemaining { .. }
-            | InvalidTransaction::FeeCapBelowBaseFee { .. }
-    )
-}
-
-/// The same next block on two databases with the same pool contents: through
-/// `build_and_commit` on `plain` (its time) and through the instrumented copy
-/// on `instrumented` (its phases), checked to have the same hash. Which goes
-/// first alternates with the block number, so neither always gets the warmer
-/// caches.
+/// The same next block on two databases with the same pool contents, both
+/// through the node's builder, checked to have the same hash; the time and
+/// phases are `timed`'s. Which goes first alternates with the block number,
+/// so neither always gets the warmer caches.
 pub fn build_pair(
-    plain: &Rig,
-    instrumented: &Rig,
+    timed: &Rig,
+    twin: &Rig,
     timestamp: u64,
 ) -> Result<(Arc<SealedBlock>, Duration, Phases)> {
-    let number = plain.head()?.number + 1;
-    let ((block, time), (twin, phases)) = if number % 2 == 0 {
-        let a = plain.build(timestamp)?;
-        (a, instrumented.build_instrumented(timestamp)?)
+    let number = timed.head()?.number + 1;
+    let ((block, time, phases), (twin_block, ..)) = if number % 2 == 0 {
+        let a = timed.build(timestamp)?;
+        (a, twin.build(timestamp)?)
     } else {
-        let b = instrumented.build_instrumented(timestamp)?;
-        (plain.build(timestamp)?, b)
+        let b = twin.build(timestamp)?;
+        (timed.build(timestamp)?, b)
     };
     eyre::ensure!(
-        block.hash == twin.hash,
-        "block {number}: build_and_commit and the instrumented copy disagree ({} vs {})",
+        block.hash == twin_block.hash,
+        "block {number}: the two databases built different blocks ({} vs {})",
         block.hash,
-        twin.hash
+        twin_block.hash
     );
     Ok((block, time, phases))
 }

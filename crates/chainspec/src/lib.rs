@@ -24,6 +24,9 @@ use infera_primitives::{
 };
 pub use revm::primitives::hardfork::SpecId;
 
+pub mod next_block;
+pub use next_block::{BlockAttributes, BlockOutput, GasLimit, NextBlock};
+
 /// Chain id of the embedded dev chain (`--dev`). Chosen to collide with no
 /// public network, Hardhat (31337) or geth's dev mode (1337).
 pub const DEV_CHAIN_ID: u64 = 6174;

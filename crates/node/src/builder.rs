@@ -1,18 +1,17 @@
 //! Building a block from the pool on top of the current head, and committing
 //! it: execution, state root, header, and one storage write transaction.
 
-use std::sync::Arc;
-
-use alloy_consensus::{
-    EMPTY_OMMER_ROOT_HASH, Header,
-    proofs::{calculate_receipt_root, calculate_transaction_root},
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
 };
-use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
-use infera_chainspec::{ChainSpec, SpecId};
+
+use alloy_consensus::Header;
+use infera_chainspec::{BlockAttributes, BlockOutput, ChainSpec, GasLimit, NextBlock};
 use infera_evm::{BlockEnvInput, BlockExecutor, EvmError, ExecutionConfig, InvalidTransaction};
 use infera_precompiles::{InferaPrecompiles, ModelCache};
 use infera_primitives::{
-    Address, B256, Bytes, EMPTY_ROOT_HASH, ReceiptEnvelope, RecoveredTx, SealedBlock, keccak256,
+    Address, B256, Bytes, ReceiptEnvelope, RecoveredTx, SealedBlock, keccak256,
 };
 use infera_storage::Database;
 use infera_txpool::TxPool;
@@ -29,6 +28,33 @@ pub const DEV_EXTRA_DATA: &[u8] = b"infera";
 pub struct CommittedBlock {
     pub block: Arc<SealedBlock>,
     pub receipts: Arc<Vec<ReceiptEnvelope>>,
+}
+
+/// Where one block's build went, phase by phase (what the benchmarks report).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BuildTimings {
+    /// Reading the parent, the header template and `pool.best_transactions`.
+    pub select: Duration,
+    /// EVM execution of every transaction and the post-block steps
+    /// (requests, rewards), receipts included.
+    pub execute: Duration,
+    /// `apply_state`: plain, hashed and history tables, change set.
+    pub apply: Duration,
+    /// `state_root`: the trie walk from the changed keys.
+    pub root: Duration,
+    /// Transaction and receipt roots, the header, its seal, `insert_block`.
+    pub insert: Duration,
+    /// The MDBX commit (durable: data and meta pages synced).
+    pub commit: Duration,
+    /// The pool's update after the block (`on_new_block`).
+    pub pool: Duration,
+}
+
+impl BuildTimings {
+    /// Every phase together.
+    pub fn total(&self) -> Duration {
+        self.select + self.execute + self.apply + self.root + self.insert + self.commit + self.pool
+    }
 }
 
 /// Builds the next block from the best pool transactions and commits it.
@@ -61,6 +87,22 @@ pub fn build_and_commit_sealed(
     models: &Arc<ModelCache>,
     seal: &dyn Fn(&mut Header) -> NodeResult<()>,
 ) -> NodeResult<CommittedBlock> {
+    build_and_commit_timed(db, chain, pool, beneficiary, timestamp_s, models, seal)
+        .map(|(committed, _)| committed)
+}
+
+/// [`build_and_commit_sealed`], with the time each phase took.
+pub fn build_and_commit_timed(
+    db: &Database,
+    chain: &ChainSpec,
+    pool: &Mutex<TxPool>,
+    beneficiary: Address,
+    timestamp_s: u64,
+    models: &Arc<ModelCache>,
+    seal: &dyn Fn(&mut Header) -> NodeResult<()>,
+) -> NodeResult<(CommittedBlock, BuildTimings)> {
+    let mut timings = BuildTimings::default();
+    let t = Instant::now();
     let reader = db.reader()?;
     let head = reader.head_number()?.ok_or(NodeError::NoGenesis)?;
     let parent = reader.header(head)?.ok_or_else(|| {
@@ -70,32 +112,34 @@ pub fn build_and_commit_sealed(
         .canonical_hash(head)?
         .ok_or_else(|| NodeError::Invariant(format!("head block {head} has no canonical hash")))?;
 
-    let number = head + 1;
-    let timestamp = timestamp_s.max(parent.timestamp + 1);
-    let spec = chain.spec_at(number, timestamp);
-    let base_fee = chain.next_base_fee(&parent).unwrap_or(0);
-    let gas_limit = parent.gas_limit;
-    // Dev mode has no beacon chain: derive PREVRANDAO from the parent so that
-    // re-executing the block reproduces it.
-    let prevrandao = keccak256(parent_hash);
-    let env = BlockEnvInput {
-        number,
-        timestamp,
-        beneficiary,
-        gas_limit,
-        base_fee_per_gas: base_fee,
-        prevrandao,
-        excess_blob_gas: 0,
+    let next = NextBlock::new(
+        chain,
+        &parent,
         parent_hash,
-        parent_beacon_block_root: spec.is_enabled_in(SpecId::CANCUN).then_some(B256::ZERO),
-        ..Default::default()
-    };
+        &BlockAttributes {
+            timestamp: timestamp_s.max(parent.timestamp + 1),
+            beneficiary,
+            // Dev mode has no beacon chain: derive PREVRANDAO from the parent
+            // so that re-executing the block reproduces it.
+            prev_randao: keccak256(parent_hash),
+            gas_limit: GasLimit::Parent,
+            extra_data: Bytes::from_static(DEV_EXTRA_DATA),
+            parent_beacon_block_root: B256::ZERO,
+            withdrawals: Vec::new(),
+        },
+    );
+    let number = next.header().number;
+    let spec = next.spec();
+    // The environment the importer derives from the finished header.
+    let env = BlockEnvInput::from_header(next.header(), next.blob_base_fee_update_fraction());
     let cfg = ExecutionConfig {
         chain_id: chain.chain_id(),
         spec,
     };
+    let candidates = pool.lock().best_transactions(env.base_fee_per_gas);
+    timings.select = t.elapsed();
 
-    let candidates = pool.lock().best_transactions(base_fee);
+    let t = Instant::now();
     let precompiles = InferaPrecompiles::new(spec, models.clone());
     let mut executor =
         BlockExecutor::with_precompiles(reader.latest_state(), cfg, env, precompiles)?;
@@ -121,47 +165,41 @@ pub fn build_and_commit_sealed(
             Err(err) => return Err(err.into()),
         }
     }
+    // The steps after the transactions, in the importer's order (no
+    // withdrawals without a beacon chain, no ommers).
+    let requests = executor.apply_post_block_requests(chain.deposit_contract())?;
+    executor.apply_block_rewards(&[])?;
     let outcome = executor.finish();
+    timings.execute = t.elapsed();
 
+    let t = Instant::now();
     let mut writer = db.writer()?;
     writer.apply_state(number, &outcome.changes)?;
+    timings.apply = t.elapsed();
+
+    let t = Instant::now();
     let state_root = writer.state_root()?;
+    timings.root = t.elapsed();
+
+    let t = Instant::now();
     let envelopes: Vec<_> = included.iter().map(|tx| tx.tx.clone()).collect();
-    let header = Header {
-        parent_hash,
-        ommers_hash: EMPTY_OMMER_ROOT_HASH,
-        beneficiary,
+    let mut header = next.finish(BlockOutput {
         state_root,
-        transactions_root: calculate_transaction_root(&envelopes),
-        receipts_root: calculate_receipt_root(&outcome.receipts),
-        logs_bloom: outcome.logs_bloom,
-        difficulty: Default::default(),
-        number,
-        gas_limit,
-        gas_used: outcome.gas_used,
-        timestamp,
-        extra_data: Bytes::from_static(DEV_EXTRA_DATA),
-        mix_hash: prevrandao,
-        nonce: Default::default(),
-        base_fee_per_gas: spec.is_enabled_in(SpecId::LONDON).then_some(base_fee),
-        withdrawals_root: spec
-            .is_enabled_in(SpecId::SHANGHAI)
-            .then_some(EMPTY_ROOT_HASH),
-        blob_gas_used: spec.is_enabled_in(SpecId::CANCUN).then_some(0),
-        excess_blob_gas: spec.is_enabled_in(SpecId::CANCUN).then_some(0),
-        parent_beacon_block_root: env.parent_beacon_block_root,
-        requests_hash: spec
-            .is_enabled_in(SpecId::PRAGUE)
-            .then_some(EMPTY_REQUESTS_HASH),
-        block_access_list_hash: None,
-        slot_number: None,
-    };
-    let mut header = header;
+        transactions: &envelopes,
+        receipts: &outcome.receipts,
+        requests: &requests,
+    });
     seal(&mut header)?;
     let block = SealedBlock::new(header, included);
     writer.insert_block(&block, &outcome.receipts)?;
-    writer.commit()?;
+    timings.insert = t.elapsed();
 
+    let t = Instant::now();
+    writer.commit()?;
+    drop(reader);
+    timings.commit = t.elapsed();
+
+    let t = Instant::now();
     let block = Arc::new(block);
     let receipts = Arc::new(outcome.receipts);
     {
@@ -179,7 +217,8 @@ pub fn build_and_commit_sealed(
                 .map_or(0, |account| account.nonce)
         });
     }
-    Ok(CommittedBlock { block, receipts })
+    timings.pool = t.elapsed();
+    Ok((CommittedBlock { block, receipts }, timings))
 }
 
 /// Errors that say "not in this block" rather than "never".

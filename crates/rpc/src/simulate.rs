@@ -5,16 +5,16 @@
 use std::collections::BTreeMap;
 
 use alloy_consensus::{
-    Block as ConsensusBlock, BlockBody, EMPTY_OMMER_ROOT_HASH, Eip658Value, Header, Receipt,
-    ReceiptEnvelope, ReceiptWithBloom, Signed, Transaction as _, TxEip1559, TxEnvelope, TxLegacy,
-    proofs::{calculate_receipt_root, calculate_transaction_root},
+    Block as ConsensusBlock, BlockBody, Eip658Value, Header, Receipt, ReceiptEnvelope,
+    ReceiptWithBloom, Signed, Transaction as _, TxEip1559, TxEnvelope, TxLegacy,
 };
-use alloy_eips::{BlockId, BlockNumberOrTag, eip4895::Withdrawals, eip7685::EMPTY_REQUESTS_HASH};
-use alloy_primitives::{Address, B256, Bloom, Bytes, Log, TxKind, U256};
+use alloy_eips::{BlockId, BlockNumberOrTag, eip4895::Withdrawals};
+use alloy_primitives::{Address, B256, Bytes, Log, TxKind, U256};
 use alloy_rpc_types_eth::{
     TransactionRequest,
     simulate::{SimBlock, SimulatePayload},
 };
+use infera_chainspec::{BlockAttributes, BlockOutput, GasLimit, NextBlock};
 use infera_evm::{
     AccountOverride, BlockEnvInput, EvmError, ExecutionConfig, InvalidTransaction, Precompiles,
     Simulator, SpecId, TxEnv,
@@ -148,71 +148,43 @@ impl RpcContext {
         let overrides = planned.block.block_overrides.unwrap_or_default();
         let number = planned.number;
         let timestamp = planned.timestamp;
-        let spec = chain.spec_at(number, timestamp);
+        let mut next = NextBlock::new(
+            chain,
+            parent,
+            parent.hash_slow(),
+            &BlockAttributes {
+                timestamp,
+                beneficiary: overrides.coinbase.unwrap_or(parent.beneficiary),
+                prev_randao: overrides.random.unwrap_or_default(),
+                gas_limit: overrides
+                    .gas_limit
+                    .map_or(GasLimit::Parent, GasLimit::Exact),
+                extra_data: Bytes::new(),
+                parent_beacon_block_root: B256::ZERO,
+                withdrawals: Vec::new(),
+            },
+        );
+        debug_assert_eq!(next.header().number, number);
+        let spec = next.spec();
+        // Without validation the base fee is zero unless overridden (as geth),
+        // so that calls with no gas price run.
         let base_fee =
             match overrides.base_fee {
                 Some(fee) => Some(u64::try_from(fee).map_err(|_| {
                     invalid_params("baseFeePerGas override does not fit in 64 bits")
                 })?),
-                None if spec.is_enabled_in(SpecId::LONDON) => Some(if opts.validation {
-                    chain.next_base_fee(parent).unwrap_or(0)
-                } else {
-                    0
-                }),
-                None => None,
+                None if !opts.validation => next.header().base_fee_per_gas.map(|_| 0),
+                None => next.header().base_fee_per_gas,
             };
-        let cancun = spec.is_enabled_in(SpecId::CANCUN);
-        let excess_blob_gas = cancun.then(|| {
-            let parent_cancun = chain
-                .spec_at(parent.number, parent.timestamp)
-                .is_enabled_in(SpecId::CANCUN);
-            match chain.blob_params_at(parent.number, parent.timestamp) {
-                Some(params) if parent_cancun => params.next_block_excess_blob_gas_osaka(
-                    parent.excess_blob_gas.unwrap_or(0),
-                    parent.blob_gas_used.unwrap_or(0),
-                    parent.base_fee_per_gas.unwrap_or(0),
-                ),
-                _ => 0,
+        {
+            let header = next.header_mut();
+            header.base_fee_per_gas = base_fee;
+            if let Some(difficulty) = overrides.difficulty {
+                header.difficulty = difficulty;
             }
-        });
-        let mut header = Header {
-            parent_hash: parent.hash_slow(),
-            ommers_hash: EMPTY_OMMER_ROOT_HASH,
-            beneficiary: overrides.coinbase.unwrap_or(parent.beneficiary),
-            difficulty: overrides
-                .difficulty
-                .unwrap_or(if spec.is_enabled_in(SpecId::MERGE) {
-                    U256::ZERO
-                } else {
-                    parent.difficulty
-                }),
-            number,
-            gas_limit: overrides.gas_limit.unwrap_or(parent.gas_limit),
-            timestamp,
-            mix_hash: overrides.random.unwrap_or_default(),
-            base_fee_per_gas: base_fee,
-            withdrawals_root: spec
-                .is_enabled_in(SpecId::SHANGHAI)
-                .then_some(alloy_consensus::EMPTY_ROOT_HASH),
-            blob_gas_used: cancun.then_some(0),
-            excess_blob_gas,
-            parent_beacon_block_root: cancun.then_some(B256::ZERO),
-            ..Default::default()
-        };
-        let env = BlockEnvInput {
-            number,
-            timestamp,
-            beneficiary: header.beneficiary,
-            gas_limit: header.gas_limit,
-            base_fee_per_gas: base_fee.unwrap_or(0),
-            prevrandao: header.mix_hash,
-            excess_blob_gas: excess_blob_gas.unwrap_or(0),
-            parent_hash: header.parent_hash,
-            parent_beacon_block_root: header.parent_beacon_block_root,
-            difficulty: header.difficulty,
-            blob_base_fee_update_fraction: chain
-                .blob_base_fee_update_fraction_at(number, timestamp),
-        };
+        }
+        let header = next.header();
+        let env = BlockEnvInput::from_header(header, next.blob_base_fee_update_fraction());
         sim.set_block_hash(parent.number, header.parent_hash);
         sim.begin_block(spec, env).map_err(execution_error)?;
         if let Some(state) = planned.block.state_overrides {
@@ -289,28 +261,16 @@ impl RpcContext {
         }
         let requests = sim
             .end_block(chain.deposit_contract(), &all_logs)
-            .map_err(execution_error)?;
-        header.requests_hash = requests.map(|r| {
-            if r.is_empty() {
-                EMPTY_REQUESTS_HASH
-            } else {
-                r.requests_hash()
-            }
+            .map_err(execution_error)?
+            .unwrap_or_default();
+        let state_root = self.simulated_state_root(sim, number, at_head)?;
+        let envelopes: Vec<_> = transactions.iter().map(|t| t.tx.clone()).collect();
+        let header = next.finish(BlockOutput {
+            state_root,
+            transactions: &envelopes,
+            receipts: &receipts,
+            requests: &requests,
         });
-        header.gas_used = gas_used;
-        header.transactions_root = calculate_transaction_root(
-            &transactions
-                .iter()
-                .map(|t| t.tx.clone())
-                .collect::<Vec<_>>(),
-        );
-        header.receipts_root = calculate_receipt_root(&receipts);
-        let mut bloom = Bloom::ZERO;
-        for r in &receipts {
-            bloom.accrue_bloom(r.logs_bloom());
-        }
-        header.logs_bloom = bloom;
-        header.state_root = self.simulated_state_root(sim, number, at_head)?;
         let hash = header.hash_slow();
         sim.set_block_hash(number, hash);
 

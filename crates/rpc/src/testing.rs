@@ -2,13 +2,11 @@
 //! from given transactions (or the pool's best ones) without committing
 //! anything, as geth's `testing` namespace does.
 
-use alloy_consensus::{
-    EMPTY_OMMER_ROOT_HASH, Header, Transaction as _,
-    proofs::{calculate_receipt_root, calculate_transaction_root, calculate_withdrawals_root},
-};
+use alloy_consensus::Transaction as _;
 use alloy_eips::{eip2718::Encodable2718, eip4895::Withdrawal};
 use alloy_primitives::{Address, B256, Bloom, Bytes, U64, U256};
-use infera_chainspec::SpecId;
+pub use infera_chainspec::next_block::next_gas_limit;
+use infera_chainspec::{BlockAttributes, BlockOutput, GasLimit, NextBlock, SpecId};
 use infera_evm::{BlockEnvInput, BlockExecutor, EvmError, ExecutionConfig, decode_raw_transaction};
 use infera_primitives::RecoveredTx;
 use jsonrpsee::{core::RpcResult as JsonResult, proc_macros::rpc};
@@ -109,19 +107,6 @@ impl TestingApiServer for RpcContext {
     }
 }
 
-/// Geth's `CalcGasLimit`: a step of at most parent/1024 - 1 towards `desired`.
-pub fn next_gas_limit(parent: u64, desired: u64) -> u64 {
-    let delta = (parent / 1024).saturating_sub(1);
-    let desired = desired.max(5000);
-    if parent < desired {
-        (parent + delta).min(desired)
-    } else if parent > desired {
-        parent.saturating_sub(delta).max(desired)
-    } else {
-        parent
-    }
-}
-
 impl RpcContext {
     /// `testing_buildBlockV1`: executes the block on the parent's state and
     /// returns its payload; nothing is written and the pool is left as is.
@@ -168,32 +153,22 @@ impl RpcContext {
                 "parentBeaconBlockRoot is required from Cancun on".into(),
             ));
         }
-        let base_fee = chain.next_base_fee(&parent).unwrap_or(0);
-        let gas_limit = next_gas_limit(parent.gas_limit, BUILD_GAS_LIMIT_TARGET);
-        let blob_params = chain.blob_params_at(number, timestamp);
-        let excess_blob_gas = match blob_params {
-            Some(params) if spec.is_enabled_in(SpecId::CANCUN) => params
-                .next_block_excess_blob_gas_osaka(
-                    parent.excess_blob_gas.unwrap_or(0),
-                    parent.blob_gas_used.unwrap_or(0),
-                    parent.base_fee_per_gas.unwrap_or(0),
-                ),
-            _ => 0,
-        };
-        let env = BlockEnvInput {
-            number,
-            timestamp,
-            beneficiary: attributes.suggested_fee_recipient,
-            gas_limit,
-            base_fee_per_gas: base_fee,
-            prevrandao: attributes.prev_randao,
-            excess_blob_gas,
+        let next = NextBlock::new(
+            chain,
+            &parent,
             parent_hash,
-            parent_beacon_block_root: attributes.parent_beacon_block_root,
-            difficulty: U256::ZERO,
-            blob_base_fee_update_fraction: blob_params
-                .map(|p| u64::try_from(p.update_fraction).unwrap_or(u64::MAX)),
-        };
+            &BlockAttributes {
+                timestamp,
+                beneficiary: attributes.suggested_fee_recipient,
+                prev_randao: attributes.prev_randao,
+                gas_limit: GasLimit::Towards(BUILD_GAS_LIMIT_TARGET),
+                extra_data: extra_data.clone(),
+                parent_beacon_block_root: attributes.parent_beacon_block_root.unwrap_or_default(),
+                withdrawals: withdrawals.clone(),
+            },
+        );
+        let env = BlockEnvInput::from_header(next.header(), next.blob_base_fee_update_fraction());
+        let base_fee = env.base_fee_per_gas;
         let cfg = ExecutionConfig {
             chain_id: chain.chain_id(),
             spec,
@@ -274,37 +249,12 @@ impl RpcContext {
             scratch.state_root()?
         };
         let envelopes: Vec<_> = included.iter().map(|tx| tx.tx.clone()).collect();
-        let header = Header {
-            parent_hash,
-            ommers_hash: EMPTY_OMMER_ROOT_HASH,
-            beneficiary: attributes.suggested_fee_recipient,
+        let header = next.finish(BlockOutput {
             state_root,
-            transactions_root: calculate_transaction_root(&envelopes),
-            receipts_root: calculate_receipt_root(&outcome.receipts),
-            logs_bloom: outcome.logs_bloom,
-            difficulty: U256::ZERO,
-            number,
-            gas_limit,
-            gas_used: outcome.gas_used,
-            timestamp,
-            extra_data: extra_data.clone(),
-            mix_hash: attributes.prev_randao,
-            nonce: Default::default(),
-            base_fee_per_gas: spec.is_enabled_in(SpecId::LONDON).then_some(base_fee),
-            withdrawals_root: spec
-                .is_enabled_in(SpecId::SHANGHAI)
-                .then(|| calculate_withdrawals_root(&withdrawals)),
-            blob_gas_used: spec.is_enabled_in(SpecId::CANCUN).then_some(0),
-            excess_blob_gas: spec
-                .is_enabled_in(SpecId::CANCUN)
-                .then_some(excess_blob_gas),
-            parent_beacon_block_root: attributes.parent_beacon_block_root,
-            requests_hash: spec
-                .is_enabled_in(SpecId::PRAGUE)
-                .then(|| requests.requests_hash()),
-            block_access_list_hash: None,
-            slot_number: None,
-        };
+            transactions: &envelopes,
+            receipts: &outcome.receipts,
+            requests: &requests,
+        });
         let block_hash = header.hash_slow();
         Ok(BuiltPayload {
             execution_payload: ExecutionPayload {
@@ -315,8 +265,8 @@ impl RpcContext {
                 logs_bloom: header.logs_bloom,
                 prev_randao: attributes.prev_randao,
                 block_number: U64::from(number),
-                gas_limit: U64::from(gas_limit),
-                gas_used: U64::from(outcome.gas_used),
+                gas_limit: U64::from(header.gas_limit),
+                gas_used: U64::from(header.gas_used),
                 timestamp: U64::from(timestamp),
                 extra_data,
                 base_fee_per_gas: U256::from(base_fee),
@@ -326,8 +276,8 @@ impl RpcContext {
                     .map(|tx| tx.tx.encoded_2718().into())
                     .collect(),
                 withdrawals,
-                blob_gas_used: U64::ZERO,
-                excess_blob_gas: U64::from(excess_blob_gas),
+                blob_gas_used: U64::from(header.blob_gas_used.unwrap_or_default()),
+                excess_blob_gas: U64::from(header.excess_blob_gas.unwrap_or_default()),
             },
             block_value,
             blobs_bundle: BlobsBundle::default(),
@@ -338,19 +288,5 @@ impl RpcContext {
                 .collect(),
             should_override_builder: false,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gas_limit_moves_at_most_one_step_towards_the_target() {
-        // The execution-apis chain: 200M moves down by 200M/1024 - 1.
-        assert_eq!(next_gas_limit(200_000_000, 60_000_000), 199_804_689);
-        assert_eq!(next_gas_limit(30_000_000, 60_000_000), 30_029_295);
-        assert_eq!(next_gas_limit(60_000_100, 60_000_000), 60_000_000);
-        assert_eq!(next_gas_limit(60_000_000, 60_000_000), 60_000_000);
     }
 }

@@ -13,9 +13,9 @@
 //!
 //! Then `K` full 60 M-gas blocks of ETH transfers between existing accounts
 //! and `K` of ERC-20 transfers between existing holders go through
-//! `infera_node::builder::build_and_commit` on one database and through the
-//! instrumented copy of it (per-phase timers, `node.rs`) on the other (block
-//! hashes checked equal), and through plain revm with the same seeded state
+//! `infera_node::builder::build_and_commit_timed` (the builder's own
+//! per-phase timers) on one database and again on the other (block hashes
+//! checked equal), and through plain revm with the same seeded state
 //! in memory (gas checked equal). The last line has the form issue 16 asks
 //! for; the line before it holds the ETH figures, and the MB written per
 //! block are printed per workload.
@@ -558,10 +558,10 @@ fn main() -> Result<()> {
 
     // --------------------------------------------------------------- report
     println!(
-        "node = build_and_commit (real, database A); phases from the instrumented copy (database B, same block hashes); raw = revm transact_commit on CacheDB with the same seeded state"
+        "node = build_and_commit (real, database A), phases from the same build; database B builds the same blocks (same block hashes); raw = revm transact_commit on CacheDB with the same seeded state"
     );
     println!(
-        "root_ms = state_root phase, commit_ms = MDBX durable commit phase (fsync), both mean per block; pg MB = pages MDBX allocated or copied-on-write in the block's write transaction (page ops newly + cow) x page size; io MB = /proc/self/io write_bytes during the commit"
+        "root_ms = state_root phase, commit_ms = MDBX durable commit phase (fsync), both mean per block; pg MB = pages MDBX allocated or copied-on-write in the block's write transaction (page ops newly + cow) x page size; io MB = /proc/self/io write_bytes during the build, i.e. its commit"
     );
     println!(
         "{:<6} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",

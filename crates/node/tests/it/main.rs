@@ -3,3 +3,4 @@
 mod accelerator;
 mod fork_choice;
 mod harness;
+mod headers;
