@@ -121,6 +121,13 @@ struct NodeArgs {
     )]
     http_corsdomain: Vec<String>,
 
+    /// JSON-RPC namespaces served, comma separated: eth, net, web3, txpool,
+    /// infera, personal, debug, testing, or all. One set for HTTP and WebSocket
+    /// (`--ws.api` is the same flag). Default: all with --dev;
+    /// eth,net,web3,txpool,infera otherwise.
+    #[arg(long = "http.api", alias = "ws.api", value_name = "NAMESPACES")]
+    http_api: Option<infera_rpc::RpcApis>,
+
     /// Serve a dedicated WebSocket JSON-RPC server.
     #[arg(long)]
     ws: bool,
@@ -364,6 +371,13 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
             idle_timeout: Duration::from_secs(args.rpc_idle_timeout),
             max_filters_per_client: args.rpc_max_filters_per_client as usize,
             cors_origins: args.http_corsdomain,
+            apis: args.http_api.unwrap_or_else(|| {
+                if args.dev {
+                    infera_rpc::RpcApis::all()
+                } else {
+                    infera_rpc::RpcApis::public()
+                }
+            }),
             dev_signers,
             ..RpcConfig::default()
         },

@@ -5,6 +5,7 @@
 //! functions, and [`server`] exposes them through jsonrpsee with limits and
 //! CORS. Filters and subscriptions feed on the node's [`ChainEvent`]s.
 
+mod apis;
 pub mod convert;
 pub mod debug;
 mod error;
@@ -31,6 +32,7 @@ use infera_txpool::TxPool;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, broadcast};
 
+pub use apis::{ALL_NAMESPACES, PUBLIC_NAMESPACES, RpcApis};
 pub use error::*;
 pub use server::{RpcServers, start_servers};
 pub use signer::DevSigner;
@@ -117,6 +119,9 @@ pub struct RpcConfig {
     /// Unlocked accounts (`eth_accounts`, `eth_sendTransaction`, `eth_sign`...):
     /// [`DevSigner::dev_accounts`] under `--dev`, empty on every other chain.
     pub dev_signers: Vec<DevSigner>,
+    /// The namespaces the servers answer (`--http.api`); the others' methods
+    /// are not registered, so calls get -32601 "method not found".
+    pub apis: RpcApis,
 }
 
 impl Default for RpcConfig {
@@ -139,6 +144,7 @@ impl Default for RpcConfig {
             gas_cap: DEFAULT_RPC_GAS_CAP,
             evm_timeout: std::time::Duration::from_millis(DEFAULT_RPC_EVM_TIMEOUT_MS),
             max_heavy_calls: heavy::default_max_heavy_calls(),
+            apis: RpcApis::default(),
         }
     }
 }

@@ -584,6 +584,16 @@ async fn start_one(ctx: &RpcContext, addr: SocketAddr) -> RpcResult<(SocketAddr,
     let bound = listener
         .local_addr()
         .map_err(|source| RpcError::Bind { addr, source })?;
+    let methods = served_methods(ctx)?;
+    let limits = ConnectionLimits::new(config);
+    let (stop, handle) = stop_channel();
+    tokio::spawn(accept_loop(listener, builder, methods.into(), limits, stop));
+    Ok((bound, handle))
+}
+
+/// The methods a server answers: every namespace's, less those
+/// [`crate::RpcConfig::apis`] leaves out (`--http.api`).
+pub fn served_methods(ctx: &RpcContext) -> RpcResult<jsonrpsee::RpcModule<RpcContext>> {
     let mut methods = EthApiServer::into_rpc(ctx.clone());
     methods
         .merge(InferaApiServer::into_rpc(ctx.clone()))
@@ -597,10 +607,14 @@ async fn start_one(ctx: &RpcContext, addr: SocketAddr) -> RpcResult<(SocketAddr,
     methods
         .merge(crate::testing::TestingApiServer::into_rpc(ctx.clone()))
         .map_err(|e| RpcError::Evm(format!("registering the testing_ methods: {e}")))?;
-    let limits = ConnectionLimits::new(config);
-    let (stop, handle) = stop_channel();
-    tokio::spawn(accept_loop(listener, builder, methods.into(), limits, stop));
-    Ok((bound, handle))
+    let unserved: Vec<&'static str> = methods
+        .method_names()
+        .filter(|name| !ctx.config().apis.serves(name))
+        .collect();
+    for name in unserved {
+        methods.remove_method(name);
+    }
+    Ok(methods)
 }
 
 async fn accept_loop(

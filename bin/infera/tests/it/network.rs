@@ -319,9 +319,27 @@ fn authorities_seal_in_turn_and_every_node_reexecutes_every_block() {
     let mut a = NetNode::new("authority-1", &genesis, Some(0));
     let mut b = NetNode::new("authority-2", &genesis, Some(1));
     let mut c = NetNode::new("authority-3", &genesis, Some(2));
+    b.extra_args
+        .extend(["--http.api".into(), "eth,net,debug".into()]);
     a.start(&[]);
     b.start(&[a.enode()]);
     c.start(&[a.enode(), b.enode()]);
+
+    // Not --dev: debug_ and testing_ are served only where --http.api asks.
+    let latest = serde_json::json!(["latest"]);
+    assert_eq!(a.rpc.err("debug_getRawHeader", latest.clone()).code, -32601);
+    assert_eq!(
+        a.rpc
+            .err("testing_buildBlockV1", serde_json::json!([]))
+            .code,
+        -32601
+    );
+    assert!(a.rpc.ok("net_version", serde_json::json!([])).is_string());
+    assert!(b.rpc.ok("debug_getRawHeader", latest).is_string());
+    assert_eq!(
+        b.rpc.err("txpool_status", serde_json::json!([])).code,
+        -32601
+    );
 
     // Sealed in turn: once all are up, the authorities take turns; a block
     // has difficulty 2 exactly when its sealer (the beneficiary) is the one

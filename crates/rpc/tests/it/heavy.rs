@@ -39,7 +39,7 @@ fn chain() -> ChainSpec {
     ChainSpec::from_json(&genesis.to_string()).unwrap()
 }
 
-fn context(dir: &std::path::Path, config: RpcConfig) -> RpcContext {
+pub fn context(dir: &std::path::Path, config: RpcConfig) -> RpcContext {
     let chain = chain();
     let db = Database::open(&dir.join("db")).unwrap();
     let mut writer = db.writer().unwrap();
@@ -121,7 +121,7 @@ fn a_huge_gas_is_lowered_to_the_cap() {
 }
 
 /// One HTTP/1.1 JSON-RPC request on its own connection; the response body.
-fn post(addr: SocketAddr, method: &str, params: serde_json::Value) -> serde_json::Value {
+pub fn post(addr: SocketAddr, method: &str, params: serde_json::Value) -> serde_json::Value {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
         .to_string();
     let mut stream = TcpStream::connect(addr).unwrap();
