@@ -236,8 +236,11 @@ pub fn run_test(test: &BlockchainTest) -> Result<(), String> {
                 ));
             }
             Ok(()) => {}
-            Err(ImportError::Invalid { .. } | ImportError::NotOnHead { .. })
-                if expect.is_some() => {}
+            Err(
+                ImportError::Invalid { .. }
+                | ImportError::Malformed { .. }
+                | ImportError::NotOnHead { .. },
+            ) if expect.is_some() => {}
             Err(err) => return Err(format!("block #{i}: {err}")),
         }
     }

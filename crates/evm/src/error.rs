@@ -147,7 +147,15 @@ pub enum EvmError {
     /// A call request that cannot be turned into a transaction.
     #[error("invalid call request: {0}")]
     InvalidRequest(String),
-    /// An unexpected failure inside revm (e.g. a fatal precompile error).
+    /// The block breaks a rule that only executing it reveals: a system call
+    /// (EIP-4788, 2935, 7002, 7251) that fails, a deposit log that does not
+    /// parse (EIP-6110), a header that is no valid block environment. The
+    /// block is invalid, whoever built it.
+    #[error("evm failure: {0}")]
+    InvalidBlock(String),
+    /// A fault of this node, neither the transaction's nor the block's: a
+    /// fatal precompile error (state the AI precompiles cannot read, a stored
+    /// model that does not decode), an unexpected failure inside revm.
     #[error("evm failure: {0}")]
     Internal(String),
     /// An RPC execution ran past its deadline and was stopped (geth's wording).

@@ -71,7 +71,7 @@ pub(crate) fn from_evm_error(error: EVMError<StateDbError>) -> EvmError {
         EVMError::Transaction(invalid) => EvmError::InvalidTransaction(from_revm_invalid(invalid)),
         EVMError::Database(db) => EvmError::Database(db),
         EVMError::Header(header) => {
-            EvmError::Internal(format!("invalid block environment: {header}"))
+            EvmError::InvalidBlock(format!("invalid block environment: {header}"))
         }
         EVMError::Custom(message) => EvmError::Internal(message),
         EVMError::CustomAny(any) => EvmError::Internal(any.to_string()),
@@ -346,24 +346,24 @@ fn parse_deposit_log(data: &[u8]) -> Result<Vec<u8>> {
     const FIELDS: [usize; 5] = [48, 32, 8, 96, 8];
     let word = |at: usize| -> Result<usize> {
         let bytes = data.get(at..at + 32).ok_or_else(|| {
-            EvmError::Internal(format!("deposit log of {} bytes is too short", data.len()))
+            EvmError::InvalidBlock(format!("deposit log of {} bytes is too short", data.len()))
         })?;
         usize::try_from(U256::from_be_slice(bytes))
-            .map_err(|_| EvmError::Internal("deposit log offset out of range".into()))
+            .map_err(|_| EvmError::InvalidBlock("deposit log offset out of range".into()))
     };
     let mut out = Vec::with_capacity(192);
     for (i, size) in FIELDS.iter().enumerate() {
         let offset = word(i * 32)?;
         let len = word(offset)?;
         if len != *size {
-            return Err(EvmError::Internal(format!(
+            return Err(EvmError::InvalidBlock(format!(
                 "deposit log field {i} is {len} bytes, expected {size}"
             )));
         }
         let start = offset + 32;
         let field = data
             .get(start..start + len)
-            .ok_or_else(|| EvmError::Internal("deposit log field runs past the data".into()))?;
+            .ok_or_else(|| EvmError::InvalidBlock("deposit log field runs past the data".into()))?;
         out.extend_from_slice(field);
     }
     Ok(out)
@@ -472,11 +472,36 @@ fn system_call<S: StateReader, P: Precompiles<S>>(
     let mut state = evm.finalize();
     let result = result.map_err(from_evm_error)?;
     if !result.is_success() {
-        return Err(EvmError::Internal(format!(
+        return Err(EvmError::InvalidBlock(format!(
             "system call to {contract} failed: {result:?}"
         )));
     }
     state.remove(&SYSTEM_ADDRESS);
     evm.ctx.journaled_state.database.commit(state, spec);
     Ok(Some(result.output().cloned().unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What import penalises a peer for must never include this node's own
+    /// failures: revm's header refusals are the block's, custom errors (fatal
+    /// precompile errors, the deadline) ours.
+    #[test]
+    fn revm_failures_are_split_between_the_block_and_this_node() {
+        let header = from_evm_error(EVMError::Header(
+            revm::context::result::InvalidHeader::PrevrandaoNotSet,
+        ));
+        assert!(matches!(header, EvmError::InvalidBlock(_)), "{header}");
+        let custom = from_evm_error(EVMError::Custom("model missing from state".into()));
+        assert!(matches!(custom, EvmError::Internal(_)), "{custom}");
+        assert_eq!(custom.to_string(), "evm failure: model missing from state");
+    }
+
+    #[test]
+    fn a_malformed_deposit_log_makes_the_block_invalid() {
+        let err = parse_deposit_log(&[0u8; 40]).unwrap_err();
+        assert!(matches!(err, EvmError::InvalidBlock(_)), "{err}");
+    }
 }

@@ -802,7 +802,7 @@ fn pre_block_system_calls<S: StateReader, P: Precompiles<S>>(
         let mut state = evm.finalize();
         let result = result.map_err(from_evm_error)?;
         if !result.is_success() {
-            return Err(EvmError::Internal(format!(
+            return Err(EvmError::InvalidBlock(format!(
                 "system call to {contract} failed: {result:?}"
             )));
         }

@@ -185,8 +185,9 @@ impl ChainManager {
     }
 
     /// Inserts a block from a peer (or a file); see [`InsertOutcome`].
-    /// A block that breaks a rule is refused with [`ImportError::Invalid`]
-    /// and changes nothing.
+    /// A block that breaks a rule ([`ImportError::Invalid`]) or carries
+    /// malformed data ([`ImportError::Malformed`]) is refused and changes
+    /// nothing; [`ImportError::fault`] says whether its sender is to blame.
     pub fn insert(&mut self, block: Block) -> Result<InsertOutcome, ImportError> {
         let hash = block.header.hash_slow();
         let number = block.header.number;
@@ -228,11 +229,7 @@ impl ChainManager {
                     &recent,
                     crate::consensus::unix_now_s(),
                 )
-                .map_err(|e| ImportError::Invalid {
-                    number,
-                    hash,
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| ImportError::from_consensus(number, hash, e))?;
         }
         let total_difficulty = parent_td + block.header.difficulty;
         drop(reader);

@@ -19,6 +19,7 @@ use alloy_consensus::{
 use alloy_eips::{eip1559::INITIAL_BASE_FEE, eip4844::DATA_GAS_PER_BLOB};
 use alloy_rlp::Decodable;
 use infera_chainspec::{ChainSpec, MAX_EXTRA_DATA_BYTES, SpecId};
+use infera_consensus::ConsensusError;
 use infera_evm::{BlockEnvInput, BlockExecutor, EvmError, ExecutionConfig, recover_any};
 use infera_precompiles::{
     InferaPrecompiles, ModelCache,
@@ -60,12 +61,52 @@ pub struct ImportConfig {
     pub allow_pre_merge: bool,
 }
 
+/// Whose fault a refused block is: what decides whether the peer that sent
+/// it is penalised (see [`ImportError::fault`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The block is invalid: it breaks a consensus rule. Its sender is penalised.
+    BadBlock,
+    /// The data is malformed: it does not decode, or a signature in it (a
+    /// transaction's, the seal) recovers no signer. Its sender is penalised.
+    BadPeer,
+    /// This node failed (database, accelerator, I/O, a bug), or the block
+    /// does not fit the local chain: never counts against a peer.
+    Local,
+}
+
+/// A consensus rule a block breaks, found by the checks before execution
+/// ([`validate_header`] and the body rules): always [`Fault::BadBlock`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidBlock(pub String);
+
+impl From<String> for InvalidBlock {
+    fn from(reason: String) -> Self {
+        Self(reason)
+    }
+}
+
+impl From<&str> for InvalidBlock {
+    fn from(reason: &str) -> Self {
+        Self(reason.to_owned())
+    }
+}
+
 /// Why a block was not imported.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    /// The block breaks a consensus rule.
+    /// The block breaks a consensus rule ([`Fault::BadBlock`]).
     #[error("invalid block {number} ({hash}): {reason}")]
     Invalid {
+        number: BlockNumber,
+        hash: B256,
+        reason: String,
+    },
+    /// Data in the block is malformed: a transaction signature or the seal
+    /// recovers no signer ([`Fault::BadPeer`]).
+    #[error("malformed block {number} ({hash}): {reason}")]
+    Malformed {
         number: BlockNumber,
         hash: B256,
         reason: String,
@@ -89,6 +130,85 @@ pub enum ImportError {
 impl From<infera_storage::StorageError> for ImportError {
     fn from(err: infera_storage::StorageError) -> Self {
         Self::Node(err.into())
+    }
+}
+
+impl ImportError {
+    /// Whose fault the refusal is. Exhaustive on purpose: a new variant must
+    /// say whether it costs the sender.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::Invalid { .. } => Fault::BadBlock,
+            Self::Malformed { .. } => Fault::BadPeer,
+            // A block that does not extend our head is valid or not; the
+            // callers that insert peers' blocks never hand such a block here.
+            Self::NotOnHead { .. } | Self::Node(_) => Fault::Local,
+        }
+    }
+
+    /// A header that Clique's rules refuse: an unreadable seal is the
+    /// sender's malformed data, a missing input to the check is ours, every
+    /// other failure a rule the block breaks.
+    pub(crate) fn from_consensus(number: BlockNumber, hash: B256, err: ConsensusError) -> Self {
+        match err {
+            ConsensusError::MissingSeal { .. }
+            | ConsensusError::InvalidRecoveryId { .. }
+            | ConsensusError::HighS { .. }
+            | ConsensusError::InvalidSignature(_) => Self::Malformed {
+                number,
+                hash,
+                reason: err.to_string(),
+            },
+            ConsensusError::RecentSignersIncomplete { .. }
+            | ConsensusError::SealUnencodable { .. } => Self::Node(NodeError::Invariant(format!(
+                "block {number} ({hash}): {err}"
+            ))),
+            ConsensusError::NotChild { .. }
+            | ConsensusError::ParentHashMismatch { .. }
+            | ConsensusError::TooEarly { .. }
+            | ConsensusError::TooFarInFuture { .. }
+            | ConsensusError::ExtraDataLength { .. }
+            | ConsensusError::UnauthorisedSigner { .. }
+            | ConsensusError::RecentlySigned { .. }
+            | ConsensusError::WrongDifficulty { .. }
+            | ConsensusError::NonZeroNonce { .. }
+            | ConsensusError::WrongOmmersHash { .. }
+            | ConsensusError::WrongMixHash { .. } => Self::Invalid {
+                number,
+                hash,
+                reason: err.to_string(),
+            },
+        }
+    }
+}
+
+/// An executor error while importing a block: the block's rules broken
+/// ([`ImportError::Invalid`], with `context`), or this node's failure.
+fn execution_error(
+    number: BlockNumber,
+    hash: B256,
+    err: EvmError,
+    context: impl FnOnce() -> String,
+) -> ImportError {
+    let invalid = |reason: String| ImportError::Invalid {
+        number,
+        hash,
+        reason: format!("{}: {reason}", context()),
+    };
+    match err {
+        EvmError::InvalidTransaction(err) => invalid(err.to_string()),
+        EvmError::InvalidBlock(reason) => invalid(reason),
+        // Reading state, a fatal precompile error, revm itself; the RPC-only
+        // outcomes (revert, halt, request, timeout) never come out of block
+        // execution, and would be a bug here.
+        err @ (EvmError::Database(_)
+        | EvmError::Internal(_)
+        | EvmError::Decode(_)
+        | EvmError::InvalidSignature(_)
+        | EvmError::Revert { .. }
+        | EvmError::Halt { .. }
+        | EvmError::InvalidRequest(_)
+        | EvmError::Timeout { .. }) => ImportError::Node(err.into()),
     }
 }
 
@@ -151,10 +271,10 @@ pub fn import_block_with(
     let header = &block.header;
     let hash = header.hash_slow();
     let number = header.number;
-    let invalid = |reason: String| ImportError::Invalid {
+    let invalid = |reason: InvalidBlock| ImportError::Invalid {
         number,
         hash,
-        reason,
+        reason: reason.0,
     };
 
     let reader = db.reader()?;
@@ -181,7 +301,7 @@ pub fn import_block_with(
         let recent = crate::consensus::canonical_recent_signers(&reader, &clique, &parent)?;
         clique
             .verify_header(header, &parent, &recent, crate::consensus::unix_now_s())
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|e| ImportError::from_consensus(number, hash, e))?;
     }
     validate_body(block, spec).map_err(invalid)?;
 
@@ -191,7 +311,11 @@ pub fn import_block_with(
         .iter()
         .enumerate()
         .map(|(i, tx)| {
-            recover_any(tx.clone()).map_err(|e| invalid(format!("transaction {i}: {e}")))
+            recover_any(tx.clone()).map_err(|e| ImportError::Malformed {
+                number,
+                hash,
+                reason: format!("transaction {i}: {e}"),
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     check_blob_gas(header, &transactions, spec).map_err(invalid)?;
@@ -321,33 +445,23 @@ impl Execution<'_> {
         let pre_byzantium = !spec.is_enabled_in(SpecId::BYZANTIUM);
         let mut intermediate_roots = Vec::new();
         let precompiles = InferaPrecompiles::new(spec, models.clone());
+        let executed = |err: EvmError, context: &dyn Fn() -> String| {
+            execution_error(number, self.hash, err, context)
+        };
         let mut executor =
-            BlockExecutor::with_precompiles(reader.latest_state(), cfg, env, precompiles).map_err(
-                |e| match e {
-                    EvmError::Internal(reason) => {
-                        invalid(format!("pre-block system call: {reason}"))
-                    }
-                    other => ImportError::Node(other.into()),
-                },
-            )?;
+            BlockExecutor::with_precompiles(reader.latest_state(), cfg, env, precompiles)
+                .map_err(|e| executed(e, &|| "pre-block system call".into()))?;
         for (i, tx) in transactions.iter().enumerate() {
-            match executor.execute_transaction(tx) {
-                Ok(_) => {}
-                Err(EvmError::InvalidTransaction(err)) => {
-                    return Err(invalid(format!("transaction {i} ({}): {err}", tx.hash)));
-                }
-                Err(err) => return Err(ImportError::Node(err.into())),
-            }
+            executor
+                .execute_transaction(tx)
+                .map_err(|e| executed(e, &|| format!("transaction {i} ({})", tx.hash)))?;
             if pre_byzantium {
                 intermediate_roots.push(state_root_with(db, number, &executor.changes())?);
             }
         }
         let requests = executor
             .apply_post_block_requests(chain.deposit_contract())
-            .map_err(|e| match e {
-                EvmError::Internal(reason) => invalid(format!("post-block requests: {reason}")),
-                other => ImportError::Node(other.into()),
-            })?;
+            .map_err(|e| executed(e, &|| "post-block requests".into()))?;
         if let Some(withdrawals) = &block.body.withdrawals {
             executor
                 .apply_withdrawals(withdrawals)
@@ -458,18 +572,20 @@ pub fn validate_header(
     parent: &Header,
     spec: SpecId,
     config: ImportConfig,
-) -> Result<(), String> {
+) -> Result<(), InvalidBlock> {
     if header.number != parent.number + 1 {
         return Err(format!(
             "number {} does not follow the parent's {}",
             header.number, parent.number
-        ));
+        )
+        .into());
     }
     if header.timestamp <= parent.timestamp {
         return Err(format!(
             "timestamp {} is not after the parent's {}",
             header.timestamp, parent.timestamp
-        ));
+        )
+        .into());
     }
     // A proof-of-authority header carries its seal in the extra data and a
     // difficulty of 1 or 2; `infera_consensus::Clique::verify_header` checks
@@ -479,13 +595,15 @@ pub fn validate_header(
         return Err(format!(
             "extra data of {} bytes, at most {MAX_EXTRA_DATA_BYTES} allowed",
             header.extra_data.len()
-        ));
+        )
+        .into());
     }
     if header.gas_used > header.gas_limit {
         return Err(format!(
             "gas used {} above the gas limit {}",
             header.gas_used, header.gas_limit
-        ));
+        )
+        .into());
     }
 
     // Gas limit: may move by less than 1/1024 of the parent's; at the London
@@ -506,19 +624,21 @@ pub fn validate_header(
         return Err(format!(
             "gas limit {} moves too far from the parent's {parent_limit} (less than {bound} allowed)",
             header.gas_limit
-        ));
+        ).into());
     }
     if header.gas_limit > MAX_GAS_LIMIT {
         return Err(format!(
             "gas limit {} above the maximum {MAX_GAS_LIMIT}",
             header.gas_limit
-        ));
+        )
+        .into());
     }
     if header.gas_limit < MIN_GAS_LIMIT {
         return Err(format!(
             "gas limit {} below the minimum {MIN_GAS_LIMIT}",
             header.gas_limit
-        ));
+        )
+        .into());
     }
 
     // Base fee (EIP-1559).
@@ -532,7 +652,7 @@ pub fn validate_header(
                 INITIAL_BASE_FEE
             };
             if fee != expected {
-                return Err(format!("base fee {fee}, expected {expected}"));
+                return Err(format!("base fee {fee}, expected {expected}").into());
             }
         }
         (false, None) => {}
@@ -542,10 +662,10 @@ pub fn validate_header(
     if clique {
     } else if spec.is_enabled_in(SpecId::MERGE) {
         if !header.difficulty.is_zero() {
-            return Err(format!("difficulty {} after the merge", header.difficulty));
+            return Err(format!("difficulty {} after the merge", header.difficulty).into());
         }
         if !header.nonce.is_zero() {
-            return Err(format!("nonce {} after the merge", header.nonce));
+            return Err(format!("nonce {} after the merge", header.nonce).into());
         }
         if header.ommers_hash != EMPTY_OMMER_ROOT_HASH {
             return Err("ommers after the merge".into());
@@ -589,8 +709,8 @@ pub fn validate_header(
     ];
     for (field, fork, present) in presence {
         match (spec.is_enabled_in(fork), present) {
-            (true, false) => return Err(format!("missing {field}")),
-            (false, true) => return Err(format!("{field} before {fork:?}")),
+            (true, false) => return Err(format!("missing {field}").into()),
+            (false, true) => return Err(format!("{field} before {fork:?}").into()),
             _ => {}
         }
     }
@@ -602,15 +722,16 @@ pub fn validate_header(
     if let Some(params) = chain.blob_params_at(header.number, header.timestamp) {
         let used = header.blob_gas_used.unwrap_or_default();
         if !used.is_multiple_of(DATA_GAS_PER_BLOB) {
-            return Err(format!(
-                "blob gas used {used} is not a multiple of {DATA_GAS_PER_BLOB}"
-            ));
+            return Err(
+                format!("blob gas used {used} is not a multiple of {DATA_GAS_PER_BLOB}").into(),
+            );
         }
         if used > params.max_blob_gas_per_block() {
             return Err(format!(
                 "blob gas used {used} above the maximum {}",
                 params.max_blob_gas_per_block()
-            ));
+            )
+            .into());
         }
         let expected = params.next_block_excess_blob_gas_osaka(
             parent.excess_blob_gas.unwrap_or(0),
@@ -621,14 +742,15 @@ pub fn validate_header(
             return Err(format!(
                 "excess blob gas {:?}, expected {expected}",
                 header.excess_blob_gas
-            ));
+            )
+            .into());
         }
     }
     Ok(())
 }
 
 /// Body rules: the roots the header commits to and the ommers.
-fn validate_body(block: &Block, spec: SpecId) -> Result<(), String> {
+fn validate_body(block: &Block, spec: SpecId) -> Result<(), InvalidBlock> {
     let header = &block.header;
     let body = &block.body;
     let tx_root = calculate_transaction_root(&body.transactions);
@@ -636,34 +758,34 @@ fn validate_body(block: &Block, spec: SpecId) -> Result<(), String> {
         return Err(format!(
             "transactions root {tx_root} but the header says {}",
             header.transactions_root
-        ));
+        )
+        .into());
     }
     let ommers_root = calculate_ommers_root(&body.ommers);
     if ommers_root != header.ommers_hash {
         return Err(format!(
             "ommers hash {ommers_root} but the header says {}",
             header.ommers_hash
-        ));
+        )
+        .into());
     }
     if body.ommers.len() > MAX_OMMERS {
-        return Err(format!(
-            "{} ommers, at most {MAX_OMMERS}",
-            body.ommers.len()
-        ));
+        return Err(format!("{} ommers, at most {MAX_OMMERS}", body.ommers.len()).into());
     }
     for ommer in &body.ommers {
         if ommer.number >= header.number || header.number - ommer.number > MAX_OMMER_DEPTH {
             return Err(format!(
                 "ommer {} is not within {MAX_OMMER_DEPTH} generations below block {}",
                 ommer.number, header.number
-            ));
+            )
+            .into());
         }
     }
     match (&body.withdrawals, header.withdrawals_root) {
         (Some(withdrawals), Some(root)) => {
             let got = calculate_withdrawals_root(withdrawals);
             if got != root {
-                return Err(format!("withdrawals root {got} but the header says {root}"));
+                return Err(format!("withdrawals root {got} but the header says {root}").into());
             }
         }
         (None, None) => {}
@@ -677,7 +799,7 @@ fn validate_body(block: &Block, spec: SpecId) -> Result<(), String> {
 }
 
 /// The header's blob gas must be what the block's blob transactions use.
-fn check_blob_gas(header: &Header, txs: &[RecoveredTx], spec: SpecId) -> Result<(), String> {
+fn check_blob_gas(header: &Header, txs: &[RecoveredTx], spec: SpecId) -> Result<(), InvalidBlock> {
     let blobs: u64 = txs
         .iter()
         .map(|tx| tx.tx.blob_versioned_hashes().map_or(0, |h| h.len() as u64))
@@ -694,7 +816,8 @@ fn check_blob_gas(header: &Header, txs: &[RecoveredTx], spec: SpecId) -> Result<
         return Err(format!(
             "blob gas used {:?} but the transactions use {used}",
             header.blob_gas_used
-        ));
+        )
+        .into());
     }
     Ok(())
 }

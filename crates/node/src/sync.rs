@@ -2,7 +2,11 @@
 //! ([`StorageChainView`]) and what it does with what peers send
 //! ([`run_sync`]): gossiped blocks and transactions are validated before they
 //! are forwarded, a peer that is ahead is caught up with by range requests,
-//! and a peer that sends an invalid block is penalised.
+//! and a peer that sends an invalid block or malformed data is penalised.
+//!
+//! Whether a peer is penalised is decided on typed errors only
+//! ([`block_ban`], [`transaction_ban`]), never on their text: a fault of
+//! this node (database, accelerator, I/O) never counts against a peer.
 
 use std::{
     sync::{
@@ -17,7 +21,7 @@ use alloy_primitives::U256;
 use alloy_rlp::Encodable;
 use infera_network::{ChainView, GossipId, NetworkEvent, NetworkHandle, PeerId, Status, Verdict};
 use infera_primitives::{B256, ChainEvent};
-use infera_rpc::RpcContext;
+use infera_rpc::{RpcContext, TxAdmissionError};
 use infera_storage::Database;
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, mpsc};
@@ -26,8 +30,30 @@ use tracing::{debug, info, warn};
 use crate::{
     builder::CommittedBlock,
     chain::{ChainManager, HeadInfo, InsertOutcome, MAX_REORG_DEPTH, block_of},
-    import::{Block, ImportError, decode_block},
+    import::{Block, Fault, ImportError, decode_block},
 };
+
+/// Why the peer that sent a block the chain refused is banned, or `None`
+/// when it is not (the refusal is this node's own fault).
+pub fn block_ban(err: &ImportError) -> Option<String> {
+    match err.fault() {
+        Fault::BadBlock | Fault::BadPeer => Some(err.to_string()),
+        Fault::Local => None,
+    }
+}
+
+/// Why the peer that gossiped a transaction the node refused is banned, or
+/// `None` when it is not: only malformed data is the peer's fault; a
+/// transaction stale for our state or refused by our pool may be valid
+/// elsewhere, and our own faults are ours.
+pub fn transaction_ban(err: &TxAdmissionError) -> Option<String> {
+    match err {
+        TxAdmissionError::Malformed(err) => Some(format!("bad transaction: {err}")),
+        TxAdmissionError::Invalid(_) | TxAdmissionError::Pool(_) | TxAdmissionError::Local(_) => {
+            None
+        }
+    }
+}
 
 /// Blocks asked for per range request.
 pub const SYNC_BATCH_BLOCKS: u64 = 128;
@@ -150,19 +176,21 @@ impl Sync {
             NetworkEvent::NewTransaction { source, id, tx } => {
                 let rpc = self.rpc.clone();
                 let result =
-                    tokio::task::spawn_blocking(move || rpc.send_raw_transaction(tx.into())).await;
+                    tokio::task::spawn_blocking(move || rpc.admit_raw_transaction(tx.into())).await;
                 let verdict = match result {
                     Ok(Ok(_)) => Verdict::Accept,
-                    Ok(Err(err)) => {
-                        let reason = err.to_string();
-                        if reason.contains("decode") || reason.contains("signature") {
-                            self.net
-                                .penalize(source, &format!("bad transaction: {reason}"));
+                    Ok(Err(err)) => match transaction_ban(&err) {
+                        Some(reason) => {
+                            self.net.penalize(source, &reason);
                             Verdict::Reject
-                        } else {
+                        }
+                        None => {
+                            if let TxAdmissionError::Local(err) = &err {
+                                warn!(target: "infera::sync", %err, "could not admit a gossiped transaction");
+                            }
                             Verdict::Ignore
                         }
-                    }
+                    },
                     Err(_) => Verdict::Ignore,
                 };
                 self.net.report(id, verdict);
@@ -201,20 +229,17 @@ impl Sync {
                     self.clone().start_sync(source);
                 }
             }
-            Err(ImportError::Invalid {
-                number,
-                hash,
-                reason,
-            }) => {
-                self.net.report(id, Verdict::Reject);
-                warn!(target: "infera::sync", number, %hash, %reason, peer = %source, "rejected invalid block");
-                self.net
-                    .penalize(source, &format!("invalid block {number}: {reason}"));
-            }
-            Err(err) => {
-                self.net.report(id, Verdict::Ignore);
-                warn!(target: "infera::sync", %err, "could not import a gossiped block");
-            }
+            Err(err) => match block_ban(&err) {
+                Some(reason) => {
+                    self.net.report(id, Verdict::Reject);
+                    warn!(target: "infera::sync", %reason, peer = %source, "rejected a gossiped block");
+                    self.net.penalize(source, &reason);
+                }
+                None => {
+                    self.net.report(id, Verdict::Ignore);
+                    warn!(target: "infera::sync", %err, "could not import a gossiped block");
+                }
+            },
         }
     }
 
@@ -349,18 +374,16 @@ impl Sync {
                         debug!(target: "infera::sync", %peer, number, "peer's chain does not connect within the reorg limit");
                         return;
                     }
-                    Err(ImportError::Invalid {
-                        number,
-                        hash,
-                        reason,
-                    }) => {
-                        warn!(target: "infera::sync", number, %hash, %reason, %peer, "peer served an invalid block");
-                        self.net
-                            .penalize(peer, &format!("invalid block {number}: {reason}"));
-                        return;
-                    }
                     Err(err) => {
-                        warn!(target: "infera::sync", %err, "import failed during sync");
+                        match block_ban(&err) {
+                            Some(reason) => {
+                                warn!(target: "infera::sync", %reason, %peer, "peer served a bad block");
+                                self.net.penalize(peer, &reason);
+                            }
+                            None => {
+                                warn!(target: "infera::sync", %err, "import failed during sync")
+                            }
+                        }
                         return;
                     }
                 }

@@ -1,6 +1,8 @@
 //! How failures become JSON-RPC errors, with the codes wallets expect.
 
 use alloy_primitives::Bytes;
+use infera_evm::{EvmError, InvalidTransaction};
+use infera_txpool::PoolError;
 use jsonrpsee::types::ErrorObjectOwned;
 
 /// JSON-RPC 2.0: invalid method parameters.
@@ -50,6 +52,53 @@ pub enum RpcError {
     /// Execution failed inside the node.
     #[error("execution error: {0}")]
     Evm(String),
+    /// Execution failed inside the node, with the executor's error (a
+    /// storage read, a fatal precompile error, a block rule of a block the
+    /// node built itself); worded like [`RpcError::Evm`].
+    #[error("execution error: {0}")]
+    Execution(#[source] EvmError),
+}
+
+/// Why a raw transaction was not admitted to the pool
+/// ([`crate::RpcContext::admit_raw_transaction`]: `eth_sendRawTransaction`
+/// and transactions from peers). Typed so that the network glue decides
+/// whether the sending peer is penalised without reading any text.
+#[derive(Debug, thiserror::Error)]
+pub enum TxAdmissionError {
+    /// The bytes do not decode, or the signature recovers no sender
+    /// ([`EvmError::Decode`], [`EvmError::InvalidSignature`]): malformed
+    /// data, which no honest peer relays.
+    #[error(transparent)]
+    Malformed(EvmError),
+    /// A well-formed transaction the head state refuses (nonce, funds, fees,
+    /// chain id, blobs): stale or premature here, perhaps valid elsewhere.
+    #[error(transparent)]
+    Invalid(#[from] InvalidTransaction),
+    /// The pool's rules refuse it (size, replacement fee, slots).
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// This node failed (storage, no chain): nothing about the transaction.
+    #[error(transparent)]
+    Local(#[from] RpcError),
+}
+
+impl From<infera_storage::StorageError> for TxAdmissionError {
+    fn from(err: infera_storage::StorageError) -> Self {
+        Self::Local(err.into())
+    }
+}
+
+/// What clients see: every refusal of the transaction itself is -32000 with
+/// its reason, a local fault keeps its own code.
+impl From<TxAdmissionError> for RpcError {
+    fn from(err: TxAdmissionError) -> Self {
+        match err {
+            TxAdmissionError::Malformed(_)
+            | TxAdmissionError::Invalid(_)
+            | TxAdmissionError::Pool(_) => Self::TransactionRejected(err.to_string()),
+            TxAdmissionError::Local(err) => err,
+        }
+    }
 }
 
 /// Result alias for this crate.
@@ -74,9 +123,66 @@ impl From<RpcError> for ErrorObjectOwned {
             RpcError::LimitExceeded(_) => {
                 ErrorObjectOwned::owned(LIMIT_EXCEEDED_CODE, message, None::<()>)
             }
-            RpcError::Bind { .. } | RpcError::Storage(_) | RpcError::Evm(_) => {
+            RpcError::Bind { .. }
+            | RpcError::Storage(_)
+            | RpcError::Evm(_)
+            | RpcError::Execution(_) => {
                 ErrorObjectOwned::owned(INTERNAL_ERROR_CODE, message, None::<()>)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_and_message(err: impl Into<RpcError>) -> (i32, String) {
+        let object = ErrorObjectOwned::from(err.into());
+        (object.code(), object.message().to_owned())
+    }
+
+    /// Clients see a refused transaction as before the typed admission
+    /// error: -32000 with the reason; a local fault keeps its own code.
+    #[test]
+    fn admission_errors_keep_their_codes_and_words() {
+        let malformed =
+            TxAdmissionError::Malformed(EvmError::Decode("empty transaction bytes".into()));
+        assert_eq!(
+            code_and_message(malformed),
+            (
+                SERVER_ERROR_CODE,
+                "transaction decoding failed: empty transaction bytes".into()
+            )
+        );
+        let invalid = TxAdmissionError::from(InvalidTransaction::NonceTooLow { tx: 0, state: 1 });
+        assert_eq!(
+            code_and_message(invalid),
+            (SERVER_ERROR_CODE, "nonce too low: tx 0, state 1".into())
+        );
+        let local = TxAdmissionError::Local(RpcError::Evm("the database holds no chain".into()));
+        assert_eq!(
+            code_and_message(local),
+            (
+                INTERNAL_ERROR_CODE,
+                "execution error: the database holds no chain".into()
+            )
+        );
+    }
+
+    #[test]
+    fn local_execution_faults_are_internal_errors_worded_as_before() {
+        for err in [
+            EvmError::Internal("x".into()),
+            EvmError::InvalidBlock("x".into()),
+        ] {
+            assert_eq!(
+                code_and_message(crate::eth::evm_error(err)),
+                (
+                    INTERNAL_ERROR_CODE,
+                    "execution error: evm failure: x".into()
+                )
+            );
         }
     }
 }

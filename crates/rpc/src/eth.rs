@@ -17,6 +17,7 @@ use infera_storage::Reader;
 
 use crate::{
     DEFAULT_PRIORITY_FEE_WEI, MAX_FEE_HISTORY_BLOCKS, RpcContext, RpcError, RpcResult,
+    TxAdmissionError,
     convert::{self, TxContext},
     filters::FilterKind,
 };
@@ -307,17 +308,28 @@ impl RpcContext {
 
     /// `eth_sendRawTransaction`: decode, validate against the head state, pool.
     pub fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
+        Ok(self.admit_raw_transaction(raw)?)
+    }
+
+    /// [`Self::send_raw_transaction`] with its typed refusal, for callers that
+    /// act on why (the network glue penalises the peer of a
+    /// [`TxAdmissionError::Malformed`] transaction).
+    pub fn admit_raw_transaction(&self, raw: Bytes) -> Result<B256, TxAdmissionError> {
         // The pool refuses it anyway; refusing before decoding spares hashing
         // and recovering the signer of payloads up to the gossip limit (11 MiB).
         if raw.len() > infera_txpool::MAX_TX_BYTES {
-            let oversized = infera_txpool::PoolError::OversizedData {
+            return Err(infera_txpool::PoolError::OversizedData {
                 size: raw.len(),
                 limit: infera_txpool::MAX_TX_BYTES,
-            };
-            return Err(RpcError::TransactionRejected(oversized.to_string()));
+            }
+            .into());
         }
-        let tx = decode_raw_transaction(&raw)
-            .map_err(|e| RpcError::TransactionRejected(e.to_string()))?;
+        let tx = decode_raw_transaction(&raw).map_err(|e| match e {
+            // A well-formed blob transaction (refused on this chain).
+            EvmError::InvalidTransaction(invalid) => TxAdmissionError::Invalid(invalid),
+            // Decoding reads no state: every other error is the bytes' own.
+            malformed => TxAdmissionError::Malformed(malformed),
+        })?;
         let reader = self.db().reader()?;
         let (head, base_fee) = self.next_base_fee(&reader)?;
         let spec = self.chain().spec_at(head.number + 1, head.timestamp + 1);
@@ -326,8 +338,7 @@ impl RpcContext {
             spec,
         };
         let account = reader.latest_state().account(tx.sender)?;
-        validate_transaction_with_config(&tx, &cfg, account, base_fee, head.gas_limit)
-            .map_err(|e| RpcError::TransactionRejected(e.to_string()))?;
+        validate_transaction_with_config(&tx, &cfg, account, base_fee, head.gas_limit)?;
         let hash = tx.hash;
         {
             let mut pool = self.pool().lock();
@@ -337,8 +348,7 @@ impl RpcContext {
             // transaction behind a gap that block filled.
             let account = self.db().reader()?.latest_state().account(tx.sender)?;
             let (nonce, balance) = account.map_or((0, U256::ZERO), |a| (a.nonce, a.balance));
-            pool.add(tx, nonce, balance, base_fee)
-                .map_err(|e| RpcError::TransactionRejected(e.to_string()))?;
+            pool.add(tx, nonce, balance, base_fee)?;
         }
         self.notify_tx_arrived();
         let _ = self.events().send(ChainEvent::PendingTransaction(hash));
@@ -777,6 +787,10 @@ pub(crate) fn evm_error(err: EvmError) -> RpcError {
         EvmError::InvalidTransaction(e) => RpcError::TransactionRejected(e.to_string()),
         EvmError::InvalidRequest(e) => RpcError::InvalidParams(e),
         EvmError::Decode(e) | EvmError::InvalidSignature(e) => RpcError::InvalidParams(e),
-        other => RpcError::Evm(other.to_string()),
+        // The node's own faults, and block rules broken by a block the node
+        // assembled itself (a call's or a simulation's): -32603.
+        local @ (EvmError::Database(_) | EvmError::Internal(_) | EvmError::InvalidBlock(_)) => {
+            RpcError::Execution(local)
+        }
     }
 }

@@ -4,3 +4,4 @@ mod accelerator;
 mod fork_choice;
 mod harness;
 mod headers;
+mod penalties;
