@@ -17,8 +17,6 @@ use crate::{RpcContext, RpcError, RpcResult};
 /// The gas limit a built block moves towards, at most parent/1024 per block
 /// (geth's default miner gas ceiling).
 pub const BUILD_GAS_LIMIT_TARGET: u64 = 60_000_000;
-/// Most bytes of a header's extra data.
-const MAX_EXTRA_DATA: usize = 32;
 
 /// The `testing_` methods.
 #[rpc(server, namespace = "testing")]
@@ -118,10 +116,11 @@ impl RpcContext {
         transactions: Option<Vec<Bytes>>,
         extra_data: Bytes,
     ) -> RpcResult<BuiltPayload> {
-        if extra_data.len() > MAX_EXTRA_DATA {
+        if extra_data.len() > infera_chainspec::MAX_EXTRA_DATA_BYTES {
             return Err(RpcError::InvalidParams(format!(
-                "extra data is {} bytes, at most {MAX_EXTRA_DATA} allowed",
-                extra_data.len()
+                "extra data is {} bytes, at most {} allowed",
+                extra_data.len(),
+                infera_chainspec::MAX_EXTRA_DATA_BYTES
             )));
         }
         let reader = self.db().reader()?;
