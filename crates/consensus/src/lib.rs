@@ -229,6 +229,19 @@ pub enum ConsensusError {
 /// Result alias for this crate.
 pub type ConsensusResult<T> = Result<T, ConsensusError>;
 
+/// A block handed to [`Clique::recent_signers`] whose seal does not recover.
+/// Every block a node keeps passed [`Clique::verify_header`], so for the
+/// caller this means its stored chain is corrupt, not that a peer misbehaved.
+#[derive(Debug, thiserror::Error)]
+#[error("block {number} has a bad seal: {source}")]
+pub struct BadRecentSeal {
+    /// The block's number.
+    pub number: u64,
+    /// Why its seal does not recover.
+    #[source]
+    pub source: ConsensusError,
+}
+
 /// The Clique rules of one chain: its period and authorities.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Clique {
@@ -351,6 +364,37 @@ impl Clique {
     /// allowed to.
     pub fn may_seal(&self, number: u64, signer: Address, recent: &[(u64, Address)]) -> bool {
         self.is_signer(signer) && self.check_recent(number, signer, recent).is_ok()
+    }
+
+    /// How many blocks, the parent and its ancestors, [`Self::check_recent`]
+    /// needs the signers of to check the child of block `parent_number`: the
+    /// window less the child itself, and never the genesis block, which has
+    /// no seal.
+    pub fn recent_depth(&self, parent_number: u64) -> u64 {
+        self.recent_window().saturating_sub(1).min(parent_number)
+    }
+
+    /// The `(block number, signer)` pairs [`Self::check_recent`] and
+    /// [`Self::may_seal`] want for the child of `recent[0]`, read from the
+    /// seals of `recent`: the parent and its ancestors, newest first, at
+    /// least [`Self::recent_depth`] of them (later ones are ignored).
+    pub fn recent_signers(&self, recent: &[Header]) -> Result<Vec<(u64, Address)>, BadRecentSeal> {
+        let Some(parent) = recent.first() else {
+            return Ok(Vec::new());
+        };
+        let depth = usize::try_from(self.recent_depth(parent.number)).unwrap_or(usize::MAX);
+        recent
+            .iter()
+            .take(depth)
+            .map(|header| {
+                recover_signer(header)
+                    .map(|signer| (header.number, signer))
+                    .map_err(|source| BadRecentSeal {
+                        number: header.number,
+                        source,
+                    })
+            })
+            .collect()
     }
 
     /// The earliest timestamp a child of `parent` may carry: one period
@@ -1013,6 +1057,49 @@ mod tests {
                     missing: 1
                 }
             ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn recent_signers_reads_the_window_from_the_seals() {
+        let (clique, keys) = testnet();
+        let genesis = genesis();
+        let one = signed_child(&clique, &genesis, &keys[1]);
+        let two = signed_child(&clique, &one, &keys[2]);
+        // Three authorities: a window of two, so only the parent's signer
+        // matters, and the unsealed genesis never does.
+        assert_eq!(clique.recent_depth(0), 0);
+        assert_eq!(clique.recent_depth(2), 1);
+        assert_eq!(clique.recent_signers(std::slice::from_ref(&genesis)).unwrap(), vec![]);
+        let recent = [two.clone(), one.clone(), genesis];
+        assert_eq!(
+            clique.recent_signers(&recent).unwrap(),
+            vec![(2, address_of(&keys[2]))]
+        );
+        assert!(clique.may_seal(
+            3,
+            address_of(&keys[1]),
+            &clique.recent_signers(&recent).unwrap()
+        ));
+        assert!(!clique.may_seal(
+            3,
+            address_of(&keys[2]),
+            &clique.recent_signers(&recent).unwrap()
+        ));
+
+        let (five, _) = clique_of(5);
+        assert_eq!(five.recent_depth(1), 1);
+        assert_eq!(five.recent_depth(9), 2);
+        let mut bad = two;
+        let last = bad.extra_data.len() - 1;
+        let mut extra = bad.extra_data.to_vec();
+        extra[last] = 7;
+        bad.extra_data = extra.into();
+        let err = clique.recent_signers(&[bad, one]).unwrap_err();
+        assert_eq!(err.number, 2);
+        assert!(
+            matches!(err.source, ConsensusError::InvalidRecoveryId { v: 7 }),
             "{err:?}"
         );
     }

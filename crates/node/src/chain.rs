@@ -219,7 +219,7 @@ impl ChainManager {
         };
         if let Some(clique) = &self.clique {
             let parent = self.header_of(&reader, block.header.parent_hash, parent_number)?;
-            let recent = crate::consensus::recent_signers(clique, &parent, |h| {
+            let recent = crate::clique_inputs::recent_signers(clique, &parent, |h| {
                 self.header_of(&reader, h.parent_hash, h.number - 1)
             })?;
             clique
@@ -227,7 +227,7 @@ impl ChainManager {
                     &block.header,
                     &parent,
                     &recent,
-                    crate::consensus::unix_now_s(),
+                    crate::clique_inputs::unix_now_s(),
                 )
                 .map_err(|e| ImportError::from_consensus(number, hash, e))?;
         }

@@ -298,9 +298,9 @@ pub fn import_block_with(
     validate_header(chain, header, &parent, spec, config).map_err(invalid)?;
     if let Some(params) = chain.clique() {
         let clique = Clique::new(params);
-        let recent = crate::consensus::canonical_recent_signers(&reader, &clique, &parent)?;
+        let recent = crate::clique_inputs::canonical_recent_signers(&reader, &clique, &parent)?;
         clique
-            .verify_header(header, &parent, &recent, crate::consensus::unix_now_s())
+            .verify_header(header, &parent, &recent, crate::clique_inputs::unix_now_s())
             .map_err(|e| ImportError::from_consensus(number, hash, e))?;
     }
     validate_body(block, spec).map_err(invalid)?;

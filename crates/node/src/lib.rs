@@ -7,7 +7,8 @@
 
 pub mod builder;
 pub mod chain;
-pub mod consensus;
+mod clique_inputs;
+pub mod clique_sealer;
 pub mod genesis;
 pub mod import;
 pub mod inference_device;
@@ -261,7 +262,7 @@ pub async fn run_network_node(
     let clique = infera_consensus::Clique::new(params);
     let signer = match &p2p.authority_key {
         Some(key) => {
-            let signer = consensus::address_of_key(key);
+            let signer = clique_sealer::address_of_key(key);
             if !clique.is_signer(signer) {
                 return Err(NodeError::Config(format!(
                     "--authority.key belongs to {signer}, which is not one of the chain's signers {:?}",
@@ -334,7 +335,7 @@ pub async fn run_network_node(
     let sealer_task = match (p2p.authority_key, signer) {
         (Some(key), Some(signer)) => {
             info!(target: "infera::node", %signer, period_s = clique.period_s(), signers = clique.signers().len(), "sealing as an authority");
-            let sealer = consensus::CliqueSealer {
+            let sealer = clique_sealer::CliqueSealer {
                 manager: manager.clone(),
                 clique: clique.clone(),
                 key,

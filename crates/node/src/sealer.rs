@@ -93,7 +93,7 @@ impl Sealer {
         let pool = self.pool.clone();
         let coinbase = self.coinbase;
         let models = self.models.clone();
-        let now_s = crate::consensus::unix_now_s();
+        let now_s = crate::clique_inputs::unix_now_s();
         let committed = tokio::task::spawn_blocking(move || {
             build_and_commit(&db, &chain, &pool, coinbase, now_s, &models)
         })

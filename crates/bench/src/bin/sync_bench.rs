@@ -39,7 +39,7 @@ use infera_consensus::{Clique, sign_header};
 use infera_node::{
     ImportConfig, NodeConfig, P2pConfig,
     chain::{ChainManager, block_of},
-    consensus::address_of_key,
+    clique_sealer::address_of_key,
     decode_blocks, import_chain, open_datadir,
 };
 use infera_precompiles::ModelCache;

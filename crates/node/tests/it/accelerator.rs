@@ -18,7 +18,7 @@ use infera_kernels::Model;
 use infera_node::{
     ImportError,
     chain::{InsertOutcome, block_of},
-    consensus::address_of_key,
+    clique_sealer::address_of_key,
     import::Block,
 };
 use infera_precompiles::{

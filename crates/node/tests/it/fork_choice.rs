@@ -8,7 +8,7 @@ use infera_consensus::{Clique, sign_header};
 use infera_node::{
     ImportError,
     chain::{InsertOutcome, block_of},
-    consensus::address_of_key,
+    clique_sealer::address_of_key,
 };
 use infera_precompiles::ModelCache;
 use infera_primitives::{RecoveredTx, TxEnvelope};

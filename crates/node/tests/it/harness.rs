@@ -10,7 +10,7 @@ use infera_consensus::{Clique, sign_header};
 use infera_node::{
     builder::CommittedBlock,
     chain::{ChainManager, block_of},
-    consensus::address_of_key,
+    clique_sealer::address_of_key,
     import::Block,
     open_datadir,
 };

@@ -15,7 +15,7 @@ use infera_chainspec::{ChainSpec, DEV_CHAIN_ID, DEV_PRIVATE_KEYS};
 use infera_node::{
     ImportConfig,
     builder::build_and_commit,
-    consensus::address_of_key,
+    clique_sealer::address_of_key,
     import::{Block, validate_header},
     import_block, open_datadir,
 };

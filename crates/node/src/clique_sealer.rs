@@ -1,76 +1,29 @@
-//! The proof-of-authority side of the node: the signers of recent blocks
-//! (for the "no signer twice in a window" rule) and the sealer that produces
-//! this authority's blocks in its turn, or as a backup after a delay.
+//! The Clique sealer: produces this authority's blocks in its turn, or as a
+//! backup after a delay, when the recent-signer rule lets it.
 
 use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use alloy_consensus::Header;
 use alloy_primitives::U256;
 use infera_consensus::Clique;
 use infera_primitives::{Address, BlockNumber, ChainEvent};
-use infera_storage::Reader;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 use tracing::{debug, error, info};
 
-use crate::{NodeError, NodeResult, builder::CommittedBlock, chain::ChainManager};
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub fn unix_now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use crate::{
+    NodeError, NodeResult,
+    builder::CommittedBlock,
+    chain::ChainManager,
+    clique_inputs::{canonical_recent_signers, unix_now_s},
+};
 
 fn unix_now_ms() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis())
-}
-
-/// The signers of `parent` and the blocks before it, newest first, as many
-/// as `clique`'s recent-signer rule needs for `parent`'s child. `parent_of`
-/// finds a header's parent: in canonical storage, or along a side chain.
-pub fn recent_signers(
-    clique: &Clique,
-    parent: &Header,
-    mut parent_of: impl FnMut(&Header) -> NodeResult<Header>,
-) -> NodeResult<Vec<(BlockNumber, Address)>> {
-    let want = usize::try_from(clique.recent_window().saturating_sub(1)).unwrap_or(usize::MAX);
-    let mut out = Vec::new();
-    let mut current = std::borrow::Cow::Borrowed(parent);
-    while out.len() < want && current.number > 0 {
-        let signer = infera_consensus::recover_signer(&current).map_err(|e| {
-            NodeError::Invariant(format!(
-                "stored block {} has a bad seal: {e}",
-                current.number
-            ))
-        })?;
-        out.push((current.number, signer));
-        if out.len() < want && current.number > 1 {
-            current = std::borrow::Cow::Owned(parent_of(&current)?);
-        } else {
-            break;
-        }
-    }
-    Ok(out)
-}
-
-/// [`recent_signers`] along the canonical chain in `reader`.
-pub fn canonical_recent_signers(
-    reader: &Reader,
-    clique: &Clique,
-    head: &Header,
-) -> NodeResult<Vec<(BlockNumber, Address)>> {
-    recent_signers(clique, head, |h| {
-        let number = h.number - 1;
-        reader
-            .header(number)?
-            .ok_or_else(|| NodeError::Invariant(format!("canonical block {number} has no header")))
-    })
 }
 
 /// Pause after a failed seal, so a persistent fault does not spin.
