@@ -25,10 +25,11 @@ use crate::{
 /// The revm context the executor runs: mainnet types over a [`StateDb`].
 pub type EvmContext<S> = Context<BlockEnv, TxEnv, CfgEnv, StateDb<S>, Journal<StateDb<S>>, ()>;
 
-/// The EVM the executor runs, generic over the precompile provider.
-pub type InferaEvm<S, P = EthPrecompiles> = Evm<
+/// The EVM the executor runs, generic over the precompile provider and the
+/// inspector (none for execution, the struct logger for traces).
+pub type InferaEvm<S, P = EthPrecompiles, I = ()> = Evm<
     EvmContext<S>,
-    (),
+    I,
     EthInstructions<EthInterpreter, EvmContext<S>>,
     P,
     EthFrame<EthInterpreter>,
@@ -287,22 +288,14 @@ impl<S: StateReader, P: Precompiles<S>> BlockExecutor<S, P> {
         let gas = result.tx_gas_used();
         self.gas_used += gas;
         self.tx_gas_used.push(gas);
-        let success = result.is_success();
         let receipt = Receipt {
-            status: Eip658Value::Eip658(success),
+            status: Eip658Value::Eip658(result.is_success()),
             cumulative_gas_used: self.gas_used,
             logs: result.into_logs(),
         };
         let bloom = receipt.bloom_slow();
         self.logs_bloom.accrue_bloom(&bloom);
-        let with_bloom = ReceiptWithBloom::new(receipt, bloom);
-        let envelope = match tx.tx.tx_type() {
-            TxType::Legacy => ReceiptEnvelope::Legacy(with_bloom),
-            TxType::Eip2930 => ReceiptEnvelope::Eip2930(with_bloom),
-            TxType::Eip1559 => ReceiptEnvelope::Eip1559(with_bloom),
-            TxType::Eip4844 => ReceiptEnvelope::Eip4844(with_bloom),
-            TxType::Eip7702 => ReceiptEnvelope::Eip7702(with_bloom),
-        };
+        let envelope = receipt_envelope(tx.tx.tx_type(), ReceiptWithBloom::new(receipt, bloom));
         self.receipts.push(envelope);
         Ok(self.receipts.last().expect("just pushed"))
     }
@@ -316,6 +309,17 @@ impl<S: StateReader, P: Precompiles<S>> BlockExecutor<S, P> {
             logs_bloom: self.logs_bloom,
             tx_gas_used: self.tx_gas_used,
         }
+    }
+}
+
+/// The receipt as the envelope of its transaction's type.
+fn receipt_envelope(tx_type: TxType, receipt: ReceiptWithBloom) -> ReceiptEnvelope {
+    match tx_type {
+        TxType::Legacy => ReceiptEnvelope::Legacy(receipt),
+        TxType::Eip2930 => ReceiptEnvelope::Eip2930(receipt),
+        TxType::Eip1559 => ReceiptEnvelope::Eip1559(receipt),
+        TxType::Eip4844 => ReceiptEnvelope::Eip4844(receipt),
+        TxType::Eip7702 => ReceiptEnvelope::Eip7702(receipt),
     }
 }
 
@@ -372,7 +376,7 @@ fn parse_deposit_log(data: &[u8]) -> Result<Vec<u8>> {
 /// The system calls at the start of a block, in order: EIP-4788 (beacon
 /// root, from Cancun) and EIP-2935 (parent hash, from Prague); none for
 /// genesis. Each is made only where its contract has code.
-pub(crate) fn pre_block_calls(spec: SpecId, env: &BlockEnvInput) -> Vec<(Address, Bytes)> {
+fn pre_block_calls(spec: SpecId, env: &BlockEnvInput) -> Vec<(Address, Bytes)> {
     use alloy_eips::{eip2935::HISTORY_STORAGE_ADDRESS, eip4788::BEACON_ROOTS_ADDRESS};
     let mut calls = Vec::new();
     if spec.is_enabled_in(SpecId::CANCUN)
@@ -393,10 +397,11 @@ pub(crate) fn pre_block_calls(spec: SpecId, env: &BlockEnvInput) -> Vec<(Address
     calls
 }
 
-/// The [`pre_block_calls`] on `evm`. Shared by block execution and
-/// `eth_simulateV1`.
-pub(crate) fn pre_block_system_calls<S: StateReader, P: Precompiles<S>>(
-    evm: &mut InferaEvm<S, P>,
+/// The [`pre_block_calls`] on `evm`. Shared by block execution,
+/// `eth_simulateV1` and block traces (which pass the struct logger as `I`;
+/// system calls are not traced).
+pub(crate) fn pre_block_system_calls<S: StateReader, P: Precompiles<S>, I>(
+    evm: &mut InferaEvm<S, P, I>,
     spec: SpecId,
     env: &BlockEnvInput,
 ) -> Result<()> {
@@ -424,37 +429,46 @@ pub(crate) fn block_requests<'a, S: StateReader, P: Precompiles<S>>(
     if !spec.is_enabled_in(SpecId::PRAGUE) {
         return Ok(requests);
     }
+    requests.push_request_with_type(
+        DEPOSIT_REQUEST_TYPE,
+        deposit_requests(deposit_contract, logs)?,
+    );
+    for (contract, request_type) in [
+        (
+            WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+            WITHDRAWAL_REQUEST_TYPE,
+        ),
+        (
+            CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+            CONSOLIDATION_REQUEST_TYPE,
+        ),
+    ] {
+        let output = system_call(evm, spec, contract, Bytes::new())?.unwrap_or_default();
+        requests.push_request_with_type(request_type, output);
+    }
+    Ok(requests)
+}
+
+/// The EIP-6110 deposit requests of `deposit_contract`'s `DepositEvent`
+/// logs, concatenated in log order.
+fn deposit_requests<'a>(
+    deposit_contract: Address,
+    logs: impl IntoIterator<Item = &'a alloy_primitives::Log>,
+) -> Result<Vec<u8>> {
     let mut deposits = Vec::new();
     for log in logs {
         if log.address == deposit_contract && log.topics().first() == Some(&DEPOSIT_EVENT_TOPIC) {
             deposits.extend_from_slice(&parse_deposit_log(&log.data.data)?);
         }
     }
-    requests.push_request_with_type(DEPOSIT_REQUEST_TYPE, deposits);
-    let withdrawals = system_call(
-        evm,
-        spec,
-        WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
-        Bytes::new(),
-    )?
-    .unwrap_or_default();
-    requests.push_request_with_type(WITHDRAWAL_REQUEST_TYPE, withdrawals);
-    let consolidations = system_call(
-        evm,
-        spec,
-        CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
-        Bytes::new(),
-    )?
-    .unwrap_or_default();
-    requests.push_request_with_type(CONSOLIDATION_REQUEST_TYPE, consolidations);
-    Ok(requests)
+    Ok(deposits)
 }
 
 /// Calls a system contract as EIP-4788/2935/7002/7251 define and commits its
 /// changes; returns its output, or `None` when the contract has no code
 /// (nothing happens then).
-fn system_call<S: StateReader, P: Precompiles<S>>(
-    evm: &mut InferaEvm<S, P>,
+fn system_call<S: StateReader, P: Precompiles<S>, I>(
+    evm: &mut InferaEvm<S, P, I>,
     spec: SpecId,
     contract: Address,
     data: Bytes,

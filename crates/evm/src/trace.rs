@@ -24,10 +24,9 @@ use std::{
 use alloy_primitives::{Address, B256, Bytes, U256};
 use infera_primitives::{RecoveredTx, StateReader};
 use revm::{
-    ExecuteEvm, InspectEvm, Inspector, MainBuilder, SystemCallEvm,
+    ExecuteEvm, InspectEvm, Inspector, MainBuilder,
     bytecode::opcode::{OpCode, SLOAD, SSTORE},
-    context::{ContextTr, Evm, JournalTr, result::ExecutionResult},
-    handler::{EthFrame, instructions::EthInstructions, system_call::SYSTEM_ADDRESS},
+    context::{ContextTr, JournalTr, result::ExecutionResult},
     interpreter::{
         InstructionResult, Interpreter,
         interpreter::EthInterpreter,
@@ -41,8 +40,8 @@ use crate::{
     call::{CallRequest, call_env, check_value_covered},
     db::StateDb,
     env::{BlockEnvInput, ExecutionConfig, tx_env},
-    error::{EvmError, Result},
-    executor::{EvmContext, Precompiles, from_evm_error},
+    error::EvmError,
+    executor::{EvmContext, InferaEvm, Precompiles, from_evm_error, pre_block_system_calls},
     limits::{CallLimits, Deadline},
 };
 
@@ -629,13 +628,7 @@ impl<CTX: ContextTr> Inspector<CTX, EthInterpreter> for StructLogger {
 }
 
 /// The EVM the tracer runs: the executor's, with a [`StructLogger`].
-type TracingEvm<S, P> = Evm<
-    EvmContext<S>,
-    StructLogger,
-    EthInstructions<EthInterpreter, EvmContext<S>>,
-    P,
-    EthFrame<EthInterpreter>,
->;
+type TracingEvm<S, P> = InferaEvm<S, P, StructLogger>;
 
 fn tracing_evm<S: StateReader, P: Precompiles<S>>(
     db: StateDb<S>,
@@ -711,7 +704,7 @@ pub fn trace_block<S: StateReader, P: Precompiles<S>>(
         precompiles,
         config,
     );
-    pre_block_system_calls(&mut evm, &env, spec)?;
+    pre_block_system_calls(&mut evm, spec, &env)?;
 
     let in_block = only.is_none();
     // The brackets of the block trace's array.
@@ -777,39 +770,6 @@ pub fn trace_call<S: StateReader, P: Precompiles<S>>(
     }
     let result = result.map_err(from_evm_error)?;
     finish_trace(&mut evm.inspector, &result, false)
-}
-
-/// The EIP-4788 and EIP-2935 system calls, as [`crate::BlockExecutor`] makes
-/// them, each only where its contract has code.
-fn pre_block_system_calls<S: StateReader, P: Precompiles<S>>(
-    evm: &mut TracingEvm<S, P>,
-    env: &BlockEnvInput,
-    spec: SpecId,
-) -> Result<()> {
-    // The same calls as BlockExecutor's; only the EVM type (with the
-    // struct logger) differs, so the call loop is repeated here.
-    for (contract, data) in crate::executor::pre_block_calls(spec, env) {
-        let has_code = evm
-            .ctx
-            .journaled_state
-            .database
-            .account(contract)?
-            .is_some_and(|account| account.has_code());
-        if !has_code {
-            continue;
-        }
-        let result = evm.system_call_one(contract, data);
-        let mut state = evm.finalize();
-        let result = result.map_err(from_evm_error)?;
-        if !result.is_success() {
-            return Err(EvmError::InvalidBlock(format!(
-                "system call to {contract} failed: {result:?}"
-            )));
-        }
-        state.remove(&SYSTEM_ADDRESS);
-        evm.ctx.journaled_state.database.commit(state, spec);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

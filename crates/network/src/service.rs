@@ -26,7 +26,7 @@ use libp2p::{
     tcp, yamux,
 };
 use serde_bytes::ByteBuf;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::{
     ChainView, Command, GossipId, NetworkEvent, NetworkHandle, Shared, Status, Topic, Verdict,
@@ -204,6 +204,51 @@ fn bootnode_peer(addr: &Multiaddr) -> NetworkResult<PeerId> {
     }
 }
 
+fn build_swarm(keypair: Keypair, behaviour: Behaviour) -> NetworkResult<Swarm<Behaviour>> {
+    Ok(SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NetworkError::Transport(e.to_string()))?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| NetworkError::Transport(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build())
+}
+
+/// Listens on `addr` and waits for the bound address, so that listen_addrs() is
+/// complete when start() returns.
+async fn listen(swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) -> NetworkResult<Multiaddr> {
+    swarm
+        .listen_on(addr.clone())
+        .map_err(|e| NetworkError::Listen {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
+    tokio::time::timeout(LISTEN_TIMEOUT, async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => return Ok(address),
+                SwarmEvent::ListenerClosed { reason, .. } => {
+                    return Err(format!("listener closed: {reason:?}"));
+                }
+                SwarmEvent::ListenerError { error, .. } => return Err(error.to_string()),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| format!("no address bound within {LISTEN_TIMEOUT:?}"))
+    .and_then(|r| r)
+    .map_err(|reason| NetworkError::Listen {
+        addr: addr.clone(),
+        reason,
+    })
+}
+
 pub(crate) async fn start(
     config: NetworkConfig,
     chain: Arc<dyn ChainView>,
@@ -221,46 +266,9 @@ pub(crate) async fn start(
         .collect::<Vec<_>>();
 
     let behaviour = build_behaviour(&keypair, &config)?;
-    let mut swarm = SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| NetworkError::Transport(e.to_string()))?
-        .with_behaviour(|_| behaviour)
-        .map_err(|e| NetworkError::Transport(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
-        .build();
-
-    swarm
-        .listen_on(config.listen_addr.clone())
-        .map_err(|e| NetworkError::Listen {
-            addr: config.listen_addr.clone(),
-            reason: e.to_string(),
-        })?;
-    // Wait for the bound address so that listen_addrs() is complete when start() returns.
+    let mut swarm = build_swarm(keypair, behaviour)?;
+    let bound = listen(&mut swarm, &config.listen_addr).await?;
     let shared = Arc::new(Shared::default());
-    let bound = tokio::time::timeout(LISTEN_TIMEOUT, async {
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::NewListenAddr { address, .. } => return Ok(address),
-                SwarmEvent::ListenerClosed { reason, .. } => {
-                    return Err(format!("listener closed: {reason:?}"));
-                }
-                SwarmEvent::ListenerError { error, .. } => return Err(error.to_string()),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .map_err(|_| format!("no address bound within {LISTEN_TIMEOUT:?}"))
-    .and_then(|r| r)
-    .map_err(|reason| NetworkError::Listen {
-        addr: config.listen_addr.clone(),
-        reason,
-    })?;
     let bound = bound.with(Protocol::P2p(local_peer_id));
     tracing::info!(target: TARGET, peer = %local_peer_id, addr = %bound, "listening");
     shared.listen_addrs.write().push(bound);
@@ -502,12 +510,7 @@ impl Service {
                     Verdict::Ignore => MessageAcceptance::Ignore,
                     Verdict::Reject => MessageAcceptance::Reject,
                 };
-                let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
-                if !gossipsub.report_message_validation_result(
-                    &id.message_id,
-                    &id.source,
-                    acceptance,
-                ) {
+                if !self.report_gossip(&id, acceptance) {
                     tracing::debug!(target: TARGET, id = %id.message_id, "verdict for a message no longer cached");
                 }
             }
@@ -523,18 +526,31 @@ impl Service {
                         MAX_PENDING_OUTBOUND_REQUESTS,
                     )));
                 } else {
-                    let id = self
-                        .swarm
-                        .behaviour_mut()
-                        .rpc
-                        .send_request(&peer, RequestFrame::Valid(request));
-                    self.pending_requests
-                        .insert(id, (peer, Pending::User(reply)));
+                    self.send_request(peer, request, Pending::User(reply));
                 }
             }
             Command::Penalize { peer, reason } => self.ban(peer, &reason),
             Command::Shutdown => {}
         }
+    }
+
+    /// Sends `request` to `peer`; its answer goes to `pending`.
+    fn send_request(&mut self, peer: PeerId, request: Request, pending: Pending) {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .rpc
+            .send_request(&peer, RequestFrame::Valid(request));
+        self.pending_requests.insert(id, (peer, pending));
+    }
+
+    /// Tells gossipsub whether to forward a message (and score its source); false when the
+    /// message has left its cache.
+    fn report_gossip(&mut self, id: &GossipId, acceptance: MessageAcceptance) -> bool {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id.message_id, &id.source, acceptance)
     }
 
     fn topic_of(&self, topic: Topic) -> &IdentTopic {
@@ -555,28 +571,13 @@ impl Service {
                     let _ = self.swarm.disconnect_peer_id(peer);
                     return;
                 }
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .rpc
-                    .send_request(&peer, RequestFrame::Valid(Request::Status(ours)));
-                self.pending_requests.insert(id, (peer, Pending::Handshake));
+                self.send_request(peer, Request::Status(ours), Pending::Handshake);
             }
             Internal::Respond {
                 peer,
                 channel,
                 response,
-            } => {
-                if self
-                    .swarm
-                    .behaviour_mut()
-                    .rpc
-                    .send_response(channel, response)
-                    .is_err()
-                {
-                    tracing::debug!(target: TARGET, %peer, "could not answer: the request's stream is gone");
-                }
-            }
+            } => self.respond(peer, channel, response),
         }
     }
 
@@ -688,14 +689,7 @@ impl Service {
             }
         } else {
             // Cannot happen: we subscribe to these two topics only.
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(
-                    &id.message_id,
-                    &id.source,
-                    MessageAcceptance::Ignore,
-                );
+            self.report_gossip(&id, MessageAcceptance::Ignore);
             return;
         };
         // Peer events waiting means the channel is full: keep their order, drop the gossip.
@@ -713,14 +707,7 @@ impl Service {
                 + 1;
             tracing::debug!(target: TARGET, dropped, "event channel full; gossip message dropped");
             // Free the message cache now instead of waiting for it to expire.
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(
-                    &id.message_id,
-                    &id.source,
-                    MessageAcceptance::Ignore,
-                );
+            self.report_gossip(&id, MessageAcceptance::Ignore);
         }
     }
 
@@ -842,22 +829,11 @@ impl Service {
             }
         };
         let now = Instant::now();
-        let (per_second, burst) = (
-            self.config.inbound_requests_per_second,
-            self.config.inbound_request_burst,
-        );
-        let limiter = self.limiters.entry(peer).or_insert_with(|| PeerLimiter {
-            requests: TokenBucket::new(per_second, burst, now),
-            violations: TokenBucket::new(
-                RATE_VIOLATIONS_REFILL_PER_SECOND,
-                RATE_VIOLATIONS_BURST,
-                now,
-            ),
-        });
+        let limiter = self.limiter(peer, now);
         if !limiter.requests.try_take(now) {
             if limiter.violations.try_take(now) {
                 tracing::debug!(target: TARGET, %peer, "request rate exceeded");
-                self.respond_now(peer, channel, Response::Error(ServeError::RateLimited));
+                self.respond(peer, channel, Response::Error(ServeError::RateLimited));
             } else {
                 self.ban(peer, "kept exceeding the request rate");
             }
@@ -869,7 +845,7 @@ impl Service {
                     "status names genesis {}, ours is {}",
                     status.genesis_hash, self.config.genesis_hash
                 );
-                self.respond_now(peer, channel, Response::Error(ServeError::WrongGenesis));
+                self.respond(peer, channel, Response::Error(ServeError::WrongGenesis));
                 self.ban(peer, &reason);
                 return;
             }
@@ -878,9 +854,37 @@ impl Service {
             }
         }
         let Ok(permit) = Arc::clone(&self.serve_permits).try_acquire_owned() else {
-            self.respond_now(peer, channel, Response::Error(ServeError::Busy));
+            self.respond(peer, channel, Response::Error(ServeError::Busy));
             return;
         };
+        self.serve_later(peer, request, channel, permit);
+    }
+
+    /// `peer`'s request limits, fresh ones for a peer not seen (or forgotten).
+    fn limiter(&mut self, peer: PeerId, now: Instant) -> &mut PeerLimiter {
+        let (per_second, burst) = (
+            self.config.inbound_requests_per_second,
+            self.config.inbound_request_burst,
+        );
+        self.limiters.entry(peer).or_insert_with(|| PeerLimiter {
+            requests: TokenBucket::new(per_second, burst, now),
+            violations: TokenBucket::new(
+                RATE_VIOLATIONS_REFILL_PER_SECOND,
+                RATE_VIOLATIONS_BURST,
+                now,
+            ),
+        })
+    }
+
+    /// Serves `request` on a blocking thread, holding `permit` while it does, and
+    /// hands the answer back to the network task to send.
+    fn serve_later(
+        &self,
+        peer: PeerId,
+        request: Request,
+        channel: ResponseChannel<Response>,
+        permit: OwnedSemaphorePermit,
+    ) {
         let chain = Arc::clone(&self.chain);
         let internal = self.internal_tx.clone();
         tokio::spawn(async move {
@@ -900,12 +904,7 @@ impl Service {
         });
     }
 
-    fn respond_now(
-        &mut self,
-        peer: PeerId,
-        channel: ResponseChannel<Response>,
-        response: Response,
-    ) {
+    fn respond(&mut self, peer: PeerId, channel: ResponseChannel<Response>, response: Response) {
         if self
             .swarm
             .behaviour_mut()
