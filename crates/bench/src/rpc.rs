@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use infera_chainspec::ChainSpec;
 use infera_rpc::{RpcConfig, RpcContext};
 use infera_storage::Database;
-use infera_txpool::TxPool;
+use infera_txpool::{TxAdmission, TxPool};
 use parking_lot::Mutex;
 use tokio::{net::TcpStream, sync::Notify};
 
@@ -48,11 +48,8 @@ pub async fn start(
 ) -> Result<(SocketAddr, infera_rpc::RpcServers)> {
     let (events, _) = tokio::sync::broadcast::channel(infera_node::CHAIN_EVENT_CAPACITY);
     let ctx = RpcContext::new(
-        db,
-        chain,
-        pool,
-        events,
-        Arc::new(Notify::new()),
+        TxAdmission::new(db, chain, pool, events, Arc::new(Notify::new())),
+        infera_precompiles::ModelCache::shared(),
         RpcConfig::default(),
     );
     let servers = infera_rpc::start_servers(ctx, Some("127.0.0.1:0".parse()?), None).await?;

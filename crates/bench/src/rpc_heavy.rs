@@ -246,11 +246,14 @@ pub fn run() -> Result<()> {
     runtime.block_on(async {
         let (events, _) = tokio::sync::broadcast::channel(infera_node::CHAIN_EVENT_CAPACITY);
         let ctx = infera_rpc::RpcContext::new(
-            rig.db.clone(),
-            chain.clone(),
-            rig.pool.clone(),
-            events,
-            Arc::new(tokio::sync::Notify::new()),
+            infera_txpool::TxAdmission::new(
+                rig.db.clone(),
+                chain.clone(),
+                rig.pool.clone(),
+                events,
+                Arc::new(tokio::sync::Notify::new()),
+            ),
+            infera_precompiles::ModelCache::shared(),
             config,
         );
         let servers =

@@ -174,7 +174,7 @@ impl ChainManager {
         self.clique.as_ref()
     }
 
-    /// The decoded-model cache shared with the RPC.
+    /// The node's decoded-model cache, shared with the RPC and the sealers.
     pub fn models(&self) -> &Arc<ModelCache> {
         &self.models
     }

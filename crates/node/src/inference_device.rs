@@ -25,7 +25,7 @@ use std::{collections::HashMap, fmt, str::FromStr, sync::Arc};
 
 use infera_gpu::{CudaBackend, GpuError, GpuModel};
 use infera_kernels::Model;
-use infera_precompiles::{Accelerator, Offload, Placement};
+use infera_precompiles::{Accelerator, ModelCache, Offload, Placement};
 use infera_primitives::B256;
 use parking_lot::Mutex;
 use tracing::info;
@@ -96,6 +96,20 @@ pub enum DeviceChoice {
 /// only when `cuda[:N]` was asked for and the device cannot be used.
 pub fn select(setting: InferenceDevice) -> NodeResult<(DeviceChoice, Option<Offload>)> {
     select_with(setting, CudaAccelerator::open)
+}
+
+/// The node's one inference engine: a model cache running on the device
+/// [`select`] chooses for `setting`. The RPC, the importer and the sealers
+/// all execute with it, so a model is decoded once per process.
+pub fn model_cache(setting: InferenceDevice) -> NodeResult<Arc<ModelCache>> {
+    let (_, offload) = select(setting)?;
+    let models = ModelCache::shared();
+    if let Some(offload) = offload {
+        models.set_offload(offload).map_err(|_| {
+            NodeError::Invariant("the model cache already has an inference device".into())
+        })?;
+    }
+    Ok(models)
 }
 
 /// [`select`] with the way a CUDA device is opened passed in (tests).

@@ -18,10 +18,11 @@ pub mod sync;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use infera_chainspec::ChainSpec;
+use infera_precompiles::ModelCache;
 use infera_primitives::{Address, B256};
 use infera_rpc::{RpcConfig, RpcContext};
 use infera_storage::Database;
-use infera_txpool::{PoolConfig, TxPool};
+use infera_txpool::{PoolConfig, TxAdmission, TxPool};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, broadcast};
 use tracing::info;
@@ -133,7 +134,8 @@ pub fn open_datadir(datadir: &std::path::Path, chain: &ChainSpec) -> NodeResult<
 }
 
 /// What the dev node and the networked node share: storage, the pool, the
-/// chain-event channel and the RPC context over them.
+/// chain-event channel, transaction admission, the inference engine and the
+/// RPC context over them.
 struct NodeCore {
     db: Database,
     chain: Arc<ChainSpec>,
@@ -141,41 +143,42 @@ struct NodeCore {
     events: broadcast::Sender<infera_primitives::ChainEvent>,
     /// Wakes the dev sealer when a transaction enters the pool.
     tx_arrived: Arc<Notify>,
+    /// How transactions enter the pool, from the RPC and from peers.
+    admission: TxAdmission,
+    /// Decoded models, shared by the RPC, the importer and the sealers.
+    models: Arc<ModelCache>,
     rpc: RpcContext,
 }
 
 impl NodeCore {
     /// Opens the datadir (writing genesis if it is empty) and builds the pool,
-    /// the event channel and the RPC context.
+    /// the event channel, admission, the model cache and the RPC context.
     fn open(config: &NodeConfig) -> NodeResult<Self> {
         config.pool.validate().map_err(NodeError::Config)?;
         // Before the datadir: a device that was asked for and is missing
         // stops the node before it writes anything.
-        let (_, offload) = inference_device::select(config.inference_device)?;
+        let models = inference_device::model_cache(config.inference_device)?;
         let db = open_datadir(&config.datadir, &config.chain)?;
         let chain = Arc::new(config.chain.clone());
         let pool = Arc::new(Mutex::new(TxPool::new(config.pool)));
         let (events, _) = broadcast::channel(CHAIN_EVENT_CAPACITY);
         let tx_arrived = Arc::new(Notify::new());
-        let rpc = RpcContext::new(
+        let admission = TxAdmission::new(
             db.clone(),
             chain.clone(),
             pool.clone(),
             events.clone(),
             tx_arrived.clone(),
-            config.rpc.clone(),
         );
-        if let Some(offload) = offload {
-            rpc.model_cache().set_offload(offload).map_err(|_| {
-                NodeError::Invariant("the model cache already has an inference device".into())
-            })?;
-        }
+        let rpc = RpcContext::new(admission.clone(), models.clone(), config.rpc.clone());
         Ok(Self {
             db,
             chain,
             pool,
             events,
             tx_arrived,
+            admission,
+            models,
             rpc,
         })
     }
@@ -211,7 +214,9 @@ pub async fn run_dev_node(
         pool,
         events,
         tx_arrived,
+        models,
         rpc,
+        ..
     } = core;
     let servers = serve_rpc(&rpc, &config).await?;
 
@@ -223,7 +228,7 @@ pub async fn run_dev_node(
         tx_arrived,
         block_time: config.dev_block_time,
         coinbase: config.coinbase,
-        models: rpc.model_cache().clone(),
+        models,
     };
     let sealer_task = tokio::spawn(sealer.run());
     info!(
@@ -285,18 +290,20 @@ pub async fn run_network_node(
         chain,
         pool,
         events,
+        admission,
+        models,
         rpc: ctx,
         ..
     } = core;
     #[cfg(feature = "test-hooks")]
     if p2p.corrupt_inference {
         tracing::warn!(target: "infera::node", "TEST MODE: this node corrupts every inference output; honest peers will reject its blocks");
-        ctx.model_cache().set_corrupt_outputs(true);
+        models.set_corrupt_outputs(true);
     }
     let manager = chain::ChainManager::new(
         db.clone(),
         chain.clone(),
-        ctx.model_cache().clone(),
+        models,
         pool.clone(),
         events.clone(),
     )?;
@@ -355,6 +362,7 @@ pub async fn run_network_node(
         manager: manager.clone(),
         head: shared_head,
         net: net.clone(),
+        admission,
         rpc: ctx.clone(),
         syncing: Arc::default(),
         peers: ctx.peer_counter().clone(),

@@ -21,8 +21,9 @@ use alloy_primitives::U256;
 use alloy_rlp::Encodable;
 use infera_network::{ChainView, GossipId, NetworkEvent, NetworkHandle, PeerId, Status, Verdict};
 use infera_primitives::{B256, ChainEvent};
-use infera_rpc::{RpcContext, TxAdmissionError};
+use infera_rpc::RpcContext;
 use infera_storage::Database;
+use infera_txpool::{TxAdmission, TxAdmissionError};
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info, warn};
@@ -107,6 +108,9 @@ pub(crate) struct Sync {
     /// The head, readable while an import holds the manager.
     pub head: Arc<Mutex<HeadInfo>>,
     pub net: NetworkHandle,
+    /// Where gossiped transactions enter the pool, by the RPC's rules.
+    pub admission: TxAdmission,
+    /// For `eth_syncing`'s progress.
     pub rpc: RpcContext,
     pub syncing: Arc<AtomicBool>,
     /// Connected peers, for `net_peerCount`.
@@ -136,7 +140,7 @@ pub(crate) async fn run_sync(
             }
             event = chain_events.recv() => match event {
                 Ok(ChainEvent::PendingTransaction(hash)) => {
-                    let raw = sync.rpc_pool_tx(hash);
+                    let raw = sync.pool_tx(hash);
                     if let Some(raw) = raw {
                         sync.net.publish_transaction(raw);
                     }
@@ -153,10 +157,9 @@ pub(crate) async fn run_sync(
 }
 
 impl Sync {
-    fn rpc_pool_tx(&self, hash: B256) -> Option<Vec<u8>> {
-        self.rpc
-            .pool_transaction(hash)
-            .map(|tx| tx.tx.encoded_2718())
+    fn pool_tx(&self, hash: B256) -> Option<Vec<u8>> {
+        let pool = self.admission.pool().lock();
+        pool.get(&hash).map(|tx| tx.tx.encoded_2718())
     }
 
     async fn on_network_event(self: Arc<Self>, event: NetworkEvent) {
@@ -174,9 +177,8 @@ impl Sync {
                 self.on_gossip_block(source, id, block).await;
             }
             NetworkEvent::NewTransaction { source, id, tx } => {
-                let rpc = self.rpc.clone();
-                let result =
-                    tokio::task::spawn_blocking(move || rpc.admit_raw_transaction(tx.into())).await;
+                let admission = self.admission.clone();
+                let result = tokio::task::spawn_blocking(move || admission.admit(&tx)).await;
                 let verdict = match result {
                     Ok(Ok(_)) => Verdict::Accept,
                     Ok(Err(err)) => match transaction_ban(&err) {

@@ -1,8 +1,8 @@
 //! How failures become JSON-RPC errors, with the codes wallets expect.
 
 use alloy_primitives::Bytes;
-use infera_evm::{EvmError, InvalidTransaction};
-use infera_txpool::PoolError;
+use infera_evm::EvmError;
+use infera_txpool::{AdmissionFault, TxAdmissionError};
 use jsonrpsee::types::ErrorObjectOwned;
 
 /// JSON-RPC 2.0: invalid method parameters.
@@ -59,35 +59,6 @@ pub enum RpcError {
     Execution(#[source] EvmError),
 }
 
-/// Why a raw transaction was not admitted to the pool
-/// ([`crate::RpcContext::admit_raw_transaction`]: `eth_sendRawTransaction`
-/// and transactions from peers). Typed so that the network glue decides
-/// whether the sending peer is penalised without reading any text.
-#[derive(Debug, thiserror::Error)]
-pub enum TxAdmissionError {
-    /// The bytes do not decode, or the signature recovers no sender
-    /// ([`EvmError::Decode`], [`EvmError::InvalidSignature`]): malformed
-    /// data, which no honest peer relays.
-    #[error(transparent)]
-    Malformed(EvmError),
-    /// A well-formed transaction the head state refuses (nonce, funds, fees,
-    /// chain id, blobs): stale or premature here, perhaps valid elsewhere.
-    #[error(transparent)]
-    Invalid(#[from] InvalidTransaction),
-    /// The pool's rules refuse it (size, replacement fee, slots).
-    #[error(transparent)]
-    Pool(#[from] PoolError),
-    /// This node failed (storage, no chain): nothing about the transaction.
-    #[error(transparent)]
-    Local(#[from] RpcError),
-}
-
-impl From<infera_storage::StorageError> for TxAdmissionError {
-    fn from(err: infera_storage::StorageError) -> Self {
-        Self::Local(err.into())
-    }
-}
-
 /// What clients see: every refusal of the transaction itself is -32000 with
 /// its reason, a local fault keeps its own code.
 impl From<TxAdmissionError> for RpcError {
@@ -96,7 +67,13 @@ impl From<TxAdmissionError> for RpcError {
             TxAdmissionError::Malformed(_)
             | TxAdmissionError::Invalid(_)
             | TxAdmissionError::Pool(_) => Self::TransactionRejected(err.to_string()),
-            TxAdmissionError::Local(err) => err,
+            TxAdmissionError::Local(AdmissionFault::Storage(err)) => Self::Storage(err),
+            TxAdmissionError::Local(AdmissionFault::NoChain) => {
+                Self::Evm("the database holds no chain".into())
+            }
+            TxAdmissionError::Local(AdmissionFault::HeadHeaderMissing) => {
+                Self::NotFound("head header missing".into())
+            }
         }
     }
 }
@@ -135,6 +112,8 @@ impl From<RpcError> for ErrorObjectOwned {
 
 #[cfg(test)]
 mod tests {
+    use infera_evm::InvalidTransaction;
+
     use super::*;
 
     fn code_and_message(err: impl Into<RpcError>) -> (i32, String) {
@@ -160,14 +139,33 @@ mod tests {
             code_and_message(invalid),
             (SERVER_ERROR_CODE, "nonce too low: tx 0, state 1".into())
         );
-        let local = TxAdmissionError::Local(RpcError::Evm("the database holds no chain".into()));
-        assert_eq!(
-            code_and_message(local),
+        for (fault, code, message) in [
             (
+                AdmissionFault::NoChain,
                 INTERNAL_ERROR_CODE,
-                "execution error: the database holds no chain".into()
-            )
-        );
+                "execution error: the database holds no chain",
+            ),
+            (
+                AdmissionFault::HeadHeaderMissing,
+                SERVER_ERROR_CODE,
+                "head header missing",
+            ),
+            (
+                AdmissionFault::Storage(infera_storage::StorageError::SchemaMismatch {
+                    found: 2,
+                    expected: 1,
+                }),
+                INTERNAL_ERROR_CODE,
+                "storage error: the database was written with table layout version 2, but this \
+                 build reads only layout version 1; re-sync into a fresh --datadir, or run the \
+                 infera release that writes layout version 2",
+            ),
+        ] {
+            // The network logs the fault in the words clients get.
+            assert_eq!(fault.to_string(), message);
+            let local = TxAdmissionError::Local(fault);
+            assert_eq!(code_and_message(local), (code, message.into()));
+        }
     }
 
     #[test]

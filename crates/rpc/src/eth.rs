@@ -8,16 +8,12 @@ use alloy_rpc_types_eth::{
     Block, FeeHistory, Filter, FilterBlockOption, FilterChanges, Log as RpcLog, Transaction,
     TransactionReceipt, TransactionRequest,
 };
-use infera_evm::{
-    BlockEnvInput, CallLimits, CallOutcome, CallRequest, EvmError, ExecutionConfig,
-    decode_raw_transaction, validate_transaction_with_config,
-};
+use infera_evm::{BlockEnvInput, CallLimits, CallOutcome, CallRequest, EvmError, ExecutionConfig};
 use infera_primitives::{ChainEvent, SealedBlock, StateReader};
 use infera_storage::Reader;
 
 use crate::{
     DEFAULT_PRIORITY_FEE_WEI, MAX_FEE_HISTORY_BLOCKS, RpcContext, RpcError, RpcResult,
-    TxAdmissionError,
     convert::{self, TxContext},
     filters::FilterKind,
 };
@@ -306,53 +302,10 @@ impl RpcContext {
 
     // --- transactions -------------------------------------------------------
 
-    /// `eth_sendRawTransaction`: decode, validate against the head state, pool.
+    /// `eth_sendRawTransaction`: decode, validate against the head state, pool
+    /// ([`infera_txpool::TxAdmission`], which peers' transactions go through too).
     pub fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
-        Ok(self.admit_raw_transaction(raw)?)
-    }
-
-    /// [`Self::send_raw_transaction`] with its typed refusal, for callers that
-    /// act on why (the network glue penalises the peer of a
-    /// [`TxAdmissionError::Malformed`] transaction).
-    pub fn admit_raw_transaction(&self, raw: Bytes) -> Result<B256, TxAdmissionError> {
-        // The pool refuses it anyway; refusing before decoding spares hashing
-        // and recovering the signer of payloads up to the gossip limit (11 MiB).
-        if raw.len() > infera_txpool::MAX_TX_BYTES {
-            return Err(infera_txpool::PoolError::OversizedData {
-                size: raw.len(),
-                limit: infera_txpool::MAX_TX_BYTES,
-            }
-            .into());
-        }
-        let tx = decode_raw_transaction(&raw).map_err(|e| match e {
-            // A well-formed blob transaction (refused on this chain).
-            EvmError::InvalidTransaction(invalid) => TxAdmissionError::Invalid(invalid),
-            // Decoding reads no state: every other error is the bytes' own.
-            malformed => TxAdmissionError::Malformed(malformed),
-        })?;
-        let reader = self.db().reader()?;
-        let (head, base_fee) = self.next_base_fee(&reader)?;
-        let spec = self.chain().spec_at(head.number + 1, head.timestamp + 1);
-        let cfg = ExecutionConfig {
-            chain_id: self.chain().chain_id(),
-            spec,
-        };
-        let account = reader.latest_state().account(tx.sender)?;
-        validate_transaction_with_config(&tx, &cfg, account, base_fee, head.gas_limit)?;
-        let hash = tx.hash;
-        {
-            let mut pool = self.pool().lock();
-            // Read the sender again under the pool lock: the sealer updates the
-            // pool only after committing a block, so `account` may predate a
-            // block the pool has already seen, and its nonce would queue this
-            // transaction behind a gap that block filled.
-            let account = self.db().reader()?.latest_state().account(tx.sender)?;
-            let (nonce, balance) = account.map_or((0, U256::ZERO), |a| (a.nonce, a.balance));
-            pool.add(tx, nonce, balance, base_fee)?;
-        }
-        self.notify_tx_arrived();
-        let _ = self.events().send(ChainEvent::PendingTransaction(hash));
-        Ok(hash)
+        Ok(self.admission().admit(&raw)?)
     }
 
     /// `eth_getTransactionByHash`: mined, or pending in the pool.

@@ -1,9 +1,10 @@
 //! Ethereum JSON-RPC over HTTP and WebSocket, served by jsonrpsee.
 //!
 //! [`RpcContext`] holds handles to the node's parts (storage, chain spec,
-//! pool, event channel); [`eth`] implements the methods on it as plain
-//! functions, and [`server`] exposes them through jsonrpsee with limits and
-//! CORS. Filters and subscriptions feed on the node's [`ChainEvent`]s.
+//! pool, event channel, transaction admission, model cache); [`eth`]
+//! implements the methods on it as plain functions, and [`server`] exposes
+//! them through jsonrpsee with limits and CORS. Filters and subscriptions
+//! feed on the node's [`ChainEvent`]s.
 
 mod apis;
 pub mod convert;
@@ -26,11 +27,12 @@ pub mod testing;
 use std::sync::Arc;
 
 use infera_chainspec::ChainSpec;
+use infera_precompiles::ModelCache;
 use infera_primitives::ChainEvent;
 use infera_storage::Database;
-use infera_txpool::TxPool;
+use infera_txpool::{TxAdmission, TxPool};
 use parking_lot::Mutex;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 
 pub use apis::{ALL_NAMESPACES, PUBLIC_NAMESPACES, RpcApis};
 pub use error::*;
@@ -156,16 +158,14 @@ pub struct RpcContext {
 }
 
 struct RpcContextInner {
-    db: Database,
-    chain: Arc<ChainSpec>,
-    pool: Arc<Mutex<TxPool>>,
-    events: broadcast::Sender<ChainEvent>,
-    tx_arrived: Arc<Notify>,
+    /// Also the RPC's storage, chain spec, pool and event channel, so that
+    /// `eth_sendRawTransaction` admits into the pool the other methods read.
+    admission: TxAdmission,
     config: RpcConfig,
     filters: filters::FilterStore,
-    /// Decoded models shared by every execution (calls, estimates, and the
-    /// block builder when the node hands it [`RpcContext::model_cache`]).
-    models: Arc<infera_precompiles::ModelCache>,
+    /// The node's decoded models, shared by every execution (calls,
+    /// estimates) with the block builder and the importer.
+    models: Arc<ModelCache>,
     /// Held from nonce fill to pool admission by `eth_sendTransaction`, so
     /// concurrent sends from one dev account get distinct nonces.
     signing: Mutex<()>,
@@ -188,27 +188,18 @@ pub struct SyncProgress {
 }
 
 impl RpcContext {
-    /// Bundles the node's handles for the RPC.
-    pub fn new(
-        db: Database,
-        chain: Arc<ChainSpec>,
-        pool: Arc<Mutex<TxPool>>,
-        events: broadcast::Sender<ChainEvent>,
-        tx_arrived: Arc<Notify>,
-        config: RpcConfig,
-    ) -> Self {
+    /// Bundles the node's handles for the RPC: `admission` (with the
+    /// storage, chain spec, pool and event channel it works on) and the
+    /// node's model cache, which its blocks are built and imported with.
+    pub fn new(admission: TxAdmission, models: Arc<ModelCache>, config: RpcConfig) -> Self {
         let filters = filters::FilterStore::new(config.max_filters_per_client);
         let heavy = heavy::HeavyCallGate::new(config.max_heavy_calls, MAX_QUEUED_HEAVY_CALLS);
         Self {
             inner: Arc::new(RpcContextInner {
-                db,
-                chain,
-                pool,
-                events,
-                tx_arrived,
+                admission,
                 config,
                 filters,
-                models: infera_precompiles::ModelCache::shared(),
+                models,
                 signing: Mutex::new(()),
                 peers: Arc::default(),
                 sync: Arc::default(),
@@ -218,16 +209,19 @@ impl RpcContext {
     }
 
     pub(crate) fn db(&self) -> &Database {
-        &self.inner.db
+        self.inner.admission.db()
     }
     pub(crate) fn chain(&self) -> &ChainSpec {
-        &self.inner.chain
+        self.inner.admission.chain()
     }
     pub(crate) fn pool(&self) -> &Mutex<TxPool> {
-        &self.inner.pool
+        self.inner.admission.pool()
     }
     pub(crate) fn events(&self) -> &broadcast::Sender<ChainEvent> {
-        &self.inner.events
+        self.inner.admission.events()
+    }
+    pub(crate) fn admission(&self) -> &TxAdmission {
+        &self.inner.admission
     }
     pub(crate) fn config(&self) -> &RpcConfig {
         &self.inner.config
@@ -240,11 +234,6 @@ impl RpcContext {
     }
     pub(crate) fn filters(&self) -> &filters::FilterStore {
         &self.inner.filters
-    }
-    /// The decoded-model cache of the AI precompiles; the node shares it with
-    /// the block builder so a model is decoded once per process.
-    pub fn model_cache(&self) -> &Arc<infera_precompiles::ModelCache> {
-        &self.inner.models
     }
     /// The precompile provider every execution of the RPC runs with: the
     /// Ethereum precompiles plus the model registry and inference.
@@ -264,9 +253,6 @@ impl RpcContext {
         &self,
         hash: infera_primitives::B256,
     ) -> Option<infera_primitives::RecoveredTx> {
-        self.inner.pool.lock().get(&hash).cloned()
-    }
-    pub(crate) fn notify_tx_arrived(&self) {
-        self.inner.tx_arrived.notify_one();
+        self.pool().lock().get(&hash).cloned()
     }
 }

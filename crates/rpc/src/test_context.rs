@@ -6,7 +6,7 @@ use std::sync::Arc;
 use infera_chainspec::ChainSpec;
 use infera_primitives::SealedBlock;
 use infera_storage::Database;
-use infera_txpool::{PoolConfig, TxPool};
+use infera_txpool::{PoolConfig, TxAdmission, TxPool};
 use parking_lot::Mutex;
 
 use crate::{RpcConfig, RpcContext};
@@ -23,11 +23,14 @@ pub(crate) fn dev_context(dir: &std::path::Path, config: RpcConfig) -> RpcContex
     writer.set_chain_id(chain.chain_id()).unwrap();
     writer.commit().unwrap();
     RpcContext::new(
-        db,
-        Arc::new(chain),
-        Arc::new(Mutex::new(TxPool::new(PoolConfig::default()))),
-        tokio::sync::broadcast::channel(16).0,
-        Arc::new(tokio::sync::Notify::new()),
+        TxAdmission::new(
+            db,
+            Arc::new(chain),
+            Arc::new(Mutex::new(TxPool::new(PoolConfig::default()))),
+            tokio::sync::broadcast::channel(16).0,
+            Arc::new(tokio::sync::Notify::new()),
+        ),
+        infera_precompiles::ModelCache::shared(),
         config,
     )
 }

@@ -6,7 +6,7 @@
 //! slots) are *queued* until the gap fills or blocks make room. The pool checks
 //! only what depends on other pooled transactions (duplicates, replacement,
 //! nonce gaps, bounds, cumulative cost); stateless and state checks are
-//! `infera_evm::validate_transaction`'s, which the caller runs first.
+//! `infera_evm::validate_transaction`'s, which [`TxAdmission`] runs first.
 //!
 //! # Bounds and who gives way
 //!
@@ -32,6 +32,10 @@
 //! - Queued transactions of a sender with no activity (nothing added, nothing
 //!   mined) for [`PoolConfig::lifetime`] expire, so a sender whose gap never
 //!   fills does not hold the room for good.
+
+mod admission;
+
+pub use admission::{AdmissionFault, TxAdmission, TxAdmissionError};
 
 use std::{
     cmp::Ordering,

@@ -23,7 +23,7 @@ use infera_precompiles::ModelCache;
 use infera_primitives::{RecoveredTx, StateReader, TxEnvelope};
 use infera_rpc::{RpcConfig, RpcContext, testing::PayloadAttributes};
 use infera_storage::Database;
-use infera_txpool::{PoolConfig, TxPool};
+use infera_txpool::{PoolConfig, TxAdmission, TxPool};
 use parking_lot::Mutex;
 use secp256k1::{Message, SECP256K1, SecretKey};
 use tokio::sync::{Notify, broadcast};
@@ -155,11 +155,14 @@ fn dev_rpc(dir: &std::path::Path) -> (RpcContext, Database, Arc<ChainSpec>) {
     let pool = Arc::new(Mutex::new(TxPool::new(PoolConfig::default())));
     let (events, _) = broadcast::channel(16);
     let ctx = RpcContext::new(
-        db.clone(),
-        chain.clone(),
-        pool,
-        events,
-        Arc::new(Notify::new()),
+        TxAdmission::new(
+            db.clone(),
+            chain.clone(),
+            pool,
+            events,
+            Arc::new(Notify::new()),
+        ),
+        ModelCache::shared(),
         RpcConfig::default(),
     );
     (ctx, db, chain)

@@ -20,9 +20,9 @@ use infera_node::{
 };
 use infera_precompiles::ModelCache;
 use infera_primitives::TxEnvelope;
-use infera_rpc::{RpcConfig, RpcContext, TxAdmissionError};
+use infera_rpc::{RpcConfig, RpcContext};
 use infera_storage::Database;
-use infera_txpool::{PoolConfig, TxPool};
+use infera_txpool::{PoolConfig, TxAdmission, TxAdmissionError, TxPool};
 use parking_lot::Mutex;
 use secp256k1::{Message, SECP256K1};
 use tokio::sync::{Notify, broadcast};
@@ -176,23 +176,28 @@ fn a_storage_fault_during_import_bans_nobody() {
     ));
 }
 
-fn rpc_of(node: &Node) -> RpcContext {
+/// The admission the network glue uses for `node`'s pool.
+fn admission_of(node: &Node) -> TxAdmission {
     let (events, _) = broadcast::channel(16);
-    RpcContext::new(
+    TxAdmission::new(
         node.manager.db().clone(),
         node.manager.chain().clone(),
         node.pool.clone(),
         events,
         Arc::new(Notify::new()),
-        RpcConfig::default(),
     )
 }
 
 #[test]
 fn a_gossiped_transaction_bans_its_sender_only_when_malformed() {
     let node = Node::new(ModelCache::shared());
-    let rpc = rpc_of(&node);
-    let admit = |raw: Vec<u8>| rpc.admit_raw_transaction(raw.into()).unwrap_err();
+    let admission = admission_of(&node);
+    let rpc = RpcContext::new(
+        admission.clone(),
+        node.manager.models().clone(),
+        RpcConfig::default(),
+    );
+    let admit = |raw: Vec<u8>| admission.admit(&raw).unwrap_err();
 
     for (what, raw) in [
         ("undecodable bytes", vec![0x02, 0xc0, 0x01]),
@@ -224,7 +229,7 @@ fn a_gossiped_transaction_bans_its_sender_only_when_malformed() {
     assert_eq!(transaction_ban(&err), None);
 
     let good = signed(transfer(TESTNET_CHAIN_ID, 0)).encoded_2718();
-    rpc.admit_raw_transaction(good.clone().into()).unwrap();
+    admission.admit(&good).unwrap();
     let err = admit(good);
     assert!(matches!(err, TxAdmissionError::Pool(_)), "{err}");
     assert_eq!(transaction_ban(&err), None);
@@ -237,16 +242,15 @@ fn a_local_fault_during_admission_bans_nobody() {
     let dir = tempfile::tempdir().unwrap();
     let empty = Database::open(&dir.path().join("db")).unwrap();
     let (events, _) = broadcast::channel(16);
-    let rpc = RpcContext::new(
+    let admission = TxAdmission::new(
         empty,
         Arc::new(chain()),
         Arc::new(Mutex::new(TxPool::new(PoolConfig::default()))),
         events,
         Arc::new(Notify::new()),
-        RpcConfig::default(),
     );
     let good = signed(transfer(TESTNET_CHAIN_ID, 0)).encoded_2718();
-    let err = rpc.admit_raw_transaction(good.into()).unwrap_err();
+    let err = admission.admit(&good).unwrap_err();
     assert!(matches!(err, TxAdmissionError::Local(_)), "{err}");
     assert_eq!(transaction_ban(&err), None);
 }

@@ -14,7 +14,7 @@ use infera_chainspec::ChainSpec;
 use infera_primitives::SealedBlock;
 use infera_rpc::{RpcConfig, RpcContext, RpcError};
 use infera_storage::Database;
-use infera_txpool::{PoolConfig, TxPool};
+use infera_txpool::{PoolConfig, TxAdmission, TxPool};
 use jsonrpsee::types::ErrorObjectOwned;
 use parking_lot::Mutex;
 
@@ -51,11 +51,14 @@ pub fn context(dir: &std::path::Path, config: RpcConfig) -> RpcContext {
     writer.set_chain_id(chain.chain_id()).unwrap();
     writer.commit().unwrap();
     RpcContext::new(
-        db,
-        Arc::new(chain),
-        Arc::new(Mutex::new(TxPool::new(PoolConfig::default()))),
-        tokio::sync::broadcast::channel(16).0,
-        Arc::new(tokio::sync::Notify::new()),
+        TxAdmission::new(
+            db,
+            Arc::new(chain),
+            Arc::new(Mutex::new(TxPool::new(PoolConfig::default()))),
+            tokio::sync::broadcast::channel(16).0,
+            Arc::new(tokio::sync::Notify::new()),
+        ),
+        infera_precompiles::ModelCache::shared(),
         config,
     )
 }
