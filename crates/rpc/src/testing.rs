@@ -2,13 +2,17 @@
 //! from given transactions (or the pool's best ones) without committing
 //! anything, as geth's `testing` namespace does.
 
-use alloy_consensus::Transaction as _;
-use alloy_eips::{eip2718::Encodable2718, eip4895::Withdrawal};
+use alloy_consensus::{Header, ReceiptEnvelope, Transaction as _};
+use alloy_eips::{eip2718::Encodable2718, eip4895::Withdrawal, eip7685::Requests};
 use alloy_primitives::{Address, B256, Bloom, Bytes, U64, U256};
 pub use infera_chainspec::next_block::next_gas_limit;
 use infera_chainspec::{BlockAttributes, BlockOutput, GasLimit, NextBlock, SpecId};
-use infera_evm::{BlockEnvInput, BlockExecutor, EvmError, ExecutionConfig, decode_raw_transaction};
-use infera_primitives::RecoveredTx;
+use infera_evm::{
+    BlockEnvInput, BlockExecutor, EvmError, ExecutionConfig, ExecutionOutcome, Precompiles,
+    decode_raw_transaction,
+};
+use infera_primitives::{RecoveredTx, StateChanges, StateReader};
+use infera_storage::Reader;
 use jsonrpsee::{core::RpcResult as JsonResult, proc_macros::rpc};
 use serde::{Deserialize, Serialize};
 
@@ -124,48 +128,24 @@ impl RpcContext {
             )));
         }
         let reader = self.db().reader()?;
-        let parent = reader
-            .header_by_hash(parent_hash)?
-            .ok_or_else(|| RpcError::NotFound(format!("parent block {parent_hash} not found")))?;
-        let head = reader
-            .head_number()?
-            .ok_or_else(|| RpcError::Evm("the database holds no chain".into()))?;
-        if parent.number != head {
-            return Err(RpcError::NotFound(format!(
-                "parent block {} is not the head ({head}); only the head's state can be built on",
-                parent.number
-            )));
-        }
-        let number = parent.number + 1;
-        let timestamp = attributes.timestamp.to::<u64>();
-        if timestamp <= parent.timestamp {
-            return Err(RpcError::InvalidParams(format!(
-                "timestamp {timestamp} is not after the parent's {}",
-                parent.timestamp
-            )));
-        }
+        let parent = self.build_parent(&reader, parent_hash, &attributes)?;
         let chain = self.chain();
-        let spec = chain.spec_at(number, timestamp);
         let withdrawals = attributes.withdrawals.unwrap_or_default();
-        if spec.is_enabled_in(SpecId::CANCUN) && attributes.parent_beacon_block_root.is_none() {
-            return Err(RpcError::InvalidParams(
-                "parentBeaconBlockRoot is required from Cancun on".into(),
-            ));
-        }
         let next = NextBlock::new(
             chain,
             &parent,
             parent_hash,
             &BlockAttributes {
-                timestamp,
+                timestamp: attributes.timestamp.to::<u64>(),
                 beneficiary: attributes.suggested_fee_recipient,
                 prev_randao: attributes.prev_randao,
                 gas_limit: GasLimit::Towards(BUILD_GAS_LIMIT_TARGET),
-                extra_data: extra_data.clone(),
+                extra_data,
                 parent_beacon_block_root: attributes.parent_beacon_block_root.unwrap_or_default(),
                 withdrawals: withdrawals.clone(),
             },
         );
+        let spec = next.spec();
         let env = BlockEnvInput::from_header(next.header(), next.blob_base_fee_update_fraction());
         let base_fee = env.base_fee_per_gas;
         let cfg = ExecutionConfig {
@@ -179,113 +159,229 @@ impl RpcContext {
             self.precompiles(spec),
         )
         .map_err(|e| RpcError::Evm(format!("pre-block system calls: {e}")))?;
-
-        let mut included: Vec<RecoveredTx> = Vec::new();
-        let mut block_value = U256::ZERO;
-        let mut tip = |tx: &RecoveredTx, gas: u64| {
-            let per_gas = tx.tx.effective_tip_per_gas(base_fee).unwrap_or(0);
-            block_value += U256::from(per_gas) * U256::from(gas);
+        let included = match transactions {
+            Some(raw) => execute_given(&mut executor, &raw, base_fee)?,
+            None => self.execute_pool_best(&mut executor, base_fee)?,
         };
-        match transactions {
-            Some(raw) => {
-                for (i, bytes) in raw.iter().enumerate() {
-                    let tx = decode_raw_transaction(bytes).map_err(|e| {
-                        RpcError::InvalidParams(format!("transaction {i} does not decode: {e}"))
-                    })?;
-                    let before = executor.gas_used();
-                    executor.execute_transaction(&tx).map_err(|e| match e {
-                        EvmError::InvalidTransaction(err) => RpcError::TransactionRejected(
-                            format!("transaction {i} ({}): {err}", tx.hash),
-                        ),
-                        other => RpcError::Evm(other.to_string()),
-                    })?;
-                    tip(&tx, executor.gas_used() - before);
-                    included.push(tx);
-                }
-            }
-            None => {
-                // The pool's best transactions; ones that do not fit are skipped.
-                let candidates = self.pool().lock().best_transactions(base_fee);
-                let mut skipped: Vec<Address> = Vec::new();
-                for tx in candidates {
-                    if skipped.contains(&tx.sender) {
-                        continue;
-                    }
-                    let before = executor.gas_used();
-                    match executor.execute_transaction(&tx) {
-                        Ok(_) => {
-                            tip(&tx, executor.gas_used() - before);
-                            included.push(tx);
-                        }
-                        Err(EvmError::InvalidTransaction(_)) => skipped.push(tx.sender),
-                        Err(other) => return Err(RpcError::Evm(other.to_string())),
-                    }
-                }
-            }
+        let (requests, outcome) =
+            finish_execution(executor, chain.deposit_contract(), spec, &withdrawals)?;
+        // The scratch writer below is opened with no read transaction left.
+        drop(reader);
+        let state_root = self.scratch_state_root(next.header().number, &outcome.changes)?;
+        let header = seal_header(
+            next,
+            state_root,
+            &included.transactions,
+            &outcome.receipts,
+            &requests,
+        );
+        Ok(built_payload(
+            &header,
+            base_fee,
+            included,
+            withdrawals,
+            &requests,
+        ))
+    }
+
+    /// The parent `testing_buildBlockV1` may build on with these attributes:
+    /// the head, older than the new block's timestamp, and given a beacon
+    /// root where the new block needs one.
+    fn build_parent(
+        &self,
+        reader: &Reader,
+        parent_hash: B256,
+        attributes: &PayloadAttributes,
+    ) -> RpcResult<Header> {
+        let parent = reader
+            .header_by_hash(parent_hash)?
+            .ok_or_else(|| RpcError::NotFound(format!("parent block {parent_hash} not found")))?;
+        let head = reader
+            .head_number()?
+            .ok_or_else(|| RpcError::Evm("the database holds no chain".into()))?;
+        if parent.number != head {
+            return Err(RpcError::NotFound(format!(
+                "parent block {} is not the head ({head}); only the head's state can be built on",
+                parent.number
+            )));
         }
-        let requests = executor
-            .apply_post_block_requests(chain.deposit_contract())
-            .map_err(|e| RpcError::Evm(format!("post-block requests: {e}")))?;
-        if spec.is_enabled_in(SpecId::SHANGHAI) {
-            executor
-                .apply_withdrawals(&withdrawals)
-                .map_err(|e| RpcError::Evm(e.to_string()))?;
-        } else if !withdrawals.is_empty() {
+        let timestamp = attributes.timestamp.to::<u64>();
+        if timestamp <= parent.timestamp {
+            return Err(RpcError::InvalidParams(format!(
+                "timestamp {timestamp} is not after the parent's {}",
+                parent.timestamp
+            )));
+        }
+        let spec = self.chain().spec_at(parent.number + 1, timestamp);
+        if spec.is_enabled_in(SpecId::CANCUN) && attributes.parent_beacon_block_root.is_none() {
             return Err(RpcError::InvalidParams(
-                "withdrawals before Shanghai".into(),
+                "parentBeaconBlockRoot is required from Cancun on".into(),
             ));
         }
-        executor
-            .apply_block_rewards(&[])
-            .map_err(|e| RpcError::Evm(e.to_string()))?;
-        let outcome = executor.finish();
-        drop(reader);
+        Ok(parent)
+    }
 
-        // The state root from a write transaction that is thrown away.
-        let state_root = {
-            let mut scratch = self.db().writer()?;
-            scratch.apply_state(number, &outcome.changes)?;
-            scratch.state_root()?
-        };
-        let envelopes: Vec<_> = included.iter().map(|tx| tx.tx.clone()).collect();
-        let header = next.finish(BlockOutput {
-            state_root,
-            transactions: &envelopes,
-            receipts: &outcome.receipts,
-            requests: &requests,
-        });
-        let block_hash = header.hash_slow();
-        Ok(BuiltPayload {
-            execution_payload: ExecutionPayload {
-                parent_hash,
-                fee_recipient: attributes.suggested_fee_recipient,
-                state_root,
-                receipts_root: header.receipts_root,
-                logs_bloom: header.logs_bloom,
-                prev_randao: attributes.prev_randao,
-                block_number: U64::from(number),
-                gas_limit: U64::from(header.gas_limit),
-                gas_used: U64::from(header.gas_used),
-                timestamp: U64::from(timestamp),
-                extra_data,
-                base_fee_per_gas: U256::from(base_fee),
-                block_hash,
-                transactions: included
-                    .iter()
-                    .map(|tx| tx.tx.encoded_2718().into())
-                    .collect(),
-                withdrawals,
-                blob_gas_used: U64::from(header.blob_gas_used.unwrap_or_default()),
-                excess_blob_gas: U64::from(header.excess_blob_gas.unwrap_or_default()),
-            },
-            block_value,
-            blobs_bundle: BlobsBundle::default(),
-            execution_requests: requests
+    /// Executes the pool's best transactions; one that does not fit is
+    /// skipped, and with it its sender's later ones (their nonces would gap).
+    fn execute_pool_best<S: StateReader, P: Precompiles<S>>(
+        &self,
+        executor: &mut BlockExecutor<S, P>,
+        base_fee: u64,
+    ) -> RpcResult<Included> {
+        let candidates = self.pool().lock().best_transactions(base_fee);
+        let mut included = Included::default();
+        let mut skipped: Vec<Address> = Vec::new();
+        for tx in candidates {
+            if skipped.contains(&tx.sender) {
+                continue;
+            }
+            let before = executor.gas_used();
+            match executor.execute_transaction(&tx) {
+                Ok(_) => included.push(tx, executor.gas_used() - before, base_fee),
+                Err(EvmError::InvalidTransaction(_)) => skipped.push(tx.sender),
+                Err(other) => return Err(RpcError::Evm(other.to_string())),
+            }
+        }
+        Ok(included)
+    }
+
+    /// The state root of `changes` laid over the head state, from a write
+    /// transaction that is thrown away (shared with `eth_simulateV1`).
+    pub(crate) fn scratch_state_root(
+        &self,
+        number: u64,
+        changes: &StateChanges,
+    ) -> RpcResult<B256> {
+        let mut scratch = self.db().writer()?;
+        scratch.apply_state(number, changes)?;
+        Ok(scratch.state_root()?)
+    }
+}
+
+/// The transactions a built block includes, and what they pay its fee
+/// recipient.
+#[derive(Default)]
+struct Included {
+    transactions: Vec<RecoveredTx>,
+    /// Priority fees, in wei.
+    block_value: U256,
+}
+
+impl Included {
+    fn push(&mut self, tx: RecoveredTx, gas_used: u64, base_fee: u64) {
+        let per_gas = tx.tx.effective_tip_per_gas(base_fee).unwrap_or(0);
+        self.block_value += U256::from(per_gas) * U256::from(gas_used);
+        self.transactions.push(tx);
+    }
+}
+
+/// Executes the request's own transactions in order; unlike the pool's, any
+/// that does not decode or apply fails the request.
+fn execute_given<S: StateReader, P: Precompiles<S>>(
+    executor: &mut BlockExecutor<S, P>,
+    raw: &[Bytes],
+    base_fee: u64,
+) -> RpcResult<Included> {
+    let mut included = Included::default();
+    for (i, bytes) in raw.iter().enumerate() {
+        let tx = decode_raw_transaction(bytes).map_err(|e| {
+            RpcError::InvalidParams(format!("transaction {i} does not decode: {e}"))
+        })?;
+        let before = executor.gas_used();
+        executor.execute_transaction(&tx).map_err(|e| match e {
+            EvmError::InvalidTransaction(err) => {
+                RpcError::TransactionRejected(format!("transaction {i} ({}): {err}", tx.hash))
+            }
+            other => RpcError::Evm(other.to_string()),
+        })?;
+        included.push(tx, executor.gas_used() - before, base_fee);
+    }
+    Ok(included)
+}
+
+/// What follows the transactions: the EIP-7685 requests, the withdrawals
+/// and the rewards. Withdrawals before Shanghai are refused only here, after
+/// the transactions, so a request with a failing transaction reports that.
+fn finish_execution<S: StateReader, P: Precompiles<S>>(
+    mut executor: BlockExecutor<S, P>,
+    deposit_contract: Address,
+    spec: SpecId,
+    withdrawals: &[Withdrawal],
+) -> RpcResult<(Requests, ExecutionOutcome)> {
+    let requests = executor
+        .apply_post_block_requests(deposit_contract)
+        .map_err(|e| RpcError::Evm(format!("post-block requests: {e}")))?;
+    if spec.is_enabled_in(SpecId::SHANGHAI) {
+        executor
+            .apply_withdrawals(withdrawals)
+            .map_err(|e| RpcError::Evm(e.to_string()))?;
+    } else if !withdrawals.is_empty() {
+        return Err(RpcError::InvalidParams(
+            "withdrawals before Shanghai".into(),
+        ));
+    }
+    executor
+        .apply_block_rewards(&[])
+        .map_err(|e| RpcError::Evm(e.to_string()))?;
+    Ok((requests, executor.finish()))
+}
+
+/// The complete header of an executed block (shared with `eth_simulateV1`).
+pub(crate) fn seal_header(
+    next: NextBlock,
+    state_root: B256,
+    transactions: &[RecoveredTx],
+    receipts: &[ReceiptEnvelope],
+    requests: &Requests,
+) -> Header {
+    let envelopes: Vec<_> = transactions.iter().map(|tx| tx.tx.clone()).collect();
+    next.finish(BlockOutput {
+        state_root,
+        transactions: &envelopes,
+        receipts,
+        requests,
+    })
+}
+
+/// The payload of the built block, in `engine_getPayloadV4`'s shape.
+fn built_payload(
+    header: &Header,
+    base_fee: u64,
+    included: Included,
+    withdrawals: Vec<Withdrawal>,
+    requests: &Requests,
+) -> BuiltPayload {
+    BuiltPayload {
+        execution_payload: ExecutionPayload {
+            parent_hash: header.parent_hash,
+            fee_recipient: header.beneficiary,
+            state_root: header.state_root,
+            receipts_root: header.receipts_root,
+            logs_bloom: header.logs_bloom,
+            prev_randao: header.mix_hash,
+            block_number: U64::from(header.number),
+            gas_limit: U64::from(header.gas_limit),
+            gas_used: U64::from(header.gas_used),
+            timestamp: U64::from(header.timestamp),
+            extra_data: header.extra_data.clone(),
+            base_fee_per_gas: U256::from(base_fee),
+            block_hash: header.hash_slow(),
+            transactions: included
+                .transactions
                 .iter()
-                .filter(|request| request.len() > 1)
-                .cloned()
+                .map(|tx| tx.tx.encoded_2718().into())
                 .collect(),
-            should_override_builder: false,
-        })
+            withdrawals,
+            blob_gas_used: U64::from(header.blob_gas_used.unwrap_or_default()),
+            excess_blob_gas: U64::from(header.excess_blob_gas.unwrap_or_default()),
+        },
+        block_value: included.block_value,
+        blobs_bundle: BlobsBundle::default(),
+        execution_requests: requests
+            .iter()
+            .filter(|request| request.len() > 1)
+            .cloned()
+            .collect(),
+        should_override_builder: false,
     }
 }
