@@ -24,7 +24,9 @@ use infera_primitives::{
 };
 pub use revm::primitives::hardfork::SpecId;
 
+pub mod forks;
 pub mod next_block;
+pub use forks::{Fork, ForkActivation};
 pub use next_block::{BlockAttributes, BlockOutput, GasLimit, NextBlock};
 
 /// Chain id of the embedded dev chain (`--dev`). Chosen to collide with no

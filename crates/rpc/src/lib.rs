@@ -6,12 +6,15 @@
 //! them through jsonrpsee with limits and CORS. Filters and subscriptions
 //! feed on the node's [`ChainEvent`]s.
 
+pub mod access_list;
 mod apis;
+pub mod capabilities;
 pub mod convert;
 pub mod debug;
 mod error;
 pub mod eth;
-pub mod extra;
+pub mod eth_config;
+pub mod fees;
 mod filters;
 pub mod heavy;
 pub mod infera;
@@ -20,9 +23,11 @@ mod pubsub;
 pub mod server;
 pub mod signer;
 pub mod simulate;
+pub mod storage_values;
 #[cfg(test)]
 mod test_context;
 pub mod testing;
+pub mod txpool;
 
 use std::sync::Arc;
 

@@ -95,19 +95,20 @@ pub trait EthApi {
     #[method(name = "eth_config")]
     fn eth_config(&self) -> JsonResult<alloy_eips::eip7910::EthConfig>;
     #[method(name = "eth_capabilities")]
-    fn capabilities(&self) -> JsonResult<crate::extra::Capabilities>;
+    fn capabilities(&self) -> JsonResult<crate::capabilities::Capabilities>;
     #[method(name = "txpool_status")]
-    fn txpool_status(&self) -> JsonResult<crate::extra::TxPoolStatus>;
+    fn txpool_status(&self) -> JsonResult<crate::txpool::TxPoolStatus>;
     #[method(name = "txpool_content")]
-    fn txpool_content(&self) -> JsonResult<crate::extra::TxPoolContent>;
+    fn txpool_content(&self) -> JsonResult<crate::txpool::TxPoolContent>;
     #[method(name = "txpool_contentFrom")]
-    fn txpool_content_from(&self, address: Address) -> JsonResult<crate::extra::TxPoolContentFrom>;
+    fn txpool_content_from(&self, address: Address)
+    -> JsonResult<crate::txpool::TxPoolContentFrom>;
     #[method(name = "eth_createAccessList", blocking)]
     fn create_access_list(
         &self,
         request: TransactionRequest,
         block: Option<BlockId>,
-    ) -> JsonResult<crate::extra::AccessListResult>;
+    ) -> JsonResult<crate::access_list::AccessListResult>;
     #[method(name = "eth_getProof", blocking)]
     fn proof(
         &self,
@@ -342,7 +343,7 @@ impl EthApiServer for RpcContext {
         &self,
         request: TransactionRequest,
         block: Option<BlockId>,
-    ) -> JsonResult<crate::extra::AccessListResult> {
+    ) -> JsonResult<crate::access_list::AccessListResult> {
         ok(RpcContext::create_access_list(self, request, block))
     }
     fn base_fee(&self) -> JsonResult<U256> {
@@ -354,16 +355,19 @@ impl EthApiServer for RpcContext {
     fn eth_config(&self) -> JsonResult<alloy_eips::eip7910::EthConfig> {
         ok(RpcContext::eth_config(self))
     }
-    fn capabilities(&self) -> JsonResult<crate::extra::Capabilities> {
+    fn capabilities(&self) -> JsonResult<crate::capabilities::Capabilities> {
         ok(RpcContext::capabilities(self))
     }
-    fn txpool_status(&self) -> JsonResult<crate::extra::TxPoolStatus> {
+    fn txpool_status(&self) -> JsonResult<crate::txpool::TxPoolStatus> {
         Ok(RpcContext::txpool_status(self))
     }
-    fn txpool_content(&self) -> JsonResult<crate::extra::TxPoolContent> {
+    fn txpool_content(&self) -> JsonResult<crate::txpool::TxPoolContent> {
         Ok(RpcContext::txpool_content(self))
     }
-    fn txpool_content_from(&self, address: Address) -> JsonResult<crate::extra::TxPoolContentFrom> {
+    fn txpool_content_from(
+        &self,
+        address: Address,
+    ) -> JsonResult<crate::txpool::TxPoolContentFrom> {
         Ok(RpcContext::txpool_content_from(self, address))
     }
     fn proof(
