@@ -1,0 +1,56 @@
+//! What a node is started with: [`NodeConfig`] for every node, [`P2pConfig`]
+//! for one on a network, and the names of its files in the datadir.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use crate::InferenceDevice;
+use infera_chainspec::ChainSpec;
+use infera_primitives::Address;
+use infera_rpc::RpcConfig;
+use infera_txpool::PoolConfig;
+
+/// Everything needed to start a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Where the database lives (`<datadir>/db`).
+    pub datadir: PathBuf,
+    /// The chain to run.
+    pub chain: ChainSpec,
+    /// HTTP JSON-RPC listen address (also accepts WebSocket upgrades); `None` disables it.
+    pub http_addr: Option<SocketAddr>,
+    /// Dedicated WebSocket listen address; `None` disables it.
+    pub ws_addr: Option<SocketAddr>,
+    /// Dev sealing period: zero seals as soon as a transaction arrives.
+    pub dev_block_time: Duration,
+    /// Receiver of block rewards (priority fees).
+    pub coinbase: Address,
+    /// RPC limits and CORS.
+    pub rpc: RpcConfig,
+    /// Transaction pool bounds.
+    pub pool: PoolConfig,
+    /// Where inferences run (`--inference.device`); never changes a result.
+    pub inference_device: InferenceDevice,
+}
+
+/// Peer-to-peer settings of a networked (non-dev) node.
+#[derive(Debug, Clone)]
+pub struct P2pConfig {
+    /// Where to listen, e.g. `/ip4/0.0.0.0/tcp/30303`.
+    pub listen_addr: infera_network::Multiaddr,
+    /// Peers to dial at start and whenever they are disconnected.
+    pub bootnodes: Vec<infera_network::Multiaddr>,
+    /// This node's authority key, if it seals blocks.
+    pub authority_key: Option<secp256k1::SecretKey>,
+    /// Fault injection for consensus tests: compute wrong inference outputs
+    /// (see `ModelCache::set_corrupt_outputs`). Honoured only by builds with
+    /// the `test-hooks` feature; others ignore it.
+    pub corrupt_inference: bool,
+}
+
+/// Name of the file in the datadir that lists the node's peer-to-peer
+/// addresses (one multiaddr with `/p2p/<peer id>` per line), written at start
+/// so scripts can pass them to other nodes as `--bootnodes`.
+pub const P2P_ADDRESSES_FILE: &str = "p2p-addresses";
+
+/// Name of the node key file under the datadir.
+pub const NODE_KEY_FILE: &str = "nodekey";
