@@ -6,12 +6,11 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use alloy_primitives::U256;
 use infera_consensus::Clique;
 use infera_primitives::{Address, BlockNumber, ChainEvent};
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
-use tracing::{debug, error, info};
+use tracing::{debug, error};
 
 use crate::{
     NodeError, NodeResult,
@@ -100,16 +99,7 @@ impl CliqueSealer {
             .await;
             match sealed {
                 Ok(Ok(Some(committed))) => {
-                    let block = &committed.block;
-                    info!(
-                        target: "infera::sealer",
-                        number = block.number(),
-                        hash = %block.hash,
-                        txs = block.transactions.len(),
-                        gas_used = block.header.gas_used,
-                        in_turn = block.header.difficulty == U256::from(infera_consensus::DIFFICULTY_IN_TURN),
-                        "sealed block"
-                    );
+                    crate::sealer::log_sealed(&committed.block);
                     let _ = self.publish.send(committed);
                 }
                 Ok(Ok(None)) => debug!(target: "infera::sealer", "head moved before sealing"),

@@ -53,16 +53,7 @@ impl Sealer {
             }
             match self.seal_one().await {
                 Ok(Some(committed)) => {
-                    let block = &committed.block;
-                    info!(
-                        target: "infera::sealer",
-                        number = block.number(),
-                        hash = %block.hash,
-                        txs = block.transactions.len(),
-                        gas_used = block.header.gas_used,
-                        base_fee = block.header.base_fee_per_gas.unwrap_or(0),
-                        "sealed block"
-                    );
+                    log_sealed(&committed.block);
                     let empty = committed.block.transactions.is_empty();
                     let _ = self.events.send(ChainEvent::NewBlock {
                         block: committed.block,
@@ -101,4 +92,19 @@ impl Sealer {
         .map_err(|err| crate::NodeError::Invariant(format!("sealing task failed: {err}")))??;
         Ok(Some(committed))
     }
+}
+
+/// Logs a block this node sealed: one line for the dev and the Clique
+/// sealer. Difficulty 2 marks an in-turn Clique block, 1 an out-of-turn one.
+pub(crate) fn log_sealed(block: &infera_primitives::SealedBlock) {
+    info!(
+        target: "infera::sealer",
+        number = block.number(),
+        hash = %block.hash,
+        txs = block.transactions.len(),
+        gas_used = block.header.gas_used,
+        base_fee = block.header.base_fee_per_gas.unwrap_or(0),
+        difficulty = %block.header.difficulty,
+        "sealed block"
+    );
 }
