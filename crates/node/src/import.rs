@@ -566,6 +566,9 @@ fn with_state_roots(receipts: Vec<ReceiptEnvelope>, roots: &[B256]) -> Vec<Recei
 }
 
 /// Header rules that need only the parent and the chain spec.
+///
+/// The checks run in a fixed order and the first failure is the one
+/// reported, so the steps below are called in that order.
 pub fn validate_header(
     chain: &ChainSpec,
     header: &Header,
@@ -573,6 +576,27 @@ pub fn validate_header(
     spec: SpecId,
     config: ImportConfig,
 ) -> Result<(), InvalidBlock> {
+    check_follows_parent(header, parent)?;
+    // A proof-of-authority header carries its seal in the extra data and a
+    // difficulty of 1 or 2; `infera_consensus::Clique::verify_header` checks
+    // both, and the rules below for proof of work and proof of stake do not apply.
+    let clique = chain.clique().is_some();
+    check_extra_data_and_gas_used(header, clique)?;
+    let london = spec.is_enabled_in(SpecId::LONDON);
+    let parent_london = chain
+        .spec_at(parent.number, parent.timestamp)
+        .is_enabled_in(SpecId::LONDON);
+    check_gas_limit(chain, header, parent, london && !parent_london)?;
+    check_base_fee(chain, header, parent, london, parent_london)?;
+    if !clique {
+        check_consensus_fields(header, spec, config)?;
+    }
+    check_fork_fields(header, spec)?;
+    check_excess_blob_gas(chain, header, parent)
+}
+
+/// Number and timestamp each strictly after the parent's.
+fn check_follows_parent(header: &Header, parent: &Header) -> Result<(), InvalidBlock> {
     if header.number != parent.number + 1 {
         return Err(format!(
             "number {} does not follow the parent's {}",
@@ -587,10 +611,12 @@ pub fn validate_header(
         )
         .into());
     }
-    // A proof-of-authority header carries its seal in the extra data and a
-    // difficulty of 1 or 2; `infera_consensus::Clique::verify_header` checks
-    // both, and the rules below for proof of work and proof of stake do not apply.
-    let clique = chain.clique().is_some();
+    Ok(())
+}
+
+/// The extra-data bound (not for Clique, whose seal lives there) and gas used
+/// within the header's own limit.
+fn check_extra_data_and_gas_used(header: &Header, clique: bool) -> Result<(), InvalidBlock> {
     if !clique && header.extra_data.len() > MAX_EXTRA_DATA_BYTES {
         return Err(format!(
             "extra data of {} bytes, at most {MAX_EXTRA_DATA_BYTES} allowed",
@@ -605,14 +631,19 @@ pub fn validate_header(
         )
         .into());
     }
+    Ok(())
+}
 
-    // Gas limit: may move by less than 1/1024 of the parent's; at the London
-    // block the parent's limit counts twice (EIP-1559 elasticity).
-    let london = spec.is_enabled_in(SpecId::LONDON);
-    let parent_london = chain
-        .spec_at(parent.number, parent.timestamp)
-        .is_enabled_in(SpecId::LONDON);
-    let parent_limit = if london && !parent_london {
+/// Gas limit: may move by less than 1/1024 of the parent's; at the London
+/// block (`london_transition`) the parent's limit counts twice (EIP-1559
+/// elasticity). Then the absolute bounds.
+fn check_gas_limit(
+    chain: &ChainSpec,
+    header: &Header,
+    parent: &Header,
+    london_transition: bool,
+) -> Result<(), InvalidBlock> {
+    let parent_limit = if london_transition {
         parent
             .gas_limit
             .saturating_mul(u64::try_from(chain.base_fee_params.elasticity_multiplier).unwrap_or(1))
@@ -640,11 +671,21 @@ pub fn validate_header(
         )
         .into());
     }
+    Ok(())
+}
 
-    // Base fee (EIP-1559).
+/// Base fee (EIP-1559): absent before London, the initial one on the London
+/// block itself, the parent's successor after it.
+fn check_base_fee(
+    chain: &ChainSpec,
+    header: &Header,
+    parent: &Header,
+    london: bool,
+    parent_london: bool,
+) -> Result<(), InvalidBlock> {
     match (london, header.base_fee_per_gas) {
-        (false, Some(_)) => return Err("base fee before London".into()),
-        (true, None) => return Err("missing base fee".into()),
+        (false, Some(_)) => Err("base fee before London".into()),
+        (true, None) => Err("missing base fee".into()),
         (true, Some(fee)) => {
             let expected = if parent_london {
                 chain.next_base_fee(parent).unwrap_or(INITIAL_BASE_FEE)
@@ -654,13 +695,21 @@ pub fn validate_header(
             if fee != expected {
                 return Err(format!("base fee {fee}, expected {expected}").into());
             }
+            Ok(())
         }
-        (false, None) => {}
+        (false, None) => Ok(()),
     }
+}
 
-    // Proof of work / proof of stake.
-    if clique {
-    } else if spec.is_enabled_in(SpecId::MERGE) {
+/// Proof of work / proof of stake (not called for Clique): the merge's empty
+/// difficulty, nonce and ommers; before it a proof-of-work seal, which is not
+/// verified and so is accepted only with `--allow-pre-merge`.
+fn check_consensus_fields(
+    header: &Header,
+    spec: SpecId,
+    config: ImportConfig,
+) -> Result<(), InvalidBlock> {
+    if spec.is_enabled_in(SpecId::MERGE) {
         if !header.difficulty.is_zero() {
             return Err(format!("difficulty {} after the merge", header.difficulty).into());
         }
@@ -678,8 +727,12 @@ pub fn validate_header(
     } else if header.difficulty.is_zero() {
         return Err("zero difficulty before the merge".into());
     }
+    Ok(())
+}
 
-    // Fields that forks add: present exactly from their fork on.
+/// Fields that forks add: present exactly from their fork on; those of forks
+/// not supported never.
+fn check_fork_fields(header: &Header, spec: SpecId) -> Result<(), InvalidBlock> {
     let presence = [
         (
             "withdrawals root",
@@ -717,34 +770,44 @@ pub fn validate_header(
     if header.block_access_list_hash.is_some() || header.slot_number.is_some() {
         return Err("header fields of unsupported forks".into());
     }
+    Ok(())
+}
 
-    // Blob gas (EIP-4844, EIP-7918 from Osaka).
-    if let Some(params) = chain.blob_params_at(header.number, header.timestamp) {
-        let used = header.blob_gas_used.unwrap_or_default();
-        if !used.is_multiple_of(DATA_GAS_PER_BLOB) {
-            return Err(
-                format!("blob gas used {used} is not a multiple of {DATA_GAS_PER_BLOB}").into(),
-            );
-        }
-        if used > params.max_blob_gas_per_block() {
-            return Err(format!(
-                "blob gas used {used} above the maximum {}",
-                params.max_blob_gas_per_block()
-            )
-            .into());
-        }
-        let expected = params.next_block_excess_blob_gas_osaka(
-            parent.excess_blob_gas.unwrap_or(0),
-            parent.blob_gas_used.unwrap_or(0),
-            parent.base_fee_per_gas.unwrap_or(0),
+/// Blob gas (EIP-4844, EIP-7918 from Osaka), where the block's fork has blob
+/// parameters: whole blobs, within the block's maximum, and the excess the
+/// parent implies.
+fn check_excess_blob_gas(
+    chain: &ChainSpec,
+    header: &Header,
+    parent: &Header,
+) -> Result<(), InvalidBlock> {
+    let Some(params) = chain.blob_params_at(header.number, header.timestamp) else {
+        return Ok(());
+    };
+    let used = header.blob_gas_used.unwrap_or_default();
+    if !used.is_multiple_of(DATA_GAS_PER_BLOB) {
+        return Err(
+            format!("blob gas used {used} is not a multiple of {DATA_GAS_PER_BLOB}").into(),
         );
-        if header.excess_blob_gas != Some(expected) {
-            return Err(format!(
-                "excess blob gas {:?}, expected {expected}",
-                header.excess_blob_gas
-            )
-            .into());
-        }
+    }
+    if used > params.max_blob_gas_per_block() {
+        return Err(format!(
+            "blob gas used {used} above the maximum {}",
+            params.max_blob_gas_per_block()
+        )
+        .into());
+    }
+    let expected = params.next_block_excess_blob_gas_osaka(
+        parent.excess_blob_gas.unwrap_or(0),
+        parent.blob_gas_used.unwrap_or(0),
+        parent.base_fee_per_gas.unwrap_or(0),
+    );
+    if header.excess_blob_gas != Some(expected) {
+        return Err(format!(
+            "excess blob gas {:?}, expected {expected}",
+            header.excess_blob_gas
+        )
+        .into());
     }
     Ok(())
 }

@@ -34,8 +34,10 @@
 //!   fills does not hold the room for good.
 
 mod admission;
+mod room;
 
 pub use admission::{AdmissionFault, TxAdmission, TxAdmissionError};
+use room::Newcomer;
 
 use std::{
     cmp::Ordering,
@@ -508,12 +510,14 @@ fn bumped(value: u128, percent: u128) -> u128 {
     value.saturating_mul(100 + percent).div_ceil(100)
 }
 
-/// Whether the newcomer is itself queued (and so competes with other queued
-/// transactions on equal terms) or extends its sender's run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Newcomer {
-    Executable,
-    Queued,
+/// The transaction a newcomer would replace (same sender and nonce): what
+/// the replacement rules compare, and whether it is pending.
+#[derive(Debug, Clone, Copy)]
+struct Occupant {
+    pending: bool,
+    max_fee: u128,
+    tip: u128,
+    size: usize,
 }
 
 impl TxPool {
@@ -604,6 +608,10 @@ impl TxPool {
     /// A `state_nonce` below what the pool already knows of the sender (a
     /// snapshot taken before the latest block) is ignored in favour of the
     /// pool's: only [`TxPool::on_new_block`] moves a sender's nonce back (reorgs).
+    ///
+    /// The checks run in a fixed order and the first failure is the one
+    /// reported; expiry and dropping the sender's stale transactions happen
+    /// even when a later check refuses the transaction.
     pub fn add(
         &mut self,
         tx: RecoveredTx,
@@ -620,9 +628,8 @@ impl TxPool {
         }
         let now = self.clock.now();
         let mut evicted = self.expire(now);
-        let hash = tx.hash;
-        if self.by_hash.contains_key(&hash) {
-            return Err(PoolError::AlreadyKnown(hash));
+        if self.by_hash.contains_key(&tx.hash) {
+            return Err(PoolError::AlreadyKnown(tx.hash));
         }
         let sender = tx.sender;
         let nonce = tx.tx.nonce();
@@ -636,7 +643,18 @@ impl TxPool {
                 state: state_nonce,
             });
         }
-        let new = PoolTx {
+        let new = self.pool_tx(tx, size);
+        evicted.extend(self.catch_up_state_nonce(sender, state_nonce));
+        self.check_funds(&new, state_nonce, sender_balance)?;
+        if let Some(old) = self.slot_taken(sender, nonce) {
+            return self.replace(new, old, now, base_fee, evicted);
+        }
+        self.add_new(new, state_nonce, now, base_fee, evicted)
+    }
+
+    /// The pooled form of a transaction, with its fees, cost and arrival order.
+    fn pool_tx(&self, tx: RecoveredTx, size: usize) -> PoolTx {
+        PoolTx {
             max_fee: tx.tx.max_fee_per_gas(),
             tip: tx
                 .tx
@@ -646,9 +664,13 @@ impl TxPool {
             size,
             seq: self.next_seq,
             tx,
-        };
+        }
+    }
 
-        // Bring the sender's view up to date with the caller's state.
+    /// Brings the sender's view up to date with the caller's (newer) state
+    /// nonce: its transactions below it were mined and go. Returns their hashes.
+    fn catch_up_state_nonce(&mut self, sender: Address, state_nonce: u64) -> Vec<B256> {
+        let mut dropped = Vec::new();
         if let Some(entry) = self.senders.get_mut(&sender)
             && entry.state_nonce < state_nonce
         {
@@ -656,17 +678,27 @@ impl TxPool {
             for stale in entry.drop_stale() {
                 self.by_hash.remove(&stale.tx.hash);
                 self.bytes_total -= stale.size;
-                evicted.push(stale.tx.hash);
+                dropped.push(stale.tx.hash);
             }
             self.refresh(sender);
         }
+        dropped
+    }
 
-        let earlier_cost = self.senders.get(&sender).map_or(U256::ZERO, |entry| {
-            entry
-                .txs
-                .range(state_nonce..nonce)
-                .fold(U256::ZERO, |sum, (_, tx)| sum.saturating_add(tx.cost))
-        });
+    /// The sender must afford the newcomer together with its pooled
+    /// transactions of lower nonces, which run before it; those above it (and
+    /// the one it would replace) do not count.
+    fn check_funds(&self, new: &PoolTx, state_nonce: u64, sender_balance: U256) -> Result<()> {
+        let nonce = new.tx.tx.nonce();
+        let earlier_cost = self
+            .senders
+            .get(&new.tx.sender)
+            .map_or(U256::ZERO, |entry| {
+                entry
+                    .txs
+                    .range(state_nonce..nonce)
+                    .fold(U256::ZERO, |sum, (_, tx)| sum.saturating_add(tx.cost))
+            });
         let cost = earlier_cost.saturating_add(new.cost);
         if cost > sender_balance {
             return Err(PoolError::InsufficientFunds {
@@ -674,57 +706,82 @@ impl TxPool {
                 cost,
             });
         }
+        Ok(())
+    }
 
-        let replacing = self
-            .senders
-            .get(&sender)
-            .and_then(|entry| {
-                entry
-                    .txs
-                    .get(&nonce)
-                    .map(|old| (entry.is_pending(nonce), old))
-            })
-            .map(|(pending, old)| (pending, old.max_fee, old.tip, old.size));
-        if let Some((pending, old_max_fee, old_tip, old_size)) = replacing {
-            let min_max_fee = bumped(old_max_fee, self.config.price_bump_percent);
-            let min_tip = bumped(old_tip, self.config.price_bump_percent);
-            if new.max_fee < min_max_fee || new.tip < min_tip {
-                return Err(PoolError::ReplacementUnderpriced {
-                    min_max_fee,
-                    min_tip,
-                });
-            }
-            // Same count, but a larger replacement may need room in bytes.
-            let kind = if pending {
-                Newcomer::Executable
-            } else {
-                Newcomer::Queued
-            };
-            evicted.extend(self.make_room(sender, nonce, kind, &new, base_fee, Some(old_size))?);
-            let entry = self
-                .senders
-                .get_mut(&sender)
-                .expect("sender has the replaced tx");
-            let status = if entry.is_pending(nonce) {
-                TxStatus::Pending
-            } else {
-                TxStatus::Queued
-            };
-            entry.last_active = now;
-            let old = entry.txs.insert(nonce, new).expect("replaced tx present");
-            self.by_hash.remove(&old.tx.hash);
-            self.by_hash.insert(hash, (sender, nonce));
-            self.bytes_total = self.bytes_total - old.size + size;
-            self.next_seq += 1;
-            return Ok(AddOutcome {
-                hash,
-                status,
-                replaced: Some(old.tx.hash),
-                promoted: Vec::new(),
-                evicted,
+    /// The pooled transaction with the same sender and nonce, if any.
+    fn slot_taken(&self, sender: Address, nonce: u64) -> Option<Occupant> {
+        let entry = self.senders.get(&sender)?;
+        let old = entry.txs.get(&nonce)?;
+        Some(Occupant {
+            pending: entry.is_pending(nonce),
+            max_fee: old.max_fee,
+            tip: old.tip,
+            size: old.size,
+        })
+    }
+
+    /// Replaces `old` by `new` (same sender and nonce) when `new` raises both
+    /// max fee and tip by the price bump and, being perhaps larger, finds room
+    /// in bytes. The sender's counts do not change.
+    fn replace(
+        &mut self,
+        new: PoolTx,
+        old: Occupant,
+        now: Instant,
+        base_fee: u64,
+        mut evicted: Vec<B256>,
+    ) -> Result<AddOutcome> {
+        let min_max_fee = bumped(old.max_fee, self.config.price_bump_percent);
+        let min_tip = bumped(old.tip, self.config.price_bump_percent);
+        if new.max_fee < min_max_fee || new.tip < min_tip {
+            return Err(PoolError::ReplacementUnderpriced {
+                min_max_fee,
+                min_tip,
             });
         }
+        let (hash, sender, nonce, size) = (new.tx.hash, new.tx.sender, new.tx.tx.nonce(), new.size);
+        let kind = if old.pending {
+            Newcomer::Executable
+        } else {
+            Newcomer::Queued
+        };
+        evicted.extend(self.make_room(sender, nonce, kind, &new, base_fee, Some(old.size))?);
+        let entry = self
+            .senders
+            .get_mut(&sender)
+            .expect("sender has the replaced tx");
+        let status = if entry.is_pending(nonce) {
+            TxStatus::Pending
+        } else {
+            TxStatus::Queued
+        };
+        entry.last_active = now;
+        let old = entry.txs.insert(nonce, new).expect("replaced tx present");
+        self.by_hash.remove(&old.tx.hash);
+        self.by_hash.insert(hash, (sender, nonce));
+        self.bytes_total = self.bytes_total - old.size + size;
+        self.next_seq += 1;
+        Ok(AddOutcome {
+            hash,
+            status,
+            replaced: Some(old.tx.hash),
+            promoted: Vec::new(),
+            evicted,
+        })
+    }
 
+    /// Adds a transaction at a free nonce: it competes for room as executable
+    /// only when it extends its sender's run within the account slots.
+    fn add_new(
+        &mut self,
+        new: PoolTx,
+        state_nonce: u64,
+        now: Instant,
+        base_fee: u64,
+        mut evicted: Vec<B256>,
+    ) -> Result<AddOutcome> {
+        let (sender, nonce) = (new.tx.sender, new.tx.tx.nonce());
         let (run, pending) = self
             .senders
             .get(&sender)
@@ -736,7 +793,26 @@ impl TxPool {
             Newcomer::Queued
         };
         evicted.extend(self.make_room(sender, nonce, newcomer, &new, base_fee, None)?);
+        let (hash, status, promoted) = self.insert(new, state_nonce, now);
+        Ok(AddOutcome {
+            hash,
+            status,
+            replaced: None,
+            promoted,
+            evicted,
+        })
+    }
 
+    /// Inserts a transaction for which room was made, keeping the totals and
+    /// the next expiry. Returns its hash, where it went, and its sender's
+    /// queued transactions it made pending.
+    fn insert(
+        &mut self,
+        new: PoolTx,
+        state_nonce: u64,
+        now: Instant,
+    ) -> (B256, TxStatus, Vec<B256>) {
+        let (hash, sender, nonce, size) = (new.tx.hash, new.tx.sender, new.tx.tx.nonce(), new.size);
         let account_slots = self.config.account_slots;
         let entry = self
             .senders
@@ -770,169 +846,7 @@ impl TxPool {
             let deadline = now + self.config.lifetime;
             self.next_expiry = Some(self.next_expiry.map_or(deadline, |at| at.min(deadline)));
         }
-        Ok(AddOutcome {
-            hash,
-            status,
-            replaced: None,
-            promoted,
-            evicted,
-        })
-    }
-
-    /// Frees what the newcomer needs under every bound, or refuses it;
-    /// `replacing`: the size of the transaction it replaces (same sender and
-    /// nonce), which frees no count. Returns the evicted hashes; when the
-    /// newcomer is refused, every transaction evicted for it is put back.
-    fn make_room(
-        &mut self,
-        sender: Address,
-        nonce: u64,
-        newcomer: Newcomer,
-        new: &PoolTx,
-        base_fee: u64,
-        replacing: Option<usize>,
-    ) -> Result<Vec<B256>> {
-        let mut taken = Vec::new();
-        match self.free_room(
-            sender, nonce, newcomer, new, base_fee, replacing, &mut taken,
-        ) {
-            Ok(()) => Ok(taken.into_iter().map(|t| t.tx.tx.hash).collect()),
-            Err(error) => {
-                self.put_back(taken);
-                Err(error)
-            }
-        }
-    }
-
-    /// Whether the newcomer fits every pool-wide bound as the pool is now.
-    fn fits(&self, newcomer: Newcomer, size: usize, replacing: Option<usize>) -> bool {
-        let bytes_fit =
-            self.bytes_total - replacing.unwrap_or(0) + size <= self.config.global_bytes;
-        if replacing.is_some() {
-            return bytes_fit;
-        }
-        bytes_fit
-            && self.len() < self.config.capacity()
-            && (newcomer == Newcomer::Executable || self.queued_count() < self.config.global_queue)
-    }
-
-    /// [`TxPool::make_room`]'s evictions, recorded in `taken`.
-    #[allow(clippy::too_many_arguments)]
-    fn free_room(
-        &mut self,
-        sender: Address,
-        nonce: u64,
-        newcomer: Newcomer,
-        new: &PoolTx,
-        base_fee: u64,
-        replacing: Option<usize>,
-        taken: &mut Vec<Taken>,
-    ) -> Result<()> {
-        let mut take = |pool: &mut Self, victim: Address, victim_nonce: u64| {
-            taken.extend(pool.take_one(victim, victim_nonce));
-        };
-        match newcomer {
-            Newcomer::Executable => {
-                // Inserting it moves none of its sender's transactions into the
-                // queue, so only the pool's totals can be in the way.
-                while !self.fits(newcomer, new.size, replacing) {
-                    if let Some((victim, victim_nonce)) = self.worst_queued(None) {
-                        take(self, victim, victim_nonce);
-                        continue;
-                    }
-                    let new_tip = new.effective_tip(base_fee).unwrap_or(0);
-                    let Some((victim, victim_nonce, victim_tip)) =
-                        self.cheapest_pending_tail(sender, base_fee)
-                    else {
-                        return Err(PoolError::PoolFull);
-                    };
-                    if new_tip <= victim_tip
-                        || new_tip < bumped(victim_tip, self.config.price_bump_percent)
-                    {
-                        return Err(PoolError::PoolFull);
-                    }
-                    take(self, victim, victim_nonce);
-                }
-                Ok(())
-            }
-            Newcomer::Queued => {
-                let own = self
-                    .senders
-                    .get(&sender)
-                    .map(|entry| (entry.queued(), entry.highest_queued(), entry.next_nonce()));
-                if replacing.is_none()
-                    && let Some((queued, highest, next_nonce)) = own
-                    && queued >= self.config.account_queue
-                {
-                    match highest {
-                        Some(highest) if highest > nonce => take(self, sender, highest),
-                        _ => {
-                            return Err(PoolError::SenderLimit {
-                                sender,
-                                limit: self.config.account_queue,
-                                next_nonce,
-                            });
-                        }
-                    }
-                }
-                while !self.fits(newcomer, new.size, replacing) {
-                    let Some((victim, victim_nonce)) = self.worst_queued(Some((sender, nonce)))
-                    else {
-                        return Err(PoolError::PoolFull);
-                    };
-                    take(self, victim, victim_nonce);
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// The queued transaction to give way: the highest nonce of the sender
-    /// with the most queued (ties: the lowest address). With `newcomer`
-    /// (a queued newcomer's sender and nonce), that sender counts one more
-    /// and wins ties, and `None` comes back when the newcomer itself would be
-    /// (or replaces) its sender's highest: a queued transaction does not push
-    /// out a closer one.
-    fn worst_queued(&self, newcomer: Option<(Address, u64)>) -> Option<(Address, u64)> {
-        let (address, entry) = self
-            .senders
-            .iter()
-            .filter(|(_, entry)| entry.queued() > 0)
-            .max_by(|(a, x), (b, y)| {
-                let weight = |address: &Address, entry: &SenderTxs| {
-                    let own = newcomer.is_some_and(|(sender, _)| sender == *address);
-                    (entry.queued() + usize::from(own), own)
-                };
-                weight(a, x).cmp(&weight(b, y)).then_with(|| b.cmp(a))
-            })?;
-        let highest = entry.highest_queued()?;
-        match newcomer {
-            // `>=`: a replacement of the highest does not push out itself.
-            Some((sender, nonce)) if sender == *address && nonce >= highest => None,
-            _ => Some((*address, highest)),
-        }
-    }
-
-    /// The pending transaction cheapest to lose: the last pending one of the
-    /// sender (other than `except`) whose last has the lowest effective tip.
-    /// Returns (sender, nonce, effective tip).
-    fn cheapest_pending_tail(
-        &self,
-        except: Address,
-        base_fee: u64,
-    ) -> Option<(Address, u64, u128)> {
-        self.senders
-            .iter()
-            .filter(|(address, _)| **address != except)
-            .filter_map(|(address, entry)| {
-                let tx = entry.pending_txs().last()?;
-                Some((
-                    *address,
-                    tx.tx.tx.nonce(),
-                    tx.effective_tip(base_fee).unwrap_or(0),
-                ))
-            })
-            .min_by_key(|(address, _, tip)| (*tip, *address))
+        (hash, status, promoted)
     }
 
     /// Drops the queued transactions of senders idle for a lifetime; returns
