@@ -2,9 +2,12 @@
 
 use super::Op;
 use super::check::{Cx, Shaped, elems};
+use crate::cpu::{Run, i8s};
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
 use crate::quant::Requant;
+use crate::quant::{round_shift, saturate_i8};
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// Wire tag.
@@ -59,5 +62,25 @@ impl AddParams {
         }
         cx.act(self.act_min, self.act_max)?;
         Ok(Shaped::new(cx.i8_out(a.spec.shape.clone()), 2 * elems(a)).requantising())
+    }
+    /// Reference kernel.
+    pub(crate) fn reference(&self, run: &Run<'_>) -> Tensor {
+        let [a, b] = [run.inputs[0], run.inputs[1]];
+        let zp = run.out.zero_point;
+        let (za, zb) = (i64::from(a.zero_point), i64::from(b.zero_point));
+        let (ma, mb) = (i64::from(self.multiplier_a), i64::from(self.multiplier_b));
+        let data = i8s(a)
+            .iter()
+            .zip(i8s(b))
+            .map(|(&x, &y)| {
+                let v = (i64::from(x) - za) * ma + (i64::from(y) - zb) * mb;
+                saturate_i8(
+                    round_shift(v, self.shift) + i64::from(zp),
+                    self.act_min,
+                    self.act_max,
+                )
+            })
+            .collect();
+        run.i8_out(data)
     }
 }

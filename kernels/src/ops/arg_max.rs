@@ -2,9 +2,11 @@
 
 use super::Op;
 use super::check::{Cx, Shaped, elems};
+use crate::cpu::{self, Run};
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
 use crate::tensor::DType;
+use crate::tensor::Tensor;
 
 /// Wire tag.
 pub(crate) const TAG: u8 = 15;
@@ -31,4 +33,13 @@ pub(crate) fn infer(cx: &Cx<'_>, axis: usize) -> ModelResult<Shaped> {
     let mut shape = s.clone();
     shape[axis] = 1;
     Ok(Shaped::new(cx.out(DType::I32, shape), elems(x)))
+}
+
+/// Reference kernel.
+pub(crate) fn reference(run: &Run<'_>, axis: usize) -> Tensor {
+    let x = run.x();
+    Tensor::i32(
+        run.out.spec.shape.clone(),
+        cpu::layout::arg_max(&x.data, &x.shape, axis),
+    )
 }

@@ -2,8 +2,10 @@
 
 use super::Op;
 use super::check::{Cx, Shaped, elems};
+use crate::cpu::Run;
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
+use crate::tensor::Tensor;
 
 /// Wire tag.
 pub(crate) const TAG: u8 = 6;
@@ -30,4 +32,9 @@ pub(crate) fn infer(cx: &Cx<'_>, min: i8, max: i8) -> ModelResult<Shaped> {
         return Err(cx.fail(format!("min {min} > max {max}")));
     }
     Ok(Shaped::new(cx.i8_out(x.spec.shape.clone()), elems(x)))
+}
+
+/// Reference kernel.
+pub(crate) fn reference(run: &Run<'_>, min: i8, max: i8) -> Tensor {
+    run.i8_out(run.x_i8().iter().map(|&v| v.clamp(min, max)).collect())
 }

@@ -2,9 +2,11 @@
 
 use super::Op;
 use super::check::{Cx, Shaped, same_type};
+use crate::cpu::{self, Run};
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
 use crate::limits::*;
+use crate::tensor::Tensor;
 
 /// Wire tag.
 pub(crate) const TAG: u8 = 13;
@@ -46,4 +48,9 @@ pub(crate) fn infer(cx: &Cx<'_>, axis: usize) -> ModelResult<Shaped> {
     shape[axis] = total;
     let work = inputs.iter().map(|t| t.spec.elements() as u64).sum();
     Ok(Shaped::new(same_type(first, shape), work))
+}
+
+/// Reference kernel.
+pub(crate) fn reference(run: &Run<'_>, axis: usize) -> Tensor {
+    run.out_data(cpu::layout::concat(run.inputs, axis))
 }

@@ -3,11 +3,13 @@
 use super::affine::{self, check_accumulators, check_output_mode, check_weights};
 use super::check::{Cx, Shaped, check_limit};
 use super::{Op, Work};
+use crate::cpu::{self, Run};
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
 use crate::limits::*;
 use crate::quant::Requant;
 use crate::tensor::DType;
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// Wire tag.
@@ -194,5 +196,10 @@ impl Conv2dParams {
                 n * self.groups as u64 * plane * kp,
             )
         }
+    }
+    /// Reference kernel entry: im2col and GEMM, or direct taps when each
+    /// group has one input channel.
+    pub(crate) fn reference(&self, run: &Run<'_>) -> Tensor {
+        cpu::conv2d(self, run.prep.rows(run.op), run.x(), run.out, run.threads)
     }
 }

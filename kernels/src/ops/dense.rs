@@ -3,11 +3,13 @@
 use super::affine::{self, check_accumulators, check_output_mode, check_weights};
 use super::check::{Cx, Shaped, check_limit, elems};
 use super::{Op, Work};
+use crate::cpu::{self, Run};
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
 use crate::limits::*;
 use crate::quant::Requant;
 use crate::tensor::DType;
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// Wire tag.
@@ -113,5 +115,9 @@ impl DenseParams {
             requantised,
             windows: 0,
         })
+    }
+    /// Reference kernel entry: the portable GEMM over widened rows.
+    pub(crate) fn reference(&self, run: &Run<'_>) -> Tensor {
+        cpu::dense(self, run.prep.rows(run.op), run.x(), run.out, run.threads)
     }
 }

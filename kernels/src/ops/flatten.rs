@@ -2,8 +2,10 @@
 
 use super::Op;
 use super::check::{Cx, Shaped, elems, same_type};
+use crate::cpu::Run;
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
+use crate::tensor::Tensor;
 
 /// Wire tag.
 pub(crate) const TAG: u8 = 11;
@@ -27,4 +29,9 @@ pub(crate) fn infer(cx: &Cx<'_>, axis: usize) -> ModelResult<Shaped> {
     }
     let shape = vec![s[..axis].iter().product(), s[axis..].iter().product()];
     Ok(Shaped::new(same_type(x, shape), elems(x)))
+}
+
+/// Reference kernel: a reshape.
+pub(crate) fn reference(run: &Run<'_>) -> Tensor {
+    super::reshape::reference(run)
 }

@@ -2,9 +2,11 @@
 
 use super::Op;
 use super::check::{Cx, Shaped};
+use crate::cpu::{self, Run};
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
 use crate::limits::*;
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// Wire tag.
@@ -67,5 +69,15 @@ impl PoolParams {
         let mut shaped = Shaped::new(cx.i8_out(vec![n, c, oh, ow]), window);
         shaped.windows = window;
         Ok(shaped)
+    }
+    /// Reference kernel entry.
+    pub(crate) fn reference(&self, run: &Run<'_>) -> Tensor {
+        let x = run.x();
+        run.i8_out(cpu::pool::max_pool(
+            self,
+            run.x_i8(),
+            &x.shape,
+            &run.out.spec.shape,
+        ))
     }
 }

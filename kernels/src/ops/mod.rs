@@ -325,4 +325,29 @@ impl Op {
             Op::ArgMax { axis } => arg_max::infer(cx, *axis),
         }
     }
+
+    /// Run the operator's CPU reference kernel (the portable code, the
+    /// definition of the answer) on validated inputs.
+    pub(crate) fn reference(&self, run: &crate::cpu::Run<'_>) -> crate::tensor::Tensor {
+        match self {
+            Op::Dense(p) => p.reference(run),
+            Op::Conv2d(p) => p.reference(run),
+            Op::MaxPool(p) => p.reference(run),
+            Op::AvgPool {
+                pool,
+                count_include_pad,
+            } => avg_pool::reference(run, pool, *count_include_pad),
+            Op::GlobalAvgPool => global_avg_pool::reference(run),
+            Op::Clip { min, max } => clip::reference(run, *min, *max),
+            Op::Add(p) => p.reference(run),
+            Op::Mul(p) => p.reference(run),
+            Op::Requantize(rq) => requantize::reference(run, *rq),
+            Op::Reshape { .. } => reshape::reference(run),
+            Op::Flatten { .. } => flatten::reference(run),
+            Op::Transpose { perm } => transpose::reference(run, perm),
+            Op::Concat { axis } => concat::reference(run, *axis),
+            Op::Pad { before, .. } => pad::reference(run, before),
+            Op::ArgMax { axis } => arg_max::reference(run, *axis),
+        }
+    }
 }

@@ -2,9 +2,12 @@
 
 use super::Op;
 use super::check::{Cx, Shaped, elems};
+use crate::cpu::{Run, i8s};
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
 use crate::quant::Requant;
+use crate::quant::requantize;
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// Wire tag.
@@ -46,5 +49,20 @@ impl MulParams {
         cx.requant(self.requant)?;
         cx.act(self.act_min, self.act_max)?;
         Ok(Shaped::new(cx.i8_out(a.spec.shape.clone()), 2 * elems(a)).requantising())
+    }
+    /// Reference kernel.
+    pub(crate) fn reference(&self, run: &Run<'_>) -> Tensor {
+        let [a, b] = [run.inputs[0], run.inputs[1]];
+        let zp = run.out.zero_point;
+        let (za, zb) = (i32::from(a.zero_point), i32::from(b.zero_point));
+        let data = i8s(a)
+            .iter()
+            .zip(i8s(b))
+            .map(|(&x, &y)| {
+                let prod = (i32::from(x) - za) * (i32::from(y) - zb);
+                requantize(prod, self.requant, zp, self.act_min, self.act_max)
+            })
+            .collect();
+        run.i8_out(data)
     }
 }

@@ -2,9 +2,11 @@
 
 use super::Op;
 use super::check::{Cx, Shaped, check_limit, same_type};
+use crate::cpu::{self, Run};
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
 use crate::limits::*;
+use crate::tensor::Tensor;
 
 /// Wire tag.
 pub(crate) const TAG: u8 = 14;
@@ -39,4 +41,17 @@ pub(crate) fn infer(cx: &Cx<'_>, before: &[usize], after: &[usize]) -> ModelResu
     let out = same_type(x, shape);
     let work = out.spec.elements() as u64;
     Ok(Shaped::new(out, work))
+}
+
+/// Reference kernel.
+pub(crate) fn reference(run: &Run<'_>, before: &[usize]) -> Tensor {
+    let x = run.x();
+    let out = run.out;
+    run.out_data(cpu::layout::pad(
+        &x.data,
+        &x.shape,
+        before,
+        &out.spec.shape,
+        out.zero_point,
+    ))
 }

@@ -2,9 +2,11 @@
 
 use super::Op;
 use super::check::{Cx, Shaped, check_limit, checked_product, elems, same_type};
+use crate::cpu::Run;
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
 use crate::limits::*;
+use crate::tensor::Tensor;
 
 /// Wire tag.
 pub(crate) const TAG: u8 = 10;
@@ -31,4 +33,9 @@ pub(crate) fn infer(cx: &Cx<'_>, shape: &[usize]) -> ModelResult<Shaped> {
         return Err(cx.fail(format!("cannot reshape {} to {shape:?}", x.spec)));
     }
     Ok(Shaped::new(same_type(x, shape.to_vec()), elems(x)))
+}
+
+/// Reference kernel: the same elements (also Flatten's).
+pub(crate) fn reference(run: &Run<'_>) -> Tensor {
+    run.out_data(run.x().data.clone())
 }

@@ -2,8 +2,10 @@
 
 use super::Op;
 use super::check::{Cx, Shaped, elems, same_type};
+use crate::cpu::{self, Run};
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
+use crate::tensor::Tensor;
 
 /// Wire tag.
 pub(crate) const TAG: u8 = 12;
@@ -39,4 +41,10 @@ pub(crate) fn infer(cx: &Cx<'_>, perm: &[usize]) -> ModelResult<Shaped> {
     }
     let shape = perm.iter().map(|&a| s[a]).collect();
     Ok(Shaped::new(same_type(x, shape), elems(x)))
+}
+
+/// Reference kernel.
+pub(crate) fn reference(run: &Run<'_>, perm: &[usize]) -> Tensor {
+    let x = run.x();
+    run.out_data(cpu::layout::transpose(&x.data, &x.shape, perm))
 }
