@@ -4,7 +4,7 @@ use crate::cpu::{self, Kernels};
 use crate::error::{ModelError, ModelResult};
 use crate::format::{FORMAT_VERSION, MAGIC, Reader, Writer};
 use crate::limits::*;
-use crate::ops::{Conv2dParams, DenseParams, Op, Work, check_limit, checked_product};
+use crate::ops::{Op, Work, check_limit, checked_product};
 use crate::tensor::{DType, Tensor, TensorInfo, TensorSpec};
 use serde::{Deserialize, Serialize};
 
@@ -360,28 +360,7 @@ impl Model {
             .nodes
             .iter()
             .map(|n| {
-                let vectors = match &n.op {
-                    Op::Dense(DenseParams {
-                        weights,
-                        bias,
-                        requant,
-                        ..
-                    })
-                    | Op::Conv2d(Conv2dParams {
-                        weights,
-                        bias,
-                        requant,
-                        ..
-                    }) => {
-                        weights.len()
-                            + std::mem::size_of_val(bias.as_slice())
-                            + std::mem::size_of_val(requant.as_slice())
-                    }
-                    Op::Reshape { shape } => shape.len() * 8,
-                    Op::Transpose { perm } => perm.len() * 8,
-                    Op::Pad { before, after } => (before.len() + after.len()) * 8,
-                    _ => 0,
-                };
+                let vectors = n.op.heap_bytes();
                 vectors + n.inputs.len() * 8 + std::mem::size_of::<Node>()
             })
             .sum();

@@ -257,6 +257,34 @@ impl Op {
             .map_or(0, |(w, b, _)| (w.len() + b.len()) as u64)
     }
 
+    /// Heap bytes of the operator's own vectors (weights, biases,
+    /// requantisation tables, shapes, permutations, pads): what a decoded
+    /// model's node holds besides its inputs (see `Model::heap_bytes`).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Op::Dense(DenseParams {
+                weights,
+                bias,
+                requant,
+                ..
+            })
+            | Op::Conv2d(Conv2dParams {
+                weights,
+                bias,
+                requant,
+                ..
+            }) => {
+                weights.len()
+                    + std::mem::size_of_val(bias.as_slice())
+                    + std::mem::size_of_val(requant.as_slice())
+            }
+            Op::Reshape { shape } => shape.len() * 8,
+            Op::Transpose { perm } => perm.len() * 8,
+            Op::Pad { before, after } => (before.len() + after.len()) * 8,
+            _ => 0,
+        }
+    }
+
     /// Output channels of a dense or convolution layer (each with its own
     /// bias, requantisation and packed row), else 0.
     pub fn channels(&self) -> u64 {
