@@ -19,11 +19,12 @@
 //! the real scale of a value: metadata for tools (quantising inputs and
 //! dequantising outputs); the engine never interprets it.
 //!
-//! Operator tags and parameter layouts are in [`encode_op`] / [`decode_op`].
+//! Operator tags and parameter layouts are in each operator's module under
+//! [`crate::ops`] (its `TAG` and `encode`).
 
 use crate::error::{ModelError, ModelResult};
 use crate::limits::*;
-use crate::ops::{AddParams, Conv2dParams, DenseParams, MulParams, Op, PoolParams};
+use crate::ops::Op;
 use crate::quant::Requant;
 use crate::tensor::{DType, TensorSpec};
 
@@ -91,11 +92,11 @@ impl<'a> Reader<'a> {
         Ok(i32::from_le_bytes(self.array()?))
     }
 
-    fn usize(&mut self) -> ModelResult<usize> {
+    pub(crate) fn usize(&mut self) -> ModelResult<usize> {
         Ok(self.u32()? as usize)
     }
 
-    fn bool(&mut self, field: &'static str) -> ModelResult<bool> {
+    pub(crate) fn bool(&mut self, field: &'static str) -> ModelResult<bool> {
         let at = self.pos;
         match self.u8()? {
             0 => Ok(false),
@@ -130,11 +131,11 @@ impl<'a> Reader<'a> {
     }
 
     /// `count` int8 values; `count` is checked against the bytes left first.
-    fn i8_vec(&mut self, count: u64) -> ModelResult<Vec<i8>> {
+    pub(crate) fn i8_vec(&mut self, count: u64) -> ModelResult<Vec<i8>> {
         Ok(self.take(count)?.iter().map(|&b| b as i8).collect())
     }
 
-    fn i32_vec(&mut self, count: u64) -> ModelResult<Vec<i32>> {
+    pub(crate) fn i32_vec(&mut self, count: u64) -> ModelResult<Vec<i32>> {
         let bytes = self.take(count.saturating_mul(4))?;
         Ok(bytes
             .chunks_exact(4)
@@ -142,7 +143,7 @@ impl<'a> Reader<'a> {
             .collect())
     }
 
-    fn requant_vec(&mut self, count: u64) -> ModelResult<Vec<Requant>> {
+    pub(crate) fn requant_vec(&mut self, count: u64) -> ModelResult<Vec<Requant>> {
         let bytes = self.take(count.saturating_mul(5))?;
         Ok(bytes
             .chunks_exact(5)
@@ -153,19 +154,24 @@ impl<'a> Reader<'a> {
             .collect())
     }
 
-    fn requant(&mut self) -> ModelResult<Requant> {
+    pub(crate) fn requant(&mut self) -> ModelResult<Requant> {
         Ok(Requant {
             multiplier: self.i32()?,
             shift: self.u8()?,
         })
     }
 
-    fn pair(&mut self) -> ModelResult<[usize; 2]> {
+    pub(crate) fn pair(&mut self) -> ModelResult<[usize; 2]> {
         Ok([self.usize()?, self.usize()?])
     }
 
-    fn quad(&mut self) -> ModelResult<[usize; 4]> {
+    pub(crate) fn quad(&mut self) -> ModelResult<[usize; 4]> {
         Ok([self.usize()?, self.usize()?, self.usize()?, self.usize()?])
+    }
+
+    /// An axis written as one byte.
+    pub(crate) fn axis(&mut self) -> ModelResult<usize> {
+        Ok(self.u8()? as usize)
     }
 }
 
@@ -214,303 +220,27 @@ impl Writer {
             self.usize(d);
         }
     }
-    fn requant(&mut self, rq: Requant) {
+    pub(crate) fn requant(&mut self, rq: Requant) {
         self.i32(rq.multiplier);
         self.u8(rq.shift);
     }
-    fn axes(&mut self, v: &[usize]) {
+    pub(crate) fn axes(&mut self, v: &[usize]) {
         for &d in v {
             self.usize(d);
         }
     }
-}
-
-/// Operator wire tags.
-mod tag {
-    pub const DENSE: u8 = 1;
-    pub const CONV2D: u8 = 2;
-    pub const MAX_POOL: u8 = 3;
-    pub const AVG_POOL: u8 = 4;
-    pub const GLOBAL_AVG_POOL: u8 = 5;
-    pub const CLIP: u8 = 6;
-    pub const ADD: u8 = 7;
-    pub const MUL: u8 = 8;
-    pub const REQUANTIZE: u8 = 9;
-    pub const RESHAPE: u8 = 10;
-    pub const FLATTEN: u8 = 11;
-    pub const TRANSPOSE: u8 = 12;
-    pub const CONCAT: u8 = 13;
-    pub const PAD: u8 = 14;
-    pub const ARG_MAX: u8 = 15;
+    /// A rank byte; too long a list is written saturated, so that decoding
+    /// rejects it.
+    pub(crate) fn rank(&mut self, rank: usize) {
+        self.u8(u8::try_from(rank).unwrap_or(u8::MAX));
+    }
+    /// An axis as one byte, saturated like [`Writer::rank`].
+    pub(crate) fn axis(&mut self, axis: usize) {
+        self.u8(u8::try_from(axis).unwrap_or(u8::MAX));
+    }
 }
 
 /// Wire tag of an operator.
 pub fn op_tag(op: &Op) -> u8 {
-    match op {
-        Op::Dense(_) => tag::DENSE,
-        Op::Conv2d(_) => tag::CONV2D,
-        Op::MaxPool(_) => tag::MAX_POOL,
-        Op::AvgPool { .. } => tag::AVG_POOL,
-        Op::GlobalAvgPool => tag::GLOBAL_AVG_POOL,
-        Op::Clip { .. } => tag::CLIP,
-        Op::Add(_) => tag::ADD,
-        Op::Mul(_) => tag::MUL,
-        Op::Requantize(_) => tag::REQUANTIZE,
-        Op::Reshape { .. } => tag::RESHAPE,
-        Op::Flatten { .. } => tag::FLATTEN,
-        Op::Transpose { .. } => tag::TRANSPOSE,
-        Op::Concat { .. } => tag::CONCAT,
-        Op::Pad { .. } => tag::PAD,
-        Op::ArgMax { .. } => tag::ARG_MAX,
-    }
-}
-
-/// Write an operator's parameters (not its tag).
-///
-/// Dense: `in u32, out u32, out_dtype u8, act_min i8, act_max i8, weights i8[out*in],
-/// bias i32[out], requant (i32, u8)[out if out_dtype is i8]`.
-/// Conv2d: `in_c, out_c, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r, groups`
-/// (u32 each), then as Dense from `out_dtype` on with `weights i8[out_c*in_c/groups*kh*kw]`.
-/// Pools: `kh, kw, sh, sw, pad_t, pad_l, pad_b, pad_r` (u32), then for AvgPool
-/// `count_include_pad u8 (0|1)`. Clip: `min i8, max i8`. Add: `ma i32, mb i32,
-/// shift u8, act_min i8, act_max i8`. Mul: `m i32, shift u8, act_min i8, act_max i8`.
-/// Requantize: `m i32, shift u8`. Reshape: `rank u8, dims u32[rank]`. Flatten,
-/// Concat, ArgMax: `axis u8`. Transpose: `rank u8, perm u8[rank]`. Pad: `rank u8,
-/// before u32[rank], after u32[rank]`. GlobalAvgPool: nothing.
-pub(crate) fn encode_op(w: &mut Writer, op: &Op) {
-    fn out_mode(
-        w: &mut Writer,
-        dtype: DType,
-        lo: i8,
-        hi: i8,
-        weights: &[i8],
-        bias: &[i32],
-        rq: &[Requant],
-    ) {
-        w.u8(dtype.tag());
-        w.i8(lo);
-        w.i8(hi);
-        weights.iter().for_each(|&v| w.i8(v));
-        bias.iter().for_each(|&v| w.i32(v));
-        if dtype == DType::I8 {
-            rq.iter().for_each(|&r| w.requant(r));
-        }
-    }
-    fn pool(w: &mut Writer, p: &PoolParams) {
-        w.axes(&p.kernel);
-        w.axes(&p.stride);
-        w.axes(&p.pads);
-    }
-    fn axis(w: &mut Writer, a: usize) {
-        w.u8(u8::try_from(a).unwrap_or(u8::MAX));
-    }
-    match op {
-        Op::Dense(p) => {
-            w.usize(p.in_features);
-            w.usize(p.out_features);
-            out_mode(
-                w,
-                p.out_dtype,
-                p.act_min,
-                p.act_max,
-                &p.weights,
-                &p.bias,
-                &p.requant,
-            );
-        }
-        Op::Conv2d(p) => {
-            w.usize(p.in_channels);
-            w.usize(p.out_channels);
-            w.axes(&p.kernel);
-            w.axes(&p.stride);
-            w.axes(&p.dilation);
-            w.axes(&p.pads);
-            w.usize(p.groups);
-            out_mode(
-                w,
-                p.out_dtype,
-                p.act_min,
-                p.act_max,
-                &p.weights,
-                &p.bias,
-                &p.requant,
-            );
-        }
-        Op::MaxPool(p) => pool(w, p),
-        Op::AvgPool {
-            pool: p,
-            count_include_pad,
-        } => {
-            pool(w, p);
-            w.u8(u8::from(*count_include_pad));
-        }
-        Op::GlobalAvgPool => {}
-        Op::Clip { min, max } => {
-            w.i8(*min);
-            w.i8(*max);
-        }
-        Op::Add(p) => {
-            w.i32(p.multiplier_a);
-            w.i32(p.multiplier_b);
-            w.u8(p.shift);
-            w.i8(p.act_min);
-            w.i8(p.act_max);
-        }
-        Op::Mul(p) => {
-            w.requant(p.requant);
-            w.i8(p.act_min);
-            w.i8(p.act_max);
-        }
-        Op::Requantize(rq) => w.requant(*rq),
-        Op::Reshape { shape } => {
-            w.u8(u8::try_from(shape.len()).unwrap_or(u8::MAX));
-            w.axes(shape);
-        }
-        Op::Flatten { axis: a } | Op::Concat { axis: a } | Op::ArgMax { axis: a } => axis(w, *a),
-        Op::Transpose { perm } => {
-            w.u8(u8::try_from(perm.len()).unwrap_or(u8::MAX));
-            perm.iter().for_each(|&a| axis(w, a));
-        }
-        Op::Pad { before, after } => {
-            w.u8(u8::try_from(before.len()).unwrap_or(u8::MAX));
-            w.axes(before);
-            w.axes(after);
-        }
-    }
-}
-
-/// Read an operator's parameters for a tag (the inverse of [`encode_op`]).
-///
-/// Only encoding is checked here (tags, lengths against the bytes left); the
-/// meaning of the parameters is checked by [`Op::infer`].
-pub(crate) fn decode_op(r: &mut Reader<'_>, tag_at: usize, op_tag: u8) -> ModelResult<Op> {
-    // Weight tables: the count comes from untrusted dims, so it is computed in u64
-    // and `take` refuses it before allocating if the file is shorter.
-    #[allow(clippy::type_complexity)]
-    fn out_mode(
-        r: &mut Reader<'_>,
-        outs: usize,
-        red: u64,
-    ) -> ModelResult<(DType, i8, i8, Vec<i8>, Vec<i32>, Vec<Requant>)> {
-        let dtype = r.dtype()?;
-        let lo = r.i8()?;
-        let hi = r.i8()?;
-        let weights = r.i8_vec((outs as u64).saturating_mul(red))?;
-        let bias = r.i32_vec(outs as u64)?;
-        let requant = if dtype == DType::I8 {
-            r.requant_vec(outs as u64)?
-        } else {
-            Vec::new()
-        };
-        Ok((dtype, lo, hi, weights, bias, requant))
-    }
-    fn pool(r: &mut Reader<'_>) -> ModelResult<PoolParams> {
-        Ok(PoolParams {
-            kernel: r.pair()?,
-            stride: r.pair()?,
-            pads: r.quad()?,
-        })
-    }
-    fn axis(r: &mut Reader<'_>) -> ModelResult<usize> {
-        Ok(r.u8()? as usize)
-    }
-    Ok(match op_tag {
-        tag::DENSE => {
-            let in_features = r.usize()?;
-            let out_features = r.usize()?;
-            let (out_dtype, act_min, act_max, weights, bias, requant) =
-                out_mode(r, out_features, in_features as u64)?;
-            Op::Dense(DenseParams {
-                in_features,
-                out_features,
-                out_dtype,
-                weights,
-                bias,
-                requant,
-                act_min,
-                act_max,
-            })
-        }
-        tag::CONV2D => {
-            let in_channels = r.usize()?;
-            let out_channels = r.usize()?;
-            let kernel = r.pair()?;
-            let stride = r.pair()?;
-            let dilation = r.pair()?;
-            let pads = r.quad()?;
-            let groups = r.usize()?;
-            let red = (in_channels.checked_div(groups).unwrap_or(0) as u64)
-                .saturating_mul(kernel[0] as u64)
-                .saturating_mul(kernel[1] as u64);
-            let (out_dtype, act_min, act_max, weights, bias, requant) =
-                out_mode(r, out_channels, red)?;
-            Op::Conv2d(Conv2dParams {
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                dilation,
-                pads,
-                groups,
-                out_dtype,
-                weights,
-                bias,
-                requant,
-                act_min,
-                act_max,
-            })
-        }
-        tag::MAX_POOL => Op::MaxPool(pool(r)?),
-        tag::AVG_POOL => Op::AvgPool {
-            pool: pool(r)?,
-            count_include_pad: r.bool("count_include_pad")?,
-        },
-        tag::GLOBAL_AVG_POOL => Op::GlobalAvgPool,
-        tag::CLIP => Op::Clip {
-            min: r.i8()?,
-            max: r.i8()?,
-        },
-        tag::ADD => Op::Add(AddParams {
-            multiplier_a: r.i32()?,
-            multiplier_b: r.i32()?,
-            shift: r.u8()?,
-            act_min: r.i8()?,
-            act_max: r.i8()?,
-        }),
-        tag::MUL => Op::Mul(MulParams {
-            requant: r.requant()?,
-            act_min: r.i8()?,
-            act_max: r.i8()?,
-        }),
-        tag::REQUANTIZE => Op::Requantize(r.requant()?),
-        tag::RESHAPE => {
-            let rank = r.rank()?;
-            Op::Reshape {
-                shape: r.dims(rank)?,
-            }
-        }
-        tag::FLATTEN => Op::Flatten { axis: axis(r)? },
-        tag::TRANSPOSE => {
-            let rank = r.rank()?;
-            Op::Transpose {
-                perm: (0..rank).map(|_| axis(r)).collect::<ModelResult<_>>()?,
-            }
-        }
-        tag::CONCAT => Op::Concat { axis: axis(r)? },
-        tag::PAD => {
-            let rank = r.rank()?;
-            Op::Pad {
-                before: r.dims(rank)?,
-                after: r.dims(rank)?,
-            }
-        }
-        tag::ARG_MAX => Op::ArgMax { axis: axis(r)? },
-        other => {
-            return Err(ModelError::InvalidField {
-                field: "op",
-                offset: tag_at,
-                value: other.into(),
-            });
-        }
-    })
+    op.tag()
 }

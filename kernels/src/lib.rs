@@ -23,8 +23,10 @@
 //!   returns the same bytes as the portable kernels by construction (exact sums)
 //!   and is property-tested against them ([`cpu::Kernels`]).
 //!
-//! Each operator is defined once in [`ops`] (parameters, shape rules, validation,
-//! cost); a backend only supplies the computation (see [`cpu::execute`]).
+//! Each operator is defined once, in its own module under [`ops`] (parameters,
+//! encoding, shape rules, validation, cost, reference kernel entry); a fast
+//! path only supplies a faster computation of the same bytes (see
+//! [`cpu::execute`]).
 //!
 //! `unsafe` is denied everywhere except two modules. `cpu/x86/token.rs`'s
 //! only `unsafe` blocks call the (safe) `#[target_feature]` kernels after

@@ -2,9 +2,9 @@
 
 use crate::cpu::{self, Kernels};
 use crate::error::{ModelError, ModelResult};
-use crate::format::{self, FORMAT_VERSION, MAGIC, Reader, Writer};
+use crate::format::{FORMAT_VERSION, MAGIC, Reader, Writer};
 use crate::limits::*;
-use crate::ops::{Conv2dParams, DenseParams, Op, Work, check_limit, checked_product};
+use crate::ops::{Op, Work, check_limit, checked_product};
 use crate::tensor::{DType, Tensor, TensorInfo, TensorSpec};
 use serde::{Deserialize, Serialize};
 
@@ -161,11 +161,7 @@ impl Model {
             cost.prepared_bytes = cost
                 .prepared_bytes
                 .saturating_add(cpu::prepared_bytes_charged(&node.op) as u64);
-            cost.channels += match &node.op {
-                Op::Dense(p) => p.out_features as u64,
-                Op::Conv2d(p) => p.out_channels as u64,
-                _ => 0,
-            };
+            cost.channels += node.op.channels();
             check_limit("MAX_MODEL_MACS", cost.macs, MAX_MODEL_MACS)?;
             check_limit(
                 "MAX_TOTAL_ELEMENTS",
@@ -249,7 +245,7 @@ impl Model {
                 .collect::<ModelResult<Vec<_>>>()?;
             let zero_point = r.i8()?;
             let scale_bits = r.u32()?;
-            let op = format::decode_op(&mut r, tag_at, tag)?;
+            let op = Op::decode(&mut r, tag_at, tag)?;
             nodes.push(Node {
                 op,
                 inputs,
@@ -291,12 +287,12 @@ impl Model {
         w.u32(self.input_scale_bits);
         w.u32(self.nodes.len() as u32);
         for node in &self.nodes {
-            w.u8(format::op_tag(&node.op));
+            w.u8(node.op.tag());
             w.u8(node.inputs.len() as u8);
             node.inputs.iter().for_each(|&v| w.usize(v));
             w.i8(node.zero_point);
             w.u32(node.scale_bits);
-            format::encode_op(&mut w, &node.op);
+            node.op.encode(&mut w);
         }
         w.usize(self.output);
         w.spec(self.output_spec());
@@ -364,28 +360,7 @@ impl Model {
             .nodes
             .iter()
             .map(|n| {
-                let vectors = match &n.op {
-                    Op::Dense(DenseParams {
-                        weights,
-                        bias,
-                        requant,
-                        ..
-                    })
-                    | Op::Conv2d(Conv2dParams {
-                        weights,
-                        bias,
-                        requant,
-                        ..
-                    }) => {
-                        weights.len()
-                            + std::mem::size_of_val(bias.as_slice())
-                            + std::mem::size_of_val(requant.as_slice())
-                    }
-                    Op::Reshape { shape } => shape.len() * 8,
-                    Op::Transpose { perm } => perm.len() * 8,
-                    Op::Pad { before, after } => (before.len() + after.len()) * 8,
-                    _ => 0,
-                };
+                let vectors = n.op.heap_bytes();
                 vectors + n.inputs.len() * 8 + std::mem::size_of::<Node>()
             })
             .sum();

@@ -16,12 +16,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig, PushKernelArg,
-};
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig};
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 use infera_kernels::ops::Op;
-use infera_kernels::{DType, Model, ModelError, Tensor, TensorData, TensorInfo, TensorSpec};
+use infera_kernels::{DType, Model, ModelError, Tensor, TensorData, TensorInfo};
 
 /// Shared device helpers (`kernels/cuda/common.cuh`), prepended to every
 /// kernel source.
@@ -301,6 +299,8 @@ macro_rules! launch {
     }};
 }
 
+mod launch;
+
 impl CudaBackend {
     /// Open device `ordinal`: check libcuda and libnvrtc, create the context,
     /// compile every kernel source with NVRTC once and load the modules.
@@ -569,339 +569,39 @@ impl CudaBackend {
         ins: &[&DevTensor],
         out: &TensorInfo,
     ) -> Result<DevTensor, GpuError> {
-        let need_params = || {
-            params.ok_or_else(|| GpuError::Unsupported(format!("{} without parameters", op.name())))
-        };
         let x = ins
             .first()
             .ok_or_else(|| GpuError::Unsupported(format!("{} without inputs", op.name())))?;
         let mut y = self.alloc(out)?;
-        let items = y.len();
-        let zy = i32::from(out.zero_point);
-        let zx = i32::from(x.info.zero_point);
-        match (op, &mut y.buf) {
-            (Op::Dense(p), yb) => {
-                let k = p.in_features;
-                let rows = u(x.len() / k);
-                let (k, n_out) = (u(k), u(p.out_features));
-                let xb = x.i8()?;
-                let DevParams {
-                    w,
-                    bias,
-                    mult,
-                    shift,
-                } = need_params()?;
-                match yb {
-                    Buf::I8(yb) => {
-                        let (lo, hi) = (i32::from(p.act_min), i32::from(p.act_max));
-                        launch!(
-                            self,
-                            "infera_dense_i8",
-                            items,
-                            [
-                                xb, w, bias, mult, shift, yb, &rows, &k, &n_out, &zx, &zy, &lo, &hi
-                            ]
-                        );
-                    }
-                    Buf::I32(yb) => {
-                        launch!(
-                            self,
-                            "infera_dense_i32",
-                            items,
-                            [xb, w, bias, yb, &rows, &k, &n_out, &zx]
-                        );
-                    }
-                }
-            }
-            (Op::Conv2d(p), yb) => {
-                let s = &x.info.spec.shape;
-                let o = &out.spec.shape;
-                let dims: [u64; 16] = [
-                    u(s[0]),
-                    u(s[1]),
-                    u(s[2]),
-                    u(s[3]),
-                    u(p.out_channels),
-                    u(o[2]),
-                    u(o[3]),
-                    u(p.kernel[0]),
-                    u(p.kernel[1]),
-                    u(p.stride[0]),
-                    u(p.stride[1]),
-                    u(p.dilation[0]),
-                    u(p.dilation[1]),
-                    u(p.pads[0]),
-                    u(p.pads[1]),
-                    u(p.groups),
-                ];
-                let [n, c, h, w_, oc, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, g] = dims;
-                let xb = x.i8()?;
-                let DevParams {
-                    w,
-                    bias,
-                    mult,
-                    shift,
-                } = need_params()?;
-                match yb {
-                    Buf::I8(yb) => {
-                        let (lo, hi) = (i32::from(p.act_min), i32::from(p.act_max));
-                        launch!(
-                            self,
-                            "infera_conv2d_i8",
-                            items,
-                            [
-                                xb, w, bias, mult, shift, yb, &n, &c, &h, &w_, &oc, &oh, &ow, &kh,
-                                &kw, &sh, &sw, &dh, &dw, &pt, &pl, &g, &zx, &zy, &lo, &hi
-                            ]
-                        );
-                    }
-                    Buf::I32(yb) => {
-                        launch!(
-                            self,
-                            "infera_conv2d_i32",
-                            items,
-                            [
-                                xb, w, bias, yb, &n, &c, &h, &w_, &oc, &oh, &ow, &kh, &kw, &sh,
-                                &sw, &dh, &dw, &pt, &pl, &g, &zx
-                            ]
-                        );
-                    }
-                }
-            }
-            (Op::MaxPool(p) | Op::AvgPool { pool: p, .. }, Buf::I8(yb)) => {
-                let s = &x.info.spec.shape;
-                let o = &out.spec.shape;
-                let (planes, h, w, oh, ow) = (u(s[0] * s[1]), u(s[2]), u(s[3]), u(o[2]), u(o[3]));
-                let (kh, kw, sh, sw) = (
-                    u(p.kernel[0]),
-                    u(p.kernel[1]),
-                    u(p.stride[0]),
-                    u(p.stride[1]),
-                );
-                let (pt, pl) = (u(p.pads[0]), u(p.pads[1]));
-                let xb = x.i8()?;
-                if let Op::AvgPool {
-                    count_include_pad, ..
-                } = op
-                {
-                    let cip = i32::from(*count_include_pad);
-                    launch!(
-                        self,
-                        "infera_avg_pool",
-                        items,
-                        [
-                            xb, yb, &planes, &h, &w, &oh, &ow, &kh, &kw, &sh, &sw, &pt, &pl, &cip,
-                            &zx
-                        ]
-                    );
-                } else {
-                    launch!(
-                        self,
-                        "infera_max_pool",
-                        items,
-                        [
-                            xb, yb, &planes, &h, &w, &oh, &ow, &kh, &kw, &sh, &sw, &pt, &pl
-                        ]
-                    );
-                }
-            }
-            (Op::GlobalAvgPool, Buf::I8(yb)) => {
-                let s = &x.info.spec.shape;
-                let (planes, hw) = (u(s[0] * s[1]), u(s[2] * s[3]));
-                let xb = x.i8()?;
-                launch!(
-                    self,
-                    "infera_global_avg_pool",
-                    items,
-                    [xb, yb, &planes, &hw, &zx]
-                );
-            }
-            (Op::Clip { min, max }, Buf::I8(yb)) => {
-                let (len, lo, hi) = (u(items), i32::from(*min), i32::from(*max));
-                let xb = x.i8()?;
-                launch!(self, "infera_clip", items, [xb, yb, &len, &lo, &hi]);
-            }
-            (Op::Add(p), Buf::I8(yb)) => {
-                let b = ins
-                    .get(1)
-                    .ok_or_else(|| GpuError::Unsupported("add needs two inputs".into()))?;
-                let zb = i32::from(b.info.zero_point);
-                let len = u(items);
-                let shift = i32::from(p.shift);
-                let (lo, hi) = (i32::from(p.act_min), i32::from(p.act_max));
-                let (xa, xb) = (x.i8()?, b.i8()?);
-                launch!(
-                    self,
-                    "infera_add",
-                    items,
-                    [
-                        xa,
-                        xb,
-                        yb,
-                        &len,
-                        &zx,
-                        &zb,
-                        &zy,
-                        &p.multiplier_a,
-                        &p.multiplier_b,
-                        &shift,
-                        &lo,
-                        &hi
-                    ]
-                );
-            }
-            (Op::Mul(p), Buf::I8(yb)) => {
-                let b = ins
-                    .get(1)
-                    .ok_or_else(|| GpuError::Unsupported("mul needs two inputs".into()))?;
-                let zb = i32::from(b.info.zero_point);
-                let len = u(items);
-                let shift = i32::from(p.requant.shift);
-                let (lo, hi) = (i32::from(p.act_min), i32::from(p.act_max));
-                let (xa, xb) = (x.i8()?, b.i8()?);
-                launch!(
-                    self,
-                    "infera_mul",
-                    items,
-                    [
-                        xa,
-                        xb,
-                        yb,
-                        &len,
-                        &zx,
-                        &zb,
-                        &zy,
-                        &p.requant.multiplier,
-                        &shift,
-                        &lo,
-                        &hi
-                    ]
-                );
-            }
-            (Op::Requantize(rq), Buf::I8(yb)) => {
-                let len = u(items);
-                let shift = i32::from(rq.shift);
-                match &x.buf {
-                    Buf::I8(xb) => launch!(
-                        self,
-                        "infera_requantize_i8",
-                        items,
-                        [xb, yb, &len, &zx, &zy, &rq.multiplier, &shift]
-                    ),
-                    Buf::I32(xb) => launch!(
-                        self,
-                        "infera_requantize_i32",
-                        items,
-                        [xb, yb, &len, &zy, &rq.multiplier, &shift]
-                    ),
-                }
-            }
-            (Op::Reshape { .. } | Op::Flatten { .. }, yb) => {
-                let nbytes = u(out.spec.byte_len());
-                let n = out.spec.byte_len();
-                match (&x.buf, yb) {
-                    (Buf::I8(xb), Buf::I8(yb)) => {
-                        launch!(self, "infera_copy_bytes", n, [xb, yb, &nbytes])
-                    }
-                    // The kernel copies bytes; an i32 buffer is passed as its bytes.
-                    (Buf::I32(xb), Buf::I32(yb)) => {
-                        launch!(self, "infera_copy_bytes", n, [xb, yb, &nbytes])
-                    }
-                    _ => return Err(GpuError::Unsupported("reshape changing dtype".into())),
-                }
-            }
-            (Op::Transpose { perm }, yb) => {
-                let in_strides = strides(&x.info.spec.shape);
-                let mut meta: Vec<u64> = out.spec.shape.iter().map(|&d| u(d)).collect();
-                meta.extend(perm.iter().map(|&a| u(in_strides[a])));
-                let meta = self.upload(&meta, "transpose meta")?;
-                let (n, rank) = (u(items), perm.len() as u32);
-                match (&x.buf, yb) {
-                    (Buf::I8(xb), Buf::I8(yb)) => launch!(
-                        self,
-                        "infera_transpose_i8",
-                        items,
-                        [xb, yb, &n, &rank, &meta]
-                    ),
-                    (Buf::I32(xb), Buf::I32(yb)) => launch!(
-                        self,
-                        "infera_transpose_i32",
-                        items,
-                        [xb, yb, &n, &rank, &meta]
-                    ),
-                    _ => return Err(GpuError::Unsupported("transpose changing dtype".into())),
-                }
-            }
-            (Op::Concat { axis }, yb) => {
-                let outer: usize = out.spec.shape[..*axis].iter().product();
-                let inner_dst: usize = out.spec.shape[*axis..].iter().product();
-                let mut offset = 0usize;
-                for t in ins {
-                    let inner_src: usize = t.info.spec.shape[*axis..].iter().product();
-                    let args = (u(outer), u(inner_src), u(inner_dst), u(offset));
-                    let (o, is, id, off) = args;
-                    let work = outer * inner_src;
-                    match (&t.buf, &mut *yb) {
-                        (Buf::I8(tb), Buf::I8(yb)) => {
-                            launch!(self, "infera_concat_i8", work, [tb, yb, &o, &is, &id, &off])
-                        }
-                        (Buf::I32(tb), Buf::I32(yb)) => launch!(
-                            self,
-                            "infera_concat_i32",
-                            work,
-                            [tb, yb, &o, &is, &id, &off]
-                        ),
-                        _ => return Err(GpuError::Unsupported("concat of mixed dtypes".into())),
-                    }
-                    offset += inner_src;
-                }
-            }
-            (Op::Pad { before, .. }, yb) => {
-                let mut meta: Vec<u64> = out.spec.shape.iter().map(|&d| u(d)).collect();
-                meta.extend(x.info.spec.shape.iter().map(|&d| u(d)));
-                meta.extend(before.iter().map(|&d| u(d)));
-                let meta = self.upload(&meta, "pad meta")?;
-                let (n, rank) = (u(items), before.len() as u32);
-                match (&x.buf, yb) {
-                    (Buf::I8(xb), Buf::I8(yb)) => launch!(
-                        self,
-                        "infera_pad_i8",
-                        items,
-                        [xb, yb, &n, &rank, &meta, &zy]
-                    ),
-                    (Buf::I32(xb), Buf::I32(yb)) => {
-                        launch!(self, "infera_pad_i32", items, [xb, yb, &n, &rank, &meta])
-                    }
-                    _ => return Err(GpuError::Unsupported("pad changing dtype".into())),
-                }
-            }
-            (Op::ArgMax { axis }, Buf::I32(yb)) => {
-                let s = &x.info.spec.shape;
-                let outer = u(s[..*axis].iter().product());
-                let len = u(s[*axis]);
-                let inner = u(s[*axis + 1..].iter().product());
-                match &x.buf {
-                    Buf::I8(xb) => launch!(
-                        self,
-                        "infera_arg_max_i8",
-                        items,
-                        [xb, yb, &outer, &len, &inner]
-                    ),
-                    Buf::I32(xb) => launch!(
-                        self,
-                        "infera_arg_max_i32",
-                        items,
-                        [xb, yb, &outer, &len, &inner]
-                    ),
-                }
-            }
-            (op, _) => {
-                return Err(GpuError::Unsupported(format!(
-                    "{} producing {}",
-                    op.name(),
-                    TensorSpec::clone(&out.spec)
-                )));
-            }
+        let a = launch::Args {
+            op,
+            params,
+            ins,
+            x,
+            out,
+            items: y.len(),
+            zx: i32::from(x.info.zero_point),
+            zy: i32::from(out.zero_point),
+        };
+        let yb = &mut y.buf;
+        match op {
+            Op::Dense(p) => self.launch_dense(p, &a, yb)?,
+            Op::Conv2d(p) => self.launch_conv2d(p, &a, yb)?,
+            Op::MaxPool(p) => self.launch_pool(p, None, &a, yb)?,
+            Op::AvgPool {
+                pool,
+                count_include_pad,
+            } => self.launch_pool(pool, Some(*count_include_pad), &a, yb)?,
+            Op::GlobalAvgPool => self.launch_global_avg_pool(&a, yb)?,
+            Op::Clip { min, max } => self.launch_clip(*min, *max, &a, yb)?,
+            Op::Add(p) => self.launch_add(p, &a, yb)?,
+            Op::Mul(p) => self.launch_mul(p, &a, yb)?,
+            Op::Requantize(rq) => self.launch_requantize(*rq, &a, yb)?,
+            Op::Reshape { .. } | Op::Flatten { .. } => self.launch_copy(&a, yb)?,
+            Op::Transpose { perm } => self.launch_transpose(perm, &a, yb)?,
+            Op::Concat { axis } => self.launch_concat(*axis, &a, yb)?,
+            Op::Pad { before, .. } => self.launch_pad(before, &a, yb)?,
+            Op::ArgMax { axis } => self.launch_arg_max(*axis, &a, yb)?,
         }
         Ok(y)
     }

@@ -28,6 +28,8 @@ use std::path::Path;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
+mod rules;
+
 /// What the import did and how faithful the integer model is.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ImportReport {
@@ -178,6 +180,20 @@ fn window_out(
     Ok((input + p0 + p1 - span) / s + 1)
 }
 
+fn unsupported(m: String) -> ToolError {
+    ToolError::Unsupported(m)
+}
+
+/// The float graph being built: values by ONNX name, their shapes, the
+/// fused nodes, and how many readers each tensor has.
+struct Builder<'g> {
+    consts: &'g Consts,
+    ids: HashMap<String, usize>,
+    shapes: Vec<Vec<usize>>,
+    nodes: Vec<FNode>,
+    readers: HashMap<&'g str, usize>,
+}
+
 /// Build the fused float graph. Value 0 is the input.
 fn build_graph(
     graph: &pb::GraphProto,
@@ -189,11 +205,7 @@ fn build_graph(
         .iter()
         .map(|i| i.name.clone())
         .find(|n| !consts.f.contains_key(n) && !consts.i.contains_key(n))
-        .ok_or_else(|| ToolError::Unsupported("no graph input".into()))?;
-    let mut ids: HashMap<String, usize> = HashMap::from([(input_name.clone(), 0)]);
-    let mut shapes: Vec<Vec<usize>> = vec![input_shape.to_vec()];
-    let mut nodes: Vec<FNode> = Vec::new();
-    let unsupported = |m: String| ToolError::Unsupported(m);
+        .ok_or_else(|| unsupported("no graph input".into()))?;
     // Readers of each tensor (the graph output counts as one): an op is fused
     // into its producer only when it is the producer's sole reader, or another
     // reader would see the fused (e.g. clamped) value.
@@ -206,6 +218,13 @@ fn build_graph(
     {
         *readers.entry(name.as_str()).or_default() += 1;
     }
+    let mut b = Builder {
+        consts,
+        ids: HashMap::from([(input_name.clone(), 0)]),
+        shapes: vec![input_shape.to_vec()],
+        nodes: Vec::new(),
+        readers,
+    };
     for n in &graph.node {
         // Add is commutative: `bias + x` (PyTorch's `b + x @ w`) is read as
         // `x + bias`, so the bias folds like any other.
@@ -222,402 +241,204 @@ fn build_graph(
         } else {
             n
         };
-        let op = n.op_type.as_str();
-        if op == "Constant" {
-            continue;
+        if n.op_type != "Constant" {
+            b.node(n)?;
         }
+    }
+    let out = graph
+        .output
+        .first()
+        .ok_or_else(|| unsupported("no graph output".into()))?;
+    let v = *b
+        .ids
+        .get(&out.name)
+        .ok_or_else(|| unsupported("graph output is not computed".into()))?;
+    if v != b.nodes.len() {
+        return Err(unsupported(
+            "the graph output must be the last operator".into(),
+        ));
+    }
+    Ok((input_name, b.nodes))
+}
+
+impl Builder<'_> {
+    fn value(&self, op: &str, name: &str) -> ToolResult<usize> {
+        self.ids
+            .get(name)
+            .copied()
+            .ok_or_else(|| unsupported(format!("{op}: input {name} is not an activation")))
+    }
+
+    fn fconst(&self, op: &str, name: &str) -> ToolResult<&(Vec<usize>, Vec<f32>)> {
+        self.consts
+            .f
+            .get(name)
+            .ok_or_else(|| unsupported(format!("{op}: {name} must be a constant")))
+    }
+
+    /// The node whose output `v` is, if a following op reading `n.input[0]`
+    /// can be fused into it: `v` is the latest node's output and this op
+    /// its only reader.
+    fn last_fusable(&self, n: &pb::NodeProto, v: usize) -> Option<usize> {
+        let sole_reader = self.readers.get(n.input[0].as_str()) == Some(&1);
+        (v == self.nodes.len() && v > 0 && sole_reader).then(|| v - 1)
+    }
+
+    /// Map one ONNX node: fold it into its producer, alias it, or add a
+    /// node through its rule in [`rules`].
+    fn node(&mut self, n: &pb::NodeProto) -> ToolResult<()> {
+        let op = n.op_type.as_str();
         let out_name = n.output.first().cloned().unwrap_or_default();
-        let value = |name: &str| {
-            ids.get(name)
-                .copied()
-                .ok_or_else(|| unsupported(format!("{op}: input {name} is not an activation")))
+        match op {
+            "Identity" | "Dropout" => {
+                let v = self.value(op, &n.input[0])?;
+                self.ids.insert(out_name, v);
+                return Ok(());
+            }
+            "BatchNormalization" => return self.fold_batch_norm(n, out_name),
+            "Relu" | "Clip" => return self.clip(n, out_name),
+            _ => {}
+        }
+        let x = self.value(op, &n.input[0])?;
+        if op == "Add" && self.consts.f.contains_key(&n.input[1]) {
+            return self.fold_bias(n, x, out_name);
+        }
+        let rule = rules::Rule {
+            b: self,
+            n,
+            op,
+            x,
+            xs: &self.shapes[x],
         };
+        let (fop, inputs, shape) = rules::map(&rule)?;
+        self.push(fop, inputs, shape, out_name, op);
+        Ok(())
+    }
+
+    fn fold_batch_norm(&mut self, n: &pb::NodeProto, out_name: String) -> ToolResult<()> {
+        let op = n.op_type.as_str();
+        let v = self.value(op, &n.input[0])?;
+        let i = self
+            .last_fusable(n, v)
+            .ok_or_else(|| unsupported("BatchNormalization not after Conv".into()))?;
+        let consts = self.consts;
         let fconst = |name: &str| {
             consts
                 .f
                 .get(name)
                 .ok_or_else(|| unsupported(format!("{op}: {name} must be a constant")))
         };
-        let sole_reader = readers.get(n.input[0].as_str()) == Some(&1);
-        let last_fusable = |v: usize, nodes: &[FNode]| -> Option<usize> {
-            // A value can absorb a following op if it is the latest node's output
-            // and this op is its only reader.
-            (v == nodes.len() && v > 0 && sole_reader).then(|| v - 1)
-        };
-        match op {
-            "Identity" | "Dropout" => {
-                let v = value(&n.input[0])?;
-                ids.insert(out_name, v);
-                continue;
-            }
-            "BatchNormalization" => {
-                let v = value(&n.input[0])?;
-                let i = last_fusable(v, &nodes)
-                    .ok_or_else(|| unsupported("BatchNormalization not after Conv".into()))?;
-                let (scale, bias, mean, var) = (
-                    fconst(&n.input[1])?,
-                    fconst(&n.input[2])?,
-                    fconst(&n.input[3])?,
-                    fconst(&n.input[4])?,
-                );
-                let eps = attr_f(n, "epsilon", 1e-5);
-                let FOp::Conv { w, b, oc, .. } = &mut nodes[i].op else {
-                    return Err(unsupported("BatchNormalization not after Conv".into()));
-                };
-                let per = w.len() / *oc;
-                for o in 0..*oc {
-                    let g = scale.1[o] / (var.1[o] + eps).sqrt();
-                    w[o * per..(o + 1) * per].iter_mut().for_each(|x| *x *= g);
-                    b[o] = (b[o] - mean.1[o]) * g + bias.1[o];
-                }
-                nodes[i].onnx_name = out_name.clone();
-                nodes[i].origin += " + BatchNormalization (folded)";
-                ids.insert(out_name, v);
-                continue;
-            }
-            "Relu" | "Clip" => {
-                let v = value(&n.input[0])?;
-                let (lo, hi) = if op == "Relu" {
-                    (0.0, f32::INFINITY)
-                } else {
-                    let get = |ix: usize, attr_name: &str, d: f32| -> f32 {
-                        n.input
-                            .get(ix)
-                            .filter(|s| !s.is_empty())
-                            .and_then(|s| consts.f.get(s))
-                            .map(|c| c.1[0])
-                            .unwrap_or_else(|| attr_f(n, attr_name, d))
-                    };
-                    (
-                        get(1, "min", f32::NEG_INFINITY),
-                        get(2, "max", f32::INFINITY),
-                    )
-                };
-                if let Some(i) = last_fusable(v, &nodes).filter(|&i| {
-                    matches!(nodes[i].op, FOp::Dense { .. } | FOp::Conv { .. } | FOp::Add)
-                        && nodes[i].act.is_none()
-                }) {
-                    nodes[i].act = Some((lo, hi));
-                    nodes[i].onnx_name = out_name.clone();
-                    nodes[i].origin += &format!(" + {op} (fused)");
-                    ids.insert(out_name, v);
-                    continue;
-                }
-                let shape = shapes[v].clone();
-                push(
-                    &mut nodes,
-                    &mut shapes,
-                    &mut ids,
-                    FOp::Clip(lo, hi),
-                    vec![v],
-                    shape,
-                    out_name,
-                    op,
-                );
-                continue;
-            }
-            _ => {}
-        }
-        let x = value(&n.input[0])?;
-        let xs = shapes[x].clone();
-        let (fop, inputs, shape) = match op {
-            "Conv" => {
-                if attr(n, "auto_pad").is_some_and(|a| a.s != b"NOTSET") {
-                    return Err(unsupported("Conv auto_pad".into()));
-                }
-                let (wd, w) = fconst(&n.input[1])?;
-                let (oc, kernel) = (wd[0], [wd[2], wd[3]]);
-                let b = match n.input.get(2).filter(|s| !s.is_empty()) {
-                    Some(name) => fconst(name)?.1.clone(),
-                    None => vec![0.0; oc],
-                };
-                let stride = attr_ints(n, "strides").unwrap_or(vec![1, 1]);
-                let dil = attr_ints(n, "dilations").unwrap_or(vec![1, 1]);
-                let pads = attr_ints(n, "pads").unwrap_or(vec![0; 4]);
-                let groups = attr_int(n, "group", 1) as usize;
-                let oh = window_out(xs[2], kernel[0], stride[0], dil[0], pads[0], pads[2])?;
-                let ow = window_out(xs[3], kernel[1], stride[1], dil[1], pads[1], pads[3])?;
-                let fop = FOp::Conv {
-                    w: w.clone(),
-                    b,
-                    c: xs[1],
-                    oc,
-                    kernel,
-                    stride: [stride[0], stride[1]],
-                    dilation: [dil[0], dil[1]],
-                    pads: [pads[0], pads[1], pads[2], pads[3]],
-                    groups,
-                };
-                (fop, vec![x], vec![xs[0], oc, oh, ow])
-            }
-            "Gemm" | "MatMul" => {
-                if attr_int(n, "transA", 0) != 0 {
-                    return Err(unsupported("Gemm transA".into()));
-                }
-                let (wd, w) = fconst(&n.input[1])?;
-                let (alpha, beta) = (attr_f(n, "alpha", 1.0), attr_f(n, "beta", 1.0));
-                let trans_b = attr_int(n, "transB", 0) != 0;
-                let (k, nn) = if trans_b {
-                    (wd[1], wd[0])
-                } else {
-                    (wd[0], wd[1])
-                };
-                let mut wt = vec![0.0f32; k * nn];
-                for o in 0..nn {
-                    for i in 0..k {
-                        wt[o * k + i] = alpha * if trans_b { w[o * k + i] } else { w[i * nn + o] };
-                    }
-                }
-                let b = match n.input.get(2).filter(|s| !s.is_empty()) {
-                    Some(name) => {
-                        let c = &fconst(name)?.1;
-                        (0..nn)
-                            .map(|o| beta * c[if c.len() == 1 { 0 } else { o }])
-                            .collect()
-                    }
-                    None => vec![0.0; nn],
-                };
-                let mut shape = xs.clone();
-                *shape.last_mut().expect("rank") = nn;
-                (FOp::Dense { w: wt, b, k, n: nn }, vec![x], shape)
-            }
-            "Add" => {
-                if let Some((_, c)) = consts.f.get(&n.input[1]) {
-                    // Bias add after a MatMul or Conv: fold into its bias.
-                    let i = last_fusable(x, &nodes).ok_or_else(|| {
-                        unsupported("Add of a constant not after MatMul/Conv".into())
-                    })?;
-                    let no_act = nodes[i].act.is_none();
-                    match &mut nodes[i].op {
-                        FOp::Dense { b, .. } | FOp::Conv { b, .. }
-                            if no_act && (c.len() == b.len() || c.len() == 1) =>
-                        {
-                            for (o, bo) in b.iter_mut().enumerate() {
-                                *bo += c[if c.len() == 1 { 0 } else { o }];
-                            }
-                        }
-                        _ => {
-                            return Err(unsupported(
-                                "Add of a constant not after MatMul/Conv".into(),
-                            ));
-                        }
-                    }
-                    nodes[i].onnx_name = out_name.clone();
-                    nodes[i].origin += " + Add (bias folded)";
-                    ids.insert(out_name, x);
-                    continue;
-                }
-                let y = value(&n.input[1])?;
-                if shapes[y] != xs {
-                    return Err(unsupported("Add with broadcasting".into()));
-                }
-                (FOp::Add, vec![x, y], xs.clone())
-            }
-            "MaxPool" | "AveragePool" => {
-                if attr_int(n, "ceil_mode", 0) != 0 {
-                    return Err(unsupported(format!("{op} ceil_mode")));
-                }
-                if attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
-                    return Err(unsupported(format!("{op} dilations")));
-                }
-                let k = attr_ints(n, "kernel_shape")
-                    .ok_or_else(|| unsupported(format!("{op} kernel_shape")))?;
-                let s = attr_ints(n, "strides").unwrap_or(vec![1, 1]);
-                let p = attr_ints(n, "pads").unwrap_or(vec![0; 4]);
-                let pool = PoolParams {
-                    kernel: [k[0], k[1]],
-                    stride: [s[0], s[1]],
-                    pads: [p[0], p[1], p[2], p[3]],
-                };
-                let oh = window_out(xs[2], k[0], s[0], 1, p[0], p[2])?;
-                let ow = window_out(xs[3], k[1], s[1], 1, p[1], p[3])?;
-                let fop = if op == "MaxPool" {
-                    FOp::MaxPool(pool)
-                } else {
-                    FOp::AvgPool(pool, attr_int(n, "count_include_pad", 0) != 0)
-                };
-                (fop, vec![x], vec![xs[0], xs[1], oh, ow])
-            }
-            "GlobalAveragePool" => (FOp::GlobalAvgPool, vec![x], vec![xs[0], xs[1], 1, 1]),
-            "Mul" => {
-                if consts.f.contains_key(&n.input[1]) {
-                    return Err(unsupported(
-                        "Mul by a constant (only the product of two activations)".into(),
-                    ));
-                }
-                let y = value(&n.input[1])?;
-                if shapes[y] != xs {
-                    return Err(unsupported("Mul with broadcasting".into()));
-                }
-                (FOp::Mul, vec![x, y], xs.clone())
-            }
-            "Transpose" => {
-                let perm = attr_ints(n, "perm").unwrap_or_else(|| (0..xs.len()).rev().collect());
-                let mut seen = vec![false; xs.len()];
-                if perm.len() != xs.len()
-                    || perm
-                        .iter()
-                        .any(|&a| a >= xs.len() || std::mem::replace(&mut seen[a], true))
-                {
-                    return Err(unsupported(format!(
-                        "Transpose perm {perm:?} for rank {}",
-                        xs.len()
-                    )));
-                }
-                let shape = perm.iter().map(|&a| xs[a]).collect();
-                (FOp::Transpose(perm), vec![x], shape)
-            }
-            "Concat" => {
-                let axis = attr(n, "axis")
-                    .map(|a| a.i)
-                    .ok_or_else(|| unsupported("Concat without axis".into()))?;
-                let axis = normalize_axis(axis, xs.len())
-                    .ok_or_else(|| unsupported(format!("Concat axis {axis}")))?;
-                let mut inputs = Vec::with_capacity(n.input.len());
-                let mut shape = xs.clone();
-                shape[axis] = 0;
-                for name in &n.input {
-                    let v = value(name)?;
-                    let s = &shapes[v];
-                    if s.len() != xs.len() || (0..s.len()).any(|d| d != axis && s[d] != xs[d]) {
-                        return Err(unsupported(format!("Concat of {xs:?} and {s:?}")));
-                    }
-                    shape[axis] += s[axis];
-                    inputs.push(v);
-                }
-                (FOp::Concat(axis), inputs, shape)
-            }
-            "Pad" => {
-                let mode = attr(n, "mode")
-                    .map(|a| a.s.as_slice())
-                    .unwrap_or(b"constant");
-                if mode != b"constant" {
-                    return Err(unsupported(format!(
-                        "Pad mode {}",
-                        String::from_utf8_lossy(mode)
-                    )));
-                }
-                // Opset >= 11: pads (and the fill value) are inputs; before: attributes.
-                let pads: Vec<i64> = match n.input.get(1).filter(|s| !s.is_empty()) {
-                    Some(name) => consts
-                        .i
-                        .get(name)
-                        .cloned()
-                        .ok_or_else(|| unsupported("Pad pads must be a constant".into()))?,
-                    None => attr(n, "pads")
-                        .map(|a| a.ints.clone())
-                        .ok_or_else(|| unsupported("Pad without pads".into()))?,
-                };
-                if n.input.get(3).is_some_and(|s| !s.is_empty()) {
-                    return Err(unsupported("Pad with axes".into()));
-                }
-                let fill = match n.input.get(2).filter(|s| !s.is_empty()) {
-                    Some(name) => fconst(name)?.1.first().copied().unwrap_or(0.0),
-                    None => attr_f(n, "value", 0.0),
-                };
-                // The engine pads with the zero point, which is exactly real 0.
-                if fill != 0.0 {
-                    return Err(unsupported(format!("Pad with value {fill} (only 0)")));
-                }
-                let r = xs.len();
-                if pads.len() != 2 * r || pads.iter().any(|&p| p < 0) {
-                    return Err(unsupported(format!("Pad pads {pads:?} for rank {r}")));
-                }
-                let before: Vec<usize> = pads[..r].iter().map(|&p| p as usize).collect();
-                let after: Vec<usize> = pads[r..].iter().map(|&p| p as usize).collect();
-                let shape = (0..r).map(|d| xs[d] + before[d] + after[d]).collect();
-                (FOp::Pad(before, after), vec![x], shape)
-            }
-            "Flatten" => {
-                let axis = attr_int(n, "axis", 1);
-                // Flatten's axis may also equal the rank.
-                let r = xs.len() as i64;
-                let axis = usize::try_from(if axis < 0 { axis + r } else { axis })
-                    .ok()
-                    .filter(|&a| a <= xs.len())
-                    .ok_or_else(|| unsupported(format!("Flatten axis {axis}")))?;
-                (
-                    FOp::Flatten(axis),
-                    vec![x],
-                    vec![xs[..axis].iter().product(), xs[axis..].iter().product()],
-                )
-            }
-            "Reshape" => {
-                let spec = consts
-                    .i
-                    .get(&n.input[1])
-                    .ok_or_else(|| unsupported("Reshape shape must be a constant".into()))?;
-                let total: usize = xs.iter().product();
-                let mut shape: Vec<usize> = spec
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &d)| if d == 0 { xs[i] } else { d.max(1) as usize })
-                    .collect();
-                if let Some(at) = spec.iter().position(|&d| d == -1) {
-                    let known: usize = shape
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| *i != at)
-                        .map(|(_, d)| d)
-                        .product();
-                    shape[at] = total / known.max(1);
-                }
-                (FOp::Reshape(shape.clone()), vec![x], shape)
-            }
-            other => return Err(unsupported(format!("ONNX operator {other}"))),
-        };
-        push(
-            &mut nodes,
-            &mut shapes,
-            &mut ids,
-            fop,
-            inputs,
-            shape,
-            out_name,
-            op,
+        let (scale, bias, mean, var) = (
+            fconst(&n.input[1])?,
+            fconst(&n.input[2])?,
+            fconst(&n.input[3])?,
+            fconst(&n.input[4])?,
         );
+        let eps = attr_f(n, "epsilon", 1e-5);
+        let FOp::Conv { w, b, oc, .. } = &mut self.nodes[i].op else {
+            return Err(unsupported("BatchNormalization not after Conv".into()));
+        };
+        let per = w.len() / *oc;
+        for o in 0..*oc {
+            let g = scale.1[o] / (var.1[o] + eps).sqrt();
+            w[o * per..(o + 1) * per].iter_mut().for_each(|x| *x *= g);
+            b[o] = (b[o] - mean.1[o]) * g + bias.1[o];
+        }
+        self.nodes[i].onnx_name = out_name.clone();
+        self.nodes[i].origin += " + BatchNormalization (folded)";
+        self.ids.insert(out_name, v);
+        Ok(())
     }
-    let out = graph
-        .output
-        .first()
-        .ok_or_else(|| unsupported("no graph output".into()))?;
-    let v = *ids
-        .get(&out.name)
-        .ok_or_else(|| unsupported("graph output is not computed".into()))?;
-    if v != nodes.len() {
-        return Err(unsupported(
-            "the graph output must be the last operator".into(),
-        ));
+
+    /// Relu or Clip: the producer's output clamp where it can take one,
+    /// else a Clip node.
+    fn clip(&mut self, n: &pb::NodeProto, out_name: String) -> ToolResult<()> {
+        let op = n.op_type.as_str();
+        let v = self.value(op, &n.input[0])?;
+        let (lo, hi) = if op == "Relu" {
+            (0.0, f32::INFINITY)
+        } else {
+            let get = |ix: usize, attr_name: &str, d: f32| -> f32 {
+                n.input
+                    .get(ix)
+                    .filter(|s| !s.is_empty())
+                    .and_then(|s| self.consts.f.get(s))
+                    .map(|c| c.1[0])
+                    .unwrap_or_else(|| attr_f(n, attr_name, d))
+            };
+            (
+                get(1, "min", f32::NEG_INFINITY),
+                get(2, "max", f32::INFINITY),
+            )
+        };
+        if let Some(i) = self.last_fusable(n, v).filter(|&i| {
+            matches!(
+                self.nodes[i].op,
+                FOp::Dense { .. } | FOp::Conv { .. } | FOp::Add
+            ) && self.nodes[i].act.is_none()
+        }) {
+            self.nodes[i].act = Some((lo, hi));
+            self.nodes[i].onnx_name = out_name.clone();
+            self.nodes[i].origin += &format!(" + {op} (fused)");
+            self.ids.insert(out_name, v);
+            return Ok(());
+        }
+        let shape = self.shapes[v].clone();
+        self.push(FOp::Clip(lo, hi), vec![v], shape, out_name, op);
+        Ok(())
     }
-    Ok((input_name, nodes))
+
+    /// Bias add after a MatMul or Conv: fold into its bias.
+    fn fold_bias(&mut self, n: &pb::NodeProto, x: usize, out_name: String) -> ToolResult<()> {
+        let c = &self.consts.f[&n.input[1]].1;
+        let i = self
+            .last_fusable(n, x)
+            .ok_or_else(|| unsupported("Add of a constant not after MatMul/Conv".into()))?;
+        let no_act = self.nodes[i].act.is_none();
+        match &mut self.nodes[i].op {
+            FOp::Dense { b, .. } | FOp::Conv { b, .. }
+                if no_act && (c.len() == b.len() || c.len() == 1) =>
+            {
+                for (o, bo) in b.iter_mut().enumerate() {
+                    *bo += c[if c.len() == 1 { 0 } else { o }];
+                }
+            }
+            _ => {
+                return Err(unsupported(
+                    "Add of a constant not after MatMul/Conv".into(),
+                ));
+            }
+        }
+        self.nodes[i].onnx_name = out_name.clone();
+        self.nodes[i].origin += " + Add (bias folded)";
+        self.ids.insert(out_name, x);
+        Ok(())
+    }
+
+    fn push(
+        &mut self,
+        op: FOp,
+        inputs: Vec<usize>,
+        shape: Vec<usize>,
+        onnx_name: String,
+        origin: &str,
+    ) {
+        self.nodes.push(FNode {
+            op,
+            inputs,
+            act: None,
+            onnx_name: onnx_name.clone(),
+            origin: origin.to_string(),
+        });
+        self.shapes.push(shape);
+        self.ids.insert(onnx_name, self.nodes.len());
+    }
 }
 
 /// ONNX axis (negative counts from the end) to an index below `len`.
 fn normalize_axis(axis: i64, len: usize) -> Option<usize> {
     let a = if axis < 0 { axis + len as i64 } else { axis };
     (0..len as i64).contains(&a).then_some(a as usize)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn push(
-    nodes: &mut Vec<FNode>,
-    shapes: &mut Vec<Vec<usize>>,
-    ids: &mut HashMap<String, usize>,
-    op: FOp,
-    inputs: Vec<usize>,
-    shape: Vec<usize>,
-    onnx_name: String,
-    origin: &str,
-) {
-    nodes.push(FNode {
-        op,
-        inputs,
-        act: None,
-        onnx_name: onnx_name.clone(),
-        origin: origin.to_string(),
-    });
-    shapes.push(shape);
-    ids.insert(onnx_name, nodes.len());
 }
 
 /// Asymmetric int8 quantisation of a real range (widened to contain 0).
@@ -795,11 +616,44 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
     }
     input_shape[0] = 1;
     let (_, fnodes) = build_graph(graph, &consts, &input_shape)?;
+    let (xs, ranges, float_out) = calibrate(onnx_path, calib, &input_shape, &fnodes)?;
+    let (model, notes) = quantize_graph(&fnodes, &ranges, &input_shape)?;
 
-    // Calibrate: ranges of every fused value over all samples.
+    // Agreement of the integer model with the float model on the same samples.
+    let (mut agree, mut max_err, mut max_out) = (0, 0.0f32, 0.0f32);
+    for (x, f) in xs.iter().zip(&float_out) {
+        let y = crate::tool::run_float(&model, x)?;
+        agree += usize::from(argmax(&y) == argmax(f));
+        for (a, b) in y.iter().zip(f) {
+            max_err = max_err.max((a - b).abs());
+            max_out = max_out.max(b.abs());
+        }
+    }
+    let report = ImportReport {
+        samples: xs.len(),
+        top1_agreement: agree,
+        max_abs_error: max_err,
+        max_abs_output: max_out,
+        notes,
+    };
+    Ok((model, report))
+}
+
+/// Samples, real ranges of every fused value over them (value 0 is the
+/// input), and the float model's outputs.
+type Calibration = (Vec<Vec<f32>>, Vec<(f32, f32)>, Vec<Vec<f32>>);
+
+/// Run the float model on every calibration sample with each fused value
+/// exposed.
+fn calibrate(
+    onnx_path: &Path,
+    calib: &Npy,
+    input_shape: &[usize],
+    fnodes: &[FNode],
+) -> ToolResult<Calibration> {
     let names: Vec<String> = fnodes.iter().map(|n| n.onnx_name.clone()).collect();
-    let runner = FloatRunner::new(onnx_path, &input_shape, &names)?;
-    let xs = samples(calib, &input_shape)?;
+    let runner = FloatRunner::new(onnx_path, input_shape, &names)?;
+    let xs = samples(calib, input_shape)?;
     let mut ranges = vec![(0.0f32, 0.0f32); fnodes.len() + 1];
     let mut float_out = Vec::with_capacity(xs.len());
     for x in &xs {
@@ -814,8 +668,16 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
         }
         float_out.push(outs.last().cloned().unwrap_or_default());
     }
+    Ok((xs, ranges, float_out))
+}
 
-    // Quantise.
+/// Quantise the float graph on its calibrated ranges into a validated model
+/// and one note per integer node.
+fn quantize_graph(
+    fnodes: &[FNode],
+    ranges: &[(f32, f32)],
+    input_shape: &[usize],
+) -> ToolResult<(Model, Vec<String>)> {
     let mut q = vec![Q::from_range(ranges[0].0, ranges[0].1)];
     let mut nodes: Vec<Node> = Vec::with_capacity(fnodes.len());
     let mut notes = Vec::new();
@@ -823,147 +685,12 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
     // inserted in front of a Concat).
     let mut vmap = vec![0usize];
     for (i, f) in fnodes.iter().enumerate() {
-        let qx = q[f.inputs[0]];
         let mut inputs: Vec<usize> = f.inputs.iter().map(|&v| vmap[v]).collect();
         let own = Q::from_range(ranges[i + 1].0, ranges[i + 1].1);
-        let (op, qy) = match &f.op {
-            FOp::Dense { w, b, k, n } => {
-                let (weights, bias, requant) = quantize_layer(w, b, *n, qx.scale, own.scale)?;
-                let (act_min, act_max) = own.clamp_range(f.act);
-                let p = DenseParams {
-                    in_features: *k,
-                    out_features: *n,
-                    out_dtype: DType::I8,
-                    weights,
-                    bias,
-                    requant,
-                    act_min,
-                    act_max,
-                };
-                (Op::Dense(p), own)
-            }
-            FOp::Conv {
-                w,
-                b,
-                c,
-                oc,
-                kernel,
-                stride,
-                dilation,
-                pads,
-                groups,
-            } => {
-                let (weights, bias, requant) = quantize_layer(w, b, *oc, qx.scale, own.scale)?;
-                let (act_min, act_max) = own.clamp_range(f.act);
-                let p = Conv2dParams {
-                    in_channels: *c,
-                    out_channels: *oc,
-                    kernel: *kernel,
-                    stride: *stride,
-                    dilation: *dilation,
-                    pads: *pads,
-                    groups: *groups,
-                    out_dtype: DType::I8,
-                    weights,
-                    bias,
-                    requant,
-                    act_min,
-                    act_max,
-                };
-                (Op::Conv2d(p), own)
-            }
-            FOp::Add => {
-                let qb = q[f.inputs[1]];
-                let (ma, mb) = (
-                    f64::from(qx.scale) / f64::from(own.scale),
-                    f64::from(qb.scale) / f64::from(own.scale),
-                );
-                let r = to_requant(ma.max(mb))?;
-                let m = |v: f64| {
-                    (v * 2f64.powi(i32::from(r.shift)))
-                        .round()
-                        .min(f64::from(i32::MAX)) as i32
-                };
-                let (act_min, act_max) = own.clamp_range(f.act);
-                (
-                    Op::Add(AddParams {
-                        multiplier_a: m(ma),
-                        multiplier_b: m(mb),
-                        shift: r.shift,
-                        act_min,
-                        act_max,
-                    }),
-                    own,
-                )
-            }
-            FOp::Mul => {
-                let qb = q[f.inputs[1]];
-                let real = f64::from(qx.scale) * f64::from(qb.scale) / f64::from(own.scale);
-                let (act_min, act_max) = own.clamp_range(f.act);
-                (
-                    Op::Mul(MulParams {
-                        requant: to_requant(real)?,
-                        act_min,
-                        act_max,
-                    }),
-                    own,
-                )
-            }
-            FOp::Concat(axis) => {
-                // The engine joins values of one scale and zero point: rescale
-                // every input that differs to the output's calibrated range
-                // (which contains every input's range).
-                for (slot, &v) in f.inputs.iter().enumerate() {
-                    let qi = q[v];
-                    if qi.scale.to_bits() == own.scale.to_bits() && qi.zp == own.zp {
-                        continue;
-                    }
-                    let rq = to_requant(f64::from(qi.scale) / f64::from(own.scale))?;
-                    notes.push(format!(
-                        "node {}: requantize <- Concat input {slot} rescaled to the output (scale {:.6}, zero point {})",
-                        nodes.len(),
-                        own.scale,
-                        own.zp
-                    ));
-                    nodes.push(Node {
-                        op: Op::Requantize(rq),
-                        inputs: vec![inputs[slot]],
-                        zero_point: own.zp,
-                        scale_bits: own.scale.to_bits(),
-                    });
-                    inputs[slot] = nodes.len();
-                }
-                (Op::Concat { axis: *axis }, own)
-            }
-            FOp::Transpose(perm) => (Op::Transpose { perm: perm.clone() }, qx),
-            FOp::Pad(before, after) => (
-                Op::Pad {
-                    before: before.clone(),
-                    after: after.clone(),
-                },
-                qx,
-            ),
-            FOp::Clip(lo, hi) => {
-                let (min, max) = qx.clamp_range(Some((*lo, *hi)));
-                (Op::Clip { min, max }, qx)
-            }
-            FOp::MaxPool(p) => (Op::MaxPool(p.clone()), qx),
-            FOp::AvgPool(p, inc) => (
-                Op::AvgPool {
-                    pool: p.clone(),
-                    count_include_pad: *inc,
-                },
-                qx,
-            ),
-            FOp::GlobalAvgPool => (Op::GlobalAvgPool, qx),
-            FOp::Flatten(axis) => (Op::Flatten { axis: *axis }, qx),
-            FOp::Reshape(shape) => (
-                Op::Reshape {
-                    shape: shape.clone(),
-                },
-                qx,
-            ),
-        };
+        if matches!(f.op, FOp::Concat(_)) {
+            rescale_concat_inputs(f, &q, own, &mut inputs, &mut nodes, &mut notes)?;
+        }
+        let (op, qy) = quantize_op(f, &q, own)?;
         notes.push(format!(
             "node {}: {} <- {} (scale {:.6}, zero point {})",
             nodes.len(),
@@ -984,30 +711,167 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
     let input = TensorInfo {
         spec: TensorSpec {
             dtype: DType::I8,
-            shape: input_shape.clone(),
+            shape: input_shape.to_vec(),
         },
         zero_point: q[0].zp,
     };
     let model = Model::new(input, q[0].scale.to_bits(), nodes, vmap[fnodes.len()])?;
+    Ok((model, notes))
+}
 
-    // Agreement of the integer model with the float model on the same samples.
-    let (mut agree, mut max_err, mut max_out) = (0, 0.0f32, 0.0f32);
-    for (x, f) in xs.iter().zip(&float_out) {
-        let y = crate::tool::run_float(&model, x)?;
-        agree += usize::from(argmax(&y) == argmax(f));
-        for (a, b) in y.iter().zip(f) {
-            max_err = max_err.max((a - b).abs());
-            max_out = max_out.max(b.abs());
+/// The engine joins values of one scale and zero point: rescale every
+/// input of a Concat that differs to the output's calibrated range (which
+/// contains every input's range), through a Requantize node in front.
+fn rescale_concat_inputs(
+    f: &FNode,
+    q: &[Q],
+    own: Q,
+    inputs: &mut [usize],
+    nodes: &mut Vec<Node>,
+    notes: &mut Vec<String>,
+) -> ToolResult<()> {
+    for (slot, &v) in f.inputs.iter().enumerate() {
+        let qi = q[v];
+        if qi.scale.to_bits() == own.scale.to_bits() && qi.zp == own.zp {
+            continue;
         }
+        let rq = to_requant(f64::from(qi.scale) / f64::from(own.scale))?;
+        notes.push(format!(
+            "node {}: requantize <- Concat input {slot} rescaled to the output (scale {:.6}, zero point {})",
+            nodes.len(),
+            own.scale,
+            own.zp
+        ));
+        nodes.push(Node {
+            op: Op::Requantize(rq),
+            inputs: vec![inputs[slot]],
+            zero_point: own.zp,
+            scale_bits: own.scale.to_bits(),
+        });
+        inputs[slot] = nodes.len();
     }
-    let report = ImportReport {
-        samples: xs.len(),
-        top1_agreement: agree,
-        max_abs_error: max_err,
-        max_abs_output: max_out,
-        notes,
+    Ok(())
+}
+
+/// The integer operator of a float one and its output's quantisation:
+/// `own` (its calibrated range) where it rescales, else its input's.
+fn quantize_op(f: &FNode, q: &[Q], own: Q) -> ToolResult<(Op, Q)> {
+    let qx = q[f.inputs[0]];
+    Ok(match &f.op {
+        FOp::Dense { w, b, k, n } => {
+            let (weights, bias, requant) = quantize_layer(w, b, *n, qx.scale, own.scale)?;
+            let (act_min, act_max) = own.clamp_range(f.act);
+            let p = DenseParams {
+                in_features: *k,
+                out_features: *n,
+                out_dtype: DType::I8,
+                weights,
+                bias,
+                requant,
+                act_min,
+                act_max,
+            };
+            (Op::Dense(p), own)
+        }
+        FOp::Conv { .. } => (quantize_conv(f, qx, own)?, own),
+        FOp::Add => (quantize_add(f, qx, q[f.inputs[1]], own)?, own),
+        FOp::Mul => {
+            let qb = q[f.inputs[1]];
+            let real = f64::from(qx.scale) * f64::from(qb.scale) / f64::from(own.scale);
+            let (act_min, act_max) = own.clamp_range(f.act);
+            let p = MulParams {
+                requant: to_requant(real)?,
+                act_min,
+                act_max,
+            };
+            (Op::Mul(p), own)
+        }
+        FOp::Concat(axis) => (Op::Concat { axis: *axis }, own),
+        FOp::Transpose(perm) => (Op::Transpose { perm: perm.clone() }, qx),
+        FOp::Pad(before, after) => (
+            Op::Pad {
+                before: before.clone(),
+                after: after.clone(),
+            },
+            qx,
+        ),
+        FOp::Clip(lo, hi) => {
+            let (min, max) = qx.clamp_range(Some((*lo, *hi)));
+            (Op::Clip { min, max }, qx)
+        }
+        FOp::MaxPool(p) => (Op::MaxPool(p.clone()), qx),
+        FOp::AvgPool(p, inc) => (
+            Op::AvgPool {
+                pool: p.clone(),
+                count_include_pad: *inc,
+            },
+            qx,
+        ),
+        FOp::GlobalAvgPool => (Op::GlobalAvgPool, qx),
+        FOp::Flatten(axis) => (Op::Flatten { axis: *axis }, qx),
+        FOp::Reshape(shape) => (
+            Op::Reshape {
+                shape: shape.clone(),
+            },
+            qx,
+        ),
+    })
+}
+
+fn quantize_conv(f: &FNode, qx: Q, own: Q) -> ToolResult<Op> {
+    let FOp::Conv {
+        w,
+        b,
+        c,
+        oc,
+        kernel,
+        stride,
+        dilation,
+        pads,
+        groups,
+    } = &f.op
+    else {
+        unreachable!("called on convolutions")
     };
-    Ok((model, report))
+    let (weights, bias, requant) = quantize_layer(w, b, *oc, qx.scale, own.scale)?;
+    let (act_min, act_max) = own.clamp_range(f.act);
+    Ok(Op::Conv2d(Conv2dParams {
+        in_channels: *c,
+        out_channels: *oc,
+        kernel: *kernel,
+        stride: *stride,
+        dilation: *dilation,
+        pads: *pads,
+        groups: *groups,
+        out_dtype: DType::I8,
+        weights,
+        bias,
+        requant,
+        act_min,
+        act_max,
+    }))
+}
+
+/// Both inputs' multipliers share the shift of the larger rescale.
+fn quantize_add(f: &FNode, qx: Q, qb: Q, own: Q) -> ToolResult<Op> {
+    let (ma, mb) = (
+        f64::from(qx.scale) / f64::from(own.scale),
+        f64::from(qb.scale) / f64::from(own.scale),
+    );
+    let r = to_requant(ma.max(mb))?;
+    let m = |v: f64| {
+        (v * 2f64.powi(i32::from(r.shift)))
+            .round()
+            .min(f64::from(i32::MAX)) as i32
+    };
+    let (act_min, act_max) = own.clamp_range(f.act);
+    Ok(Op::Add(AddParams {
+        multiplier_a: m(ma),
+        multiplier_b: m(mb),
+        shift: r.shift,
+        act_min,
+        act_max,
+    }))
 }
 
 /// Top-1 accuracy of the float ONNX model (run by tract) on labelled samples.

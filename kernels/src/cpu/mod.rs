@@ -21,16 +21,16 @@
 //! and never depend on the path.
 
 mod gemm;
-mod layout;
-mod pool;
+pub(crate) mod layout;
+pub(crate) mod pool;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
 use std::sync::OnceLock;
 
 use crate::error::ModelResult;
-use crate::ops::{AddParams, Conv2dParams, DenseParams, MulParams, Op};
-use crate::quant::{requantize, round_shift, saturate_i8};
+use crate::ops::{Conv2dParams, DenseParams, Op};
+use crate::quant::requantize;
 use crate::tensor::{DType, Tensor, TensorData, TensorInfo};
 pub use gemm::{LANES, padded_len};
 
@@ -101,7 +101,7 @@ pub struct Prepared {
 
 /// The portable kernels' weights.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Rows {
+pub(crate) enum Rows {
     /// Nothing to prepare.
     None,
     /// Weight rows widened to i16, each padded to `kp`.
@@ -132,7 +132,7 @@ pub fn prepare(op: &Op) -> Prepared {
 }
 
 impl Prepared {
-    fn rows(&self, op: &Op) -> &Rows {
+    pub(crate) fn rows(&self, op: &Op) -> &Rows {
         self.portable.get_or_init(|| portable_rows(op))
     }
 
@@ -234,8 +234,6 @@ pub fn execute(
     kernels: Kernels,
 ) -> Tensor {
     let threads = threads.max(1);
-    let shape = out.spec.shape.clone();
-    let zp = out.zero_point;
     let x = inputs[0];
     #[cfg(target_arch = "x86_64")]
     if kernels == Kernels::Best
@@ -246,78 +244,53 @@ pub fn execute(
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = kernels;
-    match op {
-        Op::Dense(p) => dense(p, prep.rows(op), x, out, threads),
-        Op::Conv2d(p) => conv2d(p, prep.rows(op), x, out, threads),
-        Op::MaxPool(p) => Tensor::i8(
-            shape,
-            zp,
-            pool::max_pool(p, i8s(x), &x.shape, &out.spec.shape),
-        ),
-        Op::AvgPool {
-            pool: p,
-            count_include_pad,
-        } => Tensor::i8(
-            shape,
-            zp,
-            pool::avg_pool(
-                p,
-                *count_include_pad,
-                i8s(x),
-                x.zero_point,
-                &x.shape,
-                &out.spec.shape,
-            ),
-        ),
-        Op::GlobalAvgPool => Tensor::i8(
-            shape,
-            zp,
-            pool::global_avg_pool(i8s(x), x.zero_point, &x.shape),
-        ),
-        Op::Clip { min, max } => Tensor::i8(
-            shape,
-            zp,
-            i8s(x).iter().map(|&v| v.clamp(*min, *max)).collect(),
-        ),
-        Op::Add(p) => Tensor::i8(shape, zp, add(p, x, inputs[1], zp)),
-        Op::Mul(p) => Tensor::i8(shape, zp, mul(p, x, inputs[1], zp)),
-        Op::Requantize(rq) => {
-            let lo = i8::MIN;
-            let hi = i8::MAX;
-            let data = match &x.data {
-                TensorData::I8(v) => v
-                    .iter()
-                    .map(|&e| requantize(i32::from(e) - i32::from(x.zero_point), *rq, zp, lo, hi))
-                    .collect(),
-                TensorData::I32(v) => v.iter().map(|&e| requantize(e, *rq, zp, lo, hi)).collect(),
-            };
-            Tensor::i8(shape, zp, data)
+    op.reference(&Run {
+        op,
+        prep,
+        inputs,
+        out,
+        threads,
+    })
+}
+
+/// What an operator's reference kernel entry (`reference` in its module
+/// under [`crate::ops`]) gets: validated inputs, the output's info from
+/// [`Op::infer`], the node's prepared weights and the thread budget.
+pub(crate) struct Run<'a> {
+    pub op: &'a Op,
+    pub prep: &'a Prepared,
+    pub inputs: &'a [&'a Tensor],
+    pub out: &'a TensorInfo,
+    pub threads: usize,
+}
+
+impl Run<'_> {
+    /// The first input.
+    pub fn x(&self) -> &Tensor {
+        self.inputs[0]
+    }
+
+    /// The first input's int8 values.
+    pub fn x_i8(&self) -> &[i8] {
+        i8s(self.inputs[0])
+    }
+
+    /// The output: int8 values in the validated shape and zero point.
+    pub fn i8_out(&self, data: Vec<i8>) -> Tensor {
+        Tensor::i8(self.out.spec.shape.clone(), self.out.zero_point, data)
+    }
+
+    /// The output: elements of either type in the validated shape.
+    pub fn out_data(&self, data: TensorData) -> Tensor {
+        Tensor {
+            shape: self.out.spec.shape.clone(),
+            zero_point: self.out.zero_point,
+            data,
         }
-        Op::Reshape { .. } | Op::Flatten { .. } => Tensor {
-            shape,
-            zero_point: zp,
-            data: x.data.clone(),
-        },
-        Op::Transpose { perm } => Tensor {
-            shape,
-            zero_point: zp,
-            data: layout::transpose(&x.data, &x.shape, perm),
-        },
-        Op::Concat { axis } => Tensor {
-            shape,
-            zero_point: zp,
-            data: layout::concat(inputs, *axis),
-        },
-        Op::Pad { before, .. } => Tensor {
-            shape,
-            zero_point: zp,
-            data: layout::pad(&x.data, &x.shape, before, &out.spec.shape, zp),
-        },
-        Op::ArgMax { axis } => Tensor::i32(shape, layout::arg_max(&x.data, &x.shape, *axis)),
     }
 }
 
-fn i8s(t: &Tensor) -> &[i8] {
+pub(crate) fn i8s(t: &Tensor) -> &[i8] {
     t.as_i8().expect("validated: i8 input")
 }
 
@@ -388,7 +361,13 @@ pub(crate) fn ranges(units: usize, threads: usize, align: usize) -> Vec<std::ops
         .collect()
 }
 
-fn dense(p: &DenseParams, prep: &Rows, x: &Tensor, out: &TensorInfo, threads: usize) -> Tensor {
+pub(crate) fn dense(
+    p: &DenseParams,
+    prep: &Rows,
+    x: &Tensor,
+    out: &TensorInfo,
+    threads: usize,
+) -> Tensor {
     let Rows::Rows { weights, kp } = prep else {
         unreachable!("dense is prepared")
     };
@@ -477,7 +456,13 @@ struct ConvGeom {
 /// Output positions per im2col tile: bounds scratch memory to `TILE * kp` i16.
 const TILE: usize = 64;
 
-fn conv2d(p: &Conv2dParams, prep: &Rows, x: &Tensor, out: &TensorInfo, threads: usize) -> Tensor {
+pub(crate) fn conv2d(
+    p: &Conv2dParams,
+    prep: &Rows,
+    x: &Tensor,
+    out: &TensorInfo,
+    threads: usize,
+) -> Tensor {
     let Rows::Rows { weights, kp } = prep else {
         unreachable!("conv is prepared")
     };
@@ -636,35 +621,6 @@ fn im2col(
         row[g.red..].fill(0);
     }
     let _ = (g.c, g.oh);
-}
-
-fn add(p: &AddParams, a: &Tensor, b: &Tensor, zp: i8) -> Vec<i8> {
-    let (za, zb) = (i64::from(a.zero_point), i64::from(b.zero_point));
-    let (ma, mb) = (i64::from(p.multiplier_a), i64::from(p.multiplier_b));
-    i8s(a)
-        .iter()
-        .zip(i8s(b))
-        .map(|(&x, &y)| {
-            let v = (i64::from(x) - za) * ma + (i64::from(y) - zb) * mb;
-            saturate_i8(
-                round_shift(v, p.shift) + i64::from(zp),
-                p.act_min,
-                p.act_max,
-            )
-        })
-        .collect()
-}
-
-fn mul(p: &MulParams, a: &Tensor, b: &Tensor, zp: i8) -> Vec<i8> {
-    let (za, zb) = (i32::from(a.zero_point), i32::from(b.zero_point));
-    i8s(a)
-        .iter()
-        .zip(i8s(b))
-        .map(|(&x, &y)| {
-            let prod = (i32::from(x) - za) * (i32::from(y) - zb);
-            requantize(prod, p.requant, zp, p.act_min, p.act_max)
-        })
-        .collect()
 }
 
 /// Convolutions with one input channel per group (depthwise, channel

@@ -425,75 +425,82 @@ fn offset_rq(bias: &[i32], requant: &[Requant], wsum: &[i32], zx: i8) -> Vec<Cha
 /// Pack an operator's weights for the fast path (`None`: it has none).
 pub(crate) fn prepare(isa: Avx2, op: &Op) -> Option<Pack> {
     match op {
-        Op::Dense(p) if isa.vnni().is_some() => {
-            let pad = if isa.vnni().and_then(|v| v.amx()).is_some() {
-                amx::TILE
-            } else {
-                1
-            };
-            let (w, steps) = dense_panel::<4>(p, pad);
-            let wsum = row_sums(&p.weights, p.in_features);
-            Some(Pack::DenseVnni { w, steps, wsum })
-        }
-        Op::Dense(p) => {
-            let (w, steps) = dense_panel::<2>(p, 1);
-            Some(Pack::Dense {
-                w,
-                steps,
-                rq: chan_rq(&p.bias, &p.requant),
-            })
-        }
-        Op::Conv2d(p) if p.in_channels / p.groups == 1 => {
-            if p.stride != [1, 1] {
-                return None;
-            }
-            let [kh, kw] = p.kernel;
-            let kwp = kw.div_ceil(2);
-            let steps = kh * kwp;
-            let mut w = vec![0i32; p.out_channels * steps];
-            for (ch, dst) in w.chunks_exact_mut(steps).enumerate() {
-                let wk = &p.weights[ch * kh * kw..(ch + 1) * kh * kw];
-                for ky in 0..kh {
-                    for j in 0..kwp {
-                        let a = i16::from(wk[ky * kw + 2 * j]);
-                        let b = if 2 * j + 1 < kw {
-                            i16::from(wk[ky * kw + 2 * j + 1])
-                        } else {
-                            0
-                        };
-                        dst[ky * kwp + j] = pair(a, b);
-                    }
-                }
-            }
-            Some(Pack::Depthwise {
-                w,
-                steps,
-                rq: chan_rq(&p.bias, &p.requant),
-            })
-        }
-        // Fewer output channels per group than a block leaves most of every
-        // block empty: measured up to 45x slower than the portable im2col.
-        Op::Conv2d(p) if p.out_channels / p.groups < CB => None,
-        Op::Conv2d(p) => {
-            let blocks = (p.out_channels / p.groups).div_ceil(CB);
-            let pairs = |v: [i8; 4]| pair(i16::from(v[0]), i16::from(v[1]));
-            let (w, steps) = conv_panel::<2>(p, blocks, pairs);
-            let quads = (p.stride == [1, 1] && isa.vnni().is_some()).then(|| conv_quads(p, blocks));
-            let tiles = (quads.is_some()
-                && p.in_channels / p.groups >= AMX_MIN_CHANNELS
-                && isa.vnni().and_then(|v| v.amx()).is_some())
-            .then(|| conv_tiles(p));
-            Some(Pack::Conv {
-                w,
-                steps,
-                blocks,
-                rq: chan_rq(&p.bias, &p.requant),
-                quads,
-                tiles,
-            })
-        }
+        Op::Dense(p) => Some(prepare_dense(isa, p)),
+        Op::Conv2d(p) => prepare_conv(isa, p),
         _ => None,
     }
+}
+
+fn prepare_dense(isa: Avx2, p: &DenseParams) -> Pack {
+    if let Some(vnni) = isa.vnni() {
+        let pad = if vnni.amx().is_some() { amx::TILE } else { 1 };
+        let (w, steps) = dense_panel::<4>(p, pad);
+        let wsum = row_sums(&p.weights, p.in_features);
+        return Pack::DenseVnni { w, steps, wsum };
+    }
+    let (w, steps) = dense_panel::<2>(p, 1);
+    Pack::Dense {
+        w,
+        steps,
+        rq: chan_rq(&p.bias, &p.requant),
+    }
+}
+
+fn prepare_conv(isa: Avx2, p: &Conv2dParams) -> Option<Pack> {
+    if p.in_channels / p.groups == 1 {
+        return prepare_depthwise(p);
+    }
+    // Fewer output channels per group than a block leaves most of every
+    // block empty: measured up to 45x slower than the portable im2col.
+    if p.out_channels / p.groups < CB {
+        return None;
+    }
+    let blocks = (p.out_channels / p.groups).div_ceil(CB);
+    let pairs = |v: [i8; 4]| pair(i16::from(v[0]), i16::from(v[1]));
+    let (w, steps) = conv_panel::<2>(p, blocks, pairs);
+    let quads = (p.stride == [1, 1] && isa.vnni().is_some()).then(|| conv_quads(p, blocks));
+    let tiles = (quads.is_some()
+        && p.in_channels / p.groups >= AMX_MIN_CHANNELS
+        && isa.vnni().and_then(|v| v.amx()).is_some())
+    .then(|| conv_tiles(p));
+    Some(Pack::Conv {
+        w,
+        steps,
+        blocks,
+        rq: chan_rq(&p.bias, &p.requant),
+        quads,
+        tiles,
+    })
+}
+
+/// Depthwise weights as horizontal tap pairs (stride 1 only).
+fn prepare_depthwise(p: &Conv2dParams) -> Option<Pack> {
+    if p.stride != [1, 1] {
+        return None;
+    }
+    let [kh, kw] = p.kernel;
+    let kwp = kw.div_ceil(2);
+    let steps = kh * kwp;
+    let mut w = vec![0i32; p.out_channels * steps];
+    for (ch, dst) in w.chunks_exact_mut(steps).enumerate() {
+        let wk = &p.weights[ch * kh * kw..(ch + 1) * kh * kw];
+        for ky in 0..kh {
+            for j in 0..kwp {
+                let a = i16::from(wk[ky * kw + 2 * j]);
+                let b = if 2 * j + 1 < kw {
+                    i16::from(wk[ky * kw + 2 * j + 1])
+                } else {
+                    0
+                };
+                dst[ky * kwp + j] = pair(a, b);
+            }
+        }
+    }
+    Some(Pack::Depthwise {
+        w,
+        steps,
+        rq: chan_rq(&p.bias, &p.requant),
+    })
 }
 
 /// Run `op` on the fast path if it has one for these shapes (`None`: use the portable path).

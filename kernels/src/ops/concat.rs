@@ -1,0 +1,56 @@
+//! Concat: join inputs along one axis.
+
+use super::Op;
+use super::check::{Cx, Shaped, same_type};
+use crate::cpu::{self, Run};
+use crate::error::ModelResult;
+use crate::format::{Reader, Writer};
+use crate::limits::*;
+use crate::tensor::Tensor;
+
+/// Wire tag.
+pub(crate) const TAG: u8 = 13;
+
+/// `axis u8`.
+pub(crate) fn encode(w: &mut Writer, axis: usize) {
+    w.axis(axis);
+}
+
+pub(crate) fn decode(r: &mut Reader<'_>) -> ModelResult<Op> {
+    Ok(Op::Concat { axis: r.axis()? })
+}
+
+pub(crate) fn infer(cx: &Cx<'_>, axis: usize) -> ModelResult<Shaped> {
+    let inputs = cx.inputs;
+    if inputs.is_empty() || inputs.len() > MAX_NODE_INPUTS {
+        return Err(cx.fail(format!(
+            "takes 1..={MAX_NODE_INPUTS} inputs, got {}",
+            inputs.len()
+        )));
+    }
+    let first = inputs[0];
+    let rank = first.spec.shape.len();
+    if axis >= rank {
+        return Err(cx.bad_axis(axis));
+    }
+    let mut total = 0usize;
+    for t in inputs {
+        cx.same_zp(t)?;
+        let ok = t.spec.dtype == first.spec.dtype
+            && t.spec.shape.len() == rank
+            && (0..rank).all(|d| d == axis || t.spec.shape[d] == first.spec.shape[d]);
+        if !ok {
+            return Err(cx.fail(format!("cannot concat {} with {}", first.spec, t.spec)));
+        }
+        total = total.saturating_add(t.spec.shape[axis]);
+    }
+    let mut shape = first.spec.shape.clone();
+    shape[axis] = total;
+    let work = inputs.iter().map(|t| t.spec.elements() as u64).sum();
+    Ok(Shaped::new(same_type(first, shape), work))
+}
+
+/// Reference kernel.
+pub(crate) fn reference(run: &Run<'_>, axis: usize) -> Tensor {
+    run.out_data(cpu::layout::concat(run.inputs, axis))
+}
