@@ -1071,7 +1071,12 @@ mod tests {
         // matters, and the unsealed genesis never does.
         assert_eq!(clique.recent_depth(0), 0);
         assert_eq!(clique.recent_depth(2), 1);
-        assert_eq!(clique.recent_signers(std::slice::from_ref(&genesis)).unwrap(), vec![]);
+        assert_eq!(
+            clique
+                .recent_signers(std::slice::from_ref(&genesis))
+                .unwrap(),
+            vec![]
+        );
         let recent = [two.clone(), one.clone(), genesis];
         assert_eq!(
             clique.recent_signers(&recent).unwrap(),
