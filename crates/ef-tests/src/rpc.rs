@@ -22,8 +22,7 @@ use infera_chainspec::ChainSpec;
 use infera_node::{ImportConfig, decode_blocks, import_chain};
 use infera_primitives::B256;
 use infera_rpc::{RpcConfig, RpcContext};
-use infera_txpool::{PoolConfig, TxAdmission, TxPool};
-use parking_lot::Mutex;
+use infera_txpool::{PoolConfig, TxAdmission};
 use serde_json::Value;
 
 /// Seconds one request may take before it counts as failed.
@@ -169,13 +168,7 @@ pub fn run(tests_dir: &Path) -> Result<Vec<RpcOutcome>, String> {
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
     let ctx = RpcContext::new(
-        TxAdmission::new(
-            db,
-            Arc::new(chain),
-            Arc::new(Mutex::new(TxPool::new(PoolConfig::default()))),
-            tokio::sync::broadcast::channel(16).0,
-            Arc::new(tokio::sync::Notify::new()),
-        ),
+        TxAdmission::standalone(db, Arc::new(chain), PoolConfig::default()),
         infera_precompiles::ModelCache::shared(),
         RpcConfig::default(),
     );

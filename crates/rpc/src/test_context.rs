@@ -6,8 +6,7 @@ use std::sync::Arc;
 use infera_chainspec::ChainSpec;
 use infera_primitives::SealedBlock;
 use infera_storage::Database;
-use infera_txpool::{PoolConfig, TxAdmission, TxPool};
-use parking_lot::Mutex;
+use infera_txpool::{PoolConfig, TxAdmission};
 
 use crate::{RpcConfig, RpcContext};
 
@@ -23,13 +22,7 @@ pub(crate) fn dev_context(dir: &std::path::Path, config: RpcConfig) -> RpcContex
     writer.set_chain_id(chain.chain_id()).unwrap();
     writer.commit().unwrap();
     RpcContext::new(
-        TxAdmission::new(
-            db,
-            Arc::new(chain),
-            Arc::new(Mutex::new(TxPool::new(PoolConfig::default()))),
-            tokio::sync::broadcast::channel(16).0,
-            Arc::new(tokio::sync::Notify::new()),
-        ),
+        TxAdmission::standalone(db, Arc::new(chain), PoolConfig::default()),
         infera_precompiles::ModelCache::shared(),
         config,
     )

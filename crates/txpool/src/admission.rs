@@ -78,6 +78,9 @@ struct Inner {
     tx_arrived: Arc<Notify>,
 }
 
+/// Capacity of a [`TxAdmission::standalone`]'s event channel.
+pub const STANDALONE_EVENT_CAPACITY: usize = 16;
+
 impl TxAdmission {
     /// Admission into `pool` over `db`'s head state; `tx_arrived` is
     /// notified and `events` gets a [`ChainEvent::PendingTransaction`] for
@@ -98,6 +101,19 @@ impl TxAdmission {
                 tx_arrived,
             }),
         }
+    }
+
+    /// Admission into a pool of its own (with `config`), with its own event
+    /// channel and wake-up: for tools and tests that run an RPC without a
+    /// node. Events beyond [`STANDALONE_EVENT_CAPACITY`] unread are dropped.
+    pub fn standalone(db: Database, chain: Arc<ChainSpec>, config: crate::PoolConfig) -> Self {
+        Self::new(
+            db,
+            chain,
+            Arc::new(Mutex::new(TxPool::new(config))),
+            broadcast::channel(STANDALONE_EVENT_CAPACITY).0,
+            Arc::new(Notify::new()),
+        )
     }
 
     /// The database whose head state transactions are checked against.

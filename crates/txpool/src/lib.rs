@@ -36,7 +36,7 @@
 mod admission;
 mod room;
 
-pub use admission::{AdmissionFault, TxAdmission, TxAdmissionError};
+pub use admission::{AdmissionFault, STANDALONE_EVENT_CAPACITY, TxAdmission, TxAdmissionError};
 use room::Newcomer;
 
 use std::{

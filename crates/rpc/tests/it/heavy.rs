@@ -14,9 +14,8 @@ use infera_chainspec::ChainSpec;
 use infera_primitives::SealedBlock;
 use infera_rpc::{RpcConfig, RpcContext, RpcError};
 use infera_storage::Database;
-use infera_txpool::{PoolConfig, TxAdmission, TxPool};
+use infera_txpool::{PoolConfig, TxAdmission};
 use jsonrpsee::types::ErrorObjectOwned;
-use parking_lot::Mutex;
 
 /// `JUMPDEST PUSH1 0 JUMP`: loops until the gas runs out.
 const LOOP: Address = address!("0x0000000000000000000000000000000000001007");
@@ -51,13 +50,7 @@ pub fn context(dir: &std::path::Path, config: RpcConfig) -> RpcContext {
     writer.set_chain_id(chain.chain_id()).unwrap();
     writer.commit().unwrap();
     RpcContext::new(
-        TxAdmission::new(
-            db,
-            Arc::new(chain),
-            Arc::new(Mutex::new(TxPool::new(PoolConfig::default()))),
-            tokio::sync::broadcast::channel(16).0,
-            Arc::new(tokio::sync::Notify::new()),
-        ),
+        TxAdmission::standalone(db, Arc::new(chain), PoolConfig::default()),
         infera_precompiles::ModelCache::shared(),
         config,
     )
