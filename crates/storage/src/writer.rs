@@ -458,25 +458,26 @@ impl BlockWriter {
     /// 4. write the account trie's nodes.
     fn update_tries(&mut self) -> StorageResult<B256> {
         let changed_storage = std::mem::take(&mut self.changed_storage);
+        // The accounts whose storage tries are walked, each with its leaf as
+        // read here (its storage root is replaced below), and their walks.
+        let mut storage_owners = Vec::with_capacity(changed_storage.len());
         let mut storage_walks = Vec::with_capacity(changed_storage.len());
         for (hashed_address, slots) in &changed_storage {
-            if self.hashed_account(hashed_address)?.is_none() {
+            let Some(account) = self.hashed_account(hashed_address)? else {
                 // Gone (destroyed, or unwound before its creation): so are
                 // its leaves, and its nodes must go too.
                 trie::delete_storage_trie(&self.tx, &self.tables, hashed_address)?;
                 continue;
-            }
+            };
             let targets: Vec<B256> = slots.iter().copied().collect();
             let trie = TrieId::Storage(*hashed_address);
-            storage_walks.push((
-                *hashed_address,
-                trie::walk(&self.tx, &self.tables, trie, &targets)?,
-            ));
+            storage_walks.push(trie::walk(&self.tx, &self.tables, trie, &targets)?);
+            storage_owners.push((*hashed_address, account));
         }
 
         let mut account_targets = std::mem::take(&mut self.changed_accounts);
         account_targets.extend(
-            storage_walks
+            storage_owners
                 .iter()
                 .map(|(hashed_address, _)| *hashed_address),
         );
@@ -497,11 +498,9 @@ impl BlockWriter {
 
         // The accounts' leaves with their new storage roots.
         let mut new_leaves = Vec::with_capacity(storage_updates.len());
-        for ((hashed_address, _), update) in storage_walks.iter().zip(&storage_updates) {
-            let Some(mut account) = self.hashed_account(hashed_address)? else {
-                continue;
-            };
+        for ((hashed_address, account), update) in storage_owners.iter().zip(&storage_updates) {
             if update.root != account.storage_root {
+                let mut account = *account;
                 account.storage_root = update.root;
                 new_leaves.push((*hashed_address, alloy_rlp::encode(account)));
             }
@@ -514,7 +513,7 @@ impl BlockWriter {
             let (account_update, written) = std::thread::scope(|scope| {
                 let build = scope.spawn(|| account_walk.build());
                 let written = (|| -> StorageResult<()> {
-                    for ((hashed_address, _), update) in storage_walks.iter().zip(&storage_updates)
+                    for ((hashed_address, _), update) in storage_owners.iter().zip(&storage_updates)
                     {
                         let trie = TrieId::Storage(*hashed_address);
                         trie::write_update(&self.tx, &self.tables, trie, update, &mut self.buf)?;
@@ -742,12 +741,12 @@ impl BlockWriter {
 /// Builds independent tries on up to every core. A build is pure CPU (its
 /// walk already read everything), and each result lands at its own index, so
 /// the outcome never depends on the number of threads.
-fn build_in_parallel(walks: &[(B256, TrieWalk)]) -> Vec<TrieUpdate> {
+fn build_in_parallel(walks: &[TrieWalk]) -> Vec<TrieUpdate> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(walks.len());
     if threads <= 1 {
-        return walks.iter().map(|(_, walk)| walk.build()).collect();
+        return walks.iter().map(TrieWalk::build).collect();
     }
     let mut updates: Vec<TrieUpdate> = std::iter::repeat_with(TrieUpdate::default)
         .take(walks.len())
@@ -756,7 +755,7 @@ fn build_in_parallel(walks: &[(B256, TrieWalk)]) -> Vec<TrieUpdate> {
     std::thread::scope(|scope| {
         for (walks, updates) in walks.chunks(chunk).zip(updates.chunks_mut(chunk)) {
             scope.spawn(move || {
-                for ((_, walk), update) in walks.iter().zip(updates) {
+                for (walk, update) in walks.iter().zip(updates) {
                     *update = walk.build();
                 }
             });
