@@ -345,17 +345,8 @@ impl TrieWalk {
         if leaves == 0 {
             return node;
         }
-        let mut hash_mask = node.hash_mask;
-        let mut hashes = Vec::with_capacity(16);
-        let mut stored = node.hashes.iter();
-        for nibble in 0u8..16 {
-            if node.hash_mask.is_bit_set(nibble) {
-                hashes.extend(stored.next());
-                continue;
-            }
-            if leaves & (1 << nibble) == 0 {
-                continue;
-            }
+        let mut found = Vec::new();
+        for nibble in (0u8..16).filter(|n| leaves & (1 << n) != 0) {
             let mut slot = *path;
             slot.push_unchecked(nibble);
             let i = self.inputs.partition_point(|input| input.key() < &slot);
@@ -364,13 +355,10 @@ impl TrieWalk {
             {
                 buf.clear();
                 let rlp = LeafNodeRef::new(&key.slice(slot.len()..), value).rlp(buf);
-                if let Some(hash) = rlp.as_hash() {
-                    hash_mask.set_bit(nibble);
-                    hashes.push(hash);
-                }
+                found.extend(rlp.as_hash().map(|hash| (nibble, hash)));
             }
         }
-        BranchNodeCompact::new(node.state_mask, node.tree_mask, hash_mask, hashes, None)
+        with_child_hashes(&node, &found)
     }
 
     /// The root and the nodes on the paths to `targets` (the walk must have
@@ -427,30 +415,34 @@ fn add_branch_child_hashes(nodes: &mut [(Nibbles, BranchNodeCompact)]) {
                 found.push((nibble, hash));
             }
         }
-        if found.is_empty() {
-            continue;
+        if !found.is_empty() {
+            nodes[i].1 = with_child_hashes(&nodes[i].1, &found);
         }
-        let node = &nodes[i].1;
-        let mut hash_mask = node.hash_mask;
-        let mut hashes = Vec::with_capacity(16);
-        let mut stored = node.hashes.iter();
-        let mut found = found.into_iter().peekable();
-        for nibble in 0u8..16 {
-            if node.hash_mask.is_bit_set(nibble) {
-                hashes.extend(stored.next());
-            } else if let Some((_, hash)) = found.next_if(|(n, _)| *n == nibble) {
-                hash_mask.set_bit(nibble);
-                hashes.push(hash);
-            }
-        }
-        nodes[i].1 = BranchNodeCompact::new(
-            node.state_mask,
-            node.tree_mask,
-            hash_mask,
-            hashes,
-            node.root_hash,
-        );
     }
+}
+
+/// `node` with the hashes of the `found` children (nibbles ascending, none
+/// of them hashed yet) added to those it holds, in nibble order.
+fn with_child_hashes(node: &BranchNodeCompact, found: &[(u8, B256)]) -> BranchNodeCompact {
+    let mut hash_mask = node.hash_mask;
+    let mut hashes = Vec::with_capacity(16);
+    let mut stored = node.hashes.iter();
+    let mut found = found.iter().peekable();
+    for nibble in 0u8..16 {
+        if node.hash_mask.is_bit_set(nibble) {
+            hashes.extend(stored.next());
+        } else if let Some((_, hash)) = found.next_if(|(n, _)| *n == nibble) {
+            hash_mask.set_bit(nibble);
+            hashes.push(*hash);
+        }
+    }
+    BranchNodeCompact::new(
+        node.state_mask,
+        node.tree_mask,
+        hash_mask,
+        hashes,
+        node.root_hash,
+    )
 }
 
 /// Walks with fewer inputs are built on one thread (a thread costs more
