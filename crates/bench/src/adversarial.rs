@@ -17,6 +17,10 @@
 //! layout operators on the largest tensors, the largest models, and seeded
 //! random graphs.
 
+use infera_kernels::ops::{
+    ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, GlobalAvgPoolParams, PadParams,
+    ReshapeParams, TransposeParams,
+};
 use infera_kernels::{
     DType, Model, Op, TensorInfo, TensorSpec,
     model::Node,
@@ -135,7 +139,7 @@ fn graph(input: TensorInfo, ops: Vec<(Op, Option<Vec<usize>>)>) -> Option<Model>
                     out_dtype: DType::I32,
                     ..
                 })
-                | Op::ArgMax { .. } => 0,
+                | Op::ArgMax(ArgMaxParams { .. }) => 0,
                 _ => zp,
             },
             scale_bits: 0,
@@ -279,10 +283,10 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
     ] {
         let p = pool(k, s, 0);
         let op = if avg {
-            Op::AvgPool {
+            Op::AvgPool(AvgPoolParams {
                 pool: p,
                 count_include_pad: true,
-            }
+            })
         } else {
             Op::MaxPool(p)
         };
@@ -298,20 +302,25 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
         );
     }
     for c in [1_024, 64] {
-        let m = chain(i8_input(vec![1, c, 64, 64]), vec![Op::GlobalAvgPool]);
+        let m = chain(
+            i8_input(vec![1, c, 64, 64]),
+            vec![Op::GlobalAvgPool(GlobalAvgPoolParams {})],
+        );
         case(r, format!("global_avg_pool c{c} 64x64"), m, o);
     }
 
     // Per-node overhead: the most nodes on the smallest tensors.
     let m = chain(
         i8_input(vec![1]),
-        (0..512).map(|_| Op::Clip { min: -5, max: 5 }).collect(),
+        (0..512)
+            .map(|_| Op::Clip(ClipParams { min: -5, max: 5 }))
+            .collect(),
     );
     case(r, "512 clips of 1 element", m, o);
     let m = chain(
         i8_input(vec![1, 1]),
         (0..512)
-            .map(|_| Op::Transpose { perm: vec![1, 0] })
+            .map(|_| Op::Transpose(TransposeParams { perm: vec![1, 0] }))
             .collect(),
     );
     case(r, "512 transposes of 1 element", m, o);
@@ -320,9 +329,9 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
         (0..512)
             .map(|i| {
                 if i % 2 == 0 {
-                    Op::Reshape { shape: vec![4, 4] }
+                    Op::Reshape(ReshapeParams { shape: vec![4, 4] })
                 } else {
-                    Op::Reshape { shape: vec![16] }
+                    Op::Reshape(ReshapeParams { shape: vec![16] })
                 }
             })
             .collect(),
@@ -332,16 +341,16 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
     // Layout and element-wise operators on the largest tensors.
     let m = chain(
         i8_input(vec![2_048, 2_048]),
-        vec![Op::Transpose { perm: vec![1, 0] }; 4],
+        vec![Op::Transpose(TransposeParams { perm: vec![1, 0] }); 4],
     );
     case(r, "4 transposes of 2048x2048", m, o);
     for count in [32, 2] {
         let m = chain(
             i8_input(vec![8, 8, 8, 8, 8, 8]),
             vec![
-                Op::Transpose {
+                Op::Transpose(TransposeParams {
                     perm: vec![5, 4, 3, 2, 1, 0]
-                };
+                });
                 count
             ],
         );
@@ -349,13 +358,13 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
     }
     let m = chain(
         i8_input(vec![256, 256]),
-        vec![Op::Transpose { perm: vec![1, 0] }; 4],
+        vec![Op::Transpose(TransposeParams { perm: vec![1, 0] }); 4],
     );
     case(r, "4 transposes of 256x256", m, o);
     for rows in [256, 8] {
         let m = graph(
             i8_input(vec![1, rows, 1_024]),
-            vec![(Op::Concat { axis: 1 }, Some(vec![0; 16]))],
+            vec![(Op::Concat(ConcatParams { axis: 1 }), Some(vec![0; 16]))],
         );
         case(r, format!("concat of 16 x {rows}K along axis 1"), m, o);
     }
@@ -363,10 +372,10 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
         let m = chain(
             i8_input(vec![1, 1]),
             vec![
-                Op::Pad {
+                Op::Pad(PadParams {
                     before: vec![64, 64],
                     after: vec![64, 64],
-                };
+                });
                 count
             ],
         );
@@ -412,12 +421,15 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
                 multiplier: 1 << 30,
                 shift: 40,
             }),
-            Op::ArgMax { axis: 1 },
+            Op::ArgMax(ArgMaxParams { axis: 1 }),
         ],
     );
     case(r, "dense to int32, requantize, argmax", m, o);
     for rows in [4_096, 128] {
-        let m = chain(i8_input(vec![rows, 1_024]), vec![Op::ArgMax { axis: 0 }]);
+        let m = chain(
+            i8_input(vec![rows, 1_024]),
+            vec![Op::ArgMax(ArgMaxParams { axis: 0 })],
+        );
         case(r, format!("argmax over axis 0 of {rows}x1024"), m, o);
     }
 
@@ -455,18 +467,18 @@ fn random_graph(r: &mut Rng) -> Option<Model> {
                     conv(r, c, oc, [k, k], [s, s], [d, d], [p; 4], g, dt)
                 }
                 1 => Op::MaxPool(pool(r.usize(1, 3), r.usize(1, 2), 0)),
-                2 => Op::AvgPool {
+                2 => Op::AvgPool(AvgPoolParams {
                     pool: pool(r.usize(1, 3), r.usize(1, 2), 0),
                     count_include_pad: r.usize(0, 1) == 1,
-                },
-                3 => Op::Clip { min: -50, max: 50 },
-                4 => Op::Transpose {
+                }),
+                3 => Op::Clip(ClipParams { min: -50, max: 50 }),
+                4 => Op::Transpose(TransposeParams {
                     perm: vec![0, 1, 3, 2],
-                },
-                5 => Op::Pad {
+                }),
+                5 => Op::Pad(PadParams {
                     before: vec![0, 0, 1, 1],
                     after: vec![0, 0, 1, 1],
-                },
+                }),
                 _ => Op::Requantize(Requant {
                     multiplier: 1 << 30,
                     shift: 31,

@@ -1,10 +1,15 @@
 //! One launcher per operator: the GPU side of each operator module of
 //! `infera_kernels::ops` (arguments in the order of `kernels/cuda/README.md`).
-//! [`CudaBackend::exec`] dispatches here once.
+//! [`CudaBackend::exec`] dispatches here once, through [`launch_op`],
+//! generated from `infera_kernels::with_operators!`.
 
 use super::{Buf, CudaBackend, DevParams, DevTensor, GpuError, cfg, strides, u};
 use cudarc::driver::PushKernelArg;
-use infera_kernels::ops::{AddParams, Conv2dParams, DenseParams, MulParams, Op, PoolParams};
+use infera_kernels::ops::{
+    AddParams, ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, Conv2dParams, DenseParams,
+    FlattenParams, GlobalAvgPoolParams, MulParams, Op, PadParams, PoolParams, ReshapeParams,
+    TransposeParams,
+};
 use infera_kernels::quant::Requant;
 use infera_kernels::{TensorInfo, TensorSpec};
 
@@ -454,5 +459,115 @@ impl CudaBackend {
             ),
         }
         Ok(())
+    }
+}
+
+/// The GPU launch of one operator, implemented on each parameter type of
+/// `infera_kernels::with_operators!`: an operator added to that list
+/// without a launcher fails to compile here, not at run time.
+pub(super) trait Launch {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError>;
+}
+
+macro_rules! launch_dispatch {
+    ($($(#[$doc:meta])* $variant:ident($params:ty)),* $(,)?) => {
+        /// Launch the kernel(s) of `a.op`: one arm per operator of the list.
+        pub(super) fn launch_op(gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+            match a.op {
+                $(Op::$variant(p) => Launch::launch(p, gpu, a, y),)*
+            }
+        }
+    };
+}
+
+infera_kernels::with_operators!(launch_dispatch);
+
+impl Launch for DenseParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_dense(self, a, y)
+    }
+}
+
+impl Launch for Conv2dParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_conv2d(self, a, y)
+    }
+}
+
+impl Launch for PoolParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_pool(self, None, a, y)
+    }
+}
+
+impl Launch for AvgPoolParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_pool(&self.pool, Some(self.count_include_pad), a, y)
+    }
+}
+
+impl Launch for GlobalAvgPoolParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_global_avg_pool(a, y)
+    }
+}
+
+impl Launch for ClipParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_clip(self.min, self.max, a, y)
+    }
+}
+
+impl Launch for AddParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_add(self, a, y)
+    }
+}
+
+impl Launch for MulParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_mul(self, a, y)
+    }
+}
+
+impl Launch for Requant {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_requantize(*self, a, y)
+    }
+}
+
+impl Launch for ReshapeParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_copy(a, y)
+    }
+}
+
+impl Launch for FlattenParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_copy(a, y)
+    }
+}
+
+impl Launch for TransposeParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_transpose(&self.perm, a, y)
+    }
+}
+
+impl Launch for ConcatParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_concat(self.axis, a, y)
+    }
+}
+
+impl Launch for PadParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_pad(&self.before, a, y)
+    }
+}
+
+impl Launch for ArgMaxParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_arg_max(self.axis, a, y)
     }
 }

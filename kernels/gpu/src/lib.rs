@@ -392,10 +392,8 @@ impl CudaBackend {
     /// Upload the weights, biases and requantisation tables of a dense or
     /// convolution operator; `None` for every other operator.
     fn upload_params(&self, op: &Op) -> Result<Option<DevParams>, GpuError> {
-        let (w, b, rq) = match op {
-            Op::Dense(p) => (&p.weights, &p.bias, &p.requant),
-            Op::Conv2d(p) => (&p.weights, &p.bias, &p.requant),
-            _ => return Ok(None),
+        let Some((w, b, rq)) = op.tables() else {
+            return Ok(None);
         };
         let mult: Vec<i32> = rq.iter().map(|r| r.multiplier).collect();
         let shift: Vec<i32> = rq.iter().map(|r| i32::from(r.shift)).collect();
@@ -583,26 +581,7 @@ impl CudaBackend {
             zx: i32::from(x.info.zero_point),
             zy: i32::from(out.zero_point),
         };
-        let yb = &mut y.buf;
-        match op {
-            Op::Dense(p) => self.launch_dense(p, &a, yb)?,
-            Op::Conv2d(p) => self.launch_conv2d(p, &a, yb)?,
-            Op::MaxPool(p) => self.launch_pool(p, None, &a, yb)?,
-            Op::AvgPool {
-                pool,
-                count_include_pad,
-            } => self.launch_pool(pool, Some(*count_include_pad), &a, yb)?,
-            Op::GlobalAvgPool => self.launch_global_avg_pool(&a, yb)?,
-            Op::Clip { min, max } => self.launch_clip(*min, *max, &a, yb)?,
-            Op::Add(p) => self.launch_add(p, &a, yb)?,
-            Op::Mul(p) => self.launch_mul(p, &a, yb)?,
-            Op::Requantize(rq) => self.launch_requantize(*rq, &a, yb)?,
-            Op::Reshape { .. } | Op::Flatten { .. } => self.launch_copy(&a, yb)?,
-            Op::Transpose { perm } => self.launch_transpose(perm, &a, yb)?,
-            Op::Concat { axis } => self.launch_concat(*axis, &a, yb)?,
-            Op::Pad { before, .. } => self.launch_pad(before, &a, yb)?,
-            Op::ArgMax { axis } => self.launch_arg_max(*axis, &a, yb)?,
-        }
+        launch::launch_op(self, &a, &mut y.buf)?;
         Ok(y)
     }
 }

@@ -10,6 +10,10 @@
 //! fixed seeds (odd and large shapes, -128/127 extremes, multipliers and shifts
 //! at the rounding corners, exact ties); the demo models in `kernels/models/`.
 
+use infera_kernels::ops::{
+    ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
+    PadParams, ReshapeParams, TransposeParams,
+};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -430,12 +434,12 @@ fn pool_case(r: &mut Rng) -> Case {
         0 => ("max_pool", Op::MaxPool(pool)),
         1 => (
             "avg_pool",
-            Op::AvgPool {
+            Op::AvgPool(AvgPoolParams {
                 pool,
                 count_include_pad: r.next() & 1 == 0,
-            },
+            }),
         ),
-        _ => ("global_avg_pool", Op::GlobalAvgPool),
+        _ => ("global_avg_pool", Op::GlobalAvgPool(GlobalAvgPoolParams {})),
     };
     (format!("{name} x={shape:?} {op:?}"), op, vec![x], zp)
 }
@@ -454,7 +458,7 @@ fn elementwise_case(r: &mut Rng) -> Case {
             let zp = x.zero_point;
             (
                 format!("clip {shape:?}"),
-                Op::Clip { min, max },
+                Op::Clip(ClipParams { min, max }),
                 vec![x],
                 zp,
             )
@@ -528,7 +532,7 @@ fn layout_case(r: &mut Rng) -> Case {
             let zp = x.zero_point;
             (
                 format!("transpose {ty} {shape:?} {perm:?}"),
-                Op::Transpose { perm },
+                Op::Transpose(TransposeParams { perm }),
                 vec![x],
                 zp,
             )
@@ -547,7 +551,7 @@ fn layout_case(r: &mut Rng) -> Case {
             }
             (
                 format!("concat {ty} {shape:?} axis={axis} n={}", ins.len()),
-                Op::Concat { axis },
+                Op::Concat(ConcatParams { axis }),
                 ins,
                 zp,
             )
@@ -559,7 +563,7 @@ fn layout_case(r: &mut Rng) -> Case {
             let zp = x.zero_point;
             (
                 format!("pad {ty} {shape:?} {before:?} {after:?}"),
-                Op::Pad { before, after },
+                Op::Pad(PadParams { before, after }),
                 vec![x],
                 zp,
             )
@@ -569,7 +573,7 @@ fn layout_case(r: &mut Rng) -> Case {
             let x = mk(r, shape.clone());
             (
                 format!("arg_max {ty} {shape:?} axis={axis}"),
-                Op::ArgMax { axis },
+                Op::ArgMax(ArgMaxParams { axis }),
                 vec![x],
                 0,
             )
@@ -580,7 +584,7 @@ fn layout_case(r: &mut Rng) -> Case {
             let n: usize = shape.iter().product();
             (
                 format!("reshape {ty} {shape:?}"),
-                Op::Reshape { shape: vec![n] },
+                Op::Reshape(ReshapeParams { shape: vec![n] }),
                 vec![x],
                 zp,
             )
@@ -591,7 +595,7 @@ fn layout_case(r: &mut Rng) -> Case {
             let zp = x.zero_point;
             (
                 format!("flatten {ty} {shape:?} axis={axis}"),
-                Op::Flatten { axis },
+                Op::Flatten(FlattenParams { axis }),
                 vec![x],
                 zp,
             )
@@ -763,7 +767,7 @@ fn chain_model(r: &mut Rng) -> Model {
     let (dw, db) = weights_and_bias(r, 10, 72);
     let nodes = vec![
         node(conv(r, 3, 8, 1, [1, 1, 1, 1]), vec![0], 3),
-        node(Op::Clip { min: 3, max: 127 }, vec![1], 3),
+        node(Op::Clip(ClipParams { min: 3, max: 127 }), vec![1], 3),
         node(
             Op::MaxPool(PoolParams {
                 kernel: [2, 2],
@@ -775,18 +779,18 @@ fn chain_model(r: &mut Rng) -> Model {
         ),
         node(conv(r, 8, 8, 8, [1, 1, 1, 1]), vec![3], -7),
         node(
-            Op::AvgPool {
+            Op::AvgPool(AvgPoolParams {
                 pool: PoolParams {
                     kernel: [3, 3],
                     stride: [2, 2],
                     pads: [1, 1, 1, 1],
                 },
                 count_include_pad: false,
-            },
+            }),
             vec![4],
             -7,
         ),
-        node(Op::Flatten { axis: 1 }, vec![5], -7),
+        node(Op::Flatten(FlattenParams { axis: 1 }), vec![5], -7),
         node(
             Op::Dense(DenseParams {
                 in_features: 72,
@@ -809,7 +813,7 @@ fn chain_model(r: &mut Rng) -> Model {
             vec![7],
             1,
         ),
-        node(Op::ArgMax { axis: 1 }, vec![8], 0),
+        node(Op::ArgMax(ArgMaxParams { axis: 1 }), vec![8], 0),
     ];
     Model::new(input, 0, nodes, 9).expect("chain model is valid")
 }

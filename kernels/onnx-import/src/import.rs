@@ -20,11 +20,12 @@
 use crate::npy::Npy;
 use crate::{ToolError, ToolResult};
 use infera_kernels::model::{Model, Node};
-use infera_kernels::ops::{AddParams, Conv2dParams, DenseParams, MulParams, Op, PoolParams};
+use infera_kernels::ops::{AddParams, ClipParams, Conv2dParams, DenseParams, Op};
 use infera_kernels::quant::Requant;
 use infera_kernels::{DType, TensorInfo, TensorSpec};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
@@ -65,17 +66,43 @@ enum FOp {
         pads: [usize; 4],
         groups: usize,
     },
-    MaxPool(PoolParams),
-    AvgPool(PoolParams, bool),
-    GlobalAvgPool,
-    Flatten(usize),
-    Reshape(Vec<usize>),
     Add,
-    Mul,
     Clip(f32, f32),
-    Transpose(Vec<usize>),
-    Concat(usize),
-    Pad(Vec<usize>, Vec<usize>),
+    /// An integer operator whose parameters do not depend on quantisation
+    /// (layout operators, pools): the import rule builds it directly.
+    Int(Op, OutScale),
+    /// An integer operator whose parameters depend on the calibrated
+    /// scales: the import rule gives the function that builds it.
+    Quantized(Quantizer),
+}
+
+/// Which quantisation an integer operator's output has.
+#[derive(Debug, Clone, Copy)]
+enum OutScale {
+    /// Its first input's: the operator only moves or selects values.
+    Input,
+    /// Its own calibrated range's: the operator rescales.
+    Own,
+}
+
+/// Builds an integer operator from its inputs' quantisations and its own;
+/// its output has its own.
+#[derive(Clone)]
+struct Quantizer(Arc<QuantizeFn>);
+
+/// Inputs' quantisations, the output's own, to the integer operator.
+type QuantizeFn = dyn Fn(&[Q], Q) -> ToolResult<Op> + Send + Sync;
+
+impl Quantizer {
+    fn new(f: impl Fn(&[Q], Q) -> ToolResult<Op> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Quantizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Quantizer")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -687,7 +714,7 @@ fn quantize_graph(
     for (i, f) in fnodes.iter().enumerate() {
         let mut inputs: Vec<usize> = f.inputs.iter().map(|&v| vmap[v]).collect();
         let own = Q::from_range(ranges[i + 1].0, ranges[i + 1].1);
-        if matches!(f.op, FOp::Concat(_)) {
+        if matches!(f.op, FOp::Int(Op::Concat(_), _)) {
             rescale_concat_inputs(f, &q, own, &mut inputs, &mut nodes, &mut notes)?;
         }
         let (op, qy) = quantize_op(f, &q, own)?;
@@ -775,46 +802,16 @@ fn quantize_op(f: &FNode, q: &[Q], own: Q) -> ToolResult<(Op, Q)> {
         }
         FOp::Conv { .. } => (quantize_conv(f, qx, own)?, own),
         FOp::Add => (quantize_add(f, qx, q[f.inputs[1]], own)?, own),
-        FOp::Mul => {
-            let qb = q[f.inputs[1]];
-            let real = f64::from(qx.scale) * f64::from(qb.scale) / f64::from(own.scale);
-            let (act_min, act_max) = own.clamp_range(f.act);
-            let p = MulParams {
-                requant: to_requant(real)?,
-                act_min,
-                act_max,
-            };
-            (Op::Mul(p), own)
-        }
-        FOp::Concat(axis) => (Op::Concat { axis: *axis }, own),
-        FOp::Transpose(perm) => (Op::Transpose { perm: perm.clone() }, qx),
-        FOp::Pad(before, after) => (
-            Op::Pad {
-                before: before.clone(),
-                after: after.clone(),
-            },
-            qx,
-        ),
         FOp::Clip(lo, hi) => {
             let (min, max) = qx.clamp_range(Some((*lo, *hi)));
-            (Op::Clip { min, max }, qx)
+            (Op::Clip(ClipParams { min, max }), qx)
         }
-        FOp::MaxPool(p) => (Op::MaxPool(p.clone()), qx),
-        FOp::AvgPool(p, inc) => (
-            Op::AvgPool {
-                pool: p.clone(),
-                count_include_pad: *inc,
-            },
-            qx,
-        ),
-        FOp::GlobalAvgPool => (Op::GlobalAvgPool, qx),
-        FOp::Flatten(axis) => (Op::Flatten { axis: *axis }, qx),
-        FOp::Reshape(shape) => (
-            Op::Reshape {
-                shape: shape.clone(),
-            },
-            qx,
-        ),
+        FOp::Int(op, OutScale::Input) => (op.clone(), qx),
+        FOp::Int(op, OutScale::Own) => (op.clone(), own),
+        FOp::Quantized(build) => {
+            let inputs: Vec<Q> = f.inputs.iter().map(|&v| q[v]).collect();
+            ((build.0)(&inputs, own)?, own)
+        }
     })
 }
 

@@ -1,6 +1,6 @@
 //! Element-wise addition with requantisation.
 
-use super::Op;
+use super::Operator;
 use super::check::{Cx, Shaped, elems};
 use crate::cpu::{Run, i8s};
 use crate::error::ModelResult;
@@ -9,9 +9,6 @@ use crate::quant::Requant;
 use crate::quant::{round_shift, saturate_i8};
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-
-/// Wire tag.
-pub(crate) const TAG: u8 = 7;
 
 /// Element-wise `y = zy + round(((a - za) * ma + (b - zb) * mb) / 2^shift)`, clamped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,9 +25,12 @@ pub struct AddParams {
     pub act_max: i8,
 }
 
-impl AddParams {
+impl Operator for AddParams {
+    const NAME: &'static str = "add";
+    const TAG: u8 = 7;
+
     /// `ma i32, mb i32, shift u8, act_min i8, act_max i8`.
-    pub(crate) fn encode(&self, w: &mut Writer) {
+    fn encode(&self, w: &mut Writer) {
         w.i32(self.multiplier_a);
         w.i32(self.multiplier_b);
         w.u8(self.shift);
@@ -38,17 +38,17 @@ impl AddParams {
         w.i8(self.act_max);
     }
 
-    pub(crate) fn decode(r: &mut Reader<'_>) -> ModelResult<Op> {
-        Ok(Op::Add(AddParams {
+    fn decode(r: &mut Reader<'_>) -> ModelResult<Self> {
+        Ok(Self {
             multiplier_a: r.i32()?,
             multiplier_b: r.i32()?,
             shift: r.u8()?,
             act_min: r.i8()?,
             act_max: r.i8()?,
-        }))
+        })
     }
 
-    pub(crate) fn infer(&self, cx: &Cx<'_>) -> ModelResult<Shaped> {
+    fn infer(&self, cx: &Cx<'_>) -> ModelResult<Shaped> {
         cx.arity(2)?;
         let [a, b] = [cx.inputs[0], cx.inputs[1]];
         cx.want_i8(a)?;
@@ -64,7 +64,7 @@ impl AddParams {
         Ok(Shaped::new(cx.i8_out(a.spec.shape.clone()), 2 * elems(a)).requantising())
     }
     /// Reference kernel.
-    pub(crate) fn reference(&self, run: &Run<'_>) -> Tensor {
+    fn reference(&self, run: &Run<'_>) -> Tensor {
         let [a, b] = [run.inputs[0], run.inputs[1]];
         let zp = run.out.zero_point;
         let (za, zb) = (i64::from(a.zero_point), i64::from(b.zero_point));

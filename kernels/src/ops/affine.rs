@@ -129,3 +129,8 @@ pub(crate) fn check_accumulators(
     }
     Ok(())
 }
+
+/// Heap bytes of a layer's constant tables.
+pub(crate) fn table_bytes(weights: &[i8], bias: &[i32], requant: &[Requant]) -> usize {
+    weights.len() + std::mem::size_of_val(bias) + std::mem::size_of_val(requant)
+}

@@ -2,7 +2,7 @@
 
 use super::affine::{self, check_accumulators, check_output_mode, check_weights};
 use super::check::{Cx, Shaped, check_limit};
-use super::{Op, Work};
+use super::{Operator, Work};
 use crate::cpu::{self, Run};
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
@@ -11,9 +11,6 @@ use crate::quant::Requant;
 use crate::tensor::DType;
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-
-/// Wire tag.
-pub(crate) const TAG: u8 = 2;
 
 /// 2-D convolution over NCHW with stride, padding, dilation and groups.
 ///
@@ -48,11 +45,14 @@ pub struct Conv2dParams {
     pub act_max: i8,
 }
 
-impl Conv2dParams {
+impl Operator for Conv2dParams {
+    const NAME: &'static str = "conv2d";
+    const TAG: u8 = 2;
+
     /// `in_c, out_c, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r, groups`
     /// (u32 each), then the output mode ([`affine::encode`]) with
     /// `weights i8[out_c*in_c/groups*kh*kw]`.
-    pub(crate) fn encode(&self, w: &mut Writer) {
+    fn encode(&self, w: &mut Writer) {
         w.usize(self.in_channels);
         w.usize(self.out_channels);
         w.axes(&self.kernel);
@@ -71,7 +71,7 @@ impl Conv2dParams {
         );
     }
 
-    pub(crate) fn decode(r: &mut Reader<'_>) -> ModelResult<Op> {
+    fn decode(r: &mut Reader<'_>) -> ModelResult<Self> {
         let in_channels = r.usize()?;
         let out_channels = r.usize()?;
         let kernel = r.pair()?;
@@ -83,7 +83,7 @@ impl Conv2dParams {
             .saturating_mul(kernel[0] as u64)
             .saturating_mul(kernel[1] as u64);
         let m = affine::decode(r, out_channels, red)?;
-        Ok(Op::Conv2d(Conv2dParams {
+        Ok(Self {
             in_channels,
             out_channels,
             kernel,
@@ -97,47 +97,10 @@ impl Conv2dParams {
             requant: m.requant,
             act_min: m.act_min,
             act_max: m.act_max,
-        }))
+        })
     }
 
-    /// Length of one output channel's reduction.
-    fn reduction(&self) -> usize {
-        self.in_channels / self.groups * self.kernel[0] * self.kernel[1]
-    }
-
-    /// Channels, groups, window and padding, in the order errors are reported.
-    fn check_geometry(&self, cx: &Cx<'_>, c: usize) -> ModelResult<()> {
-        if c != self.in_channels {
-            return Err(cx.fail(format!(
-                "input has {c} channels, params say {}",
-                self.in_channels
-            )));
-        }
-        if self.groups == 0
-            || !self.in_channels.is_multiple_of(self.groups)
-            || !self.out_channels.is_multiple_of(self.groups)
-        {
-            return Err(cx.fail(format!(
-                "groups {} must divide in_channels {} and out_channels {}",
-                self.groups, self.in_channels, self.out_channels
-            )));
-        }
-        check_limit("MAX_DIM", self.out_channels as u64, MAX_DIM)?;
-        if self.out_channels == 0 {
-            return Err(cx.fail("out_channels is 0".into()));
-        }
-        for d in 0..2 {
-            cx.range("kernel", self.kernel[d], MAX_KERNEL_DIM)?;
-            cx.range("stride", self.stride[d], MAX_STRIDE)?;
-            cx.range("dilation", self.dilation[d], MAX_DILATION)?;
-        }
-        for &pad in &self.pads {
-            check_limit("MAX_PAD", pad as u64, MAX_PAD)?;
-        }
-        Ok(())
-    }
-
-    pub(crate) fn infer(&self, cx: &Cx<'_>) -> ModelResult<Shaped> {
+    fn infer(&self, cx: &Cx<'_>) -> ModelResult<Shaped> {
         cx.arity(1)?;
         let x = cx.inputs[0];
         cx.want_i8(x)?;
@@ -179,6 +142,63 @@ impl Conv2dParams {
         })
     }
 
+    /// Reference kernel entry: im2col and GEMM, or direct taps when each
+    /// group has one input channel.
+    fn reference(&self, run: &Run<'_>) -> Tensor {
+        cpu::conv2d(self, run.prep.rows(run.op), run.x(), run.out, run.threads)
+    }
+
+    fn tables(&self) -> Option<(&[i8], &[i32], &[Requant])> {
+        Some((&self.weights, &self.bias, &self.requant))
+    }
+
+    fn channels(&self) -> u64 {
+        self.out_channels as u64
+    }
+
+    fn heap_bytes(&self) -> usize {
+        affine::table_bytes(&self.weights, &self.bias, &self.requant)
+    }
+}
+
+impl Conv2dParams {
+    /// Length of one output channel's reduction.
+    fn reduction(&self) -> usize {
+        self.in_channels / self.groups * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Channels, groups, window and padding, in the order errors are reported.
+    fn check_geometry(&self, cx: &Cx<'_>, c: usize) -> ModelResult<()> {
+        if c != self.in_channels {
+            return Err(cx.fail(format!(
+                "input has {c} channels, params say {}",
+                self.in_channels
+            )));
+        }
+        if self.groups == 0
+            || !self.in_channels.is_multiple_of(self.groups)
+            || !self.out_channels.is_multiple_of(self.groups)
+        {
+            return Err(cx.fail(format!(
+                "groups {} must divide in_channels {} and out_channels {}",
+                self.groups, self.in_channels, self.out_channels
+            )));
+        }
+        check_limit("MAX_DIM", self.out_channels as u64, MAX_DIM)?;
+        if self.out_channels == 0 {
+            return Err(cx.fail("out_channels is 0".into()));
+        }
+        for d in 0..2 {
+            cx.range("kernel", self.kernel[d], MAX_KERNEL_DIM)?;
+            cx.range("stride", self.stride[d], MAX_STRIDE)?;
+            cx.range("dilation", self.dilation[d], MAX_DILATION)?;
+        }
+        for &pad in &self.pads {
+            check_limit("MAX_PAD", pad as u64, MAX_PAD)?;
+        }
+        Ok(())
+    }
+
     /// The portable kernels' MACs and gathered elements for `[n, oh, ow]`.
     fn kernel_work(&self, [n, oh, ow]: [u64; 3]) -> (u64, u64) {
         let taps = (self.kernel[0] * self.kernel[1]) as u64;
@@ -196,10 +216,5 @@ impl Conv2dParams {
                 n * self.groups as u64 * plane * kp,
             )
         }
-    }
-    /// Reference kernel entry: im2col and GEMM, or direct taps when each
-    /// group has one input channel.
-    pub(crate) fn reference(&self, run: &Run<'_>) -> Tensor {
-        cpu::conv2d(self, run.prep.rows(run.op), run.x(), run.out, run.threads)
     }
 }

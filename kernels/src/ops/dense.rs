@@ -2,7 +2,7 @@
 
 use super::affine::{self, check_accumulators, check_output_mode, check_weights};
 use super::check::{Cx, Shaped, check_limit, elems};
-use super::{Op, Work};
+use super::{Operator, Work};
 use crate::cpu::{self, Run};
 use crate::error::ModelResult;
 use crate::format::{Reader, Writer};
@@ -11,9 +11,6 @@ use crate::quant::Requant;
 use crate::tensor::DType;
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-
-/// Wire tag.
-pub(crate) const TAG: u8 = 1;
 
 /// Fully connected layer: `y[.., o] = requant(bias[o] + sum_k (x[.., k] - zx) * w[o, k])`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,10 +34,13 @@ pub struct DenseParams {
     pub act_max: i8,
 }
 
-impl DenseParams {
+impl Operator for DenseParams {
+    const NAME: &'static str = "dense";
+    const TAG: u8 = 1;
+
     /// `in u32, out u32`, then the output mode ([`affine::encode`]) with
     /// `weights i8[out*in]`.
-    pub(crate) fn encode(&self, w: &mut Writer) {
+    fn encode(&self, w: &mut Writer) {
         w.usize(self.in_features);
         w.usize(self.out_features);
         affine::encode(
@@ -54,11 +54,11 @@ impl DenseParams {
         );
     }
 
-    pub(crate) fn decode(r: &mut Reader<'_>) -> ModelResult<Op> {
+    fn decode(r: &mut Reader<'_>) -> ModelResult<Self> {
         let in_features = r.usize()?;
         let out_features = r.usize()?;
         let m = affine::decode(r, out_features, in_features as u64)?;
-        Ok(Op::Dense(DenseParams {
+        Ok(Self {
             in_features,
             out_features,
             out_dtype: m.dtype,
@@ -67,10 +67,10 @@ impl DenseParams {
             requant: m.requant,
             act_min: m.act_min,
             act_max: m.act_max,
-        }))
+        })
     }
 
-    pub(crate) fn infer(&self, cx: &Cx<'_>) -> ModelResult<Shaped> {
+    fn infer(&self, cx: &Cx<'_>) -> ModelResult<Shaped> {
         cx.arity(1)?;
         let x = cx.inputs[0];
         cx.want_i8(x)?;
@@ -117,7 +117,19 @@ impl DenseParams {
         })
     }
     /// Reference kernel entry: the portable GEMM over widened rows.
-    pub(crate) fn reference(&self, run: &Run<'_>) -> Tensor {
+    fn reference(&self, run: &Run<'_>) -> Tensor {
         cpu::dense(self, run.prep.rows(run.op), run.x(), run.out, run.threads)
+    }
+
+    fn tables(&self) -> Option<(&[i8], &[i32], &[Requant])> {
+        Some((&self.weights, &self.bias, &self.requant))
+    }
+
+    fn channels(&self) -> u64 {
+        self.out_features as u64
+    }
+
+    fn heap_bytes(&self) -> usize {
+        affine::table_bytes(&self.weights, &self.bias, &self.requant)
     }
 }

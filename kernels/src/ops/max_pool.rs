@@ -1,6 +1,6 @@
 //! Max pool, and the window both pools share ([`PoolParams`]).
 
-use super::Op;
+use super::Operator;
 use super::check::{Cx, Shaped};
 use crate::cpu::{self, Run};
 use crate::error::ModelResult;
@@ -8,9 +8,6 @@ use crate::format::{Reader, Writer};
 use crate::limits::*;
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-
-/// Wire tag.
-pub(crate) const TAG: u8 = 3;
 
 /// Window of a max or average pool over NCHW.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,30 +21,29 @@ pub struct PoolParams {
     pub pads: [usize; 4],
 }
 
-impl PoolParams {
+impl Operator for PoolParams {
+    const NAME: &'static str = "max_pool";
+    const TAG: u8 = 3;
+
     /// `kh, kw, sh, sw, pad_t, pad_l, pad_b, pad_r` (u32).
-    pub(crate) fn encode(&self, w: &mut Writer) {
+    fn encode(&self, w: &mut Writer) {
         w.axes(&self.kernel);
         w.axes(&self.stride);
         w.axes(&self.pads);
     }
 
-    pub(crate) fn decode_window(r: &mut Reader<'_>) -> ModelResult<PoolParams> {
-        Ok(PoolParams {
+    fn decode(r: &mut Reader<'_>) -> ModelResult<Self> {
+        Ok(Self {
             kernel: r.pair()?,
             stride: r.pair()?,
             pads: r.quad()?,
         })
     }
 
-    pub(crate) fn decode(r: &mut Reader<'_>) -> ModelResult<Op> {
-        Ok(Op::MaxPool(Self::decode_window(r)?))
-    }
-
     /// Validate a pool of this window; every window element is a compare or
     /// add with an index step, counted twice (as an element op and as a
     /// move), as measured.
-    pub(crate) fn infer(&self, cx: &Cx<'_>) -> ModelResult<Shaped> {
+    fn infer(&self, cx: &Cx<'_>) -> ModelResult<Shaped> {
         cx.arity(1)?;
         let x = cx.inputs[0];
         cx.want_i8(x)?;
@@ -71,7 +67,7 @@ impl PoolParams {
         Ok(shaped)
     }
     /// Reference kernel entry.
-    pub(crate) fn reference(&self, run: &Run<'_>) -> Tensor {
+    fn reference(&self, run: &Run<'_>) -> Tensor {
         let x = run.x();
         run.i8_out(cpu::pool::max_pool(
             self,

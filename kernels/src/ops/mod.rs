@@ -1,11 +1,15 @@
 //! Operator definitions: one module per operator.
 //!
 //! Each operator's module holds all of it apart from the backends' vector
-//! and GPU code: its parameters, wire tag and encoding, validation (shape
-//! rules, parameter ranges, the proof that no int32 accumulator can
-//! overflow), its work counts for gas, and the entry of its CPU reference
-//! kernel. [`Op`] ties them together with one dispatch per concern, here;
-//! backends ([`crate::cpu`], `infera-gpu`) only compute.
+//! and GPU code: its parameter type, which implements [`Operator`] (name,
+//! wire tag and encoding, validation: shape rules, parameter ranges, the
+//! proof that no int32 accumulator can overflow; its work counts for gas,
+//! and the entry of its CPU reference kernel). The one list of operators is
+//! [`with_operators!`](crate::with_operators): it generates the [`Op`] enum
+//! and every dispatch over it here, and the GPU backend's dispatch from the
+//! same list, so adding an operator is its module, one line in that list,
+//! its CUDA kernel with a `Launch` impl in `infera-gpu`, and one ONNX import
+//! rule (ARCHITECTURE.md walks through it).
 //!
 //! Layouts are row-major; images are NCHW; dense weights are `[out, in]`;
 //! convolution weights are `[out_channels, in_channels / groups, kh, kw]`.
@@ -29,11 +33,20 @@ pub(crate) mod reshape;
 pub(crate) mod transpose;
 
 pub use add::AddParams;
+pub use arg_max::ArgMaxParams;
+pub use avg_pool::AvgPoolParams;
 pub(crate) use check::{check_limit, checked_product};
+pub use clip::ClipParams;
+pub use concat::ConcatParams;
 pub use conv2d::Conv2dParams;
 pub use dense::DenseParams;
+pub use flatten::FlattenParams;
+pub use global_avg_pool::GlobalAvgPoolParams;
 pub use max_pool::PoolParams;
 pub use mul::MulParams;
+pub use pad::PadParams;
+pub use reshape::ReshapeParams;
+pub use transpose::TransposeParams;
 
 use crate::error::{ModelError, ModelResult};
 use crate::format::{Reader, Writer};
@@ -42,74 +55,198 @@ use crate::tensor::{DType, TensorInfo};
 use check::{Cx, Shaped};
 use serde::{Deserialize, Serialize};
 
-/// One operator with its parameters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Op {
-    /// Fully connected / matmul against constant weights.
-    Dense(DenseParams),
-    /// 2-D convolution (incl. depthwise and grouped).
-    Conv2d(Conv2dParams),
-    /// Max pool; padded positions are ignored.
-    MaxPool(PoolParams),
-    /// Average pool: `zp + round_half_up(sum(x - zp) / count)`.
-    AvgPool {
-        /// The window.
-        pool: PoolParams,
-        /// Divide by the full window (padding counts as 0.0) instead of the
-        /// number of real elements.
-        count_include_pad: bool,
-    },
-    /// Mean over H and W of NCHW, to `[N, C, 1, 1]`, rounded like `AvgPool`.
-    GlobalAvgPool,
-    /// Clamp int8 values to `[min, max]` (ReLU: `min = zero point`; ReLU6 too with
-    /// `max = quantised 6`).
-    Clip {
-        /// Lower bound.
-        min: i8,
-        /// Upper bound.
-        max: i8,
-    },
-    /// Element-wise add with requantisation (same shapes).
-    Add(AddParams),
-    /// Element-wise multiply with requantisation (same shapes).
-    Mul(MulParams),
-    /// Rescale int8 (`x - zx`) or int32 (`x`) to int8: `clamp(zy + round(v * m / 2^s))`.
-    Requantize(Requant),
-    /// Same elements, new shape.
-    Reshape {
-        /// New dimensions (no wildcards).
-        shape: Vec<usize>,
-    },
-    /// ONNX Flatten: to `[prod(dims[..axis]), prod(dims[axis..])]`.
-    Flatten {
-        /// Split axis, `0..=rank`.
-        axis: usize,
-    },
-    /// Permute axes: output axis `i` is input axis `perm[i]`.
-    Transpose {
-        /// A permutation of `0..rank`.
-        perm: Vec<usize>,
-    },
-    /// Join inputs along one axis (same dtype and zero point).
-    Concat {
-        /// The joined axis.
-        axis: usize,
-    },
-    /// Pad with the zero point (0 for int32).
-    Pad {
-        /// Elements added before, per axis.
-        before: Vec<usize>,
-        /// Elements added after, per axis.
-        after: Vec<usize>,
-    },
-    /// Index of the largest value along an axis (first one on ties), as int32,
-    /// keeping the axis with length 1.
-    ArgMax {
-        /// The reduced axis.
-        axis: usize,
-    },
+use crate::cpu::Run;
+use crate::tensor::Tensor;
+
+/// What every operator defines, in its own module, on its parameter type.
+///
+/// Nothing outside `ops` dispatches on the operator kind except backends
+/// choosing a faster computation of the same bytes.
+pub(crate) trait Operator: Sized {
+    /// Short name (as in golden vectors and error messages).
+    const NAME: &'static str;
+    /// Wire tag (see [`crate::format`]); unique (a test checks).
+    const TAG: u8;
+
+    /// Write the parameters (not the tag); the layout is documented on each
+    /// implementation.
+    fn encode(&self, w: &mut Writer);
+
+    /// Read the parameters (the inverse of [`Operator::encode`]). Only the
+    /// encoding is checked here (lengths against the bytes left); the
+    /// meaning is checked by [`Operator::infer`].
+    fn decode(r: &mut Reader<'_>) -> ModelResult<Self>;
+
+    /// Validate against the inputs: the output, the work for gas, and what
+    /// moves besides MACs.
+    #[doc(hidden)]
+    fn infer(&self, cx: &Cx<'_>) -> ModelResult<Shaped>;
+
+    /// The CPU reference kernel (the portable code, the definition of the
+    /// answer) on validated inputs.
+    #[doc(hidden)]
+    fn reference(&self, run: &Run<'_>) -> Tensor;
+
+    /// Heap bytes of the parameters' own vectors.
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+
+    /// The constant tables of a layer with weights: weights, biases and
+    /// requantisation entries.
+    fn tables(&self) -> Option<(&[i8], &[i32], &[Requant])> {
+        None
+    }
+
+    /// Output channels of a layer with weights (each with its own bias,
+    /// requantisation and packed row), else 0.
+    fn channels(&self) -> u64 {
+        0
+    }
 }
+
+/// The one list of operators: calls `$callback!` with every operator as
+/// `/// docs Variant(ParamType)`, so that the [`Op`] enum, its dispatches
+/// and the GPU backend's launch dispatch are all generated from it.
+#[macro_export]
+macro_rules! with_operators {
+    ($callback:ident) => {
+        $callback! {
+            /// Fully connected / matmul against constant weights.
+            Dense($crate::ops::DenseParams),
+            /// 2-D convolution (incl. depthwise and grouped).
+            Conv2d($crate::ops::Conv2dParams),
+            /// Max pool; padded positions are ignored.
+            MaxPool($crate::ops::PoolParams),
+            /// Average pool: `zp + round_half_up(sum(x - zp) / count)`.
+            AvgPool($crate::ops::AvgPoolParams),
+            /// Mean over H and W of NCHW, to `[N, C, 1, 1]`, rounded like `AvgPool`.
+            GlobalAvgPool($crate::ops::GlobalAvgPoolParams),
+            /// Clamp int8 values to `[min, max]` (ReLU: `min = zero point`;
+            /// ReLU6 too with `max = quantised 6`).
+            Clip($crate::ops::ClipParams),
+            /// Element-wise add with requantisation (same shapes).
+            Add($crate::ops::AddParams),
+            /// Element-wise multiply with requantisation (same shapes).
+            Mul($crate::ops::MulParams),
+            /// Rescale int8 (`x - zx`) or int32 (`x`) to int8:
+            /// `clamp(zy + round(v * m / 2^s))`.
+            Requantize($crate::quant::Requant),
+            /// Same elements, new shape.
+            Reshape($crate::ops::ReshapeParams),
+            /// ONNX Flatten: to `[prod(dims[..axis]), prod(dims[axis..])]`.
+            Flatten($crate::ops::FlattenParams),
+            /// Permute axes: output axis `i` is input axis `perm[i]`.
+            Transpose($crate::ops::TransposeParams),
+            /// Join inputs along one axis (same dtype and zero point).
+            Concat($crate::ops::ConcatParams),
+            /// Pad with the zero point (0 for int32).
+            Pad($crate::ops::PadParams),
+            /// Index of the largest value along an axis (first one on ties),
+            /// as int32, keeping the axis with length 1.
+            ArgMax($crate::ops::ArgMaxParams),
+        }
+    };
+}
+
+macro_rules! define_operators {
+    ($($(#[$doc:meta])* $variant:ident($params:ty)),* $(,)?) => {
+        /// One operator with its parameters. The serde form is internally
+        /// tagged: `{"kind": "clip", "min": -128, "max": 127}`.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        pub enum Op {
+            $($(#[$doc])* $variant($params),)*
+        }
+
+        impl Op {
+            /// Short operator name (as in golden vectors).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Op::$variant(_) => <$params as Operator>::NAME,)*
+                }
+            }
+
+            /// Wire tag (see [`crate::format`]).
+            pub fn tag(&self) -> u8 {
+                match self {
+                    $(Op::$variant(_) => <$params as Operator>::TAG,)*
+                }
+            }
+
+            /// Every operator's wire tag and name, in list order.
+            pub fn tags() -> &'static [(u8, &'static str)] {
+                &[$((<$params as Operator>::TAG, <$params as Operator>::NAME),)*]
+            }
+
+            /// Write the operator's parameters (not its tag); each layout is
+            /// documented on its module's `encode`.
+            pub(crate) fn encode(&self, w: &mut Writer) {
+                match self {
+                    $(Op::$variant(p) => p.encode(w),)*
+                }
+            }
+
+            /// Read an operator's parameters for a tag (the inverse of
+            /// [`Op::encode`]).
+            ///
+            /// Only encoding is checked here (tags, lengths against the bytes
+            /// left); the meaning of the parameters is checked by [`Op::infer`].
+            pub(crate) fn decode(r: &mut Reader<'_>, tag_at: usize, tag: u8) -> ModelResult<Op> {
+                $(if tag == <$params as Operator>::TAG {
+                    return Ok(Op::$variant(<$params as Operator>::decode(r)?));
+                })*
+                Err(ModelError::InvalidField {
+                    field: "op",
+                    offset: tag_at,
+                    value: tag.into(),
+                })
+            }
+
+            /// The constant tables of a layer with weights (dense,
+            /// convolution): weights, biases and requantisation entries.
+            pub fn tables(&self) -> Option<(&[i8], &[i32], &[Requant])> {
+                match self {
+                    $(Op::$variant(p) => p.tables(),)*
+                }
+            }
+
+            /// Heap bytes of the operator's own vectors (weights, biases,
+            /// requantisation tables, shapes, permutations, pads): what a
+            /// decoded model's node holds besides its inputs (see
+            /// `Model::heap_bytes`).
+            pub fn heap_bytes(&self) -> usize {
+                match self {
+                    $(Op::$variant(p) => p.heap_bytes(),)*
+                }
+            }
+
+            /// Output channels of a dense or convolution layer (each with its
+            /// own bias, requantisation and packed row), else 0.
+            pub fn channels(&self) -> u64 {
+                match self {
+                    $(Op::$variant(p) => p.channels(),)*
+                }
+            }
+
+            fn infer_shape(&self, cx: &Cx<'_>) -> ModelResult<Shaped> {
+                match self {
+                    $(Op::$variant(p) => p.infer(cx),)*
+                }
+            }
+
+            /// Run the operator's CPU reference kernel (the portable code, the
+            /// definition of the answer) on validated inputs.
+            pub(crate) fn reference(&self, run: &Run<'_>) -> Tensor {
+                match self {
+                    $(Op::$variant(p) => p.reference(run),)*
+                }
+            }
+        }
+    };
+}
+
+crate::with_operators!(define_operators);
 
 /// Element moves one requantised output counts for in [`Work::moved_elements`].
 pub const REQUANT_ELEMENT_MOVES: u64 = 4;
@@ -137,112 +274,6 @@ pub struct Work {
 }
 
 impl Op {
-    /// Short operator name (as in golden vectors).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Dense(_) => "dense",
-            Op::Conv2d(_) => "conv2d",
-            Op::MaxPool(_) => "max_pool",
-            Op::AvgPool { .. } => "avg_pool",
-            Op::GlobalAvgPool => "global_avg_pool",
-            Op::Clip { .. } => "clip",
-            Op::Add(_) => "add",
-            Op::Mul(_) => "mul",
-            Op::Requantize(_) => "requantize",
-            Op::Reshape { .. } => "reshape",
-            Op::Flatten { .. } => "flatten",
-            Op::Transpose { .. } => "transpose",
-            Op::Concat { .. } => "concat",
-            Op::Pad { .. } => "pad",
-            Op::ArgMax { .. } => "arg_max",
-        }
-    }
-
-    /// Wire tag (see [`crate::format`]).
-    pub fn tag(&self) -> u8 {
-        match self {
-            Op::Dense(_) => dense::TAG,
-            Op::Conv2d(_) => conv2d::TAG,
-            Op::MaxPool(_) => max_pool::TAG,
-            Op::AvgPool { .. } => avg_pool::TAG,
-            Op::GlobalAvgPool => global_avg_pool::TAG,
-            Op::Clip { .. } => clip::TAG,
-            Op::Add(_) => add::TAG,
-            Op::Mul(_) => mul::TAG,
-            Op::Requantize(_) => requantize::TAG,
-            Op::Reshape { .. } => reshape::TAG,
-            Op::Flatten { .. } => flatten::TAG,
-            Op::Transpose { .. } => transpose::TAG,
-            Op::Concat { .. } => concat::TAG,
-            Op::Pad { .. } => pad::TAG,
-            Op::ArgMax { .. } => arg_max::TAG,
-        }
-    }
-
-    /// Write the operator's parameters (not its tag); each layout is
-    /// documented on its module's `encode`.
-    pub(crate) fn encode(&self, w: &mut Writer) {
-        match self {
-            Op::Dense(p) => p.encode(w),
-            Op::Conv2d(p) => p.encode(w),
-            Op::MaxPool(p) => p.encode(w),
-            Op::AvgPool {
-                pool,
-                count_include_pad,
-            } => avg_pool::encode(w, pool, *count_include_pad),
-            Op::GlobalAvgPool => {}
-            Op::Clip { min, max } => clip::encode(w, *min, *max),
-            Op::Add(p) => p.encode(w),
-            Op::Mul(p) => p.encode(w),
-            Op::Requantize(rq) => requantize::encode(w, *rq),
-            Op::Reshape { shape } => reshape::encode(w, shape),
-            Op::Flatten { axis } => flatten::encode(w, *axis),
-            Op::Transpose { perm } => transpose::encode(w, perm),
-            Op::Concat { axis } => concat::encode(w, *axis),
-            Op::Pad { before, after } => pad::encode(w, before, after),
-            Op::ArgMax { axis } => arg_max::encode(w, *axis),
-        }
-    }
-
-    /// Read an operator's parameters for a tag (the inverse of [`Op::encode`]).
-    ///
-    /// Only encoding is checked here (tags, lengths against the bytes left); the
-    /// meaning of the parameters is checked by [`Op::infer`].
-    pub(crate) fn decode(r: &mut Reader<'_>, tag_at: usize, tag: u8) -> ModelResult<Op> {
-        match tag {
-            dense::TAG => DenseParams::decode(r),
-            conv2d::TAG => Conv2dParams::decode(r),
-            max_pool::TAG => PoolParams::decode(r),
-            avg_pool::TAG => avg_pool::decode(r),
-            global_avg_pool::TAG => Ok(Op::GlobalAvgPool),
-            clip::TAG => clip::decode(r),
-            add::TAG => AddParams::decode(r),
-            mul::TAG => MulParams::decode(r),
-            requantize::TAG => requantize::decode(r),
-            reshape::TAG => reshape::decode(r),
-            flatten::TAG => flatten::decode(r),
-            transpose::TAG => transpose::decode(r),
-            concat::TAG => concat::decode(r),
-            pad::TAG => pad::decode(r),
-            arg_max::TAG => arg_max::decode(r),
-            other => Err(ModelError::InvalidField {
-                field: "op",
-                offset: tag_at,
-                value: other.into(),
-            }),
-        }
-    }
-
-    /// The constant tables of a dense or convolution layer: weights, biases
-    /// and requantisation entries.
-    fn tables(&self) -> Option<(&[i8], &[i32], &[Requant])> {
-        match self {
-            Op::Dense(p) => Some((&p.weights, &p.bias, &p.requant)),
-            Op::Conv2d(p) => Some((&p.weights, &p.bias, &p.requant)),
-            _ => None,
-        }
-    }
-
     /// Bytes of constant parameters (weights, biases, requant tables).
     pub fn param_bytes(&self) -> u64 {
         let (w, b, r) = self
@@ -255,44 +286,6 @@ impl Op {
     pub fn param_count(&self) -> u64 {
         self.tables()
             .map_or(0, |(w, b, _)| (w.len() + b.len()) as u64)
-    }
-
-    /// Heap bytes of the operator's own vectors (weights, biases,
-    /// requantisation tables, shapes, permutations, pads): what a decoded
-    /// model's node holds besides its inputs (see `Model::heap_bytes`).
-    pub fn heap_bytes(&self) -> usize {
-        match self {
-            Op::Dense(DenseParams {
-                weights,
-                bias,
-                requant,
-                ..
-            })
-            | Op::Conv2d(Conv2dParams {
-                weights,
-                bias,
-                requant,
-                ..
-            }) => {
-                weights.len()
-                    + std::mem::size_of_val(bias.as_slice())
-                    + std::mem::size_of_val(requant.as_slice())
-            }
-            Op::Reshape { shape } => shape.len() * 8,
-            Op::Transpose { perm } => perm.len() * 8,
-            Op::Pad { before, after } => (before.len() + after.len()) * 8,
-            _ => 0,
-        }
-    }
-
-    /// Output channels of a dense or convolution layer (each with its own
-    /// bias, requantisation and packed row), else 0.
-    pub fn channels(&self) -> u64 {
-        match self {
-            Op::Dense(p) => p.out_features as u64,
-            Op::Conv2d(p) => p.out_channels as u64,
-            _ => 0,
-        }
     }
 
     /// Validate the operator against its inputs and give its output and work.
@@ -333,49 +326,20 @@ impl Op {
             .saturating_add(windows);
         Ok((out, work))
     }
+}
 
-    fn infer_shape(&self, cx: &Cx<'_>) -> ModelResult<Shaped> {
-        match self {
-            Op::Dense(p) => p.infer(cx),
-            Op::Conv2d(p) => p.infer(cx),
-            Op::MaxPool(p) => p.infer(cx),
-            Op::AvgPool { pool, .. } => avg_pool::infer(cx, pool),
-            Op::GlobalAvgPool => global_avg_pool::infer(cx),
-            Op::Clip { min, max } => clip::infer(cx, *min, *max),
-            Op::Add(p) => p.infer(cx),
-            Op::Mul(p) => p.infer(cx),
-            Op::Requantize(rq) => requantize::infer(cx, *rq),
-            Op::Reshape { shape } => reshape::infer(cx, shape),
-            Op::Flatten { axis } => flatten::infer(cx, *axis),
-            Op::Transpose { perm } => transpose::infer(cx, perm),
-            Op::Concat { axis } => concat::infer(cx, *axis),
-            Op::Pad { before, after } => pad::infer(cx, before, after),
-            Op::ArgMax { axis } => arg_max::infer(cx, *axis),
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// Run the operator's CPU reference kernel (the portable code, the
-    /// definition of the answer) on validated inputs.
-    pub(crate) fn reference(&self, run: &crate::cpu::Run<'_>) -> crate::tensor::Tensor {
-        match self {
-            Op::Dense(p) => p.reference(run),
-            Op::Conv2d(p) => p.reference(run),
-            Op::MaxPool(p) => p.reference(run),
-            Op::AvgPool {
-                pool,
-                count_include_pad,
-            } => avg_pool::reference(run, pool, *count_include_pad),
-            Op::GlobalAvgPool => global_avg_pool::reference(run),
-            Op::Clip { min, max } => clip::reference(run, *min, *max),
-            Op::Add(p) => p.reference(run),
-            Op::Mul(p) => p.reference(run),
-            Op::Requantize(rq) => requantize::reference(run, *rq),
-            Op::Reshape { .. } => reshape::reference(run),
-            Op::Flatten { .. } => flatten::reference(run),
-            Op::Transpose { perm } => transpose::reference(run, perm),
-            Op::Concat { axis } => concat::reference(run, *axis),
-            Op::Pad { before, .. } => pad::reference(run, before),
-            Op::ArgMax { axis } => arg_max::reference(run, *axis),
+    #[test]
+    fn wire_tags_and_names_are_unique() {
+        let tags = Op::tags();
+        for (i, (tag, name)) in tags.iter().enumerate() {
+            for (other_tag, other_name) in &tags[i + 1..] {
+                assert_ne!(tag, other_tag, "{name} and {other_name} share a tag");
+                assert_ne!(name, other_name);
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Element-wise multiplication with requantisation.
 
-use super::Op;
+use super::Operator;
 use super::check::{Cx, Shaped, elems};
 use crate::cpu::{Run, i8s};
 use crate::error::ModelResult;
@@ -9,9 +9,6 @@ use crate::quant::Requant;
 use crate::quant::requantize;
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-
-/// Wire tag.
-pub(crate) const TAG: u8 = 8;
 
 /// Element-wise `y = zy + round((a - za) * (b - zb) * m / 2^shift)`, clamped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,23 +21,26 @@ pub struct MulParams {
     pub act_max: i8,
 }
 
-impl MulParams {
+impl Operator for MulParams {
+    const NAME: &'static str = "mul";
+    const TAG: u8 = 8;
+
     /// `m i32, shift u8, act_min i8, act_max i8`.
-    pub(crate) fn encode(&self, w: &mut Writer) {
+    fn encode(&self, w: &mut Writer) {
         w.requant(self.requant);
         w.i8(self.act_min);
         w.i8(self.act_max);
     }
 
-    pub(crate) fn decode(r: &mut Reader<'_>) -> ModelResult<Op> {
-        Ok(Op::Mul(MulParams {
+    fn decode(r: &mut Reader<'_>) -> ModelResult<Self> {
+        Ok(Self {
             requant: r.requant()?,
             act_min: r.i8()?,
             act_max: r.i8()?,
-        }))
+        })
     }
 
-    pub(crate) fn infer(&self, cx: &Cx<'_>) -> ModelResult<Shaped> {
+    fn infer(&self, cx: &Cx<'_>) -> ModelResult<Shaped> {
         cx.arity(2)?;
         let [a, b] = [cx.inputs[0], cx.inputs[1]];
         cx.want_i8(a)?;
@@ -51,7 +51,7 @@ impl MulParams {
         Ok(Shaped::new(cx.i8_out(a.spec.shape.clone()), 2 * elems(a)).requantising())
     }
     /// Reference kernel.
-    pub(crate) fn reference(&self, run: &Run<'_>) -> Tensor {
+    fn reference(&self, run: &Run<'_>) -> Tensor {
         let [a, b] = [run.inputs[0], run.inputs[1]];
         let zp = run.out.zero_point;
         let (za, zb) = (i32::from(a.zero_point), i32::from(b.zero_point));

@@ -6,6 +6,10 @@
 #![allow(dead_code)]
 
 use infera_kernels::ops::{AddParams, Conv2dParams, DenseParams, MulParams, Op, PoolParams};
+use infera_kernels::ops::{
+    ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
+    PadParams, ReshapeParams, TransposeParams,
+};
 use infera_kernels::quant::Requant;
 use infera_kernels::{DType, Tensor};
 
@@ -271,10 +275,10 @@ pub fn all() -> Vec<Case> {
                 pads: [1, 1, 1, 1],
             };
             (
-                Op::AvgPool {
+                Op::AvgPool(AvgPoolParams {
                     pool,
                     count_include_pad: false,
-                },
+                }),
                 vec![t],
                 zp,
             )
@@ -288,10 +292,10 @@ pub fn all() -> Vec<Case> {
                 pads: [1, 2, 0, 1],
             };
             (
-                Op::AvgPool {
+                Op::AvgPool(AvgPoolParams {
                     pool,
                     count_include_pad: true,
-                },
+                }),
                 vec![t],
                 zp,
             )
@@ -299,21 +303,21 @@ pub fn all() -> Vec<Case> {
         ("global_avg_pool", |r| {
             let t = tensor(r, vec![2, 3, 5, 4]);
             let zp = t.zero_point;
-            (Op::GlobalAvgPool, vec![t], zp)
+            (Op::GlobalAvgPool(GlobalAvgPoolParams {}), vec![t], zp)
         }),
         ("clip_relu", |r| {
             let t = tensor(r, vec![4, 9]);
             let zp = t.zero_point;
-            (Op::Clip { min: zp, max: 127 }, vec![t], zp)
+            (Op::Clip(ClipParams { min: zp, max: 127 }), vec![t], zp)
         }),
         ("clip_relu6", |r| {
             let t = tensor(r, vec![3, 2, 5]);
             let zp = t.zero_point;
             (
-                Op::Clip {
+                Op::Clip(ClipParams {
                     min: zp,
                     max: zp.saturating_add(60),
-                },
+                }),
                 vec![t],
                 zp,
             )
@@ -379,20 +383,24 @@ pub fn all() -> Vec<Case> {
         ("reshape", |r| {
             let t = tensor(r, vec![2, 3, 4]);
             let zp = t.zero_point;
-            (Op::Reshape { shape: vec![4, 6] }, vec![t], zp)
+            (
+                Op::Reshape(ReshapeParams { shape: vec![4, 6] }),
+                vec![t],
+                zp,
+            )
         }),
         ("flatten_axis1", |r| {
             let t = tensor(r, vec![2, 3, 2, 2]);
             let zp = t.zero_point;
-            (Op::Flatten { axis: 1 }, vec![t], zp)
+            (Op::Flatten(FlattenParams { axis: 1 }), vec![t], zp)
         }),
         ("transpose_nchw_to_nhwc", |r| {
             let t = tensor(r, vec![2, 3, 4, 5]);
             let zp = t.zero_point;
             (
-                Op::Transpose {
+                Op::Transpose(TransposeParams {
                     perm: vec![0, 2, 3, 1],
-                },
+                }),
                 vec![t],
                 zp,
             )
@@ -401,16 +409,16 @@ pub fn all() -> Vec<Case> {
             let zp = r.zp();
             let a = Tensor::i8(vec![1, 2, 3, 3], zp, r.i8s(18));
             let b = Tensor::i8(vec![1, 3, 3, 3], zp, r.i8s(27));
-            (Op::Concat { axis: 1 }, vec![a, b], zp)
+            (Op::Concat(ConcatParams { axis: 1 }), vec![a, b], zp)
         }),
         ("pad_spatial", |r| {
             let t = tensor(r, vec![1, 2, 3, 3]);
             let zp = t.zero_point;
             (
-                Op::Pad {
+                Op::Pad(PadParams {
                     before: vec![0, 0, 1, 2],
                     after: vec![0, 1, 2, 0],
-                },
+                }),
                 vec![t],
                 zp,
             )
@@ -421,11 +429,11 @@ pub fn all() -> Vec<Case> {
                 0,
                 r.i8s(40).into_iter().map(|v| v / 32).collect(),
             );
-            (Op::ArgMax { axis: 1 }, vec![t], 0)
+            (Op::ArgMax(ArgMaxParams { axis: 1 }), vec![t], 0)
         }),
         ("arg_max_i32_axis0", |r| {
             let t = Tensor::i32(vec![5, 3], (0..15).map(|_| r.range(-3, 3) as i32).collect());
-            (Op::ArgMax { axis: 0 }, vec![t], 0)
+            (Op::ArgMax(ArgMaxParams { axis: 0 }), vec![t], 0)
         }),
     ];
     specs

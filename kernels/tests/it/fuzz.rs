@@ -21,6 +21,10 @@
 
 use crate::cases::{self, Rng};
 use infera_kernels::model::{Model, Node};
+use infera_kernels::ops::{
+    ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
+    PadParams, ReshapeParams, TransposeParams,
+};
 use infera_kernels::ops::{Op, PoolParams};
 use infera_kernels::{DType, ModelError, TensorInfo, TensorSpec};
 use std::collections::HashSet;
@@ -63,9 +67,9 @@ pub fn small_cnn() -> Model {
             vec![1],
             conv_zp,
         ),
-        node(Op::Flatten { axis: 1 }, vec![2], conv_zp),
+        node(Op::Flatten(FlattenParams { axis: 1 }), vec![2], conv_zp),
         node(dense, vec![3], dense_zp),
-        node(Op::ArgMax { axis: 1 }, vec![4], 0),
+        node(Op::ArgMax(ArgMaxParams { axis: 1 }), vec![4], 0),
     ];
     let input = TensorInfo {
         spec: TensorSpec {
@@ -232,16 +236,16 @@ pub fn layout(m: &Model) -> Layout {
                 let red = p.in_channels / p.groups * p.kernel[0] * p.kernel[1];
                 w.out_mode(p.out_dtype, p.out_channels, red);
             }
-            Op::MaxPool(_) | Op::AvgPool { .. } => {
+            Op::MaxPool(_) | Op::AvgPool(AvgPoolParams { .. }) => {
                 for _ in 0..8 {
                     w.f(4, Kind::Dim);
                 }
-                if matches!(n.op, Op::AvgPool { .. }) {
+                if matches!(n.op, Op::AvgPool(AvgPoolParams { .. })) {
                     w.f(1, Kind::Enum);
                 }
             }
-            Op::GlobalAvgPool => {}
-            Op::Clip { .. } => {
+            Op::GlobalAvgPool(GlobalAvgPoolParams {}) => {}
+            Op::Clip(ClipParams { .. }) => {
                 w.f(1, Kind::Num);
                 w.f(1, Kind::Num);
             }
@@ -262,20 +266,22 @@ pub fn layout(m: &Model) -> Layout {
                 w.f(4, Kind::Num);
                 w.f(1, Kind::Num);
             }
-            Op::Reshape { shape } => {
+            Op::Reshape(ReshapeParams { shape }) => {
                 w.f(1, Kind::Len);
                 for _ in shape {
                     w.f(4, Kind::Dim);
                 }
             }
-            Op::Flatten { .. } | Op::Concat { .. } | Op::ArgMax { .. } => w.f(1, Kind::Dim),
-            Op::Transpose { perm } => {
+            Op::Flatten(FlattenParams { .. })
+            | Op::Concat(ConcatParams { .. })
+            | Op::ArgMax(ArgMaxParams { .. }) => w.f(1, Kind::Dim),
+            Op::Transpose(TransposeParams { perm }) => {
                 w.f(1, Kind::Len);
                 for _ in perm {
                     w.f(1, Kind::Dim);
                 }
             }
-            Op::Pad { before, .. } => {
+            Op::Pad(PadParams { before, .. }) => {
                 w.f(1, Kind::Len);
                 for _ in 0..2 * before.len() {
                     w.f(4, Kind::Dim);

@@ -11,6 +11,7 @@ mod vectors;
 use cases::Rng;
 use infera_kernels::cpu;
 use infera_kernels::model::{Model, Node, RunOptions};
+use infera_kernels::ops::AvgPoolParams;
 use infera_kernels::{DType, Op, Tensor, TensorInfo, TensorSpec};
 use proptest::prelude::*;
 
@@ -205,7 +206,7 @@ proptest! {
         let pool = infera_kernels::ops::PoolParams { kernel: [k, k], stride: [s, s], pads: [pad; 4] };
         let max = cpu::execute_op(&Op::MaxPool(pool.clone()), &[&x], zp).expect("valid");
         prop_assert_eq!(max, naive::pool(&pool, &x, None));
-        let avg = cpu::execute_op(&Op::AvgPool { pool: pool.clone(), count_include_pad: include }, &[&x], zp).expect("valid");
+        let avg = cpu::execute_op(&Op::AvgPool(AvgPoolParams { pool: pool.clone(), count_include_pad: include }), &[&x], zp).expect("valid");
         prop_assert_eq!(avg, naive::pool(&pool, &x, Some(include)));
     }
 }

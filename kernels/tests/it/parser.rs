@@ -8,6 +8,7 @@ pub mod fuzz;
 pub use fuzz::small_cnn;
 use infera_kernels::ModelError;
 use infera_kernels::model::{Model, Node};
+use infera_kernels::ops::FlattenParams;
 use infera_kernels::ops::Op;
 use proptest::prelude::*;
 
@@ -99,7 +100,7 @@ fn encoded_node_len(n: &Node) -> usize {
     let params = match &n.op {
         Op::Conv2d(p) => 13 * 4 + 3 + p.weights.len() + 4 * p.bias.len() + 5 * p.requant.len(),
         Op::MaxPool(_) => 8 * 4,
-        Op::Flatten { .. } => 1,
+        Op::Flatten(FlattenParams { .. }) => 1,
         other => panic!("unexpected {}", other.name()),
     };
     1 + 1 + 4 * n.inputs.len() + 1 + 4 + params

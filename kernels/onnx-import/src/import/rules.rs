@@ -3,10 +3,15 @@
 //! node (BatchNormalization, bias Add, Relu/Clip) are in the parent module.
 
 use super::{
-    Builder, FOp, attr, attr_f, attr_int, attr_ints, normalize_axis, unsupported, window_out,
+    Builder, FOp, OutScale, Q, Quantizer, attr, attr_f, attr_int, attr_ints, normalize_axis,
+    to_requant, unsupported, window_out,
 };
 use crate::ToolResult;
-use infera_kernels::ops::PoolParams;
+use infera_kernels::Op;
+use infera_kernels::ops::{
+    AvgPoolParams, ConcatParams, FlattenParams, GlobalAvgPoolParams, MulParams, PadParams,
+    PoolParams, ReshapeParams, TransposeParams,
+};
 use tract_onnx::pb;
 
 /// One ONNX node to map, whose first input is value `x` of shape `xs`.
@@ -38,14 +43,18 @@ pub(super) fn map(r: &Rule<'_>) -> ToolResult<Mapped> {
         "Gemm" | "MatMul" => gemm(r),
         "Add" => binary(r, FOp::Add),
         "MaxPool" | "AveragePool" => pool(r),
-        "GlobalAveragePool" => Ok((FOp::GlobalAvgPool, vec![r.x], vec![r.xs[0], r.xs[1], 1, 1])),
+        "GlobalAveragePool" => Ok((
+            layout(Op::GlobalAvgPool(GlobalAvgPoolParams {})),
+            vec![r.x],
+            vec![r.xs[0], r.xs[1], 1, 1],
+        )),
         "Mul" => {
             if r.b.consts.f.contains_key(&r.n.input[1]) {
                 return Err(unsupported(
                     "Mul by a constant (only the product of two activations)".into(),
                 ));
             }
-            binary(r, FOp::Mul)
+            binary(r, FOp::Quantized(Quantizer::new(mul)))
         }
         "Transpose" => transpose(r),
         "Concat" => concat(r),
@@ -120,6 +129,24 @@ fn gemm(r: &Rule<'_>) -> ToolResult<Mapped> {
     Ok((FOp::Dense { w: wt, b, k, n: nn }, vec![r.x], shape))
 }
 
+/// An operator that only moves or selects values: its output keeps its
+/// input's quantisation.
+fn layout(op: Op) -> FOp {
+    FOp::Int(op, OutScale::Input)
+}
+
+/// The product of two activations: `(a - za)(b - zb)` rescaled by
+/// `sa * sb / sy`.
+fn mul(q: &[Q], own: Q) -> ToolResult<Op> {
+    let real = f64::from(q[0].scale) * f64::from(q[1].scale) / f64::from(own.scale);
+    let (act_min, act_max) = own.clamp_range(None);
+    Ok(Op::Mul(MulParams {
+        requant: to_requant(real)?,
+        act_min,
+        act_max,
+    }))
+}
+
 /// Add or Mul of two activations of one shape.
 fn binary(r: &Rule<'_>, fop: FOp) -> ToolResult<Mapped> {
     let y = r.value(&r.n.input[1])?;
@@ -149,9 +176,15 @@ fn pool(r: &Rule<'_>) -> ToolResult<Mapped> {
     let oh = window_out(xs[2], k[0], s[0], 1, p[0], p[2])?;
     let ow = window_out(xs[3], k[1], s[1], 1, p[1], p[3])?;
     let fop = if op == "MaxPool" {
-        FOp::MaxPool(pool)
+        layout(Op::MaxPool(pool))
     } else {
-        FOp::AvgPool(pool, attr_int(n, "count_include_pad", 0) != 0)
+        let count_include_pad = attr_int(n, "count_include_pad", 0) != 0;
+        // Averaging rounds, so the output could take its own range; it
+        // keeps the input's, which contains it.
+        layout(Op::AvgPool(AvgPoolParams {
+            pool,
+            count_include_pad,
+        }))
     };
     Ok((fop, vec![r.x], vec![xs[0], xs[1], oh, ow]))
 }
@@ -171,7 +204,11 @@ fn transpose(r: &Rule<'_>) -> ToolResult<Mapped> {
         )));
     }
     let shape = perm.iter().map(|&a| xs[a]).collect();
-    Ok((FOp::Transpose(perm), vec![r.x], shape))
+    Ok((
+        layout(Op::Transpose(TransposeParams { perm })),
+        vec![r.x],
+        shape,
+    ))
 }
 
 fn concat(r: &Rule<'_>) -> ToolResult<Mapped> {
@@ -193,7 +230,12 @@ fn concat(r: &Rule<'_>) -> ToolResult<Mapped> {
         shape[axis] += s[axis];
         inputs.push(v);
     }
-    Ok((FOp::Concat(axis), inputs, shape))
+    // Inputs of other scales are rescaled to the output's own range first.
+    Ok((
+        FOp::Int(Op::Concat(ConcatParams { axis }), OutScale::Own),
+        inputs,
+        shape,
+    ))
 }
 
 fn pad(r: &Rule<'_>) -> ToolResult<Mapped> {
@@ -238,7 +280,11 @@ fn pad(r: &Rule<'_>) -> ToolResult<Mapped> {
     let before: Vec<usize> = pads[..rank].iter().map(|&p| p as usize).collect();
     let after: Vec<usize> = pads[rank..].iter().map(|&p| p as usize).collect();
     let shape = (0..rank).map(|d| xs[d] + before[d] + after[d]).collect();
-    Ok((FOp::Pad(before, after), vec![r.x], shape))
+    Ok((
+        layout(Op::Pad(PadParams { before, after })),
+        vec![r.x],
+        shape,
+    ))
 }
 
 fn flatten(r: &Rule<'_>) -> ToolResult<Mapped> {
@@ -251,7 +297,7 @@ fn flatten(r: &Rule<'_>) -> ToolResult<Mapped> {
         .filter(|&a| a <= xs.len())
         .ok_or_else(|| unsupported(format!("Flatten axis {axis}")))?;
     Ok((
-        FOp::Flatten(axis),
+        layout(Op::Flatten(FlattenParams { axis })),
         vec![r.x],
         vec![xs[..axis].iter().product(), xs[axis..].iter().product()],
     ))
@@ -279,5 +325,11 @@ fn reshape(r: &Rule<'_>) -> ToolResult<Mapped> {
             .product();
         shape[at] = total / known.max(1);
     }
-    Ok((FOp::Reshape(shape.clone()), vec![r.x], shape))
+    Ok((
+        layout(Op::Reshape(ReshapeParams {
+            shape: shape.clone(),
+        })),
+        vec![r.x],
+        shape,
+    ))
 }

@@ -3,6 +3,7 @@
 
 use crate::onnx::{calibration, f32_tensor, file, i64_tensor, int, ints, model, node, string};
 use infera_kernels::Op;
+use infera_kernels::ops::{ClipParams, PadParams};
 use infera_model_import::{ImportReport, ToolError, import_onnx};
 use tract_onnx::pb::{NodeProto, TensorProto};
 
@@ -64,7 +65,7 @@ fn pad_imports_as_zero_point_padding() {
     let (m, r) = import(&onnx, &[1, 2, 3, 3]).expect("import");
     assert_eq!(ops(&m), ["pad"]);
     assert_eq!(m.output_spec().shape, [1, 2, 6, 6]);
-    let Op::Pad { before, after } = &m.nodes()[0].op else {
+    let Op::Pad(PadParams { before, after }) = &m.nodes()[0].op else {
         unreachable!()
     };
     assert_eq!(
@@ -203,7 +204,7 @@ fn standalone_clip_and_flatten_negative_axis() {
     );
     let (m, r) = import(&onnx, &[1, 2, 3, 3]).expect("import");
     assert_eq!(ops(&m), ["clip", "flatten"]);
-    let Op::Clip { min, max } = m.nodes()[0].op else {
+    let Op::Clip(ClipParams { min, max }) = m.nodes()[0].op else {
         unreachable!()
     };
     assert!(min > -128 && max < 127, "clip bounds {min}..{max}");
