@@ -12,7 +12,7 @@ use std::sync::{
 use std::{thread::sleep, time::Duration};
 
 use alloy_consensus::{SignableTransaction, TxEip1559};
-use alloy_primitives::{B256, Bytes, Signature, TxKind, U256, keccak256};
+use alloy_primitives::{B256, Bytes, TxKind, U256, keccak256};
 use infera_consensus::{Clique, sign_header};
 use infera_kernels::Model;
 use infera_node::{
@@ -27,7 +27,6 @@ use infera_precompiles::{
     offload::TRIAL_RUNS,
 };
 use infera_primitives::{ReceiptEnvelope, RecoveredTx, TxEnvelope};
-use secp256k1::{Message, SECP256K1};
 
 use crate::harness::{Node, in_turn, key};
 
@@ -107,13 +106,7 @@ fn signed(nonce: u64, to: TxKind, input: Bytes) -> RecoveredTx {
         input,
     };
     let hash = tx.signature_hash();
-    let signature = SECP256K1.sign_ecdsa_recoverable(Message::from_digest(hash.0), &key(SENDER));
-    let (recid, bytes) = signature.serialize_compact();
-    let sig = Signature::new(
-        U256::from_be_slice(&bytes[..32]),
-        U256::from_be_slice(&bytes[32..]),
-        i32::from(recid) == 1,
-    );
+    let sig = infera_primitives::sign_hash(&key(SENDER), hash);
     infera_evm::recover_any(TxEnvelope::from(tx.into_signed(sig))).unwrap()
 }
 

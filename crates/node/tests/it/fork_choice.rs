@@ -3,7 +3,7 @@
 //! seals, then one receives the other's blocks through `ChainManager::insert`.
 
 use alloy_consensus::{SignableTransaction, TxEip1559};
-use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use infera_consensus::{Clique, sign_header};
 use infera_node::{
     ImportError,
@@ -12,7 +12,6 @@ use infera_node::{
 };
 use infera_precompiles::ModelCache;
 use infera_primitives::{RecoveredTx, TxEnvelope};
-use secp256k1::{Message, SECP256K1};
 
 use crate::harness::{Node, in_turn, key};
 
@@ -30,13 +29,7 @@ fn transfer(from: usize, nonce: u64, to: Address, value: u64) -> RecoveredTx {
         input: Bytes::new(),
     };
     let hash = tx.signature_hash();
-    let signature = SECP256K1.sign_ecdsa_recoverable(Message::from_digest(hash.0), &key(from));
-    let (recid, bytes) = signature.serialize_compact();
-    let sig = Signature::new(
-        U256::from_be_slice(&bytes[..32]),
-        U256::from_be_slice(&bytes[32..]),
-        i32::from(recid) == 1,
-    );
+    let sig = infera_primitives::sign_hash(&key(from), hash);
     infera_evm::recover_any(TxEnvelope::from(tx.into_signed(sig))).unwrap()
 }
 

@@ -10,7 +10,7 @@ use alloy_consensus::{
     proofs::{calculate_transaction_root, calculate_withdrawals_root},
 };
 use alloy_eips::{eip2718::Encodable2718, eip4895::Withdrawals, eip7685::Requests};
-use alloy_primitives::{Address, B64, B256, Bloom, Bytes, Signature, TxKind, U64, U256};
+use alloy_primitives::{Address, B64, B256, Bloom, Bytes, TxKind, U64, U256};
 use infera_chainspec::{ChainSpec, DEV_CHAIN_ID, DEV_PRIVATE_KEYS};
 use infera_node::{
     ImportConfig,
@@ -25,7 +25,7 @@ use infera_rpc::{RpcConfig, RpcContext, testing::PayloadAttributes};
 use infera_storage::Database;
 use infera_txpool::{PoolConfig, TxAdmission, TxPool};
 use parking_lot::Mutex;
-use secp256k1::{Message, SECP256K1, SecretKey};
+use secp256k1::SecretKey;
 use tokio::sync::{Notify, broadcast};
 
 use crate::harness::{self, Node, in_turn};
@@ -46,13 +46,7 @@ fn transfer(chain_id: u64, key: &SecretKey, nonce: u64, value: u64) -> Recovered
         input: Bytes::new(),
     };
     let hash = tx.signature_hash();
-    let signature = SECP256K1.sign_ecdsa_recoverable(Message::from_digest(hash.0), key);
-    let (recid, bytes) = signature.serialize_compact();
-    let sig = Signature::new(
-        U256::from_be_slice(&bytes[..32]),
-        U256::from_be_slice(&bytes[32..]),
-        i32::from(recid) == 1,
-    );
+    let sig = infera_primitives::sign_hash(key, hash);
     infera_evm::recover_any(TxEnvelope::from(tx.into_signed(sig))).unwrap()
 }
 

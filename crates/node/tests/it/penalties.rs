@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use alloy_consensus::{SignableTransaction, TxEip1559, proofs::calculate_transaction_root};
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use infera_chainspec::TESTNET_CHAIN_ID;
 use infera_consensus::sign_header;
 use infera_node::{
@@ -24,7 +24,6 @@ use infera_rpc::{RpcConfig, RpcContext};
 use infera_storage::Database;
 use infera_txpool::{PoolConfig, TxAdmission, TxAdmissionError, TxPool};
 use parking_lot::Mutex;
-use secp256k1::{Message, SECP256K1};
 use tokio::sync::{Notify, broadcast};
 
 use crate::harness::{Node, chain, in_turn, key};
@@ -46,19 +45,13 @@ fn transfer(chain_id: u64, nonce: u64) -> TxEip1559 {
 
 fn signed(tx: TxEip1559) -> TxEnvelope {
     let hash = tx.signature_hash();
-    let signature = SECP256K1.sign_ecdsa_recoverable(Message::from_digest(hash.0), &key(0));
-    let (recid, bytes) = signature.serialize_compact();
-    let sig = Signature::new(
-        U256::from_be_slice(&bytes[..32]),
-        U256::from_be_slice(&bytes[32..]),
-        i32::from(recid) == 1,
-    );
+    let sig = infera_primitives::sign_hash(&key(0), hash);
     tx.into_signed(sig).into()
 }
 
 /// A transaction whose signature (r = s = 0) recovers no sender.
 fn unsigned_transfer() -> TxEnvelope {
-    let zero = Signature::new(U256::ZERO, U256::ZERO, false);
+    let zero = alloy_primitives::Signature::new(U256::ZERO, U256::ZERO, false);
     transfer(TESTNET_CHAIN_ID, 0).into_signed(zero).into()
 }
 
