@@ -100,6 +100,13 @@ struct NodeArgs {
     #[arg(long = "test.corrupt-inference", hide = true)]
     test_corrupt_inference: bool,
 
+    /// Test only: pause this many milliseconds before importing each
+    /// range-synced block (the tests watch `eth_syncing` meanwhile). Only in
+    /// builds with the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
+    #[arg(long = "test.sync-block-delay-ms", hide = true, default_value_t = 0)]
+    test_sync_block_delay_ms: u64,
+
     /// Serve HTTP JSON-RPC (always on with --dev).
     #[arg(long)]
     http: bool,
@@ -430,6 +437,10 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
         corrupt_inference: args.test_corrupt_inference,
         #[cfg(not(feature = "test-hooks"))]
         corrupt_inference: false,
+        #[cfg(feature = "test-hooks")]
+        test_sync_block_delay: std::time::Duration::from_millis(args.test_sync_block_delay_ms),
+        #[cfg(not(feature = "test-hooks"))]
+        test_sync_block_delay: std::time::Duration::ZERO,
     };
     runtime.block_on(infera_node::run_network_node(
         config,

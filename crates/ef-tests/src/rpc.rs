@@ -5,7 +5,9 @@
 //!
 //! Comparison follows the hive `rpc-compat` harness: the response and the
 //! expected line compare as JSON values, with the error `message` ignored
-//! (codes and data compared). `speconly` tests promise only the shape of
+//! (codes and data compared), and the receipt members the node adds beyond
+//! the spec ([`RECEIPT_EXTENSIONS`]) ignored where the expected receipt lacks
+//! them. `speconly` tests promise only the shape of
 //! the answer: they pass when the response has the expected member
 //! (`result` or `error`) with a value of the same JSON type, and are counted
 //! separately.
@@ -255,6 +257,43 @@ fn replay(agent: &ureq::Agent, url: &str, text: &str, spec_only: bool) -> Result
     Ok(())
 }
 
+/// Receipt members the node returns beyond the spec's `ReceiptInfo`, as
+/// anvil, reth and erigon do: `blockTimestamp` on every receipt, and
+/// `blobGasPrice` on every receipt from Cancun on (the spec names it for
+/// blob transactions only). Where the expected receipt has one (a blob
+/// transaction's `blobGasPrice`), it is compared like any member.
+pub const RECEIPT_EXTENSIONS: &[&str] = &["blockTimestamp", "blobGasPrice"];
+
+/// Removes from `got`'s receipts the [`RECEIPT_EXTENSIONS`] members that
+/// the expected receipts at the same place lack.
+fn strip_receipt_extensions(got: &mut Value, want: &Value) {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => {
+            let is_receipt = ["transactionHash", "cumulativeGasUsed", "logsBloom"]
+                .iter()
+                .all(|k| w.contains_key(*k));
+            if is_receipt {
+                for key in RECEIPT_EXTENSIONS {
+                    if !w.contains_key(*key) {
+                        g.remove(*key);
+                    }
+                }
+            }
+            for (key, value) in g.iter_mut() {
+                if let Some(w) = w.get(key) {
+                    strip_receipt_extensions(value, w);
+                }
+            }
+        }
+        (Value::Array(g), Value::Array(w)) => {
+            for (g, w) in g.iter_mut().zip(w) {
+                strip_receipt_extensions(g, w);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Compares a response with the expected one (see the module docs).
 pub fn compare(got: &Value, want: &Value, spec_only: bool) -> Result<(), String> {
     if spec_only {
@@ -275,6 +314,7 @@ pub fn compare(got: &Value, want: &Value, spec_only: bool) -> Result<(), String>
         return Ok(());
     }
     let mut got = got.clone();
+    strip_receipt_extensions(&mut got, want);
     if let (Some(g), Some(w)) = (got.get_mut("error"), want.get("error"))
         && let (Some(g), Some(message)) = (g.as_object_mut(), w.get("message"))
     {
@@ -353,6 +393,22 @@ mod tests {
                 .unwrap_err()
                 .contains(".error.code")
         );
+    }
+
+    #[test]
+    fn receipt_extensions_are_ignored_only_where_not_expected() {
+        let want = json!({"result": [{"transactionHash": "0x1", "cumulativeGasUsed": "0x5",
+            "logsBloom": "0x0", "blobGasPrice": "0x1"}]});
+        let mut got = want.clone();
+        got["result"][0]["blockTimestamp"] = json!("0x10");
+        assert_eq!(compare(&got, &want, false), Ok(()));
+        // An expected member still compares.
+        got["result"][0]["blobGasPrice"] = json!("0x2");
+        assert!(compare(&got, &want, false).is_err());
+        // Only in receipts: elsewhere an extra member is a difference.
+        let want = json!({"result": {"number": "0x1"}});
+        let got = json!({"result": {"number": "0x1", "blockTimestamp": "0x10"}});
+        assert!(compare(&got, &want, false).is_err());
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct P2pConfig {
     /// (see `ModelCache::set_corrupt_outputs`). Honoured only by builds with
     /// the `test-hooks` feature; others ignore it.
     pub corrupt_inference: bool,
+    /// Test only: a pause before each range-synced block, so tests can watch
+    /// `eth_syncing` during a catch-up. Honoured only with `test-hooks`.
+    pub test_sync_block_delay: std::time::Duration,
 }
 
 /// Name of the file in the datadir that lists the node's peer-to-peer

@@ -268,6 +268,8 @@ pub async fn run_network_node(
         rpc: ctx.clone(),
         syncing: Arc::default(),
         peers: ctx.peer_counter().clone(),
+        #[cfg(feature = "test-hooks")]
+        test_block_delay: p2p.test_sync_block_delay,
     };
     let sync_task = tokio::spawn(sync::run_sync(
         sync_state,

@@ -62,6 +62,77 @@ pub const SYNC_BATCH_BLOCKS: u64 = 128;
 /// How often the node asks its peers for their head, to notice it is behind.
 pub const STATUS_POLL_INTERVAL: Duration = Duration::from_secs(3);
 
+/// How often range sync logs its progress (and asks the peer for its head
+/// again, so `eth_syncing`'s `highestBlock` follows a growing chain).
+pub const SYNC_PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A catch-up's counters, for its progress lines.
+#[derive(Debug)]
+struct SyncProgress {
+    started: Instant,
+    last_report: Instant,
+    first_head: u64,
+    highest: u64,
+    imported: u64,
+    gas: u64,
+}
+
+impl SyncProgress {
+    fn new(first_head: u64, highest: u64, now: Instant) -> Self {
+        Self {
+            started: now,
+            last_report: now,
+            first_head,
+            highest,
+            imported: 0,
+            gas: 0,
+        }
+    }
+
+    fn record(&mut self, blocks: u64, gas: u64) {
+        self.imported += blocks;
+        self.gas += gas;
+    }
+
+    /// Whether a progress line is due at `now` (and marks it given).
+    fn report_due(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.last_report) < SYNC_PROGRESS_INTERVAL {
+            return false;
+        }
+        self.last_report = now;
+        true
+    }
+
+    fn blocks_per_s(&self, now: Instant) -> f64 {
+        self.imported as f64 / now.duration_since(self.started).as_secs_f64().max(1e-9)
+    }
+
+    fn mgas_per_s(&self, now: Instant) -> f64 {
+        self.gas as f64 / 1e6 / now.duration_since(self.started).as_secs_f64().max(1e-9)
+    }
+
+    /// Time left at the rate so far to reach the highest block known, from
+    /// `head`; `None` before the first block (no rate yet).
+    fn eta(&self, head: u64, now: Instant) -> Option<Duration> {
+        let rate = self.blocks_per_s(now);
+        let left = self.highest.saturating_sub(head);
+        (self.imported > 0 && rate > 0.0).then(|| Duration::from_secs_f64(left as f64 / rate))
+    }
+}
+
+/// `1h02m`, `3m05s`, `12s`: an ETA short enough for a log line.
+fn format_eta(eta: Option<Duration>) -> String {
+    let Some(eta) = eta else {
+        return "unknown".into();
+    };
+    let s = eta.as_secs();
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, min, sec) => format!("{min}m{sec:02}s"),
+        (h, min, _) => format!("{h}h{min:02}m"),
+    }
+}
+
 /// Serves the canonical chain to peers from storage.
 pub struct StorageChainView {
     pub db: Database,
@@ -115,6 +186,10 @@ pub(crate) struct Sync {
     pub syncing: Arc<AtomicBool>,
     /// Connected peers, for `net_peerCount`.
     pub peers: Arc<std::sync::atomic::AtomicUsize>,
+    /// Test only: a pause before each range-synced block is imported, so
+    /// tests can watch a catch-up in progress.
+    #[cfg(feature = "test-hooks")]
+    pub test_block_delay: Duration,
 }
 
 /// Runs until the network's event stream ends.
@@ -301,29 +376,58 @@ impl Sync {
     /// [`MAX_REORG_DEPTH`] blocks to find the fork point; fork choice then
     /// decides which chain wins.
     async fn sync_from(&self, peer: PeerId) {
-        let started = Instant::now();
         let first_head = self.head().number;
         let mut first = first_head + 1;
+        let mut highest = first_head;
         if let Ok(status) = self.net.request_status(peer).await {
-            *self.rpc.sync_progress().lock() = Some(infera_rpc::SyncProgress {
-                starting_block: first_head,
-                highest_block: status.head_number,
-            });
+            highest = status.head_number;
             // A peer can be heavier without being longer (a branch with more
             // in-turn blocks): start at its head, whose parent either is ours
             // (fork choice then compares the two) or is not (the back-off finds
             // the fork point).
             first = first.min(status.head_number).max(1);
         }
-        self.catch_up(peer, started, first_head, first).await;
+        let mut progress = SyncProgress::new(first_head, highest, Instant::now());
+        self.publish_progress(&progress);
+        self.catch_up(peer, first, &mut progress).await;
         *self.rpc.sync_progress().lock() = None;
     }
 
-    async fn catch_up(&self, peer: PeerId, started: Instant, first_head: u64, first: u64) {
+    /// What `eth_syncing` answers while this catch-up runs.
+    fn publish_progress(&self, progress: &SyncProgress) {
+        *self.rpc.sync_progress().lock() = Some(infera_rpc::SyncProgress {
+            starting_block: progress.first_head,
+            highest_block: progress.highest,
+        });
+    }
+
+    /// The progress line (every [`SYNC_PROGRESS_INTERVAL`]), after asking
+    /// the peer for its head again.
+    async fn report_progress(&self, peer: PeerId, progress: &mut SyncProgress) {
+        if let Ok(status) = self.net.request_status(peer).await {
+            progress.highest = progress.highest.max(status.head_number);
+        }
+        let head = self.head().number;
+        progress.highest = progress.highest.max(head);
+        self.publish_progress(progress);
+        let now = Instant::now();
+        info!(
+            target: "infera::sync",
+            %peer,
+            head,
+            highest = progress.highest,
+            imported = progress.imported,
+            blocks_per_s = format!("{:.1}", progress.blocks_per_s(now)),
+            mgas_per_s = format!("{:.2}", progress.mgas_per_s(now)),
+            peers = self.net.peers().len(),
+            eta = format_eta(progress.eta(head, now)),
+            "syncing"
+        );
+    }
+
+    async fn catch_up(&self, peer: PeerId, first: u64, progress: &mut SyncProgress) {
         let mut next = first;
         let mut backed_off = false;
-        let mut imported = 0u64;
-        let mut gas = 0u64;
         loop {
             let blocks = match self.net.request_blocks(peer, next, SYNC_BATCH_BLOCKS).await {
                 Ok(blocks) => blocks,
@@ -355,17 +459,18 @@ impl Sync {
                     return;
                 }
                 let block_gas = block.header.gas_used;
+                #[cfg(feature = "test-hooks")]
+                if !self.test_block_delay.is_zero() {
+                    tokio::time::sleep(self.test_block_delay).await;
+                }
                 match self.insert(block).await {
-                    Ok(InsertOutcome::Extended(_)) => {
-                        imported += 1;
-                        gas += block_gas;
-                    }
+                    Ok(InsertOutcome::Extended(_)) => progress.record(1, block_gas),
                     Ok(InsertOutcome::Reorged {
                         imported: blocks, ..
-                    }) => {
-                        imported += blocks.len() as u64;
-                        gas += blocks.iter().map(|b| b.block.header.gas_used).sum::<u64>();
-                    }
+                    }) => progress.record(
+                        blocks.len() as u64,
+                        blocks.iter().map(|b| b.block.header.gas_used).sum::<u64>(),
+                    ),
                     Ok(InsertOutcome::Known | InsertOutcome::Side) => {}
                     Ok(InsertOutcome::UnknownParent) if !backed_off => {
                         backed_off = true;
@@ -390,25 +495,61 @@ impl Sync {
                     }
                 }
                 last += 1;
+                if progress.report_due(Instant::now()) {
+                    self.report_progress(peer, progress).await;
+                }
             }
             next = restart.unwrap_or(last);
-            if imported > 0 {
-                let secs = started.elapsed().as_secs_f64().max(1e-9);
-                let head = self.head();
-                info!(
-                    target: "infera::sync",
-                    %peer,
-                    head = head.number,
-                    imported,
-                    blocks_per_s = format!("{:.1}", imported as f64 / secs),
-                    mgas_per_s = format!("{:.2}", gas as f64 / 1e6 / secs),
-                    "syncing"
-                );
-            }
         }
-        if imported > 0 {
+        if progress.imported > 0 {
             let head = self.head();
-            info!(target: "infera::sync", %peer, from = first_head, to = head.number, imported, secs = format!("{:.2}", started.elapsed().as_secs_f64()), "caught up");
+            let now = Instant::now();
+            info!(
+                target: "infera::sync",
+                %peer,
+                from = progress.first_head,
+                to = head.number,
+                imported = progress.imported,
+                secs = format!("{:.2}", now.duration_since(progress.started).as_secs_f64()),
+                blocks_per_s = format!("{:.1}", progress.blocks_per_s(now)),
+                mgas_per_s = format!("{:.2}", progress.mgas_per_s(now)),
+                "caught up"
+            );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eta_follows_the_rate_so_far() {
+        let start = Instant::now();
+        let mut p = SyncProgress::new(100, 1_100, start);
+        assert_eq!(p.eta(100, start), None, "no rate before the first block");
+        p.record(100, 5_000_000);
+        let now = start + Duration::from_secs(10);
+        // 100 blocks in 10 s: 10 blocks/s, 900 left from head 200.
+        assert_eq!(p.eta(200, now), Some(Duration::from_secs(90)));
+        assert!((p.mgas_per_s(now) - 0.5).abs() < 1e-9);
+        assert_eq!(p.eta(1_100, now), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn progress_lines_are_due_every_interval() {
+        let start = Instant::now();
+        let mut p = SyncProgress::new(0, 10, start);
+        assert!(!p.report_due(start + Duration::from_secs(1)));
+        assert!(p.report_due(start + SYNC_PROGRESS_INTERVAL));
+        assert!(!p.report_due(start + SYNC_PROGRESS_INTERVAL + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn eta_formats_short() {
+        assert_eq!(format_eta(None), "unknown");
+        assert_eq!(format_eta(Some(Duration::from_secs(12))), "12s");
+        assert_eq!(format_eta(Some(Duration::from_secs(185))), "3m05s");
+        assert_eq!(format_eta(Some(Duration::from_secs(3_720))), "1h02m");
     }
 }

@@ -8,6 +8,19 @@ use alloy_rpc_types_eth::{
 };
 use infera_primitives::{ReceiptEnvelope, RecoveredTx, SealedBlock};
 
+/// A receipt as `eth_getTransactionReceipt` returns it: alloy's fields and
+/// `blockTimestamp`, which anvil and reth add (clients read it to date a
+/// transaction without fetching its block).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RpcReceipt {
+    #[serde(flatten)]
+    pub receipt: TransactionReceipt,
+    /// The block's timestamp, seconds since the Unix epoch.
+    #[serde(with = "alloy_serde::quantity")]
+    pub block_timestamp: u64,
+}
+
 /// Where a mined transaction sits, for its RPC fields.
 #[derive(Debug, Clone, Copy)]
 pub struct TxContext {
@@ -110,12 +123,13 @@ pub fn rpc_logs(
         .collect()
 }
 
-/// The receipt of transaction `index` of `block`, as `eth_getTransactionReceipt` returns it.
+/// The receipt of transaction `index` of `block`, as `eth_getTransactionReceipt`
+/// returns it (without the blob fields, which need the chain's blob schedule).
 pub fn rpc_receipt(
     block: &SealedBlock,
     receipts: &[ReceiptEnvelope],
     index: usize,
-) -> Option<TransactionReceipt> {
+) -> Option<RpcReceipt> {
     let tx = block.transactions.get(index)?;
     let receipt = receipts.get(index)?;
     let ctx = TxContext::of(block, index);
@@ -138,7 +152,7 @@ pub fn rpc_receipt(
     };
     // Like geth, a creation reports its address even when it reverted.
     let contract_address = to.is_none().then(|| tx.sender.create(tx.tx.nonce()));
-    Some(TransactionReceipt {
+    let receipt = TransactionReceipt {
         inner,
         transaction_hash: tx.hash,
         transaction_index: Some(ctx.index),
@@ -151,5 +165,9 @@ pub fn rpc_receipt(
         from: tx.sender,
         to,
         contract_address,
+    };
+    Some(RpcReceipt {
+        receipt,
+        block_timestamp: ctx.timestamp,
     })
 }

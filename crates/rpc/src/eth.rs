@@ -6,12 +6,13 @@ use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, B256, Bytes, TxKind, U64, U256};
 use alloy_rpc_types_eth::{
     Block, FeeHistory, Filter, FilterBlockOption, FilterChanges, Log as RpcLog, Transaction,
-    TransactionReceipt, TransactionRequest,
+    TransactionRequest,
 };
 use infera_evm::{BlockEnvInput, CallLimits, CallOutcome, CallRequest, EvmError, ExecutionConfig};
 use infera_primitives::{ChainEvent, SealedBlock, StateReader};
 use infera_storage::Reader;
 
+use crate::convert::RpcReceipt;
 use crate::{
     DEFAULT_PRIORITY_FEE_WEI, MAX_FEE_HISTORY_BLOCKS, RpcContext, RpcError, RpcResult,
     convert::{self, TxContext},
@@ -203,8 +204,12 @@ impl RpcContext {
             history
                 .gas_used_ratio
                 .push(ratio(header.gas_used, header.gas_limit));
-            history.base_fee_per_blob_gas.push(0);
-            history.blob_gas_used_ratio.push(0.0);
+            history
+                .base_fee_per_blob_gas
+                .push(self.blob_fee_of(header).unwrap_or(0));
+            history
+                .blob_gas_used_ratio
+                .push(self.blob_gas_used_ratio(header));
             if let Some(percentiles) = &percentiles {
                 let receipts = reader.receipts(number)?.unwrap_or_default();
                 rewards.push(block_rewards(&block, &receipts, percentiles));
@@ -216,7 +221,11 @@ impl RpcContext {
         history
             .base_fee_per_gas
             .push(self.chain().next_base_fee(&last).unwrap_or(0).into());
-        history.base_fee_per_blob_gas.push(0);
+        // The block after the newest: what `eth_blobBaseFee` answers when the
+        // newest block is the head.
+        history
+            .base_fee_per_blob_gas
+            .push(self.next_blob_fee(&last).unwrap_or(0));
         history.reward = percentiles.map(|_| rewards);
         Ok(history)
     }
@@ -329,7 +338,7 @@ impl RpcContext {
     }
 
     /// `eth_getTransactionReceipt`.
-    pub fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>> {
+    pub fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<RpcReceipt>> {
         let reader = self.db().reader()?;
         let Some(location) = reader.transaction_location(hash)? else {
             return Ok(None);
@@ -345,7 +354,7 @@ impl RpcContext {
     }
 
     /// `eth_getBlockReceipts`.
-    pub fn block_receipts(&self, id: BlockId) -> RpcResult<Option<Vec<TransactionReceipt>>> {
+    pub fn block_receipts(&self, id: BlockId) -> RpcResult<Option<Vec<RpcReceipt>>> {
         let reader = self.db().reader()?;
         let Some(block) = self.block(&reader, id)? else {
             return Ok(None);
@@ -359,28 +368,21 @@ impl RpcContext {
         ))
     }
 
-    /// Fills `blobGasUsed` and `blobGasPrice` of an EIP-4844 transaction's
-    /// receipt (the blob fee of its block).
-    fn with_blob_fields(
-        &self,
-        block: &SealedBlock,
-        mut receipt: TransactionReceipt,
-    ) -> TransactionReceipt {
-        let Some(tx) = receipt
+    /// Fills the blob fields as anvil and reth do: `blobGasPrice`, the blob
+    /// base fee of the block, on every receipt from Cancun on, and
+    /// `blobGasUsed` on an EIP-4844 transaction's.
+    fn with_blob_fields(&self, block: &SealedBlock, mut receipt: RpcReceipt) -> RpcReceipt {
+        let Some(blob_fee) = self.blob_fee_of(&block.header) else {
+            return receipt;
+        };
+        let r = &mut receipt.receipt;
+        r.blob_gas_price = Some(blob_fee);
+        let hashes = r
             .transaction_index
             .and_then(|i| block.transactions.get(i as usize))
-        else {
-            return receipt;
-        };
-        let Some(hashes) = tx.tx.blob_versioned_hashes() else {
-            return receipt;
-        };
-        let header = &block.header;
-        if let Some(params) = self.chain().blob_params_at(header.number, header.timestamp) {
-            receipt.blob_gas_used =
-                Some(hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB);
-            receipt.blob_gas_price =
-                Some(params.calc_blob_fee(header.excess_blob_gas.unwrap_or(0)));
+            .and_then(|tx| tx.tx.blob_versioned_hashes());
+        if let Some(hashes) = hashes {
+            r.blob_gas_used = Some(hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB);
         }
         receipt
     }

@@ -16,8 +16,7 @@ use std::{
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
 use alloy_rpc_types_eth::{
-    Block, FeeHistory, Filter, FilterChanges, Log as RpcLog, Transaction, TransactionReceipt,
-    TransactionRequest,
+    Block, FeeHistory, Filter, FilterChanges, Log as RpcLog, Transaction, TransactionRequest,
 };
 use jsonrpsee::{
     Extensions, PendingSubscriptionSink,
@@ -46,6 +45,7 @@ use tower::{
 };
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
+use crate::convert::RpcReceipt;
 use crate::{RpcContext, RpcError, RpcResult, filters, pubsub};
 
 /// The Ethereum JSON-RPC methods this node serves.
@@ -142,9 +142,9 @@ pub trait EthApi {
     #[method(name = "eth_getTransactionByHash")]
     fn transaction_by_hash(&self, hash: B256) -> JsonResult<Option<Transaction>>;
     #[method(name = "eth_getTransactionReceipt")]
-    fn transaction_receipt(&self, hash: B256) -> JsonResult<Option<TransactionReceipt>>;
+    fn transaction_receipt(&self, hash: B256) -> JsonResult<Option<RpcReceipt>>;
     #[method(name = "eth_getBlockReceipts")]
-    fn block_receipts(&self, block: BlockId) -> JsonResult<Option<Vec<TransactionReceipt>>>;
+    fn block_receipts(&self, block: BlockId) -> JsonResult<Option<Vec<RpcReceipt>>>;
     #[method(name = "eth_getBlockByNumber")]
     fn block_by_number(
         &self,
@@ -416,10 +416,10 @@ impl EthApiServer for RpcContext {
     fn transaction_by_hash(&self, hash: B256) -> JsonResult<Option<Transaction>> {
         ok(RpcContext::transaction_by_hash(self, hash))
     }
-    fn transaction_receipt(&self, hash: B256) -> JsonResult<Option<TransactionReceipt>> {
+    fn transaction_receipt(&self, hash: B256) -> JsonResult<Option<RpcReceipt>> {
         ok(RpcContext::transaction_receipt(self, hash))
     }
-    fn block_receipts(&self, block: BlockId) -> JsonResult<Option<Vec<TransactionReceipt>>> {
+    fn block_receipts(&self, block: BlockId) -> JsonResult<Option<Vec<RpcReceipt>>> {
         ok(RpcContext::block_receipts(self, block))
     }
     fn block_by_number(

@@ -123,3 +123,44 @@ fn base_fee_and_fee_history() {
         base[3]
     );
 }
+
+/// Receipts carry `blockTimestamp` and, from Cancun on, `blobGasPrice` (as
+/// anvil, reth and erigon return them), and `eth_feeHistory`'s blob base
+/// fees agree with `eth_blobBaseFee` and with the receipts.
+#[test]
+fn receipts_and_fee_history_carry_the_blob_fee_and_timestamp() {
+    let node = Node::start();
+    let rpc = &node.rpc;
+    let alice = Wallet::dev(0);
+    let bob = Wallet::fresh("fees/blob-bob");
+    let r = send_ok(rpc, &alice.transfer(0, bob.address, U256::from(1)));
+    let number = block_of(&r);
+    let block = rpc.block(q(number), false);
+    assert_eq!(r["blockTimestamp"], block["timestamp"], "{r}");
+    assert_eq!(
+        r["logs"].as_array().map(Vec::len),
+        Some(0),
+        "a transfer logs nothing"
+    );
+    let blob_fee = qty_u128(&r["blobGasPrice"]);
+    assert!(blob_fee >= 1, "{r}");
+    assert!(r.get("blobGasUsed").is_none_or(Value::is_null), "{r}");
+    let receipts = rpc.ok("eth_getBlockReceipts", json!([q(number)]));
+    assert_eq!(receipts[0], r);
+
+    let fh = rpc.ok("eth_feeHistory", json!(["0x1", "latest", []]));
+    let blob_fees: Vec<u128> = fh["baseFeePerBlobGas"]
+        .as_array()
+        .expect("baseFeePerBlobGas")
+        .iter()
+        .map(qty_u128)
+        .collect();
+    assert_eq!(blob_fees.len(), 2, "{fh}");
+    assert_eq!(blob_fees[0], blob_fee, "the block's own blob fee: {fh}");
+    assert_eq!(
+        blob_fees[1],
+        qty_u128(&rpc.ok("eth_blobBaseFee", json!([]))),
+        "the next block's blob fee is eth_blobBaseFee: {fh}"
+    );
+    assert_eq!(fh["blobGasUsedRatio"], json!([0.0]), "{fh}");
+}

@@ -609,3 +609,56 @@ fn a_heavier_branch_of_the_same_height_replaces_a_lighter_one() {
     wait_agreement(&[&heavy, &light], tip);
     assert_eq!(light.hash_at(1), Some(heavy_block));
 }
+
+/// A follower catching up answers `eth_syncing` with geth's progress
+/// object (`startingBlock`, `currentBlock`, `highestBlock`), then `false`
+/// once it has caught up. The follower pauses before each range-synced
+/// block (a `test-hooks` flag) so that the catch-up lasts long enough to
+/// be watched.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn eth_syncing_reports_a_catch_up_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = genesis_file(dir.path(), unix_now_s() + 2);
+    // Two of the three authorities: enough to seal every block.
+    let mut a = NetNode::new("authority-1", &genesis, Some(0));
+    let mut b = NetNode::new("authority-2", &genesis, Some(1));
+    a.start(&[]);
+    b.start(&[a.enode()]);
+    wait_until("the authorities to reach block 6", || a.head() >= 6);
+
+    let mut follower = NetNode::new("follower", &genesis, None);
+    follower
+        .extra_args
+        .extend(["--test.sync-block-delay-ms".to_string(), "300".to_string()]);
+    follower.start(&[a.enode()]);
+    let mut seen = None;
+    wait_until("eth_syncing to report the catch-up", || {
+        let v = follower.rpc.ok("eth_syncing", json!([]));
+        if v.is_object() {
+            seen = Some(v);
+        }
+        seen.is_some()
+    });
+    let progress = seen.unwrap();
+    let (starting, current, highest) = (
+        qty(&progress["startingBlock"]),
+        qty(&progress["currentBlock"]),
+        qty(&progress["highestBlock"]),
+    );
+    assert_eq!(starting, 0, "{progress}");
+    assert!(current < highest, "{progress}");
+    assert!(highest >= 6, "{progress}");
+
+    let tip = a.head();
+    wait_agreement(&[&a, &follower], tip);
+    wait_until("the follower to log its catch-up", || {
+        follower.log().contains("caught up")
+    });
+    assert_eq!(follower.rpc.ok("eth_syncing", json!([])), json!(false));
+    assert!(
+        follower.log().contains("blocks_per_s"),
+        "{}",
+        follower.log_tail(10)
+    );
+}

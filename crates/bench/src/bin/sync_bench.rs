@@ -235,6 +235,7 @@ async fn sync_over_network(
             bootnodes: Vec::new(),
             authority_key: None,
             corrupt_inference: false,
+            test_sync_block_delay: std::time::Duration::ZERO,
         },
         async move {
             let _ = server_stopped.await;
@@ -262,6 +263,7 @@ async fn sync_over_network(
             bootnodes: vec![bootnode],
             authority_key: None,
             corrupt_inference: false,
+            test_sync_block_delay: std::time::Duration::ZERO,
         },
         async move {
             let _ = follower_stopped.await;
