@@ -325,6 +325,26 @@ def main():
         assert data[:4] == Web3.keccak(text="InvalidInputLength(bytes32,uint256,uint256)")[:4], repr(e)
         assert w3.codec.decode(["bytes32", "uint256", "uint256"], data[4:]) == (model_id, 64, 63), repr(e)
 
+    @step("admin namespace (w3.geth.admin) on a dev node, which runs no peer-to-peer network")
+    def _():
+        info = w3.geth.admin.node_info()
+        assert info["name"].startswith("infera/"), info
+        assert info["id"] is None and info["enode"] is None and info["listenAddrs"] == [], info
+        chain = info["protocols"]["infera"]
+        assert chain["chainId"] == CHAIN_ID and chain["network"] == CHAIN_ID, chain
+        assert chain["genesis"] == w3.eth.get_block(0)["hash"].to_0x_hex(), chain
+        latest = w3.eth.get_block("latest")
+        assert chain["headNumber"] == latest["number"] > 0, chain
+        assert chain["head"] == latest["hash"].to_0x_hex(), chain
+        assert w3.geth.admin.peers() == []
+        assert w3.net.peer_count == 0
+        assert w3.net.listening is False
+        peer = "/ip4/127.0.0.1/tcp/30303/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+        e = expect_raises(Web3RPCError, lambda: w3.geth.admin.add_peer(peer))
+        assert "no peer-to-peer network" in str(e), e
+        removed = w3.provider.make_request("admin_removePeer", [peer])
+        assert "no peer-to-peer network" in removed["error"]["message"], removed
+
     @step("waiting for an unknown transaction times out")
     def _():
         unknown = "0x" + "00" * 32

@@ -88,6 +88,17 @@ struct NodeArgs {
     #[arg(long, value_name = "MULTIADDRS", value_delimiter = ',')]
     bootnodes: Vec<String>,
 
+    /// Do not look for peers beyond --bootnodes: no Kademlia DHT walks, and the peers
+    /// remembered in <datadir>/network/known-peers.json are not dialled.
+    #[arg(long = "no-discovery")]
+    no_discovery: bool,
+
+    /// Most peer connections, inbound and outbound together (discovery dials until half
+    /// of them are outbound).
+    #[arg(long = "max-peers", value_name = "N", default_value_t = infera_node::DEFAULT_MAX_PEERS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_peers: u32,
+
     /// Seal blocks as this authority: its private key as 64 hex digits, or
     /// env:VAR to read it from an environment variable.
     #[arg(long = "authority.key", value_name = "HEX|env:VAR")]
@@ -129,7 +140,7 @@ struct NodeArgs {
     http_corsdomain: Vec<String>,
 
     /// JSON-RPC namespaces served, comma separated: eth, net, web3, txpool,
-    /// infera, personal, debug, testing, or all. One set for HTTP and WebSocket
+    /// infera, personal, debug, testing, admin, or all. One set for HTTP and WebSocket
     /// (`--ws.api` is the same flag). Default: all with --dev;
     /// eth,net,web3,txpool,infera otherwise.
     #[arg(long = "http.api", alias = "ws.api", value_name = "NAMESPACES")]
@@ -432,6 +443,8 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
             .parse()
             .wrap_err("--p2p.addr/--port")?,
         bootnodes,
+        discovery: !args.no_discovery,
+        max_peers: args.max_peers,
         authority_key,
         #[cfg(feature = "test-hooks")]
         corrupt_inference: args.test_corrupt_inference,

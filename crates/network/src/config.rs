@@ -46,6 +46,29 @@ pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait at start for the listener to report its bound address.
 pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Most dials that discovery (and the known peers of earlier runs) keeps in flight at once.
+pub const MAX_DISCOVERY_DIALS: usize = 8;
+/// Most discovered peers waiting to be dialled; beyond it newly found ones are dropped
+/// (the next random walk finds them again if they are still about).
+pub const MAX_DIAL_CANDIDATES: usize = 256;
+/// The first random walk of the DHT starts this soon, and again this soon after a walk
+/// that found someone new.
+pub const MIN_WALK_INTERVAL: Duration = Duration::from_secs(1);
+/// A walk that finds nobody new doubles the wait before the next, up to this.
+pub const MAX_WALK_INTERVAL: Duration = Duration::from_secs(60);
+/// How long one DHT query may run.
+pub const DHT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most addresses taken from a peer's identify message (for the DHT and for known peers).
+pub const MAX_ADDRS_PER_PEER: usize = 4;
+/// Most peers remembered in the known-peers file; the longest unseen are forgotten first.
+pub const MAX_KNOWN_PEERS: usize = 256;
+/// A known-peers file larger than this is not read (ours stay far below it).
+pub const MAX_KNOWN_PEERS_FILE_BYTES: u64 = 1024 * 1024;
+/// How often the known peers are written when they changed (and once at shutdown).
+pub const KNOWN_PEERS_SAVE_INTERVAL: Duration = Duration::from_secs(30);
+/// Most peers added by `add_peer` (and re-dialled like bootnodes); the oldest goes first.
+pub const MAX_STATIC_PEERS: usize = 64;
+
 const _: () = assert!(
     RANGE_SOFT_LIMIT_BYTES + MAX_GOSSIP_PAYLOAD_BYTES + RESPONSE_OVERHEAD_BYTES
         <= MAX_RESPONSE_BYTES,
@@ -90,7 +113,18 @@ pub struct NetworkConfig {
     pub key_file: PathBuf,
     /// Genesis of our chain: part of the gossip topic names and checked in the status handshake.
     pub genesis_hash: B256,
-    /// Most established connections, inbound and outbound together.
+    /// Our chain id: with the genesis, part of the DHT protocol name, so that nodes of
+    /// different chains never share a routing table.
+    pub chain_id: u64,
+    /// Find peers beyond the bootnodes through the Kademlia DHT (and dial the known peers of
+    /// earlier runs). Without it the node only dials its bootnodes and added peers.
+    pub discovery: bool,
+    /// Where the peers met are remembered across restarts (`None`: nowhere). A missing file is
+    /// an empty list; a corrupt one is logged and ignored (and replaced at the next save).
+    pub known_peers_file: Option<PathBuf>,
+    /// Most established connections, inbound and outbound together. Discovery dials only
+    /// while fewer than half of them are outbound, leaving the rest to nodes that dial us
+    /// (if every node filled its slots by dialling, a new node could join nobody).
     pub max_peers: u32,
     /// Gossipsub heartbeat: how often meshes are repaired. Tests use ~100 ms.
     pub gossip_heartbeat: Duration,
@@ -118,6 +152,9 @@ impl Default for NetworkConfig {
             bootnodes: Vec::new(),
             key_file: PathBuf::from("node.key"),
             genesis_hash: B256::ZERO,
+            chain_id: 0,
+            discovery: true,
+            known_peers_file: None,
             max_peers: DEFAULT_MAX_PEERS,
             gossip_heartbeat: DEFAULT_GOSSIP_HEARTBEAT,
             redial_interval: DEFAULT_REDIAL_INTERVAL,

@@ -20,6 +20,12 @@ pub enum NetworkError {
     /// A bootnode address must end in `/p2p/<peer id>` so that the peer can be authenticated.
     #[error("bootnode address {addr} does not end in /p2p/<peer id>")]
     BootnodeWithoutPeerId { addr: Multiaddr },
+    /// A peer's address (given to `add_peer` or `remove_peer`) cannot be used.
+    #[error("peer address {addr}: {reason}")]
+    BadPeerAddress { addr: Multiaddr, reason: String },
+    /// The peer is banned, so it is not dialled.
+    #[error("peer {0} is banned")]
+    Banned(PeerId),
     /// The transport (TCP + noise + yamux) could not be built.
     #[error("building the libp2p transport failed: {0}")]
     Transport(String),

@@ -10,10 +10,14 @@
 //!   in validation mode: a message is forwarded only once the node reports it acceptable;
 //! - request-response (`/infera/req/1`, CBOR): the status handshake (where a peer of another
 //!   chain is banned) and block ranges;
-//! - identify.
+//! - identify;
+//! - Kademlia (`/infera/<chain id>/<genesis>/kad/1.0.0`), for discovery only (no records).
 //!
-//! Peers are found only through the configured bootnodes, dialled at start and again while
-//! disconnected. Every limit is a named constant or a [`NetworkConfig`] field; see [`config`].
+//! Peers are found through the configured bootnodes (dialled at start and again while
+//! disconnected), the peers added by [`NetworkHandle::add_peer`] (likewise), the known peers of
+//! earlier runs ([`NetworkConfig::known_peers_file`]) and, with [`NetworkConfig::discovery`],
+//! random walks of the DHT. Every limit is a named constant or a [`NetworkConfig`] field; see
+//! [`config`].
 //!
 //! Misbehaviour and its cost: an undecodable or oversized request, a status naming another
 //! genesis, or a request rate persistently above the limit gets the peer banned (disconnected
@@ -29,6 +33,7 @@ mod codec;
 pub mod config;
 mod error;
 mod key;
+mod known_peers;
 mod rate;
 mod service;
 
@@ -47,6 +52,7 @@ pub use codec::ServeError;
 pub use config::NetworkConfig;
 pub use error::{NetworkError, NetworkResult};
 pub use key::load_or_create_key;
+use libp2p::multiaddr;
 pub use libp2p::{Multiaddr, PeerId};
 
 use crate::{
@@ -150,7 +156,55 @@ pub(crate) enum Command {
         peer: PeerId,
         reason: String,
     },
+    /// Dial the peer now, and again whenever it is disconnected.
+    AddPeer {
+        peer: PeerId,
+        addr: Multiaddr,
+    },
+    /// Stop re-dialling the peer, forget it and disconnect it.
+    RemovePeer {
+        peer: PeerId,
+    },
     Shutdown,
+}
+
+/// One connected peer, as the admin API reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub peer: PeerId,
+    /// The address of the first connection (theirs if we dialled, the socket's if they did).
+    pub remote_addr: Multiaddr,
+    /// The addresses it says it listens on (identify), if it said so yet.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Whether it dialled us.
+    pub inbound: bool,
+    /// When the first of its current connections was established.
+    pub connected_since: std::time::SystemTime,
+    /// Its client name and version (identify), if it said so yet.
+    pub agent: Option<String>,
+    /// Its last known status: head and total difficulty.
+    pub status: Status,
+}
+
+/// What the network task records of a connected peer, for [`PeerInfo`].
+#[derive(Clone, Debug)]
+pub(crate) struct Connection {
+    pub(crate) remote_addr: Multiaddr,
+    pub(crate) inbound: bool,
+    pub(crate) since: std::time::SystemTime,
+    pub(crate) listen_addrs: Vec<Multiaddr>,
+    pub(crate) agent: Option<String>,
+}
+
+/// The peer id at the end of `/.../p2p/<id>`.
+pub(crate) fn peer_of(addr: &Multiaddr) -> NetworkResult<PeerId> {
+    match addr.iter().last() {
+        Some(multiaddr::Protocol::P2p(peer)) => Ok(peer),
+        _ => Err(NetworkError::BadPeerAddress {
+            addr: addr.clone(),
+            reason: "it does not end in /p2p/<peer id>".into(),
+        }),
+    }
 }
 
 /// State the network task shares with handles.
@@ -158,6 +212,8 @@ pub(crate) enum Command {
 pub(crate) struct Shared {
     /// Handshaken peers and their last known status.
     pub(crate) peers: RwLock<std::collections::HashMap<PeerId, Status>>,
+    /// Every connected peer (handshaken or not), from its first connection to its last.
+    pub(crate) connections: RwLock<std::collections::HashMap<PeerId, Connection>>,
     /// Bound listen addresses, each ending in `/p2p/<local peer id>`.
     pub(crate) listen_addrs: RwLock<Vec<Multiaddr>>,
     /// Banned peers and when their ban ends; at most [`config::MAX_BANNED_PEERS`].
@@ -252,6 +308,70 @@ impl NetworkHandle {
             .iter()
             .map(|(peer, status)| (*peer, status.clone()))
             .collect()
+    }
+
+    /// Connected, handshaken peers with what is known of their connections.
+    pub fn peer_infos(&self) -> Vec<PeerInfo> {
+        let peers = self.shared.peers.read();
+        let connections = self.shared.connections.read();
+        let mut infos: Vec<PeerInfo> = peers
+            .iter()
+            .filter_map(|(peer, status)| {
+                let connection = connections.get(peer)?;
+                Some(PeerInfo {
+                    peer: *peer,
+                    remote_addr: connection.remote_addr.clone(),
+                    listen_addrs: connection.listen_addrs.clone(),
+                    inbound: connection.inbound,
+                    connected_since: connection.since,
+                    agent: connection.agent.clone(),
+                    status: status.clone(),
+                })
+            })
+            .collect();
+        infos.sort_by_key(|info| info.connected_since);
+        infos
+    }
+
+    /// Whether the node accepts connections: at least one listen address is bound.
+    pub fn is_listening(&self) -> bool {
+        !self.shared.listen_addrs.read().is_empty()
+    }
+
+    /// Dials the peer at `addr` (which must end in `/p2p/<peer id>`) and keeps dialling it
+    /// whenever it is disconnected, as a bootnode (at most [`config::MAX_STATIC_PEERS`] such
+    /// peers; the oldest is dropped). Returns once the dial is queued, not connected.
+    pub fn add_peer(&self, addr: Multiaddr) -> NetworkResult<PeerId> {
+        let peer = peer_of(&addr)?;
+        if !addr
+            .iter()
+            .any(|p| matches!(p, multiaddr::Protocol::Tcp(_)))
+        {
+            return Err(NetworkError::BadPeerAddress {
+                addr,
+                reason: "this node dials TCP only; the address has no /tcp/<port>".into(),
+            });
+        }
+        if peer == self.local_peer_id {
+            return Err(NetworkError::BadPeerAddress {
+                addr,
+                reason: "that is this node's own peer id".into(),
+            });
+        }
+        if self.shared.bans.read().contains_key(&peer) {
+            return Err(NetworkError::Banned(peer));
+        }
+        self.send_command(Command::AddPeer { peer, addr });
+        Ok(peer)
+    }
+
+    /// Disconnects the peer that `addr` names (by its `/p2p/<peer id>`; the rest of the address
+    /// is not compared), stops re-dialling it if it was added, and forgets it for discovery and
+    /// the known-peers file. It may come back by dialling us or through a bootnode's DHT.
+    pub fn remove_peer(&self, addr: &Multiaddr) -> NetworkResult<PeerId> {
+        let peer = peer_of(addr)?;
+        self.send_command(Command::RemovePeer { peer });
+        Ok(peer)
     }
 
     /// Peers currently banned (by [`Self::penalize`] or for misbehaving on the wire).

@@ -1,10 +1,10 @@
 //! The network task: owns the libp2p swarm and serialises everything that touches it.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     num::NonZeroU32,
     sync::{Arc, atomic::Ordering},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use alloy_primitives::{B256, Keccak256, hex};
@@ -16,11 +16,13 @@ use libp2p::{
     },
     identify,
     identity::Keypair,
+    kad::{self, store::MemoryStore},
     multiaddr::Protocol,
     noise,
     request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel},
     swarm::{
         NetworkBehaviour, SwarmEvent,
+        behaviour::toggle::Toggle,
         dial_opts::{DialOpts, PeerCondition},
     },
     tcp, yamux,
@@ -29,11 +31,13 @@ use serde_bytes::ByteBuf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::{
-    ChainView, Command, GossipId, NetworkEvent, NetworkHandle, Shared, Status, Topic, Verdict,
+    ChainView, Command, Connection, GossipId, NetworkEvent, NetworkHandle, Shared, Status, Topic,
+    Verdict,
     codec::{Request, RequestFrame, Response, ServeError, WireCodec},
     config::*,
     error::{NetworkError, NetworkResult},
     key::load_or_create_key,
+    known_peers::{KnownPeers, dialable},
     rate::TokenBucket,
 };
 
@@ -48,10 +52,28 @@ pub(crate) struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     rpc: request_response::Behaviour<WireCodec>,
     identify: identify::Behaviour,
+    /// Off without [`NetworkConfig::discovery`].
+    kad: Toggle<kad::Behaviour<MemoryStore>>,
 }
 
 /// The request-response protocol.
 pub(crate) const REQUEST_PROTOCOL: &str = "/infera/req/1";
+
+/// What we call ourselves in identify (and so in other nodes' `admin_peers`).
+pub(crate) fn agent_version() -> String {
+    format!("infera/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The DHT protocol: per chain (id and genesis), unlike the request protocol, because a
+/// routing table must hold only peers of our chain; a node of another chain simply does not
+/// speak it, and is neither asked nor answered.
+pub(crate) fn kad_protocol(chain_id: u64, genesis: &B256) -> StreamProtocol {
+    StreamProtocol::try_from_owned(format!(
+        "/infera/{chain_id}/{}/kad/1.0.0",
+        chain_tag(genesis)
+    ))
+    .expect("the name starts with a slash")
+}
 
 /// The first 8 bytes of the genesis hash in hex: the chain's tag in protocol and topic names.
 fn chain_tag(genesis: &B256) -> String {
@@ -148,10 +170,30 @@ fn build_behaviour(keypair: &Keypair, config: &NetworkConfig) -> NetworkResult<B
         .with_max_pending_incoming(Some(config.max_peers))
         .with_max_pending_outgoing(Some(config.max_peers));
 
-    let identify = identify::Behaviour::new(identify::Config::new(
-        format!("/infera/{}/1.0.0", chain_tag(&config.genesis_hash)),
-        keypair.public(),
-    ));
+    let identify = identify::Behaviour::new(
+        identify::Config::new(
+            format!("/infera/{}/1.0.0", chain_tag(&config.genesis_hash)),
+            keypair.public(),
+        )
+        .with_agent_version(agent_version()),
+    );
+
+    let kad = config.discovery.then(|| {
+        let local = keypair.public().to_peer_id();
+        let mut kad_config = kad::Config::new(kad_protocol(config.chain_id, &config.genesis_hash));
+        kad_config
+            .set_query_timeout(DHT_QUERY_TIMEOUT)
+            // Our own walks (see `Service::discover`) replace the periodic bootstrap.
+            .set_periodic_bootstrap_interval(None)
+            // Discovery only: records other nodes put are never stored.
+            .set_record_filtering(kad::StoreInserts::FilterBoth);
+        let mut kad = kad::Behaviour::with_config(local, MemoryStore::new(local), kad_config);
+        // Server mode from the start: its automatic choice waits for a confirmed external
+        // address, which a node on a LAN or loopback never gets, and a client-mode node is
+        // never asked for peers.
+        kad.set_mode(Some(kad::Mode::Server));
+        kad
+    });
 
     Ok(Behaviour {
         blocked: allow_block_list::Behaviour::default(),
@@ -159,6 +201,7 @@ fn build_behaviour(keypair: &Keypair, config: &NetworkConfig) -> NetworkResult<B
         gossipsub,
         rpc,
         identify,
+        kad: kad.into(),
     })
 }
 
@@ -267,6 +310,28 @@ pub(crate) async fn start(
 
     let behaviour = build_behaviour(&keypair, &config)?;
     let mut swarm = build_swarm(keypair, behaviour)?;
+    let known = KnownPeers::load(config.known_peers_file.clone());
+    let mut discovery = Discovery::default();
+    if config.discovery {
+        for (peer, addr) in &bootnodes {
+            if let Some(addr) = dialable(addr)
+                && let Some(kad) = swarm.behaviour_mut().kad.as_mut()
+            {
+                kad.add_address(peer, addr);
+            }
+        }
+        for (peer, addrs) in known.by_recency() {
+            if peer == local_peer_id {
+                continue;
+            }
+            if let Some(kad) = swarm.behaviour_mut().kad.as_mut() {
+                for addr in &addrs {
+                    kad.add_address(&peer, addr.clone());
+                }
+            }
+            discovery.offer(peer, addrs);
+        }
+    }
     let bound = listen(&mut swarm, &config.listen_addr).await?;
     let shared = Arc::new(Shared::default());
     let bound = bound.with(Protocol::P2p(local_peer_id));
@@ -292,10 +357,14 @@ pub(crate) async fn start(
         pending_requests: HashMap::new(),
         limiters: HashMap::new(),
         bootnodes,
+        static_peers: VecDeque::new(),
+        known,
+        discovery,
         serve_permits: Arc::new(Semaphore::new(MAX_CONCURRENT_SERVES)),
         config,
     };
     service.redial();
+    service.discover();
     let task = tokio::spawn(service.run());
     let handle = NetworkHandle {
         local_peer_id,
@@ -305,6 +374,55 @@ pub(crate) async fn start(
         task: Arc::new(parking_lot::Mutex::new(Some(task))),
     };
     Ok((handle, event_rx))
+}
+
+/// Discovery's state: peers waiting to be dialled and the pace of random walks.
+struct Discovery {
+    candidates: VecDeque<(PeerId, Vec<Multiaddr>)>,
+    queued: HashSet<PeerId>,
+    /// The walk in flight; one at a time.
+    walk: Option<kad::QueryId>,
+    /// Whether the walk in flight found a peer we had not queued or met.
+    walk_found_new: bool,
+    /// The first walk looks up our own id (so that the peers closest to us learn of us),
+    /// later ones random ids.
+    walked: bool,
+    next_walk: Instant,
+    walk_interval: Duration,
+}
+
+impl Default for Discovery {
+    fn default() -> Self {
+        Self {
+            candidates: VecDeque::new(),
+            queued: HashSet::new(),
+            walk: None,
+            walk_found_new: false,
+            walked: false,
+            next_walk: Instant::now() + MIN_WALK_INTERVAL,
+            walk_interval: MIN_WALK_INTERVAL,
+        }
+    }
+}
+
+impl Discovery {
+    /// Queues `peer` to be dialled; false if it was already queued or there is no room.
+    fn offer(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) -> bool {
+        if addrs.is_empty()
+            || self.candidates.len() >= MAX_DIAL_CANDIDATES
+            || !self.queued.insert(peer)
+        {
+            return false;
+        }
+        self.candidates.push_back((peer, addrs));
+        true
+    }
+
+    fn forget(&mut self, peer: &PeerId) {
+        if self.queued.remove(peer) {
+            self.candidates.retain(|(p, _)| p != peer);
+        }
+    }
 }
 
 /// Results of work done off the network task, sent back to it.
@@ -354,6 +472,10 @@ struct Service {
     /// so that reconnecting does not buy a fresh allowance.
     limiters: HashMap<PeerId, PeerLimiter>,
     bootnodes: Vec<(PeerId, Multiaddr)>,
+    /// Peers added through the handle, re-dialled like bootnodes; oldest first.
+    static_peers: VecDeque<(PeerId, Multiaddr)>,
+    known: KnownPeers,
+    discovery: Discovery,
     serve_permits: Arc<Semaphore>,
 }
 
@@ -363,6 +485,8 @@ impl Service {
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut maintenance = tokio::time::interval(Duration::from_secs(1));
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut save_known = tokio::time::interval(KNOWN_PEERS_SAVE_INTERVAL);
+        save_known.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A clone, so that a reserved permit does not borrow `self`.
         let events = self.events.clone();
         loop {
@@ -386,9 +510,12 @@ impl Service {
                 _ = maintenance.tick() => {
                     self.expire_bans();
                     self.forget_idle_limiters();
+                    self.discover();
                 }
+                _ = save_known.tick() => self.known.save_in_background(),
             }
         }
+        self.known.save_now();
         for (_, (_, pending)) in self.pending_requests.drain() {
             if let Pending::User(reply) = pending {
                 let _ = reply.send(Err(NetworkError::Stopped));
@@ -398,7 +525,7 @@ impl Service {
     }
 
     fn redial(&mut self) {
-        for (peer, addr) in &self.bootnodes {
+        for (peer, addr) in self.bootnodes.iter().chain(&self.static_peers) {
             if self.shared.bans.read().contains_key(peer) || self.swarm.is_connected(peer) {
                 continue;
             }
@@ -469,6 +596,7 @@ impl Service {
         }
         // Closes every connection to the peer and refuses new ones in both directions.
         self.swarm.behaviour_mut().blocked.block_peer(peer);
+        self.forget_peer(&peer);
         tracing::info!(target: TARGET, %peer, duration = ?self.config.ban_duration, reason, "peer banned");
     }
 
@@ -530,6 +658,29 @@ impl Service {
                 }
             }
             Command::Penalize { peer, reason } => self.ban(peer, &reason),
+            Command::AddPeer { peer, addr } => {
+                self.static_peers.retain(|(p, _)| *p != peer);
+                if self.static_peers.len() >= MAX_STATIC_PEERS
+                    && let Some((dropped, _)) = self.static_peers.pop_front()
+                {
+                    tracing::info!(target: TARGET, peer = %dropped, "no longer re-dialling an added peer: too many added peers");
+                }
+                self.static_peers.push_back((peer, addr.clone()));
+                tracing::info!(target: TARGET, %peer, %addr, "peer added");
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(vec![addr.clone()])
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    tracing::debug!(target: TARGET, %peer, %addr, "cannot dial the added peer: {e}");
+                }
+            }
+            Command::RemovePeer { peer } => {
+                self.static_peers.retain(|(p, _)| *p != peer);
+                self.forget_peer(&peer);
+                let connected = self.swarm.disconnect_peer_id(peer).is_ok();
+                tracing::info!(target: TARGET, %peer, connected, "peer removed");
+            }
             Command::Shutdown => {}
         }
     }
@@ -589,9 +740,8 @@ impl Service {
                 peer_id,
                 info,
                 ..
-            })) => {
-                tracing::debug!(target: TARGET, peer = %peer_id, agent = %info.agent_version, protocol = %info.protocol_version, "identified");
-            }
+            })) => self.on_identified(peer_id, info),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),
             SwarmEvent::Behaviour(BehaviourEvent::Blocked(never)) => match never {},
             SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
             SwarmEvent::ConnectionEstablished {
@@ -602,6 +752,17 @@ impl Service {
             } => {
                 tracing::info!(target: TARGET, peer = %peer_id, addr = %endpoint.get_remote_address(), dialer = endpoint.is_dialer(), "connection established");
                 if num_established == NonZeroU32::MIN {
+                    self.shared.connections.write().insert(
+                        peer_id,
+                        Connection {
+                            remote_addr: endpoint.get_remote_address().clone(),
+                            inbound: !endpoint.is_dialer(),
+                            since: SystemTime::now(),
+                            listen_addrs: Vec::new(),
+                            agent: None,
+                        },
+                    );
+                    self.discovery.forget(&peer_id);
                     self.start_handshake(peer_id);
                 }
             }
@@ -612,8 +773,12 @@ impl Service {
                 ..
             } => {
                 tracing::info!(target: TARGET, peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "connection closed");
-                if num_established == 0 && self.shared.peers.write().remove(&peer_id).is_some() {
-                    self.queue_event(NetworkEvent::PeerDisconnected { peer: peer_id });
+                if num_established == 0 {
+                    self.shared.connections.write().remove(&peer_id);
+                    if self.shared.peers.write().remove(&peer_id).is_some() {
+                        self.queue_event(NetworkEvent::PeerDisconnected { peer: peer_id });
+                    }
+                    self.discover();
                 }
             }
             SwarmEvent::IncomingConnectionError {
@@ -626,6 +791,7 @@ impl Service {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(target: TARGET, peer = ?peer_id, "dial failed: {error}");
+                self.discover();
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 let address = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
@@ -641,6 +807,173 @@ impl Service {
             }
             _ => {}
         }
+    }
+
+    /// Forgets `peer` for discovery and the known-peers file (banned, or removed).
+    fn forget_peer(&mut self, peer: &PeerId) {
+        self.discovery.forget(peer);
+        self.known.remove(peer);
+        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+            kad.remove_peer(peer);
+        }
+    }
+
+    /// Connections we dialled (each peer counted once).
+    fn outbound_peers(&self) -> usize {
+        self.shared
+            .connections
+            .read()
+            .values()
+            .filter(|c| !c.inbound)
+            .count()
+    }
+
+    /// Starts a random walk of the DHT when it is due, and dials queued candidates while
+    /// fewer than half the peer slots are outbound, with at most [`MAX_DISCOVERY_DIALS`]
+    /// dials in flight.
+    fn discover(&mut self) {
+        if !self.config.discovery {
+            return;
+        }
+        let max_peers = self.config.max_peers as usize;
+        let outbound_target = max_peers.div_ceil(2);
+        let now = Instant::now();
+        let wants_more = self.outbound_peers() < outbound_target;
+        if wants_more && self.discovery.walk.is_none() && now >= self.discovery.next_walk {
+            let target = if self.discovery.walked {
+                PeerId::random()
+            } else {
+                *self.swarm.local_peer_id()
+            };
+            if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                let query = kad.get_closest_peers(target);
+                self.discovery.walk = Some(query);
+                self.discovery.walk_found_new = false;
+                tracing::debug!(target: TARGET, %target, "random walk of the DHT");
+            }
+        }
+        loop {
+            let info = self.swarm.network_info();
+            let pending = info.connection_counters().num_pending_outgoing() as usize;
+            let connected = info.num_peers();
+            if pending >= MAX_DISCOVERY_DIALS
+                || connected + pending >= max_peers
+                || self.outbound_peers() + pending >= outbound_target
+            {
+                return;
+            }
+            let Some((peer, addrs)) = self.discovery.candidates.pop_front() else {
+                return;
+            };
+            self.discovery.queued.remove(&peer);
+            if peer == *self.swarm.local_peer_id()
+                || self.swarm.is_connected(&peer)
+                || self.shared.bans.read().contains_key(&peer)
+            {
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            match self.swarm.dial(opts) {
+                Ok(()) => tracing::debug!(target: TARGET, %peer, "dialing a discovered peer"),
+                Err(e) => {
+                    tracing::debug!(target: TARGET, %peer, "cannot dial a discovered peer: {e}")
+                }
+            }
+        }
+    }
+
+    /// Queues a peer the DHT told us of, unless it is us, connected, banned or queued.
+    fn found(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if peer == *self.swarm.local_peer_id()
+            || self.swarm.is_connected(&peer)
+            || self.shared.bans.read().contains_key(&peer)
+        {
+            return;
+        }
+        if self.discovery.offer(peer, addrs) {
+            self.discovery.walk_found_new = true;
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            } => {
+                self.found(peer, addresses.into_vec());
+                self.discover();
+            }
+            kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            } => {
+                let peers = match result {
+                    kad::QueryResult::GetClosestPeers(Ok(ok)) => ok.peers,
+                    kad::QueryResult::GetClosestPeers(Err(
+                        kad::GetClosestPeersError::Timeout { peers, .. },
+                    )) => peers,
+                    _ => Vec::new(),
+                };
+                for info in peers {
+                    self.found(info.peer_id, info.addrs);
+                }
+                if step.last && self.discovery.walk == Some(id) {
+                    let discovery = &mut self.discovery;
+                    discovery.walk = None;
+                    discovery.walked = true;
+                    discovery.walk_interval = if discovery.walk_found_new {
+                        MIN_WALK_INTERVAL
+                    } else {
+                        (discovery.walk_interval * 2).min(MAX_WALK_INTERVAL)
+                    };
+                    discovery.next_walk = Instant::now() + discovery.walk_interval;
+                }
+                self.discover();
+            }
+            _ => {}
+        }
+    }
+
+    /// What identify told us of a peer: its listen addresses go to the DHT (if it speaks our
+    /// DHT protocol: the DHT learns of peers that dialled us only this way) and, once the
+    /// peer is handshaken, to the known peers.
+    fn on_identified(&mut self, peer: PeerId, info: identify::Info) {
+        tracing::debug!(target: TARGET, %peer, agent = %info.agent_version, protocol = %info.protocol_version, "identified");
+        let listen_addrs: Vec<Multiaddr> = info
+            .listen_addrs
+            .iter()
+            .filter_map(dialable)
+            .take(MAX_ADDRS_PER_PEER)
+            .collect();
+        if let Some(connection) = self.shared.connections.write().get_mut(&peer) {
+            connection.listen_addrs = listen_addrs.clone();
+            connection.agent = Some(info.agent_version.chars().take(128).collect());
+        }
+        let protocol = kad_protocol(self.config.chain_id, &self.config.genesis_hash);
+        if info.protocols.contains(&protocol)
+            && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
+        {
+            for addr in &listen_addrs {
+                kad.add_address(&peer, addr.clone());
+            }
+        }
+        self.remember(peer);
+    }
+
+    /// Records a handshaken peer in the known peers, at the addresses it listens on (or the
+    /// one we dialled).
+    fn remember(&mut self, peer: PeerId) {
+        if !self.shared.peers.read().contains_key(&peer) {
+            return;
+        }
+        let addrs = match self.shared.connections.read().get(&peer) {
+            Some(c) if !c.listen_addrs.is_empty() => c.listen_addrs.clone(),
+            Some(c) if !c.inbound => vec![c.remote_addr.clone()],
+            _ => return,
+        };
+        self.known.insert(peer, addrs);
     }
 
     /// Reads our status off the executor, then sends it as the handshake request.
@@ -782,6 +1115,7 @@ impl Service {
                     }
                 };
                 if newly {
+                    self.remember(peer);
                     tracing::info!(target: TARGET, %peer, head = status.head_number, head_hash = %status.head_hash, "handshake complete");
                     self.queue_event(NetworkEvent::PeerConnected {
                         peer,

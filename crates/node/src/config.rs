@@ -39,6 +39,11 @@ pub struct P2pConfig {
     pub listen_addr: infera_network::Multiaddr,
     /// Peers to dial at start and whenever they are disconnected.
     pub bootnodes: Vec<infera_network::Multiaddr>,
+    /// Find further peers through the DHT and dial the known peers of earlier runs
+    /// (`<datadir>/network/known-peers.json`); without it, only the bootnodes.
+    pub discovery: bool,
+    /// Most peer connections, inbound and outbound together.
+    pub max_peers: u32,
     /// This node's authority key, if it seals blocks.
     pub authority_key: Option<secp256k1::SecretKey>,
     /// Fault injection for consensus tests: compute wrong inference outputs
@@ -54,6 +59,12 @@ pub struct P2pConfig {
 /// addresses (one multiaddr with `/p2p/<peer id>` per line), written at start
 /// so scripts can pass them to other nodes as `--bootnodes`.
 pub const P2P_ADDRESSES_FILE: &str = "p2p-addresses";
+
+/// Default for [`P2pConfig::max_peers`] (`--max-peers`).
+pub const DEFAULT_MAX_PEERS: u32 = infera_network::config::DEFAULT_MAX_PEERS;
+
+/// Where the peers met are remembered across restarts, under the datadir.
+pub const KNOWN_PEERS_FILE: &str = "network/known-peers.json";
 
 /// Name of the node key file under the datadir.
 pub const NODE_KEY_FILE: &str = "nodekey";

@@ -14,11 +14,14 @@ mod error;
 pub mod genesis;
 pub mod import;
 pub mod inference_device;
+mod net_admin;
 mod run;
 mod sealer;
 pub mod sync;
 
-pub use config::{NODE_KEY_FILE, NodeConfig, P2P_ADDRESSES_FILE, P2pConfig};
+pub use config::{
+    DEFAULT_MAX_PEERS, KNOWN_PEERS_FILE, NODE_KEY_FILE, NodeConfig, P2P_ADDRESSES_FILE, P2pConfig,
+};
 pub use error::{NodeError, NodeResult};
 pub use genesis::{GenesisOutcome, init_genesis};
 pub use import::{

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use crate::{
-    GenesisOutcome, NODE_KEY_FILE, NodeConfig, NodeError, NodeResult, P2P_ADDRESSES_FILE,
-    P2pConfig, chain, clique_sealer, inference_device, init_genesis, sealer, sync,
+    GenesisOutcome, KNOWN_PEERS_FILE, NODE_KEY_FILE, NodeConfig, NodeError, NodeResult,
+    P2P_ADDRESSES_FILE, P2pConfig, chain, clique_sealer, inference_device, init_genesis, sealer,
+    sync,
 };
 use infera_chainspec::ChainSpec;
 use infera_precompiles::ModelCache;
@@ -224,6 +225,10 @@ pub async fn run_network_node(
         bootnodes: p2p.bootnodes.clone(),
         key_file: config.datadir.join(NODE_KEY_FILE),
         genesis_hash,
+        chain_id: config.chain.chain_id(),
+        discovery: p2p.discovery,
+        known_peers_file: Some(config.datadir.join(KNOWN_PEERS_FILE)),
+        max_peers: p2p.max_peers,
         ..infera_network::NetworkConfig::default()
     };
     let (net, net_events) = infera_network::start(net_config, view)
@@ -238,6 +243,7 @@ pub async fn run_network_node(
         addresses.join("\n") + "\n",
     )?;
 
+    ctx.set_network(Arc::new(crate::net_admin::NetAdmin(net.clone())));
     let servers = serve_rpc(&ctx, &config).await?;
 
     let (publish, local_blocks) = tokio::sync::mpsc::unbounded_channel();

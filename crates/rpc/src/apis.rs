@@ -1,13 +1,14 @@
 //! Which JSON-RPC namespaces a server answers (`--http.api`), as geth and
 //! reth select them: a public node should not serve `debug_` (traces cost a
 //! lot and expose internals), `testing_` (builds blocks on request) or
-//! `personal_` (signs with unlocked accounts; only `--dev` has any).
+//! `personal_` (signs with unlocked accounts; only `--dev` has any) or `admin_` (adds and
+//! removes peers).
 
 use std::{collections::BTreeSet, fmt, str::FromStr};
 
 /// Every namespace this node serves, in the order `--help` lists them.
 pub const ALL_NAMESPACES: &[&str] = &[
-    "eth", "net", "web3", "txpool", "infera", "personal", "debug", "testing",
+    "eth", "net", "web3", "txpool", "infera", "personal", "debug", "testing", "admin",
 ];
 
 /// What a node that is not `--dev` serves unless told otherwise.
@@ -104,8 +105,15 @@ mod tests {
         assert!(apis.serves("eth_chainId") && apis.serves("debug_traceTransaction"));
         assert!(!apis.serves("testing_buildBlockV1") && !apis.serves("infera_listModels"));
         assert_eq!("all".parse::<RpcApis>().unwrap(), RpcApis::all());
-        let err = "eth,admin".parse::<RpcApis>().unwrap_err();
-        assert!(err.contains("`admin`") && err.contains("testing"), "{err}");
+        let err = "eth,miner".parse::<RpcApis>().unwrap_err();
+        assert!(err.contains("`miner`") && err.contains("admin"), "{err}");
+        assert!(!RpcApis::public().serves("admin_addPeer"));
+        assert!(
+            "net,admin"
+                .parse::<RpcApis>()
+                .unwrap()
+                .serves("admin_peers")
+        );
         assert!("".parse::<RpcApis>().is_err());
         assert!(!RpcApis::public().serves("debug_getRawBlock"));
         assert!(RpcApis::public().serves("eth_subscribe"));

@@ -7,6 +7,7 @@
 //! feed on the node's [`ChainEvent`]s.
 
 pub mod access_list;
+pub mod admin;
 mod apis;
 pub mod capabilities;
 pub mod convert;
@@ -178,6 +179,8 @@ struct RpcContextInner {
     peers: Arc<std::sync::atomic::AtomicUsize>,
     /// A catch-up with a peer in progress, for `eth_syncing`.
     sync: Arc<Mutex<Option<SyncProgress>>>,
+    /// The peer-to-peer network, once the node started one (never on a `--dev` node).
+    network: std::sync::OnceLock<Arc<dyn admin::AdminNetwork>>,
     /// Lets at most `config.max_heavy_calls` executions run at once.
     heavy: heavy::HeavyCallGate,
 }
@@ -208,6 +211,7 @@ impl RpcContext {
                 signing: Mutex::new(()),
                 peers: Arc::default(),
                 sync: Arc::default(),
+                network: std::sync::OnceLock::new(),
                 heavy,
             }),
         }
@@ -248,6 +252,15 @@ impl RpcContext {
     /// The counter `net_peerCount` reports; the network keeps it current.
     pub fn peer_counter(&self) -> &Arc<std::sync::atomic::AtomicUsize> {
         &self.inner.peers
+    }
+    /// Hands the RPC the node's peer-to-peer network, for `admin_`, `net_peerCount` and
+    /// `net_listening`. Started after the context, so set once it runs; a second call is
+    /// ignored.
+    pub fn set_network(&self, network: Arc<dyn admin::AdminNetwork>) {
+        let _ = self.inner.network.set(network);
+    }
+    pub(crate) fn network_slot(&self) -> &std::sync::OnceLock<Arc<dyn admin::AdminNetwork>> {
+        &self.inner.network
     }
     /// The catch-up `eth_syncing` reports; the network's sync keeps it current.
     pub fn sync_progress(&self) -> &Arc<Mutex<Option<SyncProgress>>> {

@@ -279,12 +279,18 @@ impl EthApiServer for RpcContext {
         Ok(self.chain().chain_id().to_string())
     }
     fn net_listening(&self) -> JsonResult<bool> {
-        Ok(true)
+        // A node without a peer-to-peer network (--dev) accepts no peers.
+        Ok(self
+            .network()
+            .is_some_and(|network| !network.listen_addrs().is_empty()))
     }
     fn net_peer_count(&self) -> JsonResult<U64> {
-        let peers = self
-            .peer_counter()
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let peers = match self.network() {
+            Some(network) => network.peer_count(),
+            None => self
+                .peer_counter()
+                .load(std::sync::atomic::Ordering::Relaxed),
+        };
         Ok(U64::from(peers))
     }
     fn chain_id(&self) -> JsonResult<U64> {
@@ -611,6 +617,9 @@ pub fn served_methods(ctx: &RpcContext) -> RpcResult<jsonrpsee::RpcModule<RpcCon
     methods
         .merge(crate::testing::TestingApiServer::into_rpc(ctx.clone()))
         .map_err(|e| RpcError::Evm(format!("registering the testing_ methods: {e}")))?;
+    methods
+        .merge(crate::admin::AdminApiServer::into_rpc(ctx.clone()))
+        .map_err(|e| RpcError::Evm(format!("registering the admin_ methods: {e}")))?;
     let unserved: Vec<&'static str> = methods
         .method_names()
         .filter(|name| !ctx.config().apis.serves(name))

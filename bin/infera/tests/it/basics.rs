@@ -19,7 +19,9 @@ fn rpc_basics_and_genesis() {
         rpc.ok("net_version", json!([])),
         json!(CHAIN_ID.to_string())
     );
-    assert_eq!(rpc.ok("net_listening", json!([])), json!(true));
+    // A dev node runs no peer-to-peer network: nothing listens for peers.
+    assert_eq!(rpc.ok("net_listening", json!([])), json!(false));
+    assert_eq!(rpc.ok("net_peerCount", json!([])), json!("0x0"));
     assert_eq!(rpc.ok("eth_chainId", json!([])), json!("0x181e"));
     assert_eq!(rpc.ok("eth_blockNumber", json!([])), json!("0x0"));
     assert_eq!(rpc.ok("eth_syncing", json!([])), json!(false));

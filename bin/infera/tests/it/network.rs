@@ -662,3 +662,141 @@ fn eth_syncing_reports_a_catch_up_in_progress() {
         follower.log_tail(10)
     );
 }
+
+/// Discovery: five nodes that each know only node 1 find one another through
+/// the DHT, and once node 1 is gone the blocks the authorities seal still
+/// reach every node.
+#[test]
+fn five_nodes_that_know_only_one_find_one_another_and_outlive_it() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = genesis_file(dir.path(), unix_now_s());
+    let mut first = NetNode::new("bootnode", &genesis, None);
+    first
+        .extra_args
+        .extend(["--http.api".into(), "eth,net,admin".into()]);
+    first.start(&[]);
+    let bootnode = [first.enode()];
+    let mut others = [
+        NetNode::new("authority-1", &genesis, Some(0)),
+        NetNode::new("authority-2", &genesis, Some(1)),
+        NetNode::new("authority-3", &genesis, Some(2)),
+        NetNode::new("follower", &genesis, None),
+    ];
+    for node in &mut others {
+        node.start(&bootnode);
+    }
+    let peer_count = |n: &NetNode| qty(&n.rpc.ok("net_peerCount", json!([])));
+    wait_until("every node to have at least 3 peers", || {
+        peer_count(&first) >= 3 && others.iter().all(|n| peer_count(n) >= 3)
+    });
+    let peers = first.rpc.ok("admin_peers", json!([]));
+    assert!(peers.as_array().unwrap().len() >= 3, "{peers}");
+    assert!(
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["direction"] == "inbound"),
+        "everyone dialled the bootnode: {peers}"
+    );
+
+    first.kill9();
+    let after = others.iter().map(NetNode::head).max().unwrap() + 2;
+    let remaining: Vec<&NetNode> = others.iter().collect();
+    wait_agreement(&remaining, after);
+    for node in &others {
+        assert!(peer_count(node) >= 2, "{} lost its peers", node.name);
+    }
+    eprintln!("discovery test took {:?}", started.elapsed());
+}
+
+/// The admin API on a networked node: off unless --http.api names it; node
+/// info; a peer added, reported from both sides, and removed; bad addresses
+/// refused with the problem named.
+#[test]
+fn admin_adds_reports_and_removes_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = genesis_file(dir.path(), unix_now_s());
+    let mut a = NetNode::new("a", &genesis, None);
+    let mut b = NetNode::new("b", &genesis, None);
+    for node in [&mut a, &mut b] {
+        node.extra_args
+            .extend(["--http.api", "eth,net,admin", "--no-discovery"].map(String::from));
+    }
+    let mut plain = NetNode::new("plain", &genesis, None);
+    plain.start(&[]);
+    assert_eq!(plain.rpc.err("admin_nodeInfo", json!([])).code, -32601);
+    drop(plain);
+    let since = unix_now_s();
+    a.start(&[]);
+    b.start(&[]);
+
+    let info = a.rpc.ok("admin_nodeInfo", json!([]));
+    let enode = a.enode();
+    assert_eq!(info["enode"], json!(enode), "{info}");
+    assert!(enode.ends_with(&format!("/p2p/{}", info["id"].as_str().unwrap())));
+    assert_eq!(
+        info["listenAddr"],
+        json!(format!("/ip4/127.0.0.1/tcp/{}", a.p2p_port))
+    );
+    assert_eq!(info["ports"]["listener"], json!(a.p2p_port));
+    assert!(
+        info["name"].as_str().unwrap().starts_with("infera/"),
+        "{info}"
+    );
+    let chain = &info["protocols"]["infera"];
+    assert_eq!(chain["chainId"], json!(CHAIN_ID));
+    assert_eq!(chain["genesis"], a.block(0)["hash"]);
+    assert_eq!(chain["headNumber"], json!(0));
+    assert_eq!(a.rpc.ok("net_listening", json!([])), json!(true));
+    assert_eq!(a.rpc.ok("admin_peers", json!([])), json!([]));
+
+    for (bad, problem) in [
+        ("nonsense", "not a multiaddr"),
+        ("/ip4/127.0.0.1/tcp/1", "/p2p/<peer id>"),
+        ("enode://abc@127.0.0.1:30303", "enode URL"),
+    ] {
+        let err = a.rpc.err("admin_addPeer", json!([bad]));
+        assert_eq!(err.code, -32602, "{bad}: {err:?}");
+        assert!(err.message.contains(problem), "{bad}: {}", err.message);
+    }
+    let err = a.rpc.err("admin_addPeer", json!([enode]));
+    assert!(err.message.contains("own peer id"), "{}", err.message);
+
+    assert_eq!(a.rpc.ok("admin_addPeer", json!([b.enode()])), json!(true));
+    let peer_count = |n: &NetNode| qty(&n.rpc.ok("net_peerCount", json!([])));
+    wait_until("a and b to connect", || {
+        peer_count(&a) == 1 && peer_count(&b) == 1
+    });
+    let b_id = b.rpc.ok("admin_nodeInfo", json!([]))["id"].clone();
+    let peers = a.rpc.ok("admin_peers", json!([]));
+    let peer = &peers[0];
+    assert_eq!(peer["id"], b_id, "{peers}");
+    assert_eq!(peer["direction"], "outbound");
+    assert_eq!(peer["network"]["inbound"], json!(false));
+    let connected = peer["connectedSince"].as_u64().unwrap();
+    assert!(connected >= since && connected <= unix_now_s(), "{peer}");
+    assert_eq!(peer["head"]["number"], json!(0));
+    assert_eq!(peer["head"]["hash"], b.block(0)["hash"]);
+    assert!(
+        peer["addresses"][0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("/tcp/{}", b.p2p_port)),
+        "{peer}"
+    );
+    assert_eq!(
+        b.rpc.ok("admin_peers", json!([]))[0]["direction"],
+        "inbound"
+    );
+
+    assert_eq!(
+        a.rpc.ok("admin_removePeer", json!([b.enode()])),
+        json!(true)
+    );
+    wait_until("a and b to disconnect", || {
+        peer_count(&a) == 0 && peer_count(&b) == 0
+    });
+    assert_eq!(a.rpc.ok("admin_peers", json!([])), json!([]));
+}

@@ -233,6 +233,8 @@ async fn sync_over_network(
         P2pConfig {
             listen_addr: loopback,
             bootnodes: Vec::new(),
+            discovery: true,
+            max_peers: infera_node::DEFAULT_MAX_PEERS,
             authority_key: None,
             corrupt_inference: false,
             test_sync_block_delay: std::time::Duration::ZERO,
@@ -261,6 +263,8 @@ async fn sync_over_network(
         P2pConfig {
             listen_addr: "/ip4/127.0.0.1/tcp/0".parse()?,
             bootnodes: vec![bootnode],
+            discovery: true,
+            max_peers: infera_node::DEFAULT_MAX_PEERS,
             authority_key: None,
             corrupt_inference: false,
             test_sync_block_delay: std::time::Duration::ZERO,

@@ -1,5 +1,7 @@
 //! Integration tests: real nodes on 127.0.0.1 (port 0) with temporary key files.
 
+mod discovery;
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},

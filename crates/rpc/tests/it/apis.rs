@@ -11,7 +11,8 @@ fn config(apis: RpcApis) -> RpcConfig {
 }
 
 #[test]
-fn every_method_has_a_known_namespace_and_the_public_set_leaves_debug_testing_and_personal_out() {
+fn every_method_has_a_known_namespace_and_the_public_set_leaves_debug_testing_personal_and_admin_out()
+ {
     let dir = tempfile::tempdir().unwrap();
     let all = served_methods(&context(dir.path(), config(RpcApis::all()))).unwrap();
     let names: Vec<&str> = all.method_names().collect();
@@ -36,7 +37,7 @@ fn every_method_has_a_known_namespace_and_the_public_set_leaves_debug_testing_an
     assert!(served.contains(&"eth_chainId") && served.contains(&"infera_listModels"));
     assert!(served.contains(&"eth_subscribe") && served.contains(&"txpool_status"));
     let private = |n: &str| {
-        ["debug_", "testing_", "personal_"]
+        ["debug_", "testing_", "personal_", "admin_"]
             .iter()
             .any(|p| n.starts_with(p))
     };
