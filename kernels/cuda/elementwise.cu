@@ -1,5 +1,5 @@
 // Element-wise operators: clip (ReLU, ReLU6), add and mul with
-// requantisation, and requantise (int8 or int32 to int8).
+// requantisation, requantise (int8 or int32 to int8), and lookup tables.
 //
 // Mirrors, in kernels/src/cpu/mod.rs: the `Op::Clip` arm of `execute`
 // (`v.clamp(min, max)`), `add`, `mul`, and the `Op::Requantize` arm of
@@ -15,6 +15,14 @@ extern "C" __global__ void infera_clip(const i8* __restrict__ x, i8* __restrict_
                                        i32 lo, i32 hi) {
     INFERA_FOR_EACH(i, len) {
         y[i] = infera_saturate_i8((i64)x[i], lo, hi);
+    }
+}
+
+// `ops/lut.rs`: y = table[x + 128] (a table of 256 entries, validated).
+extern "C" __global__ void infera_lut(const i8* __restrict__ x, i8* __restrict__ y, u64 len,
+                                      const i8* __restrict__ table) {
+    INFERA_FOR_EACH(i, len) {
+        y[i] = table[(i32)x[i] + 128];
     }
 }
 

@@ -18,8 +18,8 @@
 //! random graphs.
 
 use infera_kernels::ops::{
-    ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, GlobalAvgPoolParams, PadParams,
-    ReshapeParams, TransposeParams,
+    ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, GlobalAvgPoolParams, LutParams,
+    PadParams, ReshapeParams, TransposeParams,
 };
 use infera_kernels::{
     DType, Model, Op, TensorInfo, TensorSpec,
@@ -318,6 +318,22 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
     );
     case(r, "512 clips of 1 element", m, o);
     let m = chain(
+        i8_input(vec![1]),
+        (0..512)
+            .map(|_| Op::Lut(LutParams::from_fn(|x| x.wrapping_mul(3))))
+            .collect(),
+    );
+    case(r, "512 lookup tables of 1 element", m, o);
+    // The largest tensor through a table: a gather per element whose index
+    // depends on the data.
+    for c in [1_024, 64] {
+        let m = chain(
+            i8_input(vec![1, c, 64, 64]),
+            vec![Op::Lut(LutParams::from_fn(|x| x.wrapping_mul(-7)))],
+        );
+        case(r, format!("lut c{c} 64x64"), m, o);
+    }
+    let m = chain(
         i8_input(vec![1, 1]),
         (0..512)
             .map(|_| Op::Transpose(TransposeParams { perm: vec![1, 0] }))
@@ -451,7 +467,7 @@ fn random_graph(r: &mut Rng) -> Option<Model> {
         let mut ops = Vec::new();
         for _ in 0..r.usize(1, 12) {
             let [_, c, h, _] = [shape[0], shape[1], shape[2], shape[3]];
-            let op = match r.usize(0, 6) {
+            let op = match r.usize(0, 7) {
                 0 => {
                     let g = [1, c, (c / 2).max(1)][r.usize(0, 2)];
                     let oc = g * r.usize(1, 4);
@@ -478,6 +494,9 @@ fn random_graph(r: &mut Rng) -> Option<Model> {
                 5 => Op::Pad(PadParams {
                     before: vec![0, 0, 1, 1],
                     after: vec![0, 0, 1, 1],
+                }),
+                6 => Op::Lut(LutParams {
+                    table: (0..256).map(|_| r.usize(0, 255) as u8 as i8).collect(),
                 }),
                 _ => Op::Requantize(Requant {
                     multiplier: 1 << 30,

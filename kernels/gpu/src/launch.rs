@@ -7,8 +7,8 @@ use super::{Buf, CudaBackend, DevParams, DevTensor, GpuError, cfg, strides, u};
 use cudarc::driver::PushKernelArg;
 use infera_kernels::ops::{
     AddParams, ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, Conv2dParams, DenseParams,
-    FlattenParams, GlobalAvgPoolParams, MulParams, Op, PadParams, PoolParams, ReshapeParams,
-    TransposeParams,
+    FlattenParams, GlobalAvgPoolParams, LutParams, MulParams, Op, PadParams, PoolParams,
+    ReshapeParams, TransposeParams,
 };
 use infera_kernels::quant::Requant;
 use infera_kernels::{TensorInfo, TensorSpec};
@@ -296,6 +296,23 @@ impl CudaBackend {
         Ok(())
     }
 
+    /// The table is 256 bytes: uploaded with each launch rather than kept
+    /// with the model's weights.
+    pub(super) fn launch_lut(
+        &self,
+        p: &LutParams,
+        a: &Args<'_>,
+        y: &mut Buf,
+    ) -> Result<(), GpuError> {
+        let Args { x, items, .. } = *a;
+        let yb = a.i8_out(y)?;
+        let len = u(items);
+        let table = self.upload(&p.table, "lookup table")?;
+        let xb = x.i8()?;
+        launch!(self, "infera_lut", items, [xb, yb, &len, &table]);
+        Ok(())
+    }
+
     pub(super) fn launch_requantize(
         &self,
         rq: Requant,
@@ -569,5 +586,11 @@ impl Launch for PadParams {
 impl Launch for ArgMaxParams {
     fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
         gpu.launch_arg_max(self.axis, a, y)
+    }
+}
+
+impl Launch for LutParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_lut(self, a, y)
     }
 }

@@ -48,6 +48,7 @@ pub const SOURCES: &[(&str, &str, &[&str])] = &[
             "infera_mul",
             "infera_requantize_i8",
             "infera_requantize_i32",
+            "infera_lut",
         ],
     ),
     (

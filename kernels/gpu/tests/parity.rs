@@ -12,7 +12,7 @@
 
 use infera_kernels::ops::{
     ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
-    PadParams, ReshapeParams, TransposeParams,
+    LutParams, PadParams, ReshapeParams, TransposeParams,
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -451,7 +451,18 @@ fn random_shape(r: &mut Rng, rank: usize, max: usize) -> Vec<usize> {
 fn elementwise_case(r: &mut Rng) -> Case {
     let rank = r.usize(1, 4);
     let shape = random_shape(r, rank, if rank > 2 { 7 } else { 300 });
-    match r.range(0, 4) {
+    match r.range(0, 5) {
+        4 => {
+            let x = i8_tensor(r, shape.clone());
+            let table = (0..256).map(|_| r.range(-128, 127) as i8).collect();
+            let zp = r.range(-128, 127) as i8;
+            (
+                format!("lut {shape:?}"),
+                Op::Lut(LutParams { table }),
+                vec![x],
+                zp,
+            )
+        }
         0 => {
             let x = i8_tensor(r, shape.clone());
             let (min, max) = r.act();

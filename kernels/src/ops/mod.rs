@@ -25,6 +25,7 @@ pub(crate) mod conv2d;
 pub(crate) mod dense;
 pub(crate) mod flatten;
 pub(crate) mod global_avg_pool;
+pub(crate) mod lut;
 pub(crate) mod max_pool;
 pub(crate) mod mul;
 pub(crate) mod pad;
@@ -42,6 +43,7 @@ pub use conv2d::Conv2dParams;
 pub use dense::DenseParams;
 pub use flatten::FlattenParams;
 pub use global_avg_pool::GlobalAvgPoolParams;
+pub use lut::{LUT_ENTRIES, LutParams};
 pub use max_pool::PoolParams;
 pub use mul::MulParams;
 pub use pad::PadParams;
@@ -145,6 +147,9 @@ macro_rules! with_operators {
             /// Index of the largest value along an axis (first one on ties),
             /// as int32, keeping the axis with length 1.
             ArgMax($crate::ops::ArgMaxParams),
+            /// Any function of one int8 value, as its 256 answers (GELU,
+            /// Sigmoid, Tanh, SiLU, HardSwish).
+            Lut($crate::ops::LutParams),
         }
     };
 }

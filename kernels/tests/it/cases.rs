@@ -8,7 +8,7 @@
 use infera_kernels::ops::{AddParams, Conv2dParams, DenseParams, MulParams, Op, PoolParams};
 use infera_kernels::ops::{
     ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
-    PadParams, ReshapeParams, TransposeParams,
+    LutParams, PadParams, ReshapeParams, TransposeParams,
 };
 use infera_kernels::quant::Requant;
 use infera_kernels::{DType, Tensor};
@@ -434,6 +434,18 @@ pub fn all() -> Vec<Case> {
         ("arg_max_i32_axis0", |r| {
             let t = Tensor::i32(vec![5, 3], (0..15).map(|_| r.range(-3, 3) as i32).collect());
             (Op::ArgMax(ArgMaxParams { axis: 0 }), vec![t], 0)
+        }),
+        // New cases go last: a case's seed is its position.
+        ("lut_random_table", |r| {
+            let t = tensor(r, vec![3, 5, 7]);
+            let table = r.i8s(256);
+            (Op::Lut(LutParams { table }), vec![t], r.zp())
+        }),
+        ("lut_every_input", |r| {
+            // Every int8 value once, so every entry (both ends included) is read.
+            let t = Tensor::i8(vec![2, 128], r.zp(), (i8::MIN..=i8::MAX).collect());
+            let table = r.i8s(256);
+            (Op::Lut(LutParams { table }), vec![t], r.zp())
         }),
     ];
     specs

@@ -23,7 +23,7 @@ use crate::cases::{self, Rng};
 use infera_kernels::model::{Model, Node};
 use infera_kernels::ops::{
     ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
-    PadParams, ReshapeParams, TransposeParams,
+    LutParams, PadParams, ReshapeParams, TransposeParams,
 };
 use infera_kernels::ops::{Op, PoolParams};
 use infera_kernels::{DType, ModelError, TensorInfo, TensorSpec};
@@ -285,6 +285,11 @@ pub fn layout(m: &Model) -> Layout {
                 w.f(1, Kind::Len);
                 for _ in 0..2 * before.len() {
                     w.f(4, Kind::Dim);
+                }
+            }
+            Op::Lut(LutParams { table }) => {
+                for _ in table {
+                    w.f(1, Kind::Num);
                 }
             }
         }
