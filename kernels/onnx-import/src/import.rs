@@ -29,6 +29,7 @@ use std::sync::Arc;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
+mod activation;
 mod rules;
 
 /// What the import did and how faithful the integer model is.

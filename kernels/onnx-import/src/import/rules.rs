@@ -61,7 +61,10 @@ pub(super) fn map(r: &Rule<'_>) -> ToolResult<Mapped> {
         "Pad" => pad(r),
         "Flatten" => flatten(r),
         "Reshape" => reshape(r),
-        other => Err(unsupported(format!("ONNX operator {other}"))),
+        other => match super::activation::activation(other, r.n) {
+            Some(f) => Ok((super::activation::lut_op(f), vec![r.x], r.xs.to_vec())),
+            None => Err(unsupported(format!("ONNX operator {other}"))),
+        },
     }
 }
 

@@ -112,11 +112,22 @@ pub fn model(
     in_shape: &[usize],
     out_shape: &[usize],
 ) -> Vec<u8> {
+    model_at_opset(13, nodes, initializers, in_shape, out_shape)
+}
+
+/// [`model`] at another ONNX opset.
+pub fn model_at_opset(
+    opset: i64,
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    in_shape: &[usize],
+    out_shape: &[usize],
+) -> Vec<u8> {
     ModelProto {
         ir_version: 8,
         opset_import: vec![OperatorSetIdProto {
             domain: String::new(),
-            version: 13,
+            version: opset,
         }],
         producer_name: "infera-tests".into(),
         graph: Some(GraphProto {

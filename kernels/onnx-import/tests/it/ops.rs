@@ -1,7 +1,10 @@
 //! Import of single ONNX operators (Transpose, Pad, Mul, Concat) and the fusion
 //! rules, on graphs built in code and calibrated on random inputs in [-1, 1].
 
-use crate::onnx::{calibration, f32_tensor, file, i64_tensor, int, ints, model, node, string};
+use crate::onnx::{
+    calibration, f32_tensor, file, float, i64_tensor, int, ints, model, model_at_opset, node,
+    string,
+};
 use infera_kernels::Op;
 use infera_kernels::ops::{ClipParams, PadParams};
 use infera_model_import::{ImportReport, ToolError, import_onnx};
@@ -259,4 +262,81 @@ fn matmul_then_add_imports_as_one_dense_layer() {
     let (m, r) = import(&swapped, &[1, k]).expect("import with the bias first");
     assert_eq!(ops(&m), ["dense"]);
     assert_close(&r, 0.06);
+}
+
+/// Elementwise activations import as lookup tables, within an output step
+/// and the input's rounding (times the function's slope, at most 1 here) of
+/// the float model, on inputs in [-1, 1].
+#[test]
+fn activations_import_as_lookup_tables() {
+    let cases: Vec<(&str, Vec<NodeProto>, i64, f32)> = vec![
+        (
+            "Sigmoid",
+            vec![node("Sigmoid", &["x"], "y", vec![])],
+            13,
+            0.004,
+        ),
+        ("Tanh", vec![node("Tanh", &["x"], "y", vec![])], 13, 0.008),
+        (
+            "HardSigmoid",
+            vec![node(
+                "HardSigmoid",
+                &["x"],
+                "y",
+                vec![float("alpha", 0.3), float("beta", 0.4)],
+            )],
+            13,
+            0.004,
+        ),
+        (
+            "HardSwish",
+            vec![node("HardSwish", &["x"], "y", vec![])],
+            14,
+            0.008,
+        ),
+        ("Gelu", vec![node("Gelu", &["x"], "y", vec![])], 20, 0.008),
+        (
+            "Gelu tanh",
+            vec![node(
+                "Gelu",
+                &["x"],
+                "y",
+                vec![string("approximate", "tanh")],
+            )],
+            20,
+            0.008,
+        ),
+    ];
+    for (name, nodes, opset, tol) in cases {
+        let onnx = model_at_opset(opset, nodes, vec![], &[2, 16], &[2, 16]);
+        let (m, r) = import(&onnx, &[2, 16]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(ops(&m), ["lut"], "{name}");
+        eprintln!("{name}: max |int - float| = {:.5}", r.max_abs_error);
+        assert!(
+            r.max_abs_error <= tol,
+            "{name}: max error {} > {tol}",
+            r.max_abs_error
+        );
+    }
+}
+
+/// An activation after a layer: Gemm then Sigmoid, the table built on the
+/// Gemm's calibrated output range.
+#[test]
+fn an_activation_after_a_layer_uses_the_layers_range() {
+    let w: Vec<f32> = (0..16 * 4)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 10.0)
+        .collect();
+    let onnx = model(
+        vec![
+            node("Gemm", &["x", "w"], "h", vec![int("transB", 1)]),
+            node("Sigmoid", &["h"], "y", vec![]),
+        ],
+        vec![f32_tensor("w", &[4, 16], w)],
+        &[1, 16],
+        &[1, 4],
+    );
+    let (m, r) = import(&onnx, &[1, 16]).expect("import");
+    assert_eq!(ops(&m), ["dense", "lut"]);
+    assert_close(&r, 0.01);
 }
