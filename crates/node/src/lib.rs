@@ -14,6 +14,7 @@ mod error;
 pub mod genesis;
 pub mod import;
 pub mod inference_device;
+mod metrics;
 mod run;
 mod sealer;
 pub mod sync;

@@ -359,12 +359,14 @@ impl Sync {
                     Ok(InsertOutcome::Extended(_)) => {
                         imported += 1;
                         gas += block_gas;
+                        infera_metrics::network::sync_blocks(1);
                     }
                     Ok(InsertOutcome::Reorged {
                         imported: blocks, ..
                     }) => {
                         imported += blocks.len() as u64;
                         gas += blocks.iter().map(|b| b.block.header.gas_used).sum::<u64>();
+                        infera_metrics::network::sync_blocks(blocks.len() as u64);
                     }
                     Ok(InsertOutcome::Known | InsertOutcome::Side) => {}
                     Ok(InsertOutcome::UnknownParent) if !backed_off => {

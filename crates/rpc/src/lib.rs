@@ -18,6 +18,7 @@ pub mod fees;
 mod filters;
 pub mod heavy;
 pub mod infera;
+mod metrics;
 mod proof;
 mod pubsub;
 pub mod server;
