@@ -244,3 +244,173 @@ fn metrics_endpoint_serves_every_family_after_blocks_rpc_and_inference() {
     // Network: a dev node has no peers, and says so.
     assert_eq!(scrape.value("infera_network_peers", &[]), Some(0.0));
 }
+
+/// The first two testnet authorities' keys (as in `network.rs`).
+const AUTHORITY_KEYS: [&str; 2] = [
+    "4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+    "dbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+];
+
+/// One `infera node` on the testnet rules (an authority when given a key),
+/// killed on drop (log tail printed when the test fails).
+struct NetNode {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    rpc: crate::http::Rpc,
+}
+
+impl NetNode {
+    fn start(
+        genesis: &Path,
+        key: Option<&str>,
+        bootnode: Option<&str>,
+        metrics: Option<SocketAddr>,
+    ) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("infera-metrics-")
+            .tempdir()
+            .unwrap();
+        let http = free_port();
+        let log = std::fs::File::create(dir.path().join("node.log")).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_infera"));
+        cmd.arg("node")
+            .arg("--chain")
+            .arg(genesis)
+            .arg("--datadir")
+            .arg(dir.path().join("data"))
+            .args([
+                "--http",
+                "--http.addr",
+                "127.0.0.1",
+                "--http.port",
+                &http.to_string(),
+            ])
+            .args([
+                "--p2p.addr",
+                "127.0.0.1",
+                "--port",
+                &free_port().to_string(),
+            ])
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if let Some(key) = key {
+            cmd.env("INFERA_AUTHORITY_KEY", key)
+                .args(["--authority.key", "env:INFERA_AUTHORITY_KEY"]);
+        }
+        if let Some(bootnode) = bootnode {
+            cmd.args(["--bootnodes", bootnode]);
+        }
+        if let Some(metrics) = metrics {
+            cmd.args(["--metrics", &metrics.to_string()]);
+        }
+        let node = NetNode {
+            child: cmd.spawn().unwrap(),
+            dir,
+            rpc: crate::http::Rpc::new((Ipv4Addr::LOCALHOST, http).into()),
+        };
+        wait_for("the node to start", || {
+            node.rpc
+                .try_request("eth_chainId", json!([]))
+                .is_ok_and(|r| r.is_ok())
+                && node.dir.path().join("data/p2p-addresses").exists()
+        });
+        node
+    }
+
+    fn enode(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("data/p2p-addresses")).unwrap();
+        text.lines().next().unwrap().to_string()
+    }
+
+    fn head(&self) -> u64 {
+        self.rpc.block_number()
+    }
+}
+
+impl Drop for NetNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "---- node log tail ----\n{}",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
+        }
+    }
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_follower_counts_range_sync_imports_peers_and_gossip() {
+    // The testnet rules with the dev chain id and a one-second period.
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(repo.join("genesis/testnet.json")).unwrap();
+    let mut genesis: Value = serde_json::from_str(&text).unwrap();
+    genesis["config"]["chainId"] = json!(crate::node::CHAIN_ID);
+    genesis["config"]["clique"]["period"] = json!(1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    genesis["timestamp"] = json!(format!("{now:#x}"));
+    let genesis_path = dir.path().join("genesis.json");
+    std::fs::write(&genesis_path, genesis.to_string()).unwrap();
+
+    // Two authorities of three seal (a block a second); a follower started
+    // behind them catches up by range sync, then imports gossiped blocks.
+    let first = NetNode::start(&genesis_path, Some(AUTHORITY_KEYS[0]), None, None);
+    let second = NetNode::start(
+        &genesis_path,
+        Some(AUTHORITY_KEYS[1]),
+        Some(&first.enode()),
+        None,
+    );
+    wait_for("block 3", || first.head() >= 3 && second.head() >= 3);
+    let metrics: SocketAddr = (Ipv4Addr::LOCALHOST, free_port()).into();
+    let follower = NetNode::start(&genesis_path, None, Some(&first.enode()), Some(metrics));
+    wait_for("a gossiped block on the follower", || {
+        Scrape::take(metrics).value(
+            "infera_network_gossip_messages_total",
+            &["direction=\"in\"", "topic=\"block\""],
+        ) > Some(0.0)
+    });
+    let head = follower.head();
+    assert!(head >= 3, "{head}");
+    // Gauges are sampled every second.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let scrape = Scrape::take(metrics);
+    scrape.positive("infera_network_sync_blocks_total", &[]);
+    scrape.positive("infera_network_peers", &[]);
+    scrape.positive("infera_chain_blocks_total", &["source=\"imported\""]);
+    assert_eq!(
+        scrape.value("infera_chain_blocks_total", &["source=\"sealed\""]),
+        None,
+        "a follower seals nothing"
+    );
+    for phase in ["validate", "execute", "state_root", "commit"] {
+        let phase = format!("phase=\"{phase}\"");
+        scrape.positive("infera_chain_import_phase_seconds_count", &[&phase]);
+    }
+    scrape.positive("infera_chain_import_seconds_count", &[]);
+    scrape.positive(
+        "infera_storage_commit_pages_count",
+        &["source=\"imported\""],
+    );
+    assert!(scrape.positive("infera_chain_head_number", &[]) >= head as f64);
+    // Nobody misbehaved.
+    assert_eq!(scrape.value("infera_network_peer_bans_total", &[]), None);
+}
