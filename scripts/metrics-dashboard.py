@@ -7,13 +7,17 @@ One list of panels (PANELS) is the source of both:
       writes the Grafana dashboard (Prometheus queries).
 
   metrics-dashboard.py render --binary target/debug/infera [--seconds 70]
-                             [--out testnet/grafana/dashboard.png] [--samples FILE]
-      starts `infera node --dev --metrics`, uploads the demo model, sends
-      transfers, inferences (in blocks and by infera_dryRun), RPC reads and a
-      few refused transactions for --seconds while scraping /metrics every
-      2 s, then draws every panel from the scraped samples (the same
-      queries, evaluated here: rates and quantiles over 10 s windows).
-      Needs matplotlib (pip install matplotlib); nothing else in the repo does.
+                             [--network] [--out testnet/grafana/dashboard.png]
+                             [--samples FILE]
+      starts `infera node --dev --metrics` (with --network: two authorities
+      of the testnet rules, then a third with --metrics 10 blocks behind them,
+      and a dev node that only signs the transactions sent to it), uploads
+      the demo model, sends transfers, inferences (in blocks and by
+      infera_dryRun), RPC reads and a few refused transactions for --seconds
+      while scraping /metrics every 2 s, then draws every panel from the
+      scraped samples (the same queries, evaluated here: rates and quantiles
+      over 10 s windows). Needs matplotlib (pip install matplotlib); nothing
+      else in the repo does.
 
   metrics-dashboard.py draw --samples FILE [--out PNG]
       draws again from samples saved by `render --samples FILE`.
@@ -316,7 +320,7 @@ def scale(unit, values):
     return 1, ""
 
 
-def draw(scrapes, out, seconds):
+def draw(scrapes, out, what):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -351,7 +355,8 @@ def draw(scrapes, out, seconds):
                     transform=ax.transAxes, fontsize=12)
     for ax in list(axes.flat)[len(PANELS):]:
         ax.set_visible(False)
-    fig.suptitle(f"infera node --dev --metrics: {seconds:.0f} s of transfers, inferences and RPC "
+    seconds = scrapes[-1][0]
+    fig.suptitle(f"{what}: {seconds:.0f} s of transfers, inferences and RPC "
                  f"(scraped every {SCRAPE_INTERVAL_S:.0f} s; rates and p95 over {WINDOW_S:.0f} s; "
                  "x axis: seconds)", color="#eee", fontsize=14)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
@@ -387,69 +392,161 @@ def abi_infer(selector, model_id, data):
     return "0x" + selector + (bytes.fromhex(model_id[2:]) + word(64) + word(len(data)) + padded).hex()
 
 
-def run(binary, seconds):
-    workdir = tempfile.mkdtemp(prefix="infera-metrics-")
-    http, metrics = free_port(), free_port()
-    log = open(os.path.join(workdir, "node.log"), "w")
-    node = subprocess.Popen(
-        [binary, "node", "--dev", "--datadir", os.path.join(workdir, "data"),
-         "--http.port", str(http), "--metrics", f"127.0.0.1:{metrics}",
-         "--dev.block-time", "1", "--inference.device", "cpu"],
-        stdout=log, stderr=subprocess.STDOUT)
-    rpc = Rpc(f"http://127.0.0.1:{http}")
-    url = f"http://127.0.0.1:{metrics}/metrics"
-    scrapes = []
-    try:
-        for _ in range(200):
+class Node:
+    """One `infera node` process on loopback, its log in `workdir`."""
+
+    def __init__(self, binary, workdir, name, args, env=None, metrics=None):
+        self.http = free_port()
+        self.datadir = os.path.join(workdir, name)
+        self.metrics = metrics
+        argv = [binary, "node", "--datadir", self.datadir, "--http.port", str(self.http),
+                "--inference.device", "cpu", *args]
+        if metrics:
+            argv += ["--metrics", f"127.0.0.1:{metrics}"]
+        self.log = open(os.path.join(workdir, f"{name}.log"), "w")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
+        self.rpc = Rpc(f"http://127.0.0.1:{self.http}")
+        for _ in range(300):
             try:
-                if rpc.call("eth_chainId", [])[0]:
-                    break
+                if self.rpc.call("eth_chainId", [])[0]:
+                    return
             except OSError:
-                time.sleep(0.1)
-        upload = subprocess.run(
-            [binary, "model", "upload", MODEL, "--rpc", rpc.url, "--key", "env:INFERA_KEY"],
-            env={**os.environ, "INFERA_KEY": DEV_KEY}, capture_output=True, text=True, check=True)
-        model_id = upload.stdout.strip()
-        # The node samples its gauges every second: let it see the upload's blocks.
-        time.sleep(1.5)
-        selector = rpc.call("web3_sha3", ["0x" + b"infer(bytes32,bytes)".hex()])[0][2:10]
-        accounts = rpc.call("eth_accounts", [])[0]
-        rng = random.Random(7)
-        begin = time.time()
-        next_scrape = begin
-        step = 0
-        while time.time() - begin < seconds:
-            now = time.time()
-            if now >= next_scrape:
-                scrapes.append((now, scrape(url)))
-                next_scrape += SCRAPE_INTERVAL_S
-            step += 1
-            sender = rng.choice(accounts)
-            # A burst of transfers every other second, reads all the time.
-            if (step // 10) % 2 == 0:
-                rpc.call("eth_sendTransaction", [{"from": sender, "to": rng.choice(accounts),
-                                                  "value": hex(rng.randrange(1, 10**15))}])
-            if step % 6 == 0:
-                image = bytes(rng.randrange(256) for _ in range(64))
-                rpc.call("eth_sendTransaction", [{"from": sender, "to": INFERENCE_ADDRESS,
-                                                  "data": abi_infer(selector, model_id, image),
-                                                  "gas": hex(1_000_000)}])
-            if step % 4 == 0:
-                image = bytes(rng.randrange(256) for _ in range(64))
-                rpc.call("infera_dryRun", [model_id, "0x" + image.hex()])
-            if step % 25 == 0:
-                rpc.call("eth_sendRawTransaction", ["0x02deadbeef"])  # refused: malformed
-            rpc.call("eth_blockNumber", [])
-            rpc.call("eth_getBalance", [sender, "latest"])
-            if step % 3 == 0:
-                rpc.call("eth_getBlockByNumber", ["latest", True])
+                pass
+            if self.proc.poll() is not None:
+                sys.exit(f"{name} exited; see {self.log.name}")
             time.sleep(0.1)
-        scrapes.append((time.time(), scrape(url)))
+        sys.exit(f"{name} did not start")
+
+    def enode(self):
+        for _ in range(100):
+            path = os.path.join(self.datadir, "p2p-addresses")
+            if os.path.exists(path):
+                return open(path).read().split()[0]
+            time.sleep(0.1)
+        sys.exit("no p2p address")
+
+    def head(self):
+        return int(self.rpc.call("eth_blockNumber", [])[0], 16)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+
+# The testnet's authorities (anvil's accounts #7, #8, #9).
+AUTHORITY_KEYS = [
+    "4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+    "dbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+    "2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+]
+
+
+def run(binary, seconds, network):
+    workdir = tempfile.mkdtemp(prefix="infera-metrics-")
+    port = free_port()
+    nodes = []
+    try:
+        if network:
+            # The testnet rules with the dev chain id (so the dev node signs
+            # for it) and a one-second period.
+            genesis = json.load(open(os.path.join(REPO, "genesis/testnet.json")))
+            genesis["config"]["chainId"] = 6174
+            genesis["config"]["clique"]["period"] = 1
+            genesis["timestamp"] = hex(int(time.time()))
+            path = os.path.join(workdir, "genesis.json")
+            json.dump(genesis, open(path, "w"))
+            authority = lambda i, boot, **kw: Node(
+                binary, workdir, f"authority{i}",
+                ["--chain", path, "--http", "--p2p.addr", "127.0.0.1", "--port", str(free_port()),
+                 "--authority.key", "env:KEY", *(["--bootnodes", ",".join(boot)] if boot else [])],
+                env={"KEY": AUTHORITY_KEYS[i]}, **kw)
+            signer = Node(binary, workdir, "signer", ["--dev"])
+            nodes.append(signer)
+            first = authority(0, [])
+            nodes.append(first)
+            second = authority(1, [first.enode()])
+            nodes.append(second)
+            # The scraped node starts behind: it catches up by range sync.
+            while second.head() < 10:
+                time.sleep(0.2)
+            node = authority(2, [first.enode(), second.enode()], metrics=port)
+            nodes.append(node)
+            nonces = {}
+
+            def send(tx):
+                sender = tx["from"]
+                if sender not in nonces:
+                    nonces[sender] = int(node.rpc.call(
+                        "eth_getTransactionCount", [sender, "pending"])[0], 16)
+                tx = {**tx, "nonce": hex(nonces[sender]), "gas": tx.get("gas", hex(21000)),
+                      "maxFeePerGas": hex(10**10), "maxPriorityFeePerGas": hex(10**9),
+                      "chainId": hex(6174)}
+                raw, err = signer.rpc.call("eth_signTransaction", [tx])
+                if err:
+                    sys.exit(f"eth_signTransaction: {err}")
+                if not node.rpc.call("eth_sendRawTransaction", [raw])[1]:
+                    nonces[sender] += 1
+        else:
+            node = Node(binary, workdir, "node", ["--dev", "--dev.block-time", "1"], metrics=port)
+            nodes.append(node)
+            signer = node
+
+            def send(tx):
+                node.rpc.call("eth_sendTransaction", [tx])
+
+        scrapes = load(binary, node, signer, send, f"http://127.0.0.1:{port}/metrics", seconds)
     finally:
-        node.terminate()
-        node.wait(30)
-        log.close()
+        for n in reversed(nodes):
+            n.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    return scrapes
+
+
+def load(binary, node, signer, send, url, seconds):
+    upload = subprocess.run(
+        [binary, "model", "upload", MODEL, "--rpc", node.rpc.url, "--key", "env:INFERA_KEY"],
+        env={**os.environ, "INFERA_KEY": DEV_KEY}, capture_output=True, text=True)
+    if upload.returncode != 0:
+        sys.exit(f"model upload failed:\n{upload.stderr}")
+    model_id = upload.stdout.strip()
+    # The node samples its gauges every second: let it see the upload's blocks.
+    time.sleep(1.5)
+    rpc = node.rpc
+    selector = rpc.call("web3_sha3", ["0x" + b"infer(bytes32,bytes)".hex()])[0][2:10]
+    # The upload's key is the first account: the others send.
+    accounts = signer.rpc.call("eth_accounts", [])[0][1:]
+    rng = random.Random(7)
+    scrapes = []
+    begin = time.time()
+    next_scrape = begin
+    step = 0
+    while time.time() - begin < seconds:
+        now = time.time()
+        if now >= next_scrape:
+            scrapes.append((now, scrape(url)))
+            next_scrape += SCRAPE_INTERVAL_S
+        step += 1
+        sender = rng.choice(accounts)
+        # A burst of transfers every other second, reads all the time.
+        if (step // 10) % 2 == 0:
+            send({"from": sender, "to": rng.choice(accounts), "value": hex(rng.randrange(1, 10**15))})
+        if step % 6 == 0:
+            image = bytes(rng.randrange(256) for _ in range(64))
+            send({"from": sender, "to": INFERENCE_ADDRESS,
+                  "data": abi_infer(selector, model_id, image), "gas": hex(1_000_000)})
+        if step % 4 == 0:
+            image = bytes(rng.randrange(256) for _ in range(64))
+            rpc.call("infera_dryRun", [model_id, "0x" + image.hex()])
+        if step % 25 == 0:
+            rpc.call("eth_sendRawTransaction", ["0x02deadbeef"])  # refused: malformed
+        rpc.call("eth_blockNumber", [])
+        rpc.call("eth_getBalance", [sender, "latest"])
+        if step % 3 == 0:
+            rpc.call("eth_getBlockByNumber", ["latest", True])
+        time.sleep(0.1)
+    scrapes.append((time.time(), scrape(url)))
     return scrapes
 
 
@@ -463,6 +560,8 @@ def main():
     r.add_argument("--seconds", type=float, default=70)
     r.add_argument("--out", default=DEFAULT_PNG)
     r.add_argument("--samples", help="also save the scraped samples here (JSON)")
+    r.add_argument("--network", action="store_true",
+                   help="scrape an authority of a three-authority testnet instead of a dev node")
     w = sub.add_parser("draw")
     w.add_argument("--samples", required=True)
     w.add_argument("--out", default=DEFAULT_PNG)
@@ -473,15 +572,17 @@ def main():
             f.write("\n")
         print(f"wrote {args.out}")
     elif args.command == "render":
-        scrapes = run(args.binary, args.seconds)
+        scrapes = run(args.binary, args.seconds, args.network)
+        what = ("authority 3 of a three-authority testnet (started 10 blocks behind)"
+                if args.network else "infera node --dev")
         if args.samples:
             with open(args.samples, "w") as f:
-                json.dump(scrapes, f)
-        draw(scrapes, args.out, args.seconds)
+                json.dump({"what": what, "scrapes": scrapes}, f)
+        draw(scrapes, args.out, what)
     else:
         with open(args.samples) as f:
-            scrapes = json.load(f)
-        draw(scrapes, args.out, scrapes[-1][0] - scrapes[0][0])
+            saved = json.load(f)
+        draw(saved["scrapes"], args.out, saved["what"])
 
 
 if __name__ == "__main__":
