@@ -414,9 +414,10 @@ class Node:
             except OSError:
                 pass
             if self.proc.poll() is not None:
-                sys.exit(f"{name} exited; see {self.log.name}")
+                break
             time.sleep(0.1)
-        sys.exit(f"{name} did not start")
+        self.stop()
+        sys.exit(f"{name} did not answer eth_chainId:\n" + open(self.log.name).read()[-2000:])
 
     def enode(self):
         for _ in range(100):
