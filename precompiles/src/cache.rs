@@ -14,6 +14,7 @@ use infera_kernels::{Kernels, Model, ModelError, RunOptions};
 use parking_lot::Mutex;
 
 use crate::offload::Offload;
+pub use infera_metrics::inference::Device;
 
 /// Default bound on the heap bytes of the decoded models the cache holds
 /// ([`Model::heap_bytes`]: parameters plus the kernels' prepared weights, up
@@ -96,10 +97,20 @@ impl ModelCache {
     /// length): the CPU reference's bytes, computed on the accelerator where
     /// [`Offload`] places the model, else on the CPU.
     pub fn infer(&self, id: B256, model: &Arc<Model>, input: &[u8]) -> Result<Vec<u8>, ModelError> {
+        self.infer_on(id, model, input).0
+    }
+
+    /// [`ModelCache::infer`], and which device computed the bytes it returns.
+    pub fn infer_on(
+        &self,
+        id: B256,
+        model: &Arc<Model>,
+        input: &[u8],
+    ) -> (Result<Vec<u8>, ModelError>, Device) {
         let cpu = || model.run_with(input, self.run_options());
         match self.offload.get() {
-            Some(offload) => offload.infer(id, model, input, cpu),
-            None => cpu(),
+            Some(offload) => offload.infer_on(id, model, input, cpu),
+            None => (cpu(), Device::Cpu),
         }
     }
 
@@ -179,6 +190,7 @@ impl ModelCache {
                 last_used,
             },
         ));
+        infera_metrics::inference::cache_size(inner.bytes, inner.entries.len());
     }
 
     /// Decoded bytes of the cached models, as counted against the bound.

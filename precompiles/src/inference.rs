@@ -1,6 +1,6 @@
 //! The inference precompile at [`INFERENCE_ADDRESS`](crate::abi::INFERENCE_ADDRESS).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use alloy_primitives::{B256, Bytes, U256};
 use alloy_sol_types::{SolCall, SolInterface};
@@ -44,7 +44,9 @@ fn load_model<J: JournalTr>(
     cache: &ModelCache,
     id: B256,
 ) -> Step<Arc<Model>> {
-    if let Some(model) = cache.get(&id) {
+    let cached = cache.get(&id);
+    infera_metrics::inference::cache_lookup(cached.is_some());
+    if let Some(model) = cached {
         return Ok(model);
     }
     let bytes = host
@@ -91,14 +93,18 @@ pub(crate) fn run<J: JournalTr>(
             actual: U256::from(data.len()),
         }));
     }
-    gas_meter.charge_to(gas::inference_call_gas(
+    let call_gas = gas::inference_call_gas(
         record.inference_gas,
         u64::from(record.input_bytes),
         u64::from(record.output_bytes),
-    ))?;
+    );
+    gas_meter.charge_to(call_gas)?;
     let model = load_model(host, cache, id)?;
+    let started = Instant::now();
+    let (output, device) = cache.infer_on(id, &model, &data);
+    infera_metrics::inference::call(id.to_string(), device, started.elapsed(), call_gas);
     #[cfg_attr(not(feature = "test-hooks"), expect(unused_mut))]
-    let mut output = cache.infer(id, &model, &data).map_err(|e| {
+    let mut output = output.map_err(|e| {
         revert(MalformedCall {
             reason: format!("inference: {e}"),
         })

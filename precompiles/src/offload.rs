@@ -43,6 +43,7 @@ use std::{
 
 use alloy_primitives::B256;
 use infera_kernels::{Model, ModelError};
+use infera_metrics::inference::Device;
 use parking_lot::Mutex;
 use tracing::{error, info, warn};
 
@@ -365,6 +366,7 @@ impl Offload {
         }
         for id in &wrong {
             self.mismatches.fetch_add(1, Ordering::Relaxed);
+            infera_metrics::inference::gpu_mismatch();
             error!(target: "infera::inference", model = %id, block = block_number, hash = %block_hash, %accelerator, cpu_accepted, "accelerator result differs from the CPU reference in a block (a kernel bug the trial missed); the block was judged on the CPU and this model stays on the CPU");
             self.place(*id, Site::Cpu);
         }
@@ -380,8 +382,19 @@ impl Offload {
         input: &[u8],
         cpu: impl FnOnce() -> Result<Vec<u8>, ModelError>,
     ) -> Result<Vec<u8>, ModelError> {
+        self.infer_on(id, model, input, cpu).0
+    }
+
+    /// [`Offload::infer`], and which device computed the bytes it returns.
+    pub fn infer_on(
+        &self,
+        id: B256,
+        model: &Arc<Model>,
+        input: &[u8],
+        cpu: impl FnOnce() -> Result<Vec<u8>, ModelError>,
+    ) -> (Result<Vec<u8>, ModelError>, Device) {
         if self.is_disabled() || cpu_only_here() {
-            return self.count_cpu(cpu());
+            return (self.count_cpu(cpu()), Device::Cpu);
         }
         let site = {
             let mut sites = self.sites.lock();
@@ -398,20 +411,21 @@ impl Offload {
                 .clone()
         };
         match site {
-            Site::Cpu => self.count_cpu(cpu()),
+            Site::Cpu => (self.count_cpu(cpu()), Device::Cpu),
             Site::Accelerator => match self.accelerator.run(id, model, input) {
                 Ok(bytes) => {
                     self.consecutive_failures.store(0, Ordering::Relaxed);
                     self.accelerated.fetch_add(1, Ordering::Relaxed);
                     record_served(id, model, input, &bytes);
-                    Ok(bytes)
+                    (Ok(bytes), Device::Gpu)
                 }
                 Err(reason) => {
                     self.failed(id, &reason);
-                    self.count_cpu(cpu())
+                    (self.count_cpu(cpu()), Device::Cpu)
                 }
             },
-            Site::Trial { .. } => self.trial(id, model, input, cpu),
+            // A trial returns the CPU's bytes.
+            Site::Trial { .. } => (self.trial(id, model, input, cpu), Device::Cpu),
         }
     }
 
@@ -422,6 +436,7 @@ impl Offload {
 
     fn failed(&self, id: B256, reason: &str) {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        infera_metrics::inference::gpu_fallback();
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         warn!(target: "infera::inference", model = %id, accelerator = %self.accelerator.name(), %reason, "accelerator failed; this inference runs on the CPU (same result, same gas)");
         if failures >= MAX_CONSECUTIVE_FAILURES && !self.disabled.swap(true, Ordering::Relaxed) {
@@ -459,6 +474,7 @@ impl Offload {
         };
         if bytes != expected {
             self.mismatches.fetch_add(1, Ordering::Relaxed);
+            infera_metrics::inference::gpu_mismatch();
             error!(target: "infera::inference", model = %id, accelerator = %self.accelerator.name(), "accelerator result differs from the CPU reference (a kernel bug; the CPU's bytes were used): this model stays on the CPU");
             self.place(id, Site::Cpu);
             return Ok(expected);

@@ -230,6 +230,11 @@ struct NodeArgs {
     #[arg(long = "inference.device", value_name = "auto|cpu|cuda[:N]", default_value_t = infera_node::InferenceDevice::Auto)]
     inference_device: infera_node::InferenceDevice,
 
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9001;
+    /// port 0 picks a free one, logged at start). Off by default.
+    #[arg(long = "metrics", value_name = "IP:PORT")]
+    metrics: Option<SocketAddr>,
+
     /// Most pending (executable) transactions of one sender; its further
     /// contiguous ones wait in its queue.
     #[arg(long = "txpool.accountslots", value_name = "N", default_value_t = infera_txpool::DEFAULT_ACCOUNT_SLOTS)]
@@ -409,6 +414,7 @@ fn run_node(args: NodeArgs) -> eyre::Result<()> {
             ..PoolConfig::default()
         },
         inference_device: args.inference_device,
+        metrics_addr: args.metrics,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -137,6 +137,16 @@ pub(crate) enum Topic {
     Transactions,
 }
 
+impl Topic {
+    /// The metrics' `topic` label.
+    pub(crate) const fn label(self) -> &'static str {
+        match self {
+            Self::Blocks => "block",
+            Self::Transactions => "tx",
+        }
+    }
+}
+
 /// What a handle asks of the network task.
 pub(crate) enum Command {
     Publish {

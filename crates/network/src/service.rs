@@ -572,8 +572,10 @@ impl Service {
         }
     }
 
-    /// Disconnects `peer` and refuses it for the ban duration.
-    fn ban(&mut self, peer: PeerId, reason: &str) {
+    /// Disconnects `peer` and refuses it for the ban duration; `kind` is
+    /// the metrics' label for `reason`.
+    fn ban(&mut self, peer: PeerId, kind: &'static str, reason: &str) {
+        infera_metrics::network::banned(kind);
         let forgotten = {
             let mut bans = self.shared.bans.write();
             let forgotten = if bans.len() >= MAX_BANNED_PEERS && !bans.contains_key(&peer) {
@@ -626,7 +628,10 @@ impl Service {
                     .gossipsub
                     .publish(topic_hash, data)
                 {
-                    Ok(id) => tracing::debug!(target: TARGET, ?topic, bytes, %id, "published"),
+                    Ok(id) => {
+                        infera_metrics::network::gossip_out(topic.label());
+                        tracing::debug!(target: TARGET, ?topic, bytes, %id, "published")
+                    }
                     // Expected before any peer subscribed (see DEPENDENCIES.md), and for a
                     // message that was already seen: neither is the node's problem.
                     Err(e) => tracing::debug!(target: TARGET, ?topic, bytes, "not published: {e}"),
@@ -657,7 +662,7 @@ impl Service {
                     self.send_request(peer, request, Pending::User(reply));
                 }
             }
-            Command::Penalize { peer, reason } => self.ban(peer, &reason),
+            Command::Penalize { peer, reason } => self.ban(peer, "penalised", &reason),
             Command::AddPeer { peer, addr } => {
                 self.static_peers.retain(|(p, _)| *p != peer);
                 if self.static_peers.len() >= MAX_STATIC_PEERS
@@ -1009,12 +1014,14 @@ impl Service {
             source: propagation_source,
         };
         let event = if message.topic == self.blocks_topic.hash() {
+            infera_metrics::network::gossip_in(Topic::Blocks.label());
             NetworkEvent::NewBlock {
                 source: propagation_source,
                 id: id.clone(),
                 block: message.data,
             }
         } else if message.topic == self.txs_topic.hash() {
+            infera_metrics::network::gossip_in(Topic::Transactions.label());
             NetworkEvent::NewTransaction {
                 source: propagation_source,
                 id: id.clone(),
@@ -1094,7 +1101,7 @@ impl Service {
                     peer,
                     theirs: status.genesis_hash,
                 };
-                self.ban(peer, &error.to_string());
+                self.ban(peer, "wrong_chain", &error.to_string());
                 Err(error)
             }
             Ok(Response::Status(status)) => {
@@ -1134,9 +1141,11 @@ impl Service {
                 Ok(Response::Status(_)) => {}
                 // It checked our status first and found another chain: ban it too, or its
                 // address (if a bootnode) would be dialled again and again.
-                Ok(Response::Error(ServeError::WrongGenesis)) => {
-                    self.ban(peer, "peer reports that we are on another chain")
-                }
+                Ok(Response::Error(ServeError::WrongGenesis)) => self.ban(
+                    peer,
+                    "wrong_chain",
+                    "peer reports that we are on another chain",
+                ),
                 Ok(other) => {
                     tracing::debug!(target: TARGET, %peer, response = ?other, "handshake refused; disconnecting");
                     let _ = self.swarm.disconnect_peer_id(peer);
@@ -1158,7 +1167,7 @@ impl Service {
         let request = match request {
             RequestFrame::Valid(request) => request,
             RequestFrame::Malformed(reason) => {
-                self.ban(peer, &reason);
+                self.ban(peer, "malformed_request", &reason);
                 return;
             }
         };
@@ -1169,7 +1178,7 @@ impl Service {
                 tracing::debug!(target: TARGET, %peer, "request rate exceeded");
                 self.respond(peer, channel, Response::Error(ServeError::RateLimited));
             } else {
-                self.ban(peer, "kept exceeding the request rate");
+                self.ban(peer, "rate_limit", "kept exceeding the request rate");
             }
             return;
         }
@@ -1180,7 +1189,7 @@ impl Service {
                     status.genesis_hash, self.config.genesis_hash
                 );
                 self.respond(peer, channel, Response::Error(ServeError::WrongGenesis));
-                self.ban(peer, &reason);
+                self.ban(peer, "wrong_chain", &reason);
                 return;
             }
             if let Some(known) = self.shared.peers.write().get_mut(&peer) {

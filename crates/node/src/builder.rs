@@ -55,6 +55,19 @@ impl BuildTimings {
     pub fn total(&self) -> Duration {
         self.select + self.execute + self.apply + self.root + self.insert + self.commit + self.pool
     }
+
+    /// Each phase with its metrics label, in build order.
+    pub fn phases(&self) -> [(&'static str, Duration); 7] {
+        [
+            ("select", self.select),
+            ("execute", self.execute),
+            ("apply", self.apply),
+            ("state_root", self.root),
+            ("insert", self.insert),
+            ("commit", self.commit),
+            ("pool", self.pool),
+        ]
+    }
 }
 
 /// Builds the next block from the best pool transactions and commits it.
@@ -102,6 +115,7 @@ pub fn build_and_commit_timed(
     seal: &dyn Fn(&mut Header) -> NodeResult<()>,
 ) -> NodeResult<(CommittedBlock, BuildTimings)> {
     let mut timings = BuildTimings::default();
+    let pages_before = crate::metrics::pages_written(db);
     let t = Instant::now();
     let reader = db.reader()?;
     let head = reader.head_number()?.ok_or(NodeError::NoGenesis)?;
@@ -198,6 +212,7 @@ pub fn build_and_commit_timed(
     writer.commit()?;
     drop(reader);
     timings.commit = t.elapsed();
+    crate::metrics::record_commit_pages(db, "sealed", pages_before);
 
     let t = Instant::now();
     let block = Arc::new(block);
@@ -218,6 +233,12 @@ pub fn build_and_commit_timed(
         });
     }
     timings.pool = t.elapsed();
+    infera_metrics::chain::sealed(
+        &timings.phases(),
+        timings.total(),
+        block.transactions.len(),
+        block.header.gas_used,
+    );
     Ok((CommittedBlock { block, receipts }, timings))
 }
 

@@ -30,6 +30,8 @@ pub struct NodeConfig {
     pub pool: PoolConfig,
     /// Where inferences run (`--inference.device`); never changes a result.
     pub inference_device: InferenceDevice,
+    /// Where Prometheus scrapes `/metrics` (`--metrics`); `None`: not served.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Peer-to-peer settings of a networked (non-dev) node.

@@ -6,7 +6,10 @@
 //! blocks from peers. Nothing is written unless the block is valid: a bad
 //! block leaves the database exactly as it was.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use alloy_consensus::{
     BlockHeader as _, EMPTY_OMMER_ROOT_HASH, Eip658Value, Header, Receipt, ReceiptWithBloom,
@@ -268,6 +271,7 @@ pub fn import_block_with(
     config: ImportConfig,
     models: &std::sync::Arc<ModelCache>,
 ) -> Result<CommittedBlock, ImportError> {
+    let started = Instant::now();
     let header = &block.header;
     let hash = header.hash_slow();
     let number = header.number;
@@ -277,6 +281,7 @@ pub fn import_block_with(
         reason: reason.0,
     };
 
+    let pages_before = crate::metrics::pages_written(db);
     let reader = db.reader()?;
     let head_number = reader.head_number()?.ok_or(NodeError::NoGenesis)?;
     let head = reader.canonical_hash(head_number)?.ok_or_else(|| {
@@ -328,6 +333,7 @@ pub fn import_block_with(
         spec,
         transactions: &transactions,
     };
+    let validated = started.elapsed();
     // A result of the accelerator is never what refuses a block (and gets its
     // sender banned): the block is judged again on the CPU reference first.
     let watch = AcceleratorWatch::record();
@@ -336,6 +342,7 @@ pub fn import_block_with(
     let Verified {
         mut writer,
         receipts,
+        phases,
     } = match first {
         Err(ImportError::Invalid { reason, .. }) if !served.is_empty() => {
             execution.recheck_on_cpu(models, &served, &reason)?
@@ -347,8 +354,24 @@ pub fn import_block_with(
         hash,
         transactions,
     };
+    let t = Instant::now();
     writer.insert_block(&sealed, &receipts)?;
     writer.commit()?;
+    let committed = t.elapsed();
+    crate::metrics::record_commit_pages(db, "imported", pages_before);
+    let [execute, apply, state_root] = phases;
+    infera_metrics::chain::imported(
+        &[
+            ("validate", validated),
+            ("execute", execute),
+            ("apply", apply),
+            ("state_root", state_root),
+            ("commit", committed),
+        ],
+        started.elapsed(),
+        sealed.transactions.len(),
+        sealed.header.gas_used,
+    );
     Ok(CommittedBlock {
         block: Arc::new(sealed),
         receipts: Arc::new(receipts),
@@ -442,6 +465,7 @@ impl Execution<'_> {
             header,
             chain.blob_base_fee_update_fraction_at(number, header.timestamp),
         );
+        let started = Instant::now();
         let pre_byzantium = !spec.is_enabled_in(SpecId::BYZANTIUM);
         let mut intermediate_roots = Vec::new();
         let precompiles = InferaPrecompiles::new(spec, models.clone());
@@ -508,10 +532,15 @@ impl Execution<'_> {
             }
         }
         drop(reader);
+        let execution = started.elapsed();
 
+        let t = Instant::now();
         let mut writer = db.writer()?;
         writer.apply_state(number, &outcome.changes)?;
+        let applied = t.elapsed();
+        let t = Instant::now();
         let state_root = writer.state_root()?;
+        let rooted = t.elapsed();
         if state_root != header.state_root {
             // Dropping the writer aborts its transaction: nothing was written.
             return Err(invalid(format!(
@@ -522,6 +551,7 @@ impl Execution<'_> {
         Ok(Verified {
             writer,
             receipts: outcome.receipts,
+            phases: [execution, applied, rooted],
         })
     }
 }
@@ -531,6 +561,9 @@ impl Execution<'_> {
 struct Verified {
     writer: BlockWriter,
     receipts: Vec<ReceiptEnvelope>,
+    /// Time of its execution (comparisons included), `apply_state` and the
+    /// state root, for the import metrics.
+    phases: [Duration; 3],
 }
 
 /// The state root after `changes` on top of the head, from a write

@@ -14,6 +14,7 @@ mod error;
 pub mod genesis;
 pub mod import;
 pub mod inference_device;
+mod metrics;
 mod net_admin;
 mod run;
 mod sealer;

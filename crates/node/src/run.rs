@@ -85,6 +85,23 @@ impl NodeCore {
             rpc,
         })
     }
+
+    /// Serves `/metrics` where `config` asks (`--metrics`), sampling this
+    /// node's head, pool, peers and database.
+    async fn serve_metrics(
+        &self,
+        config: &NodeConfig,
+    ) -> NodeResult<Option<crate::metrics::NodeMetrics>> {
+        let Some(addr) = config.metrics_addr else {
+            return Ok(None);
+        };
+        let sampled = crate::metrics::Sampled {
+            db: self.db.clone(),
+            pool: self.pool.clone(),
+            peers: self.rpc.peer_counter().clone(),
+        };
+        crate::metrics::start(addr, sampled).await.map(Some)
+    }
 }
 
 /// Starts the JSON-RPC servers `config` asks for and logs where they listen.
@@ -111,6 +128,7 @@ pub async fn run_dev_node(
         let hash = reader.canonical_hash(head)?.unwrap_or_default();
         info!(target: "infera::node", head, %hash, datadir = %config.datadir.display(), "opened database");
     }
+    let metrics = core.serve_metrics(&config).await?;
     let NodeCore {
         db,
         chain,
@@ -148,6 +166,7 @@ pub async fn run_dev_node(
     // The sealer commits inside spawn_blocking; aborting the task does not
     // interrupt a commit in progress, and an interrupted one is rolled back by MDBX.
     let _ = sealer_task.await;
+    drop(metrics);
     drop(db);
     info!(target: "infera::node", "stopped");
     Ok(())
@@ -188,6 +207,7 @@ pub async fn run_network_node(
         .reader()?
         .genesis_hash()?
         .ok_or(NodeError::NoGenesis)?;
+    let metrics = core.serve_metrics(&config).await?;
     let NodeCore {
         db,
         chain,
@@ -297,6 +317,7 @@ pub async fn run_network_node(
     // An import or seal in progress runs on a blocking thread and finishes
     // (or is rolled back by MDBX if the process dies); wait for it.
     drop(manager.lock());
+    drop(metrics);
     drop(db);
     info!(target: "infera::node", "stopped");
     Ok(())

@@ -464,13 +464,19 @@ impl Sync {
                     tokio::time::sleep(self.test_block_delay).await;
                 }
                 match self.insert(block).await {
-                    Ok(InsertOutcome::Extended(_)) => progress.record(1, block_gas),
+                    Ok(InsertOutcome::Extended(_)) => {
+                        progress.record(1, block_gas);
+                        infera_metrics::network::sync_blocks(1);
+                    }
                     Ok(InsertOutcome::Reorged {
                         imported: blocks, ..
-                    }) => progress.record(
-                        blocks.len() as u64,
-                        blocks.iter().map(|b| b.block.header.gas_used).sum::<u64>(),
-                    ),
+                    }) => {
+                        progress.record(
+                            blocks.len() as u64,
+                            blocks.iter().map(|b| b.block.header.gas_used).sum::<u64>(),
+                        );
+                        infera_metrics::network::sync_blocks(blocks.len() as u64);
+                    }
                     Ok(InsertOutcome::Known | InsertOutcome::Side) => {}
                     Ok(InsertOutcome::UnknownParent) if !backed_off => {
                         backed_off = true;

@@ -19,6 +19,7 @@ pub mod fees;
 mod filters;
 pub mod heavy;
 pub mod infera;
+mod metrics;
 mod proof;
 mod pubsub;
 pub mod server;

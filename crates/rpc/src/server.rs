@@ -551,7 +551,8 @@ const REFUSAL_LINGER_MS: u64 = 1_000;
 const REFUSAL_DRAIN_BYTES: usize = 64 * 1024;
 
 type CorsStack = Stack<CorsLayer, Identity>;
-type ServiceBuilder = TowerServiceBuilder<Identity, CorsStack>;
+type RpcStack = Stack<crate::metrics::RpcMetricsLayer, Identity>;
+type ServiceBuilder = TowerServiceBuilder<RpcStack, CorsStack>;
 
 /// Binds `addr` and serves it with our own accept loop rather than
 /// jsonrpsee's `Server::start`: jsonrpsee bounds neither connections per
@@ -584,9 +585,14 @@ async fn start_one(ctx: &RpcContext, addr: SocketAddr) -> RpcResult<(SocketAddr,
         .allow_origin(origins)
         .allow_methods(Any)
         .allow_headers(Any);
+    let methods: Methods = served_methods(ctx)?.into();
+    let rpc_metrics = crate::metrics::RpcMetricsLayer::new(&methods, config.max_response_bytes);
     let builder: ServiceBuilder = Server::builder()
         .set_config(server_config)
         .set_http_middleware(tower::ServiceBuilder::new().layer(cors))
+        .set_rpc_middleware(
+            jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer(rpc_metrics),
+        )
         .to_service_builder();
     let listener = TcpListener::bind(addr)
         .await
@@ -594,10 +600,9 @@ async fn start_one(ctx: &RpcContext, addr: SocketAddr) -> RpcResult<(SocketAddr,
     let bound = listener
         .local_addr()
         .map_err(|source| RpcError::Bind { addr, source })?;
-    let methods = served_methods(ctx)?;
     let limits = ConnectionLimits::new(config);
     let (stop, handle) = stop_channel();
-    tokio::spawn(accept_loop(listener, builder, methods.into(), limits, stop));
+    tokio::spawn(accept_loop(listener, builder, methods, limits, stop));
     Ok((bound, handle))
 }
 
@@ -756,6 +761,7 @@ impl ConnectionLimits {
                 open.by_ip.remove(&busiest);
             }
             open.total -= 1;
+            infera_metrics::rpc::connection_closed();
             tracing::debug!(%busiest, held, newcomer = %ip, "RPC server full: closed the busiest address's oldest connection");
         }
         let id = open.next_id;
@@ -765,6 +771,7 @@ impl ConnectionLimits {
             .or_default()
             .insert(id, activity.clone());
         open.total += 1;
+        infera_metrics::rpc::connection_opened();
         Ok(ConnectionSlot {
             limits: self.clone(),
             ip,
@@ -785,6 +792,7 @@ impl Drop for ConnectionSlot {
                 open.by_ip.remove(&self.ip);
             }
             open.total -= 1;
+            infera_metrics::rpc::connection_closed();
         }
     }
 }
@@ -826,7 +834,7 @@ fn serve_connection(
     socket: TcpStream,
     slot: ConnectionSlot,
     activity: Arc<Activity>,
-    service: TowerService<Identity, CorsStack>,
+    service: TowerService<RpcStack, CorsStack>,
     limits: Arc<ConnectionLimits>,
     stop: StopHandle,
 ) {

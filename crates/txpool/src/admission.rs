@@ -41,6 +41,38 @@ pub enum TxAdmissionError {
     Local(#[from] AdmissionFault),
 }
 
+impl TxAdmissionError {
+    /// A short, fixed word for the refusal (the metrics' `reason` label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::Invalid(invalid) => match invalid {
+                InvalidTransaction::NonceTooLow { .. } => "nonce_too_low",
+                InvalidTransaction::NonceTooHigh { .. } => "nonce_too_high",
+                InvalidTransaction::InsufficientFunds { .. } => "insufficient_funds",
+                InvalidTransaction::IntrinsicGasTooLow { .. } => "intrinsic_gas_too_low",
+                InvalidTransaction::GasLimitAboveBlockRemaining { .. }
+                | InvalidTransaction::GasLimitAboveBlockLimit { .. }
+                | InvalidTransaction::GasLimitAboveCap { .. } => "gas_limit",
+                InvalidTransaction::FeeCapBelowBaseFee { .. }
+                | InvalidTransaction::TipAboveFeeCap { .. } => "fee",
+                InvalidTransaction::WrongChainId { .. } => "wrong_chain_id",
+                _ => "invalid",
+            },
+            Self::Pool(pool) => match pool {
+                PoolError::AlreadyKnown(_) => "already_known",
+                PoolError::NonceTooLow { .. } => "nonce_too_low",
+                PoolError::ReplacementUnderpriced { .. } => "replacement_underpriced",
+                PoolError::PoolFull => "pool_full",
+                PoolError::OversizedData { .. } => "oversized",
+                PoolError::InsufficientFunds { .. } => "insufficient_funds",
+                PoolError::SenderLimit { .. } => "sender_limit",
+            },
+            Self::Local(_) => "local_error",
+        }
+    }
+}
+
 impl From<StorageError> for TxAdmissionError {
     fn from(err: StorageError) -> Self {
         Self::Local(err.into())
@@ -135,6 +167,15 @@ impl TxAdmission {
 
     /// Admits the EIP-2718 encoded `raw` transaction: its hash, or why not.
     pub fn admit(&self, raw: &[u8]) -> Result<B256, TxAdmissionError> {
+        let admitted = self.admit_inner(raw);
+        match &admitted {
+            Ok(_) => infera_metrics::txpool::admitted(),
+            Err(err) => infera_metrics::txpool::rejected(err.reason()),
+        }
+        admitted
+    }
+
+    fn admit_inner(&self, raw: &[u8]) -> Result<B256, TxAdmissionError> {
         // The pool refuses it anyway; refusing before decoding spares hashing
         // and recovering the signer of payloads up to the gossip limit (11 MiB).
         if raw.len() > MAX_TX_BYTES {

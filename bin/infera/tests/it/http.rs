@@ -47,6 +47,16 @@ pub fn post(addr: SocketAddr, body: &[u8], timeout: Duration) -> io::Result<Http
     }
 }
 
+/// GETs `path` from `addr` and returns status + body.
+pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<HttpResponse> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes())?;
+    read_response(&mut s)
+}
+
 fn read_some(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
     let mut tmp = [0u8; 16 * 1024];
     let n = s.read(&mut tmp)?;

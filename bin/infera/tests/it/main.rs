@@ -18,6 +18,7 @@ mod dev_accounts;
 mod errors;
 mod fees;
 mod logs;
+mod metrics;
 mod model_run;
 mod network;
 mod persistence;

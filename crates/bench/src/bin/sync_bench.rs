@@ -306,6 +306,7 @@ fn node_config(datadir: &Path, spec: &ChainSpec, http_port: Option<u16>) -> Node
         pool: PoolConfig::default(),
         // The benchmark measures the CPU path every node has.
         inference_device: infera_node::InferenceDevice::Cpu,
+        metrics_addr: None,
     }
 }
 
