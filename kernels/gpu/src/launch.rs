@@ -8,7 +8,7 @@ use cudarc::driver::PushKernelArg;
 use infera_kernels::ops::{
     AddParams, ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, Conv2dParams, DenseParams,
     FlattenParams, GlobalAvgPoolParams, LutParams, MulParams, Op, PadParams, PoolParams,
-    ReshapeParams, TransposeParams,
+    ReshapeParams, SoftmaxParams, TransposeParams,
 };
 use infera_kernels::quant::Requant;
 use infera_kernels::{TensorInfo, TensorSpec};
@@ -313,6 +313,30 @@ impl CudaBackend {
         Ok(())
     }
 
+    /// One thread per row; the 256-entry table (1 KiB) is uploaded with
+    /// each launch, like a lookup table's.
+    pub(super) fn launch_softmax(
+        &self,
+        p: &SoftmaxParams,
+        a: &Args<'_>,
+        y: &mut Buf,
+    ) -> Result<(), GpuError> {
+        let Args { x, items, .. } = *a;
+        let yb = a.i8_out(y)?;
+        let n = *x.info.spec.shape.last().expect("validated: rank >= 1");
+        let rows = items / n;
+        let (rows_u, n_u) = (u(rows), u(n));
+        let table = self.upload(&p.table, "softmax table")?;
+        let xb = x.i8()?;
+        launch!(
+            self,
+            "infera_softmax",
+            rows,
+            [xb, yb, &rows_u, &n_u, &table]
+        );
+        Ok(())
+    }
+
     pub(super) fn launch_requantize(
         &self,
         rq: Requant,
@@ -592,5 +616,11 @@ impl Launch for ArgMaxParams {
 impl Launch for LutParams {
     fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
         gpu.launch_lut(self, a, y)
+    }
+}
+
+impl Launch for SoftmaxParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_softmax(self, a, y)
     }
 }

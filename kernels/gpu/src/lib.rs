@@ -75,6 +75,11 @@ pub const SOURCES: &[(&str, &str, &[&str])] = &[
             "infera_global_avg_pool",
         ],
     ),
+    (
+        "softmax.cu",
+        include_str!("../../cuda/softmax.cu"),
+        &["infera_softmax"],
+    ),
 ];
 
 /// NVRTC options of every compile (kernels/cuda/README.md, "Compiling"): PTX

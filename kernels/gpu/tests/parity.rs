@@ -12,7 +12,7 @@
 
 use infera_kernels::ops::{
     ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
-    LutParams, PadParams, ReshapeParams, TransposeParams,
+    LutParams, PadParams, ReshapeParams, SoftmaxParams, TransposeParams,
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -451,7 +451,27 @@ fn random_shape(r: &mut Rng, rank: usize, max: usize) -> Vec<usize> {
 fn elementwise_case(r: &mut Rng) -> Case {
     let rank = r.usize(1, 4);
     let shape = random_shape(r, rank, if rank > 2 { 7 } else { 300 });
-    match r.range(0, 5) {
+    match r.range(0, 6) {
+        5 => {
+            // Rows along the last axis; a non-increasing table from one of
+            // the extremes of table[0] (1, the importer's 2^30, u32::MAX),
+            // falling by a random ratio per entry (to 0 where it runs out).
+            let x = i8_tensor(r, shape.clone());
+            let mut e = u64::from(r.pick(&[1, 1 << 16, 1 << 30, u32::MAX]));
+            let table = (0..256)
+                .map(|_| {
+                    let v = e as u32;
+                    e = e * r.range(128, 256) as u64 / 256;
+                    v
+                })
+                .collect();
+            (
+                format!("softmax {shape:?}"),
+                Op::Softmax(SoftmaxParams { table }),
+                vec![x],
+                -128,
+            )
+        }
         4 => {
             let x = i8_tensor(r, shape.clone());
             let table = (0..256).map(|_| r.range(-128, 127) as i8).collect();

@@ -5,7 +5,8 @@
 //!    preceding Conv, `MatMul + Add` into one dense layer, and a following
 //!    Relu/Clip into the producer's output clamp (only where it is the
 //!    producer's sole reader). Also mapped: MaxPool, AveragePool,
-//!    GlobalAveragePool, Add, Mul, Flatten, Reshape, Transpose, Concat, Pad.
+//!    GlobalAveragePool, Add, Mul, Flatten, Reshape, Transpose, Concat, Pad,
+//!    Softmax (last axis).
 //! 2. tract runs the float model on every calibration sample with each fused
 //!    value exposed as an output, giving each value's real range.
 //! 3. Values get asymmetric int8 quantisation (`scale = (max - min) / 255`, range
@@ -87,16 +88,23 @@ enum OutScale {
 }
 
 /// Builds an integer operator from its inputs' quantisations and its own;
-/// its output has its own.
+/// its output has its own, or the fixed quantisation the operator defines
+/// (Softmax's 1/256) whatever the calibration.
 #[derive(Clone)]
-struct Quantizer(Arc<QuantizeFn>);
+struct Quantizer(Arc<QuantizeFn>, Option<Q>);
 
 /// Inputs' quantisations, the output's own, to the integer operator.
 type QuantizeFn = dyn Fn(&[Q], Q) -> ToolResult<Op> + Send + Sync;
 
 impl Quantizer {
     fn new(f: impl Fn(&[Q], Q) -> ToolResult<Op> + Send + Sync + 'static) -> Self {
-        Self(Arc::new(f))
+        Self(Arc::new(f), None)
+    }
+
+    /// An operator whose output quantisation is `out`, not its calibrated
+    /// range's.
+    fn with_output(out: Q, f: impl Fn(&[Q], Q) -> ToolResult<Op> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f), Some(out))
     }
 }
 
@@ -216,6 +224,9 @@ fn unsupported(m: String) -> ToolError {
 /// fused nodes, and how many readers each tensor has.
 struct Builder<'g> {
     consts: &'g Consts,
+    /// The model's ONNX (default domain) opset: some attributes' defaults
+    /// depend on it (Softmax's axis).
+    opset: i64,
     ids: HashMap<String, usize>,
     shapes: Vec<Vec<usize>>,
     nodes: Vec<FNode>,
@@ -226,6 +237,7 @@ struct Builder<'g> {
 fn build_graph(
     graph: &pb::GraphProto,
     consts: &Consts,
+    opset: i64,
     input_shape: &[usize],
 ) -> ToolResult<(String, Vec<FNode>)> {
     let input_name = graph
@@ -248,6 +260,7 @@ fn build_graph(
     }
     let mut b = Builder {
         consts,
+        opset,
         ids: HashMap::from([(input_name.clone(), 0)]),
         shapes: vec![input_shape.to_vec()],
         nodes: Vec::new(),
@@ -638,12 +651,17 @@ pub fn import_onnx(onnx_path: &Path, calib: &Npy) -> ToolResult<(Model, ImportRe
         .as_ref()
         .ok_or_else(|| ToolError::Onnx("model has no graph".into()))?;
     let consts = load_consts(graph)?;
+    let opset = proto
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(1, |o| o.version);
     let mut input_shape = calib.shape.clone();
     if input_shape.is_empty() {
         return Err(ToolError::Input("calibration array is a scalar".into()));
     }
     input_shape[0] = 1;
-    let (_, fnodes) = build_graph(graph, &consts, &input_shape)?;
+    let (_, fnodes) = build_graph(graph, &consts, opset, &input_shape)?;
     let (xs, ranges, float_out) = calibrate(onnx_path, calib, &input_shape, &fnodes)?;
     let (model, notes) = quantize_graph(&fnodes, &ranges, &input_shape)?;
 
@@ -811,7 +829,8 @@ fn quantize_op(f: &FNode, q: &[Q], own: Q) -> ToolResult<(Op, Q)> {
         FOp::Int(op, OutScale::Own) => (op.clone(), own),
         FOp::Quantized(build) => {
             let inputs: Vec<Q> = f.inputs.iter().map(|&v| q[v]).collect();
-            ((build.0)(&inputs, own)?, own)
+            let out = build.1.unwrap_or(own);
+            ((build.0)(&inputs, out)?, out)
         }
     })
 }

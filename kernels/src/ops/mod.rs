@@ -31,6 +31,7 @@ pub(crate) mod mul;
 pub(crate) mod pad;
 pub(crate) mod requantize;
 pub(crate) mod reshape;
+pub(crate) mod softmax;
 pub(crate) mod transpose;
 
 pub use add::AddParams;
@@ -48,6 +49,7 @@ pub use max_pool::PoolParams;
 pub use mul::MulParams;
 pub use pad::PadParams;
 pub use reshape::ReshapeParams;
+pub use softmax::{SOFTMAX_STEPS, SOFTMAX_TABLE_ENTRIES, SOFTMAX_ZERO_POINT, SoftmaxParams};
 pub use transpose::TransposeParams;
 
 use crate::error::{ModelError, ModelResult};
@@ -150,6 +152,9 @@ macro_rules! with_operators {
             /// Any function of one int8 value, as its 256 answers (GELU,
             /// Sigmoid, Tanh, SiLU, HardSwish).
             Lut($crate::ops::LutParams),
+            /// Softmax over the last axis by a table of exponentials, to the
+            /// fixed output scale 1/256 (zero point -128).
+            Softmax($crate::ops::SoftmaxParams),
         }
     };
 }

@@ -8,7 +8,7 @@
 use infera_kernels::ops::{AddParams, Conv2dParams, DenseParams, MulParams, Op, PoolParams};
 use infera_kernels::ops::{
     ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
-    LutParams, PadParams, ReshapeParams, TransposeParams,
+    LutParams, PadParams, ReshapeParams, SoftmaxParams, TransposeParams,
 };
 use infera_kernels::quant::Requant;
 use infera_kernels::{DType, Tensor};
@@ -57,6 +57,20 @@ pub struct Case {
     pub inputs: Vec<Tensor>,
     pub out_zero_point: i8,
     pub seed: u64,
+}
+
+/// A softmax table from `one` down, each entry a random fraction in
+/// `[200/256, 1]` of the one before (integers only, never increasing).
+pub fn softmax(rng: &mut Rng, one: u32) -> Op {
+    let mut e = u64::from(one);
+    let table = (0..256)
+        .map(|_| {
+            let v = e as u32;
+            e = e * rng.range(200, 256) as u64 / 256;
+            v
+        })
+        .collect();
+    Op::Softmax(SoftmaxParams { table })
 }
 
 fn tensor(rng: &mut Rng, shape: Vec<usize>) -> Tensor {
@@ -446,6 +460,21 @@ pub fn all() -> Vec<Case> {
             let t = Tensor::i8(vec![2, 128], r.zp(), (i8::MIN..=i8::MAX).collect());
             let table = r.i8s(256);
             (Op::Lut(LutParams { table }), vec![t], r.zp())
+        }),
+        ("softmax_random_rows", |r| {
+            let t = tensor(r, vec![3, 5, 7]);
+            (softmax(r, 1 << 30), vec![t], -128)
+        }),
+        ("softmax_every_distance", |r| {
+            // Row 0 holds every int8 value (every entry of the table is read,
+            // the far ones rounding to 0 steps); row 1 is flat (256 / 256 = 1
+            // step each); row 2 has one value far above the rest (its 256
+            // steps clamp to 127).
+            let mut x: Vec<i8> = (i8::MIN..=i8::MAX).collect();
+            x.extend([7i8; 256]);
+            x.extend((0..256).map(|i| if i == 100 { 127 } else { -128 }));
+            let t = Tensor::i8(vec![3, 256], r.zp(), x);
+            (softmax(r, 1 << 16), vec![t], -128)
         }),
     ];
     specs

@@ -23,7 +23,7 @@ use crate::cases::{self, Rng};
 use infera_kernels::model::{Model, Node};
 use infera_kernels::ops::{
     ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
-    LutParams, PadParams, ReshapeParams, TransposeParams,
+    LutParams, PadParams, ReshapeParams, SoftmaxParams, TransposeParams,
 };
 use infera_kernels::ops::{Op, PoolParams};
 use infera_kernels::{DType, ModelError, TensorInfo, TensorSpec};
@@ -290,6 +290,11 @@ pub fn layout(m: &Model) -> Layout {
             Op::Lut(LutParams { table }) => {
                 for _ in table {
                     w.f(1, Kind::Num);
+                }
+            }
+            Op::Softmax(SoftmaxParams { table }) => {
+                for _ in table {
+                    w.f(4, Kind::Num);
                 }
             }
         }

@@ -10,7 +10,8 @@ use crate::ToolResult;
 use infera_kernels::Op;
 use infera_kernels::ops::{
     AvgPoolParams, ConcatParams, FlattenParams, GlobalAvgPoolParams, MulParams, PadParams,
-    PoolParams, ReshapeParams, TransposeParams,
+    PoolParams, ReshapeParams, SOFTMAX_STEPS, SOFTMAX_TABLE_ENTRIES, SOFTMAX_ZERO_POINT,
+    SoftmaxParams, TransposeParams,
 };
 use tract_onnx::pb;
 
@@ -61,6 +62,7 @@ pub(super) fn map(r: &Rule<'_>) -> ToolResult<Mapped> {
         "Pad" => pad(r),
         "Flatten" => flatten(r),
         "Reshape" => reshape(r),
+        "Softmax" => softmax(r),
         other => match super::activation::activation(other, r.n) {
             Some(f) => Ok((super::activation::lut_op(f), vec![r.x], r.xs.to_vec())),
             None => Err(unsupported(format!("ONNX operator {other}"))),
@@ -335,4 +337,43 @@ fn reshape(r: &Rule<'_>) -> ToolResult<Mapped> {
         vec![r.x],
         shape,
     ))
+}
+
+/// Fraction bits of the exponential table: `table[0] = 2^30`, so an
+/// element stops counting only where `exp(-s d) < 2^-31`, and every sum of
+/// a row of at most 2^16 stays far inside the engine's i64 bound.
+const SOFTMAX_TABLE_BITS: i32 = 30;
+
+/// Softmax over the last axis only. The axis defaults to -1 from opset 13;
+/// before, to 1 with the input flattened from it, which is the same
+/// operation only when that axis is the last.
+fn softmax(r: &Rule<'_>) -> ToolResult<Mapped> {
+    let rank = r.xs.len();
+    let axis = attr_int(r.n, "axis", if r.b.opset >= 13 { -1 } else { 1 });
+    let last = rank.checked_sub(1);
+    if last.is_none() || normalize_axis(axis, rank) != last {
+        return Err(unsupported(format!(
+            "Softmax over axis {axis} of a rank-{rank} input (only the last axis is supported)"
+        )));
+    }
+    let out = Q {
+        scale: 1.0 / SOFTMAX_STEPS as f32,
+        zp: SOFTMAX_ZERO_POINT,
+    };
+    Ok((
+        FOp::Quantized(Quantizer::with_output(out, softmax_table)),
+        vec![r.x],
+        r.xs.to_vec(),
+    ))
+}
+
+/// `table[d] = round(2^30 * exp(-s d))`, `s` the input's scale: the weight
+/// of an element `d` input steps below its row's maximum.
+fn softmax_table(q: &[Q], _out: Q) -> ToolResult<Op> {
+    let s = f64::from(q[0].scale);
+    let one = 2f64.powi(SOFTMAX_TABLE_BITS);
+    let table = (0..SOFTMAX_TABLE_ENTRIES)
+        .map(|d| (one * (-s * d as f64).exp()).round() as u32)
+        .collect();
+    Ok(Op::Softmax(SoftmaxParams { table }))
 }
