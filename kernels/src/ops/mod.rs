@@ -25,6 +25,7 @@ pub(crate) mod conv2d;
 pub(crate) mod dense;
 pub(crate) mod flatten;
 pub(crate) mod global_avg_pool;
+pub(crate) mod layer_norm;
 pub(crate) mod lut;
 pub(crate) mod max_pool;
 pub(crate) mod mul;
@@ -43,6 +44,7 @@ pub use conv2d::Conv2dParams;
 pub use dense::DenseParams;
 pub use flatten::FlattenParams;
 pub use global_avg_pool::GlobalAvgPoolParams;
+pub use layer_norm::{LayerNormParams, NORM_FRAC_BITS, NORM_SQRT_EXTRA_BITS, isqrt};
 pub use lut::{LUT_ENTRIES, LutParams};
 pub use max_pool::PoolParams;
 pub use mul::MulParams;
@@ -150,6 +152,9 @@ macro_rules! with_operators {
             /// Any function of one int8 value, as its 256 answers (GELU,
             /// Sigmoid, Tanh, SiLU, HardSwish).
             Lut($crate::ops::LutParams),
+            /// Layer normalisation over the last axis (integer square root),
+            /// with per-channel scale and bias.
+            LayerNorm($crate::ops::LayerNormParams),
         }
     };
 }
