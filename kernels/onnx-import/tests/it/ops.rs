@@ -340,3 +340,67 @@ fn an_activation_after_a_layer_uses_the_layers_range() {
     assert_eq!(ops(&m), ["dense", "lut"]);
     assert_close(&r, 0.01);
 }
+
+/// LayerNormalization (opset 17) over the last axis imports as one integer
+/// `layer_norm`, within two output steps of the float model on inputs in
+/// [-1, 1]; the error is printed.
+#[test]
+fn layer_normalization_imports_as_an_integer_layer_norm() {
+    for (shape, axis) in [(vec![2usize, 16], None), (vec![1, 4, 32], Some(2))] {
+        let n = *shape.last().expect("rank");
+        let scale: Vec<f32> = (0..n).map(|i| 0.5 + (i * 7 % 11) as f32 / 10.0).collect();
+        let bias: Vec<f32> = (0..n).map(|i| ((i * 5 % 9) as f32 - 4.0) / 8.0).collect();
+        let mut attrs = vec![float("epsilon", 1e-5)];
+        attrs.extend(axis.map(|a| int("axis", a)));
+        let onnx = model_at_opset(
+            17,
+            vec![node(
+                "LayerNormalization",
+                &["x", "scale", "bias"],
+                "y",
+                attrs,
+            )],
+            vec![
+                f32_tensor("scale", &[n as i64], scale),
+                f32_tensor("bias", &[n as i64], bias),
+            ],
+            &shape,
+            &shape,
+        );
+        let (m, r) = import(&onnx, &shape).unwrap_or_else(|e| panic!("{shape:?}: {e}"));
+        assert_eq!(ops(&m), ["layer_norm"]);
+        let step = f32::from_bits(m.output_info().1);
+        eprintln!(
+            "LayerNormalization {shape:?}: max |int - float| = {:.5} (max |float| {:.3}, output step {:.5})",
+            r.max_abs_error, r.max_abs_output, step
+        );
+        // (`assert_close` would also check the sample count, which a batch
+        // of 2 rows changes.)
+        assert!(
+            r.max_abs_error <= 2.0 * step,
+            "{shape:?}: max error {} > two output steps {step}",
+            r.max_abs_error
+        );
+    }
+}
+
+/// Only the last axis is supported.
+#[test]
+fn layer_normalization_over_another_axis_is_refused() {
+    let onnx = model_at_opset(
+        17,
+        vec![node(
+            "LayerNormalization",
+            &["x", "scale"],
+            "y",
+            vec![int("axis", 1)],
+        )],
+        vec![f32_tensor("scale", &[4, 32], vec![1.0; 128])],
+        &[1, 4, 32],
+        &[1, 4, 32],
+    );
+    match import(&onnx, &[1, 4, 32]) {
+        Err(ToolError::Unsupported(m)) => assert!(m.contains("last axis"), "{m}"),
+        other => panic!("expected Unsupported, got {:?}", other.map(|(_, r)| r)),
+    }
+}
