@@ -39,6 +39,12 @@ pub const MAX_STRIDE: u64 = 32;
 pub const MAX_DILATION: u64 = 32;
 /// Largest padding on any side of a convolution, pool or `Pad`.
 pub const MAX_PAD: u64 = 64;
+/// Longest row a layer normalisation normalises (its last axis): keeps its
+/// sums, squares and fixed-point products inside i64 (`ops/layer_norm.rs`).
+pub const MAX_NORM_LEN: u64 = 1 << 12;
+/// Largest epsilon of a layer normalisation, in the units of its row
+/// variance (`n³` times the variance of the int8 values).
+pub const MAX_NORM_EPS: u64 = 1 << 50;
 /// Largest right shift of a requantisation, in bits (keeps the i64 product and
 /// its rounding term in range).
 pub const MAX_SHIFT_BITS: u8 = 62;

@@ -85,6 +85,9 @@ def golden():
             else: L.infera_pad_i32(x, y, u64(prod(e['shape'])), u32(len(xs)), meta)
         elif op == 'arg_max':
             ax = p['axis']; (L.infera_arg_max_i8 if ins[0]['dtype']=='i8' else L.infera_arg_max_i32)(x, y, u64(prod(xs[:ax])), u64(xs[ax]), u64(prod(xs[ax+1:])))
+        elif op == 'layer_norm':
+            n = xs[-1]; g = arr(C.c_int32, p['gamma']); b = arr(C.c_int32, p['beta'])
+            L.infera_layer_norm(x, y, u64(xn // n), u64(n), g, b, u64(p['eps']), i32(p['shift']), i32(zy))
         else:
             print('UNHANDLED', op); bad += 1; continue
         got = bytes(y).hex()

@@ -7,8 +7,8 @@ use super::{Buf, CudaBackend, DevParams, DevTensor, GpuError, cfg, strides, u};
 use cudarc::driver::PushKernelArg;
 use infera_kernels::ops::{
     AddParams, ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, Conv2dParams, DenseParams,
-    FlattenParams, GlobalAvgPoolParams, LutParams, MulParams, Op, PadParams, PoolParams,
-    ReshapeParams, SoftmaxParams, TransposeParams,
+    FlattenParams, GlobalAvgPoolParams, LayerNormParams, LutParams, MulParams, Op, PadParams,
+    PoolParams, ReshapeParams, SoftmaxParams, TransposeParams,
 };
 use infera_kernels::quant::Requant;
 use infera_kernels::{TensorInfo, TensorSpec};
@@ -337,6 +337,32 @@ impl CudaBackend {
         Ok(())
     }
 
+    /// One thread per row; gamma and beta (4 bytes per channel each) are
+    /// uploaded with each launch rather than kept with the model's weights.
+    pub(super) fn launch_layer_norm(
+        &self,
+        p: &LayerNormParams,
+        a: &Args<'_>,
+        y: &mut Buf,
+    ) -> Result<(), GpuError> {
+        let Args { x, items, zy, .. } = *a;
+        let yb = a.i8_out(y)?;
+        let n = p.gamma.len();
+        let rows = items / n;
+        let (rows_u, n_u) = (u(rows), u(n));
+        let gamma = self.upload(&p.gamma, "layer norm gamma")?;
+        let beta = self.upload(&p.beta, "layer norm beta")?;
+        let shift = i32::from(p.shift);
+        let xb = x.i8()?;
+        launch!(
+            self,
+            "infera_layer_norm",
+            rows,
+            [xb, yb, &rows_u, &n_u, &gamma, &beta, &p.eps, &shift, &zy]
+        );
+        Ok(())
+    }
+
     pub(super) fn launch_requantize(
         &self,
         rq: Requant,
@@ -622,5 +648,11 @@ impl Launch for LutParams {
 impl Launch for SoftmaxParams {
     fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
         gpu.launch_softmax(self, a, y)
+    }
+}
+
+impl Launch for LayerNormParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_layer_norm(self, a, y)
     }
 }

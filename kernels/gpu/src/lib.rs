@@ -52,6 +52,11 @@ pub const SOURCES: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "layer_norm.cu",
+        include_str!("../../cuda/layer_norm.cu"),
+        &["infera_layer_norm"],
+    ),
+    (
         "layout.cu",
         include_str!("../../cuda/layout.cu"),
         &[

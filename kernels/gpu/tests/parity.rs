@@ -12,7 +12,7 @@
 
 use infera_kernels::ops::{
     ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
-    LutParams, PadParams, ReshapeParams, SoftmaxParams, TransposeParams,
+    LayerNormParams, LutParams, PadParams, ReshapeParams, SoftmaxParams, TransposeParams,
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -634,6 +634,52 @@ fn layout_case(r: &mut Rng) -> Case {
     }
 }
 
+/// Layer normalisation: rows of odd and extreme lengths (up to
+/// `MAX_NORM_LEN`), constant and two-valued rows from `i8s`, gammas and
+/// betas at the i32 extremes, epsilon from 0 to its limit, every shift
+/// corner.
+fn layer_norm_case(r: &mut Rng) -> Case {
+    let n = r.pick(&[1, 2, 3, 7, 16, 64, 300, 1024, 4096]);
+    let rows = r.usize(1, if n > 300 { 3 } else { 9 });
+    let shape = match r.range(0, 2) {
+        0 => vec![n],
+        1 => vec![rows, n],
+        _ => vec![2, rows, n],
+    };
+    let x = i8_tensor(r, shape.clone());
+    let int = |r: &mut Rng| match r.range(0, 5) {
+        0 => i32::MAX,
+        1 => i32::MIN,
+        2 => 0,
+        _ => r.range(-(1 << 20), 1 << 20) as i32,
+    };
+    let gamma = (0..n).map(|_| int(r)).collect();
+    let beta = (0..n).map(|_| int(r)).collect();
+    let max_eps = infera_kernels::limits::MAX_NORM_EPS;
+    let eps = match r.range(0, 3) {
+        0 => 0,
+        1 => max_eps,
+        _ => r.range(0, 1 << 40) as u64,
+    };
+    let shift = match r.range(0, 4) {
+        0 => 1,
+        1 => 62,
+        _ => r.range(16, 40) as u8,
+    };
+    let zp = r.zp();
+    (
+        format!("layer_norm {shape:?} eps={eps} shift={shift}"),
+        Op::LayerNorm(LayerNormParams {
+            gamma,
+            beta,
+            eps,
+            shift,
+        }),
+        vec![x],
+        zp,
+    )
+}
+
 /// Run `count` cases from `gen` with seeds `base..base+count`; cases the
 /// validator rejects are counted and skipped (the generator aims for valid ones).
 fn random_suite(test: &str, base: u64, count: u64, generator: fn(&mut Rng) -> Case) {
@@ -703,6 +749,11 @@ fn random_elementwise() {
 #[test]
 fn random_layout() {
     random_suite("random_layout", 7_000, 400, layout_case);
+}
+
+#[test]
+fn random_layer_norm() {
+    random_suite("random_layer_norm", 8_000, 200, layer_norm_case);
 }
 
 /// Exact ties of the requantisation: `v * 1 / 2^1` for every odd `v`, and
@@ -1022,12 +1073,13 @@ fn demo_models() {
 /// the demo models decode and run on the CPU. Checks no GPU result.
 #[test]
 fn suite_inputs_are_valid_on_the_cpu() {
-    let gens: [(&str, u64, u64, Generator); 5] = [
+    let gens: [(&str, u64, u64, Generator); 6] = [
         ("dense", 1_000, 300, |r| dense_case(r, false)),
         ("conv2d", 3_000, 300, |r| conv_case(r, false)),
         ("pool", 5_000, 300, pool_case),
         ("elementwise", 6_000, 400, elementwise_case),
         ("layout", 7_000, 400, layout_case),
+        ("layer_norm", 8_000, 200, layer_norm_case),
     ];
     for (name, base, count, generator) in gens {
         let mut valid = 0;

@@ -31,6 +31,7 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
 mod activation;
+mod layer_norm;
 mod rules;
 
 /// What the import did and how faithful the integer model is.

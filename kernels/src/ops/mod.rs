@@ -25,6 +25,7 @@ pub(crate) mod conv2d;
 pub(crate) mod dense;
 pub(crate) mod flatten;
 pub(crate) mod global_avg_pool;
+pub(crate) mod layer_norm;
 pub(crate) mod lut;
 pub(crate) mod max_pool;
 pub(crate) mod mul;
@@ -44,6 +45,7 @@ pub use conv2d::Conv2dParams;
 pub use dense::DenseParams;
 pub use flatten::FlattenParams;
 pub use global_avg_pool::GlobalAvgPoolParams;
+pub use layer_norm::{LayerNormParams, NORM_FRAC_BITS, NORM_SQRT_EXTRA_BITS, isqrt};
 pub use lut::{LUT_ENTRIES, LutParams};
 pub use max_pool::PoolParams;
 pub use mul::MulParams;
@@ -155,6 +157,9 @@ macro_rules! with_operators {
             /// Softmax over the last axis by a table of exponentials, to the
             /// fixed output scale 1/256 (zero point -128).
             Softmax($crate::ops::SoftmaxParams),
+            /// Layer normalisation over the last axis (integer square root),
+            /// with per-channel scale and bias.
+            LayerNorm($crate::ops::LayerNormParams),
         }
     };
 }

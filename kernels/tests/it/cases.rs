@@ -8,7 +8,7 @@
 use infera_kernels::ops::{AddParams, Conv2dParams, DenseParams, MulParams, Op, PoolParams};
 use infera_kernels::ops::{
     ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
-    LutParams, PadParams, ReshapeParams, SoftmaxParams, TransposeParams,
+    LayerNormParams, LutParams, PadParams, ReshapeParams, SoftmaxParams, TransposeParams,
 };
 use infera_kernels::quant::Requant;
 use infera_kernels::{DType, Tensor};
@@ -48,6 +48,20 @@ pub fn requant_for(rng: &mut Rng, scale: u64) -> Requant {
     Requant {
         multiplier: rng.range(1 << 30, i32::MAX as i64) as i32,
         shift: (31 + bits).saturating_sub(7).max(1),
+    }
+}
+
+/// Layer normalisation of rows of `n` with gammas of about 40 output steps
+/// per standard deviation (the shift is `F + 4`), biases of up to 40 steps
+/// and epsilon below `max_eps`.
+pub fn layer_norm(rng: &mut Rng, n: usize, max_eps: u64) -> LayerNormParams {
+    LayerNormParams {
+        gamma: (0..n).map(|_| rng.range(-640, 640) as i32).collect(),
+        beta: (0..n)
+            .map(|_| rng.range(-40 << 20, 40 << 20) as i32)
+            .collect(),
+        eps: rng.range(0, max_eps as i64) as u64,
+        shift: infera_kernels::ops::NORM_FRAC_BITS as u8 + 4,
     }
 }
 
@@ -475,6 +489,30 @@ pub fn all() -> Vec<Case> {
             x.extend((0..256).map(|i| if i == 100 { 127 } else { -128 }));
             let t = Tensor::i8(vec![3, 256], r.zp(), x);
             (softmax(r, 1 << 16), vec![t], -128)
+        }),
+        ("layer_norm_random", |r| {
+            let t = tensor(r, vec![3, 4, 16]);
+            (Op::LayerNorm(layer_norm(r, 16, 1 << 20)), vec![t], r.zp())
+        }),
+        ("layer_norm_constant_rows", |r| {
+            // Constant rows (var = 0, with eps = 0: the clamped divisor),
+            // both extremes, one value against the rest, and the extremes
+            // -128 and 127 alternating.
+            let mut data = vec![-128i8; 8];
+            data.extend([127i8; 8]);
+            data.extend([r.i8(); 8]);
+            data.extend([-128, -128, -128, -128, -128, -128, -128, 127]);
+            data.extend([-128, 127, -128, 127, -128, 127, -128, 127]);
+            let t = Tensor::i8(vec![5, 8], r.zp(), data);
+            let p = LayerNormParams {
+                eps: 0,
+                ..layer_norm(r, 8, 0)
+            };
+            (Op::LayerNorm(p), vec![t], r.zp())
+        }),
+        ("layer_norm_wide", |r| {
+            let t = tensor(r, vec![2, 300]);
+            (Op::LayerNorm(layer_norm(r, 300, 1 << 30)), vec![t], r.zp())
         }),
     ];
     specs

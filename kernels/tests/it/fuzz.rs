@@ -23,7 +23,7 @@ use crate::cases::{self, Rng};
 use infera_kernels::model::{Model, Node};
 use infera_kernels::ops::{
     ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
-    LutParams, PadParams, ReshapeParams, SoftmaxParams, TransposeParams,
+    LayerNormParams, LutParams, PadParams, ReshapeParams, SoftmaxParams, TransposeParams,
 };
 use infera_kernels::ops::{Op, PoolParams};
 use infera_kernels::{DType, ModelError, TensorInfo, TensorSpec};
@@ -296,6 +296,16 @@ pub fn layout(m: &Model) -> Layout {
                 for _ in table {
                     w.f(4, Kind::Num);
                 }
+            }
+            Op::LayerNorm(LayerNormParams { gamma, beta, .. }) => {
+                w.f(4, Kind::Len);
+                for _ in gamma.iter().chain(beta) {
+                    w.f(4, Kind::Num);
+                }
+                // eps (low and high words), shift.
+                w.f(4, Kind::Num);
+                w.f(4, Kind::Num);
+                w.f(1, Kind::Num);
             }
         }
         w.l.nodes.push((start, w.pos));

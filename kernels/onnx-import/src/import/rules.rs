@@ -63,6 +63,7 @@ pub(super) fn map(r: &Rule<'_>) -> ToolResult<Mapped> {
         "Flatten" => flatten(r),
         "Reshape" => reshape(r),
         "Softmax" => softmax(r),
+        "LayerNormalization" => super::layer_norm::layer_norm(r),
         other => match super::activation::activation(other, r.n) {
             Some(f) => Ok((super::activation::lut_op(f), vec![r.x], r.xs.to_vec())),
             None => Err(unsupported(format!("ONNX operator {other}"))),

@@ -405,6 +405,59 @@ fn softmax_after_a_layer_uses_the_layers_scale() {
     }
 }
 
+/// LayerNormalization (opset 17) over the last axis imports as one integer
+/// `layer_norm`, within two output steps of the float model on inputs in
+/// [-1, 1]; the error is printed.
+#[test]
+fn layer_normalization_imports_as_an_integer_layer_norm() {
+    for (shape, axis) in [(vec![2usize, 16], None), (vec![1, 4, 32], Some(2))] {
+        let n = *shape.last().expect("rank");
+        let scale: Vec<f32> = (0..n).map(|i| 0.5 + (i * 7 % 11) as f32 / 10.0).collect();
+        let bias: Vec<f32> = (0..n).map(|i| ((i * 5 % 9) as f32 - 4.0) / 8.0).collect();
+        let onnx_consts = (scale.clone(), bias.clone());
+        let mut attrs = vec![float("epsilon", 1e-5)];
+        attrs.extend(axis.map(|a| int("axis", a)));
+        let onnx = model_at_opset(
+            17,
+            vec![node(
+                "LayerNormalization",
+                &["x", "scale", "bias"],
+                "y",
+                attrs,
+            )],
+            vec![
+                f32_tensor("scale", &[n as i64], onnx_consts.0),
+                f32_tensor("bias", &[n as i64], onnx_consts.1),
+            ],
+            &shape,
+            &shape,
+        );
+        let (m, r) = import(&onnx, &shape).unwrap_or_else(|e| panic!("{shape:?}: {e}"));
+        assert_eq!(ops(&m), ["layer_norm"]);
+        let (off, rate) = integer_against_exact(&m, &scale, &bias, 1e-5);
+        eprintln!(
+            "LayerNormalization {shape:?}: integer vs exact on the same int8 input: at most {off} step(s) apart, {:.2}% of outputs differ",
+            100.0 * rate
+        );
+        assert!(
+            off <= 1,
+            "{shape:?}: the integer arithmetic is {off} steps off"
+        );
+        let step = f32::from_bits(m.output_info().1);
+        eprintln!(
+            "LayerNormalization {shape:?}: max |int - float| = {:.5} (max |float| {:.3}, output step {:.5})",
+            r.max_abs_error, r.max_abs_output, step
+        );
+        // (`assert_close` would also check the sample count, which a batch
+        // of 2 rows changes.)
+        assert!(
+            r.max_abs_error <= 2.0 * step,
+            "{shape:?}: max error {} > two output steps {step}",
+            r.max_abs_error
+        );
+    }
+}
+
 #[test]
 fn softmax_over_another_axis_is_refused() {
     let first = model(
@@ -433,4 +486,71 @@ fn softmax_over_another_axis_is_refused() {
         e.to_string().contains("Softmax over axis 1 of a rank-3"),
         "{e}"
     );
+}
+
+/// What the integer arithmetic alone costs: the imported model against the
+/// exact float LayerNormalization of the same dequantised int8 input,
+/// rounded to the same output grid, on 200 random inputs (uniform, and
+/// narrow rows whose variance is small). The largest difference in output
+/// steps and the fraction of outputs that differ.
+fn integer_against_exact(m: &infera_kernels::Model, g: &[f32], b: &[f32], eps: f64) -> (i64, f64) {
+    let (xi, xbits) = m.input_info();
+    let (yi, ybits) = m.output_info();
+    let (sx, zx) = (f64::from(f32::from_bits(xbits)), i64::from(xi.zero_point));
+    let (sy, zy) = (f64::from(f32::from_bits(ybits)), f64::from(yi.zero_point));
+    let len = xi.spec.elements();
+    let n = g.len();
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let (mut worst, mut differ) = (0i64, 0usize);
+    for sample in 0..200 {
+        let spread = if sample % 2 == 0 { 256 } else { 5 };
+        let x: Vec<i8> = (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 33) % spread) as i64 - (spread / 2) as i64
+            })
+            .map(|v| v.clamp(-128, 127) as i8)
+            .collect();
+        let bytes: Vec<u8> = x.iter().map(|&v| v as u8).collect();
+        let got = m.run(&bytes).expect("runs");
+        for (row, out) in x.chunks(n).zip(got.chunks(n)) {
+            let a: Vec<f64> = row
+                .iter()
+                .map(|&v| sx * (i64::from(v) - zx) as f64)
+                .collect();
+            let mean = a.iter().sum::<f64>() / n as f64;
+            let var = a.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+            for j in 0..n {
+                let y = f64::from(g[j]) * (a[j] - mean) / (var + eps).sqrt() + f64::from(b[j]);
+                let want = (y / sy + zy).round().clamp(-128.0, 127.0) as i64;
+                let d = (i64::from(out[j] as i8) - want).abs();
+                worst = worst.max(d);
+                differ += usize::from(d != 0);
+            }
+        }
+    }
+    (worst, differ as f64 / (200 * len) as f64)
+}
+
+/// Only the last axis is supported.
+#[test]
+fn layer_normalization_over_another_axis_is_refused() {
+    let onnx = model_at_opset(
+        17,
+        vec![node(
+            "LayerNormalization",
+            &["x", "scale"],
+            "y",
+            vec![int("axis", 1)],
+        )],
+        vec![f32_tensor("scale", &[4, 32], vec![1.0; 128])],
+        &[1, 4, 32],
+        &[1, 4, 32],
+    );
+    match import(&onnx, &[1, 4, 32]) {
+        Err(ToolError::Unsupported(m)) => assert!(m.contains("last axis"), "{m}"),
+        other => panic!("expected Unsupported, got {:?}", other.map(|(_, r)| r)),
+    }
 }
