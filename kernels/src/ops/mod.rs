@@ -26,9 +26,11 @@ pub(crate) mod dense;
 pub(crate) mod flatten;
 pub(crate) mod global_avg_pool;
 pub(crate) mod lut;
+pub(crate) mod mat_mul;
 pub(crate) mod max_pool;
 pub(crate) mod mul;
 pub(crate) mod pad;
+pub(crate) mod reduce;
 pub(crate) mod requantize;
 pub(crate) mod reshape;
 pub(crate) mod transpose;
@@ -44,9 +46,11 @@ pub use dense::DenseParams;
 pub use flatten::FlattenParams;
 pub use global_avg_pool::GlobalAvgPoolParams;
 pub use lut::{LUT_ENTRIES, LutParams};
+pub use mat_mul::MatMulParams;
 pub use max_pool::PoolParams;
 pub use mul::MulParams;
 pub use pad::PadParams;
+pub use reduce::ReduceParams;
 pub use reshape::ReshapeParams;
 pub use transpose::TransposeParams;
 
@@ -150,6 +154,11 @@ macro_rules! with_operators {
             /// Any function of one int8 value, as its 256 answers (GELU,
             /// Sigmoid, Tanh, SiLU, HardSwish).
             Lut($crate::ops::LutParams),
+            /// Product of two int8 activations `[.., m, k] x [.., k, n]`,
+            /// batched over equal leading axes, requantised from int32.
+            MatMul($crate::ops::MatMulParams),
+            /// Sum or mean of `x - zx` over given axes, rescaled to int8.
+            Reduce($crate::ops::ReduceParams),
         }
     };
 }

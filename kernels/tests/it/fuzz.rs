@@ -25,7 +25,7 @@ use infera_kernels::ops::{
     ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
     LutParams, PadParams, ReshapeParams, TransposeParams,
 };
-use infera_kernels::ops::{Op, PoolParams};
+use infera_kernels::ops::{Op, PoolParams, ReduceParams};
 use infera_kernels::{DType, ModelError, TensorInfo, TensorSpec};
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -291,6 +291,22 @@ pub fn layout(m: &Model) -> Layout {
                 for _ in table {
                     w.f(1, Kind::Num);
                 }
+            }
+            Op::MatMul(_) => {
+                w.f(4, Kind::Num);
+                for _ in 0..3 {
+                    w.f(1, Kind::Num);
+                }
+            }
+            Op::Reduce(ReduceParams { axes, .. }) => {
+                w.f(1, Kind::Len);
+                for _ in axes {
+                    w.f(1, Kind::Dim);
+                }
+                w.f(1, Kind::Enum);
+                w.f(1, Kind::Enum);
+                w.f(4, Kind::Num);
+                w.f(1, Kind::Num);
             }
         }
         w.l.nodes.push((start, w.pos));
