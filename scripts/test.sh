@@ -21,6 +21,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== NVRTC (PyPI nvidia-cuda-nvrtc-cu12 in .venv-nvrtc/): every kernels/cuda/*.cu must compile"
 nvrtc_dir="$(./scripts/nvrtc.sh | tail -n1)"
 
+echo "== CUDA kernels emulated on the host (g++): every golden vector, byte for byte"
+bash kernels/cuda/host/emulate.sh
+
 echo "== cargo test"
 LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" INFERA_REQUIRE_NVRTC=1 \
     cargo test --workspace --locked --features infera/test-hooks

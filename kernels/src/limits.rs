@@ -29,8 +29,13 @@ pub const MAX_TOTAL_ELEMENTS: u64 = 1 << 24;
 /// Most multiply-accumulates one inference may perform.
 pub const MAX_MODEL_MACS: u64 = 1 << 31;
 /// Longest reduction feeding one accumulator (`in_features`, or
-/// `in_channels / groups * kh * kw` for a convolution).
+/// `in_channels / groups * kh * kw` for a convolution; the count of elements
+/// a `Reduce` sums into one output).
 pub const MAX_REDUCTION_LEN: u64 = 1 << 16;
+/// Longest reduction (`K`) of a `MatMul` of two activations. Both factors are
+/// activations, so each product is up to `255 * 255` (not `255 * 128` as
+/// against symmetric weights) and the bound is half [`MAX_REDUCTION_LEN`].
+pub const MAX_MATMUL_REDUCTION: u64 = 1 << 15;
 /// Largest kernel extent (height or width) of a convolution or pool.
 pub const MAX_KERNEL_DIM: u64 = 32;
 /// Largest stride of a convolution or pool.
@@ -55,5 +60,12 @@ const _: () = assert!(MAX_DIM <= u32::MAX as u64);
 // |x - zero_point| <= 255 and |w| <= 128: the largest reduction still fits in an i32
 // before the bias (the per-channel check in validation is the exact one).
 const _: () = assert!(MAX_REDUCTION_LEN * 255 * 128 <= i32::MAX as u64);
+// MatMul: K products of two int8 differences, |(a - za)(b - zb)| <= 255 * 255.
+const _: () = assert!(MAX_MATMUL_REDUCTION * 255 * 255 <= i32::MAX as u64);
+// Reduce: a sum of int8 differences, |x - zx| <= 255, times a multiplier
+// below 2^31, doubled by the rounding division of a mean, stays in i64.
+const _: () = assert!(MAX_REDUCTION_LEN * 255 <= i32::MAX as u64);
+const _: () =
+    assert!(MAX_REDUCTION_LEN * 255 * (1 << 31) * 2 + 2 * MAX_REDUCTION_LEN <= i64::MAX as u64);
 // A requantised i32 times an i32 multiplier (< 2^62) plus 2^(shift-1) stays in i64.
 const _: () = assert!(MAX_SHIFT_BITS <= 62);

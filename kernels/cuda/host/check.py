@@ -88,6 +88,18 @@ def golden():
         elif op == 'layer_norm':
             n = xs[-1]; g = arr(C.c_int32, p['gamma']); b = arr(C.c_int32, p['beta'])
             L.infera_layer_norm(x, y, u64(xn // n), u64(n), g, b, u64(p['eps']), i32(p['shift']), i32(zy))
+        elif op == 'lut':
+            L.infera_lut(x, y, u64(xn), arr(C.c_int8, p['table']))
+        elif op == 'softmax':
+            n = xs[-1]; L.infera_softmax(x, y, u64(xn // n), u64(n), arr(C.c_uint32, p['table']))
+        elif op == 'mat_mul':
+            b2,_ = dec(ins[1]); bs = ins[1]['shape']; m, k, n = xs[-2], xs[-1], bs[-1]; r = p['requant']
+            L.infera_mat_mul(x, b2, y, u64(prod(xs[:-2])), u64(m), u64(k), u64(n), i32(zx), i32(ins[1]['zero_point']), i32(zy), i32(r['multiplier']), i32(r['shift']), i32(p['act_min']), i32(p['act_max']))
+        elif op == 'reduce':
+            axes = p['axes']; st = strides(xs); kept = [d for d in range(len(xs)) if d not in axes]
+            meta = arr(u64, [xs[d] for d in kept] + [st[d] for d in kept] + [xs[d] for d in axes] + [st[d] for d in axes])
+            r = p['requant']
+            L.infera_reduce(x, y, u64(prod([xs[d] for d in kept])), u64(prod([xs[d] for d in axes])), u32(len(kept)), u32(len(axes)), meta, i32(zx), i32(zy), i32(r['multiplier']), i32(r['shift']), i32(1 if p['mean'] else 0))
         else:
             print('UNHANDLED', op); bad += 1; continue
         got = bytes(y).hex()

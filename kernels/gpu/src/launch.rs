@@ -10,6 +10,7 @@ use infera_kernels::ops::{
     FlattenParams, GlobalAvgPoolParams, LayerNormParams, LutParams, MulParams, Op, PadParams,
     PoolParams, ReshapeParams, SoftmaxParams, TransposeParams,
 };
+use infera_kernels::ops::{MatMulParams, ReduceParams};
 use infera_kernels::quant::Requant;
 use infera_kernels::{TensorInfo, TensorSpec};
 
@@ -337,6 +338,37 @@ impl CudaBackend {
         Ok(())
     }
 
+    pub(super) fn launch_mat_mul(
+        &self,
+        p: &MatMulParams,
+        a: &Args<'_>,
+        y: &mut Buf,
+    ) -> Result<(), GpuError> {
+        let Args {
+            x, items, zx, zy, ..
+        } = *a;
+        let yb = a.i8_out(y)?;
+        let b = a.second("mat_mul")?;
+        let zb = i32::from(b.info.zero_point);
+        let (sa, sb) = (&x.info.spec.shape, &b.info.spec.shape);
+        let r = sa.len();
+        let batch = u(sa[..r - 2].iter().product());
+        let (m, k, n) = (u(sa[r - 2]), u(sa[r - 1]), u(sb[r - 1]));
+        let shift = i32::from(p.requant.shift);
+        let (lo, hi) = (i32::from(p.act_min), i32::from(p.act_max));
+        let (xa, xb) = (x.i8()?, b.i8()?);
+        let mult = &p.requant.multiplier;
+        launch!(
+            self,
+            "infera_mat_mul",
+            items,
+            [
+                xa, xb, yb, &batch, &m, &k, &n, &zx, &zb, &zy, mult, &shift, &lo, &hi
+            ]
+        );
+        Ok(())
+    }
+
     /// One thread per row; gamma and beta (4 bytes per channel each) are
     /// uploaded with each launch rather than kept with the model's weights.
     pub(super) fn launch_layer_norm(
@@ -359,6 +391,50 @@ impl CudaBackend {
             "infera_layer_norm",
             rows,
             [xb, yb, &rows_u, &n_u, &gamma, &beta, &p.eps, &shift, &zy]
+        );
+        Ok(())
+    }
+
+    /// The kept and reduced axes' extents and strides go up as one `u64`
+    /// table, as Transpose's do.
+    pub(super) fn launch_reduce(
+        &self,
+        p: &ReduceParams,
+        a: &Args<'_>,
+        y: &mut Buf,
+    ) -> Result<(), GpuError> {
+        let Args {
+            x, items, zx, zy, ..
+        } = *a;
+        let yb = a.i8_out(y)?;
+        let s = &x.info.spec.shape;
+        let st = strides(s);
+        let (mut kd, mut ks, mut rd, mut rs) = (vec![], vec![], vec![], vec![]);
+        for d in 0..s.len() {
+            let (dims, strides) = if p.axes.contains(&d) {
+                (&mut rd, &mut rs)
+            } else {
+                (&mut kd, &mut ks)
+            };
+            dims.push(u(s[d]));
+            strides.push(u(st[d]));
+        }
+        let count: u64 = rd.iter().product();
+        let (nk, nr) = (kd.len() as u32, rd.len() as u32);
+        let meta: Vec<u64> = [kd, ks, rd, rs].concat();
+        let meta = self.upload(&meta, "reduce meta")?;
+        let outs = u(items);
+        let shift = i32::from(p.requant.shift);
+        let mean = i32::from(p.mean);
+        let xb = x.i8()?;
+        let mult = &p.requant.multiplier;
+        launch!(
+            self,
+            "infera_reduce",
+            items,
+            [
+                xb, yb, &outs, &count, &nk, &nr, &meta, &zx, &zy, mult, &shift, &mean
+            ]
         );
         Ok(())
     }
@@ -654,5 +730,17 @@ impl Launch for SoftmaxParams {
 impl Launch for LayerNormParams {
     fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
         gpu.launch_layer_norm(self, a, y)
+    }
+}
+
+impl Launch for MatMulParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_mat_mul(self, a, y)
+    }
+}
+
+impl Launch for ReduceParams {
+    fn launch(&self, gpu: &CudaBackend, a: &Args<'_>, y: &mut Buf) -> Result<(), GpuError> {
+        gpu.launch_reduce(self, a, y)
     }
 }

@@ -72,6 +72,11 @@ pub const SOURCES: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "mat_mul.cu",
+        include_str!("../../cuda/mat_mul.cu"),
+        &["infera_mat_mul", "infera_reduce"],
+    ),
+    (
         "pool.cu",
         include_str!("../../cuda/pool.cu"),
         &[

@@ -21,6 +21,7 @@ use std::sync::{Mutex, OnceLock};
 use infera_gpu::{CudaBackend, GpuError};
 use infera_kernels::cpu::execute_op;
 use infera_kernels::ops::{AddParams, Conv2dParams, DenseParams, MulParams, PoolParams};
+use infera_kernels::ops::{MatMulParams, ReduceParams};
 use infera_kernels::quant::Requant;
 use infera_kernels::{DType, Model, Op, Tensor, TensorInfo, TensorSpec};
 use serde_json::Value;
@@ -680,6 +681,66 @@ fn layer_norm_case(r: &mut Rng) -> Case {
     )
 }
 
+/// MatMul of two activations: batched shapes of rank 2 to 4, the longest
+/// reduction now and then, extreme data and requantisation corners.
+fn mat_mul_case(r: &mut Rng) -> Case {
+    let rank = r.usize(2, 4);
+    let mut lead: Vec<usize> = (0..rank - 2).map(|_| r.usize(1, 4)).collect();
+    let (m, k, n) = match r.range(0, 19) {
+        // K at MAX_MATMUL_REDUCTION: the accumulator's bound is reached by
+        // all-extreme data.
+        0 => {
+            lead.iter_mut().for_each(|d| *d = 1);
+            (r.usize(1, 2), 1 << 15, r.usize(1, 2))
+        }
+        1 => (r.usize(1, 8), r.usize(200, 3000), r.usize(1, 8)),
+        _ => (r.usize(1, 40), r.usize(1, 70), r.usize(1, 40)),
+    };
+    let sa: Vec<usize> = lead.iter().copied().chain([m, k]).collect();
+    let sb: Vec<usize> = lead.iter().copied().chain([k, n]).collect();
+    let a = i8_tensor(r, sa.clone());
+    let b = i8_tensor(r, sb.clone());
+    let (act_min, act_max) = r.act();
+    let op = Op::MatMul(MatMulParams {
+        requant: r.requant(),
+        act_min,
+        act_max,
+    });
+    (format!("mat_mul {sa:?} x {sb:?}"), op, vec![a, b], r.zp())
+}
+
+/// Reduce over a random non-empty set of axes, sum or mean, kept or dropped.
+fn reduce_case(r: &mut Rng) -> Case {
+    // One case in ten is a long reduction (many terms, the mean's division
+    // by a large count), up to 60,000 of MAX_REDUCTION_LEN's 65,536.
+    let shape = if r.range(0, 9) == 0 {
+        vec![r.usize(1, 3), r.usize(1000, 20_000)]
+    } else {
+        let rank = r.usize(1, 5);
+        random_shape(r, rank, if rank > 2 { 7 } else { 40 })
+    };
+    let rank = shape.len();
+    let mut axes: Vec<usize> = (0..rank).filter(|_| r.next() & 1 == 0).collect();
+    if axes.is_empty() {
+        axes.push(r.usize(0, rank - 1));
+    }
+    let mean = r.next() & 1 == 0;
+    let keep_dims = axes.len() == rank || r.next() & 1 == 0;
+    let x = i8_tensor(r, shape.clone());
+    let op = Op::Reduce(ReduceParams {
+        axes: axes.clone(),
+        mean,
+        keep_dims,
+        requant: r.requant(),
+    });
+    (
+        format!("reduce {shape:?} axes={axes:?} mean={mean} keep={keep_dims}"),
+        op,
+        vec![x],
+        r.zp(),
+    )
+}
+
 /// Run `count` cases from `gen` with seeds `base..base+count`; cases the
 /// validator rejects are counted and skipped (the generator aims for valid ones).
 fn random_suite(test: &str, base: u64, count: u64, generator: fn(&mut Rng) -> Case) {
@@ -754,6 +815,16 @@ fn random_layout() {
 #[test]
 fn random_layer_norm() {
     random_suite("random_layer_norm", 8_000, 200, layer_norm_case);
+}
+
+#[test]
+fn random_mat_mul() {
+    random_suite("random_mat_mul", 12_000, 300, mat_mul_case);
+}
+
+#[test]
+fn random_reduce() {
+    random_suite("random_reduce", 13_000, 300, reduce_case);
 }
 
 /// Exact ties of the requantisation: `v * 1 / 2^1` for every odd `v`, and
@@ -1120,6 +1191,30 @@ fn suite_inputs_are_valid_on_the_cpu() {
         say(&format!(
             "demo model {name}: {} inputs run on the CPU",
             inputs.len()
+        ));
+    }
+}
+
+/// Runs without a GPU: the MatMul and Reduce generators produce cases the
+/// validator accepts, so their GPU runs are not vacuous.
+#[test]
+fn mat_mul_and_reduce_inputs_are_valid_on_the_cpu() {
+    let gens: [(&str, u64, Generator); 2] = [
+        ("mat_mul", 12_000, mat_mul_case),
+        ("reduce", 13_000, reduce_case),
+    ];
+    for (name, base, generator) in gens {
+        let mut valid = 0;
+        for seed in base..base + 300 {
+            let (case, op, inputs, zp) = generator(&mut Rng(seed));
+            let refs: Vec<&Tensor> = inputs.iter().collect();
+            match execute_op(&op, &refs, zp) {
+                Ok(_) => valid += 1,
+                Err(e) => panic!("generator {name}: {case} (seed {seed}): {e}"),
+            }
+        }
+        say(&format!(
+            "generator {name}: {valid}/300 cases valid (CPU only)"
         ));
     }
 }

@@ -27,9 +27,11 @@ pub(crate) mod flatten;
 pub(crate) mod global_avg_pool;
 pub(crate) mod layer_norm;
 pub(crate) mod lut;
+pub(crate) mod mat_mul;
 pub(crate) mod max_pool;
 pub(crate) mod mul;
 pub(crate) mod pad;
+pub(crate) mod reduce;
 pub(crate) mod requantize;
 pub(crate) mod reshape;
 pub(crate) mod softmax;
@@ -47,9 +49,11 @@ pub use flatten::FlattenParams;
 pub use global_avg_pool::GlobalAvgPoolParams;
 pub use layer_norm::{LayerNormParams, NORM_FRAC_BITS, NORM_SQRT_EXTRA_BITS, isqrt};
 pub use lut::{LUT_ENTRIES, LutParams};
+pub use mat_mul::MatMulParams;
 pub use max_pool::PoolParams;
 pub use mul::MulParams;
 pub use pad::PadParams;
+pub use reduce::ReduceParams;
 pub use reshape::ReshapeParams;
 pub use softmax::{SOFTMAX_STEPS, SOFTMAX_TABLE_ENTRIES, SOFTMAX_ZERO_POINT, SoftmaxParams};
 pub use transpose::TransposeParams;
@@ -160,6 +164,11 @@ macro_rules! with_operators {
             /// Layer normalisation over the last axis (integer square root),
             /// with per-channel scale and bias.
             LayerNorm($crate::ops::LayerNormParams),
+            /// Product of two int8 activations `[.., m, k] x [.., k, n]`,
+            /// batched over equal leading axes, requantised from int32.
+            MatMul($crate::ops::MatMulParams),
+            /// Sum or mean of `x - zx` over given axes, rescaled to int8.
+            Reduce($crate::ops::ReduceParams),
         }
     };
 }

@@ -10,6 +10,7 @@ use infera_kernels::ops::{
     ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
     LayerNormParams, LutParams, PadParams, ReshapeParams, SoftmaxParams, TransposeParams,
 };
+use infera_kernels::ops::{MatMulParams, ReduceParams};
 use infera_kernels::quant::Requant;
 use infera_kernels::{DType, Tensor};
 
@@ -63,6 +64,22 @@ pub fn layer_norm(rng: &mut Rng, n: usize, max_eps: u64) -> LayerNormParams {
         eps: rng.range(0, max_eps as i64) as u64,
         shift: infera_kernels::ops::NORM_FRAC_BITS as u8 + 4,
     }
+}
+
+/// MatMul of two random int8 tensors of `shape` (square in its last two axes).
+fn mat_mul(r: &mut Rng, shape: Vec<usize>, clamp: bool) -> (Op, Vec<Tensor>, i8) {
+    let k = shape[shape.len() - 1] as u64;
+    let a = tensor(r, shape.clone());
+    let b = tensor(r, shape);
+    let requant = requant_for(r, k * 64 * 64);
+    let zp = r.zp();
+    let (act_min, act_max) = if clamp { (zp, 100) } else { (-128, 127) };
+    let p = MatMulParams {
+        requant,
+        act_min,
+        act_max,
+    };
+    (Op::MatMul(p), vec![a, b], zp)
 }
 
 pub struct Case {
@@ -513,6 +530,49 @@ pub fn all() -> Vec<Case> {
         ("layer_norm_wide", |r| {
             let t = tensor(r, vec![2, 300]);
             (Op::LayerNorm(layer_norm(r, 300, 1 << 30)), vec![t], r.zp())
+        }),
+        // Square factors: the fuzzer's case models feed the model input to
+        // both operands.
+        ("mat_mul_heads", |r| mat_mul(r, vec![2, 3, 6, 6], false)),
+        ("mat_mul_rank3_clamped", |r| mat_mul(r, vec![4, 5, 5], true)),
+        ("mat_mul_rank2", |r| mat_mul(r, vec![17, 17], false)),
+        ("reduce_mean_last_axis", |r| {
+            let t = tensor(r, vec![2, 3, 8]);
+            let requant = requant_for(r, 64);
+            let p = ReduceParams {
+                axes: vec![2],
+                mean: true,
+                keep_dims: true,
+                requant,
+            };
+            (Op::Reduce(p), vec![t], r.zp())
+        }),
+        ("reduce_sum_two_axes", |r| {
+            let t = tensor(r, vec![2, 4, 3, 5]);
+            let requant = requant_for(r, 20 * 64);
+            let p = ReduceParams {
+                axes: vec![1, 3],
+                mean: false,
+                keep_dims: false,
+                requant,
+            };
+            (Op::Reduce(p), vec![t], r.zp())
+        }),
+        ("reduce_mean_ties", |r| {
+            // Pairs whose mean is an exact half, both signs: the rounding
+            // rule decides every output.
+            let data = (0..64).map(|_| r.range(-60, 60) as i8).collect();
+            let t = Tensor::i8(vec![32, 2], 0, data);
+            let p = ReduceParams {
+                axes: vec![1],
+                mean: true,
+                keep_dims: false,
+                requant: Requant {
+                    multiplier: 1 << 30,
+                    shift: 30,
+                },
+            };
+            (Op::Reduce(p), vec![t], r.zp())
         }),
     ];
     specs

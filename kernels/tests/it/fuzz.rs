@@ -25,7 +25,7 @@ use infera_kernels::ops::{
     ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, FlattenParams, GlobalAvgPoolParams,
     LayerNormParams, LutParams, PadParams, ReshapeParams, SoftmaxParams, TransposeParams,
 };
-use infera_kernels::ops::{Op, PoolParams};
+use infera_kernels::ops::{Op, PoolParams, ReduceParams};
 use infera_kernels::{DType, ModelError, TensorInfo, TensorSpec};
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -304,6 +304,22 @@ pub fn layout(m: &Model) -> Layout {
                 }
                 // eps (low and high words), shift.
                 w.f(4, Kind::Num);
+                w.f(4, Kind::Num);
+                w.f(1, Kind::Num);
+            }
+            Op::MatMul(_) => {
+                w.f(4, Kind::Num);
+                for _ in 0..3 {
+                    w.f(1, Kind::Num);
+                }
+            }
+            Op::Reduce(ReduceParams { axes, .. }) => {
+                w.f(1, Kind::Len);
+                for _ in axes {
+                    w.f(1, Kind::Dim);
+                }
+                w.f(1, Kind::Enum);
+                w.f(1, Kind::Enum);
                 w.f(4, Kind::Num);
                 w.f(1, Kind::Num);
             }

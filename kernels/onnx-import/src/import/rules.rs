@@ -13,6 +13,7 @@ use infera_kernels::ops::{
     PoolParams, ReshapeParams, SOFTMAX_STEPS, SOFTMAX_TABLE_ENTRIES, SOFTMAX_ZERO_POINT,
     SoftmaxParams, TransposeParams,
 };
+use infera_kernels::ops::{MatMulParams, ReduceParams};
 use tract_onnx::pb;
 
 /// One ONNX node to map, whose first input is value `x` of shape `xs`.
@@ -41,7 +42,11 @@ impl Rule<'_> {
 pub(super) fn map(r: &Rule<'_>) -> ToolResult<Mapped> {
     match r.op {
         "Conv" => conv(r),
+        // Constant weights stay a dense layer; a second activation (attention's
+        // Q Kᵀ and P V) is the product of two activations.
+        "MatMul" if !r.b.consts.f.contains_key(&r.n.input[1]) => mat_mul(r),
         "Gemm" | "MatMul" => gemm(r),
+        "ReduceMean" | "ReduceSum" => reduce(r),
         "Add" => binary(r, FOp::Add),
         "MaxPool" | "AveragePool" => pool(r),
         "GlobalAveragePool" => Ok((
@@ -151,6 +156,93 @@ fn mul(q: &[Q], own: Q) -> ToolResult<Op> {
         act_min,
         act_max,
     }))
+}
+
+/// MatMul of two activations `[.., m, k] x [.., k, n]` with the same
+/// leading dimensions (no broadcasting), rescaled by `sa * sb / sy` like Mul.
+fn mat_mul(r: &Rule<'_>) -> ToolResult<Mapped> {
+    let y = r.value(&r.n.input[1])?;
+    let (xs, ys) = (r.xs, &r.b.shapes[y]);
+    let rank = xs.len();
+    if !(2..=4).contains(&rank)
+        || ys.len() != rank
+        || xs[..rank - 2] != ys[..rank - 2]
+        || xs[rank - 1] != ys[rank - 2]
+    {
+        return Err(unsupported(format!(
+            "MatMul of activations {xs:?} x {ys:?} (only [.., m, k] x [.., k, n] of rank 2 to 4 \
+             with equal leading dimensions)"
+        )));
+    }
+    let mut shape = xs.to_vec();
+    shape[rank - 1] = ys[rank - 1];
+    let fop = FOp::Quantized(Quantizer::new(|q: &[Q], own: Q| {
+        let real = f64::from(q[0].scale) * f64::from(q[1].scale) / f64::from(own.scale);
+        let (act_min, act_max) = own.clamp_range(None);
+        Ok(Op::MatMul(MatMulParams {
+            requant: to_requant(real)?,
+            act_min,
+            act_max,
+        }))
+    }));
+    Ok((fop, vec![r.x, y], shape))
+}
+
+/// ReduceMean and ReduceSum: axes from the attribute (ReduceMean before
+/// opset 18) or a constant second input (ReduceSum from opset 13, ReduceMean
+/// from 18); none means every axis. The output takes its own calibrated
+/// range, rescaled by `sx / sy` (a mean divides by the count exactly, in the
+/// engine).
+fn reduce(r: &Rule<'_>) -> ToolResult<Mapped> {
+    let (n, op, xs) = (r.n, r.op, r.xs);
+    let listed: Vec<i64> = match n.input.get(1).filter(|s| !s.is_empty()) {
+        Some(name) => {
+            r.b.consts
+                .i
+                .get(name)
+                .cloned()
+                .ok_or_else(|| unsupported(format!("{op} axes must be a constant")))?
+        }
+        None => attr(n, "axes").map(|a| a.ints.clone()).unwrap_or_default(),
+    };
+    let mut axes = Vec::with_capacity(xs.len());
+    for &a in &listed {
+        axes.push(
+            normalize_axis(a, xs.len())
+                .ok_or_else(|| unsupported(format!("{op} axis {a} of rank {}", xs.len())))?,
+        );
+    }
+    if axes.is_empty() {
+        if attr_int(n, "noop_with_empty_axes", 0) != 0 {
+            return Err(unsupported(format!("{op} with noop_with_empty_axes")));
+        }
+        axes = (0..xs.len()).collect();
+    }
+    axes.sort_unstable();
+    axes.dedup();
+    let keep_dims = attr_int(n, "keepdims", 1) != 0;
+    if !keep_dims && axes.len() == xs.len() {
+        return Err(unsupported(format!(
+            "{op} of every axis without keepdims (a rank-0 result)"
+        )));
+    }
+    let shape = (0..xs.len())
+        .filter_map(|d| match (axes.contains(&d), keep_dims) {
+            (false, _) => Some(xs[d]),
+            (true, true) => Some(1),
+            (true, false) => None,
+        })
+        .collect();
+    let mean = op == "ReduceMean";
+    let fop = FOp::Quantized(Quantizer::new(move |q: &[Q], own: Q| {
+        Ok(Op::Reduce(ReduceParams {
+            axes: axes.clone(),
+            mean,
+            keep_dims,
+            requant: to_requant(f64::from(q[0].scale) / f64::from(own.scale))?,
+        }))
+    }));
+    Ok((fop, vec![r.x], shape))
 }
 
 /// Add or Mul of two activations of one shape.

@@ -554,3 +554,117 @@ fn layer_normalization_over_another_axis_is_refused() {
         other => panic!("expected Unsupported, got {:?}", other.map(|(_, r)| r)),
     }
 }
+
+/// Attention's score product: `x` times its own transpose, both activations,
+/// imports as one MatMul of two activations (a constant second factor stays
+/// a dense layer: `matmul_then_add_imports_as_one_dense_layer`).
+#[test]
+fn matmul_of_two_activations_imports_as_mat_mul() {
+    let onnx = model(
+        vec![
+            node("Transpose", &["x"], "xt", vec![ints("perm", &[0, 2, 1])]),
+            node("MatMul", &["x", "xt"], "y", vec![]),
+        ],
+        vec![],
+        &[1, 4, 8],
+        &[1, 4, 4],
+    );
+    let (m, r) = import(&onnx, &[1, 4, 8]).expect("import");
+    assert_eq!(ops(&m), ["transpose", "mat_mul"]);
+    assert_eq!(m.nodes()[1].inputs, [0, 1]);
+    assert_eq!(m.output_spec().shape, [1, 4, 4]);
+    eprintln!(
+        "x @ x^T: max |int - float| = {:.5} (max |float| {:.3})",
+        r.max_abs_error, r.max_abs_output
+    );
+    // Each of the 8 products carries both factors' input rounding (1/255
+    // each on values in [-1, 1]): up to 8 * 2/255 = 0.063 if every error
+    // had one sign, plus half an output step (the range is about 8, so
+    // 0.016); measured 0.036 over the 40 samples.
+    assert_close(&r, 0.05);
+    // Leading dimensions must agree: no broadcasting.
+    let onnx = model(
+        vec![
+            node("Transpose", &["x"], "xt", vec![ints("perm", &[1, 2, 0])]),
+            node("MatMul", &["x", "xt"], "y", vec![]),
+        ],
+        vec![],
+        &[2, 4, 2],
+        &[2, 4, 2],
+    );
+    let e = import(&onnx, &[2, 4, 2]).unwrap_err();
+    assert!(e.to_string().contains("MatMul of activations"), "{e}");
+}
+
+/// A reduce import case: name, opset, nodes, constants, output shape, the
+/// tolerance.
+type ReduceCase = (
+    &'static str,
+    i64,
+    Vec<NodeProto>,
+    Vec<TensorProto>,
+    Vec<usize>,
+    f32,
+);
+
+/// ReduceMean (axes attribute at opset 13, axes input at opset 18) and
+/// ReduceSum (axes input from opset 13), with and without keepdims.
+#[test]
+fn reduce_mean_and_sum_import_over_their_axes() {
+    let cases: Vec<ReduceCase> = vec![
+        (
+            "ReduceMean opset 13, last axis, keepdims",
+            13,
+            vec![node("ReduceMean", &["x"], "y", vec![ints("axes", &[-1])])],
+            vec![],
+            vec![1, 4, 1],
+            // Half an output step (range about 1.4) plus the inputs' mean
+            // rounding: measured 0.0039.
+            0.006,
+        ),
+        (
+            "ReduceMean opset 18, axes [1, 2] as an input, no keepdims",
+            18,
+            vec![node(
+                "ReduceMean",
+                &["x", "axes"],
+                "y",
+                vec![int("keepdims", 0)],
+            )],
+            vec![i64_tensor("axes", vec![1, 2])],
+            vec![1],
+            // Measured 0.0014: 32 roundings average out.
+            0.004,
+        ),
+        (
+            "ReduceSum opset 13, axis 1 as an input, no keepdims",
+            13,
+            vec![node(
+                "ReduceSum",
+                &["x", "axes"],
+                "y",
+                vec![int("keepdims", 0)],
+            )],
+            vec![i64_tensor("axes", vec![1])],
+            vec![1, 8],
+            // Half an output step (range about 5.5: 0.011) plus four inputs'
+            // rounding (4/255): measured 0.020.
+            0.03,
+        ),
+    ];
+    for (name, opset, nodes, inits, out, tol) in cases {
+        let onnx = model_at_opset(opset, nodes, inits, &[1, 4, 8], &out);
+        let (m, r) = import(&onnx, &[1, 4, 8]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(ops(&m), ["reduce"], "{name}");
+        assert_eq!(m.output_spec().shape, out, "{name}");
+        eprintln!(
+            "{name}: max |int - float| = {:.5} (max |float| {:.3})",
+            r.max_abs_error, r.max_abs_output
+        );
+        assert!(
+            r.max_abs_error <= tol,
+            "{name}: max error {} > {tol}",
+            r.max_abs_error
+        );
+    }
+}
