@@ -18,12 +18,10 @@ __device__ __forceinline__ u64 infera_isqrt(u64 v) {
     u64 root = 0;
     u64 bit = 1ULL << 62;
     for (int step = 0; step < 32; ++step) {
-        if (rem >= root + bit) {
-            rem -= root + bit;
-            root = (root >> 1) + bit;
-        } else {
-            root >>= 1;
-        }
+        u64 trial = root + bit;
+        u64 take = rem >= trial ? 1 : 0;
+        rem -= trial * take;
+        root = (root >> 1) + bit * take;
         bit >>= 2;
     }
     return root;

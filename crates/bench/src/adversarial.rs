@@ -18,8 +18,9 @@
 //! random graphs.
 
 use infera_kernels::ops::{
-    ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, GlobalAvgPoolParams, LutParams,
-    PadParams, ReshapeParams, TransposeParams,
+    ArgMaxParams, AvgPoolParams, ClipParams, ConcatParams, GlobalAvgPoolParams, LayerNormParams,
+    LutParams, MatMulParams, PadParams, ReduceParams, ReshapeParams, SoftmaxParams,
+    TransposeParams,
 };
 use infera_kernels::{
     DType, Model, Op, TensorInfo, TensorSpec,
@@ -140,6 +141,8 @@ fn graph(input: TensorInfo, ops: Vec<(Op, Option<Vec<usize>>)>) -> Option<Model>
                     ..
                 })
                 | Op::ArgMax(ArgMaxParams { .. }) => 0,
+                // Softmax writes its fixed output quantisation.
+                Op::Softmax(_) => -128,
                 _ => zp,
             },
             scale_bits: 0,
@@ -162,6 +165,125 @@ fn case(rng: &mut Rng, name: impl Into<String>, model: Option<Model>, out: &mut 
             out.push(Case { name, model, input });
         }
         None => eprintln!("adversarial: case {name} is not a valid model; skipped"),
+    }
+}
+
+/// A softmax whose exponentials fall off as `exp(-d / 20)`, in the
+/// engine's 2^30 fixed point.
+fn softmax() -> Op {
+    Op::Softmax(SoftmaxParams {
+        table: (0..256)
+            .map(|d| ((1u64 << 30) as f64 * (-f64::from(d) / 20.0).exp()).round() as u32)
+            .collect(),
+    })
+}
+
+fn layer_norm(n: usize) -> Op {
+    Op::LayerNorm(LayerNormParams {
+        gamma: vec![1 << 12; n],
+        beta: vec![-(1 << 10); n],
+        eps: 1 << 20,
+        shift: 24,
+    })
+}
+
+fn reduce(axes: Vec<usize>, mean: bool, keep_dims: bool) -> Op {
+    Op::Reduce(ReduceParams {
+        axes,
+        mean,
+        keep_dims,
+        requant: Requant {
+            multiplier: 1 << 30,
+            shift: 36,
+        },
+    })
+}
+
+/// The transformer operators at their extremes: the longest rows and the
+/// most rows of one element (per-row work: a maximum, a sum, an integer
+/// square root), the longest MatMul reduction and the most MACs, and
+/// reductions over everything or over one element each.
+fn transformer_cases(r: &mut Rng, o: &mut Vec<Case>) {
+    for shape in [
+        vec![4, 65_536],
+        vec![65_536, 4],
+        vec![4, 65_536, 1],
+        vec![16_384, 1],
+        vec![1, 65_536],
+        vec![256, 256],
+    ] {
+        let m = chain(i8_input(shape.clone()), vec![softmax()]);
+        case(r, format!("transformer softmax {shape:?}"), m, o);
+    }
+    for shape in [
+        vec![32, 4_096],
+        vec![65_536, 1],
+        vec![16_384, 1],
+        vec![32_768, 2],
+        vec![8_192, 2],
+        vec![8_192, 16],
+        vec![4, 4_096],
+    ] {
+        let n = *shape.last().expect("rank 2");
+        let m = chain(i8_input(shape.clone()), vec![layer_norm(n)]);
+        case(r, format!("transformer layer_norm {shape:?}"), m, o);
+    }
+    // x [b, m, k] times its own transpose: [b, m, m] outputs of k MACs each.
+    for (b, m, k) in [
+        (1, 1, 32_768),
+        (1, 256, 256),
+        (1, 512, 8),
+        (64, 16, 64),
+        (1, 32, 4_096),
+        (4, 128, 128),
+    ] {
+        let mm = Op::MatMul(MatMulParams {
+            requant: Requant {
+                multiplier: 1 << 30,
+                shift: 45,
+            },
+            act_min: -128,
+            act_max: 127,
+        });
+        let model = graph(
+            i8_input(vec![b, m, k]),
+            vec![
+                (
+                    Op::Transpose(TransposeParams {
+                        perm: vec![0, 2, 1],
+                    }),
+                    None,
+                ),
+                (mm, Some(vec![0, 1])),
+            ],
+        );
+        case(r, format!("transformer mat_mul b{b} m{m} k{k}"), model, o);
+    }
+    for (shape, axes, keep) in [
+        (vec![4, 65_536], vec![1], false),
+        (vec![65_536, 4], vec![1], false),
+        (vec![4, 65_536, 1], vec![2], false),
+        (vec![16_384, 1], vec![1], false),
+        (vec![16, 64, 64], vec![0, 1, 2], true),
+        (vec![64, 16, 256], vec![0, 2], false),
+    ] {
+        let m = chain(
+            i8_input(shape.clone()),
+            vec![reduce(axes.clone(), true, keep)],
+        );
+        case(
+            r,
+            format!("transformer reduce_mean {shape:?} axes {axes:?}"),
+            m,
+            o,
+        );
+    }
+    for shape in [vec![4, 65_536], vec![1_024, 256]] {
+        let m = chain(
+            i8_input(shape.clone()),
+            vec![Op::Lut(LutParams::from_fn(|x| x.wrapping_mul(5)))],
+        );
+        case(r, format!("transformer lut {shape:?}"), m, o);
     }
 }
 
@@ -324,6 +446,7 @@ pub fn cases(seed: u64, random: usize) -> Vec<Case> {
             .collect(),
     );
     case(r, "512 lookup tables of 1 element", m, o);
+    transformer_cases(r, o);
     // The largest tensor through a table: a gather per element whose index
     // depends on the data.
     for c in [1_024, 64] {

@@ -33,6 +33,7 @@ use crate::ops::{Conv2dParams, DenseParams, Op};
 use crate::quant::requantize;
 use crate::tensor::{DType, Tensor, TensorData, TensorInfo};
 pub use gemm::{LANES, padded_len};
+pub(crate) use gemm::{gemm, widen_into};
 
 /// Which implementation of the dense and convolution kernels runs. The output
 /// bytes are identical for both; only the speed differs.

@@ -54,6 +54,12 @@ pub const NORM_SQRT_EXTRA_BITS: u32 = 5;
 /// row.
 pub const ISQRT_STEPS: u64 = 32;
 
+/// Element work a row costs besides its elements: the square root's steps,
+/// the row's sums and setup, three times the steps as measured by the gas
+/// search (`gas-calibration --adversarial`: rows of one element were the
+/// slowest per gas at one step each).
+pub const NORM_ROW_WORK: u64 = 3 * ISQRT_STEPS;
+
 const F: u32 = NORM_FRAC_BITS;
 const K: u32 = NORM_SQRT_EXTRA_BITS;
 
@@ -79,12 +85,12 @@ pub fn isqrt(v: u64) -> u64 {
     let mut root = 0u64;
     let mut bit = 1u64 << 62;
     for _ in 0..ISQRT_STEPS {
-        if rem >= root + bit {
-            rem -= root + bit;
-            root = (root >> 1) + bit;
-        } else {
-            root >>= 1;
-        }
+        // Without a branch: whether the bit is taken depends on the data,
+        // and a mispredicted branch per step cost more than the step.
+        let trial = root + bit;
+        let take = u64::from(rem >= trial);
+        rem -= trial * take;
+        root = (root >> 1) + bit * take;
         bit >>= 2;
     }
     root
@@ -187,7 +193,7 @@ impl Operator for LayerNormParams {
         // Per element: the sum, the square, and a 64-bit division counted
         // twice; per row: the square root. The scale, bias and shift are the
         // requantisation.
-        let work = 4 * elems(x) + rows * ISQRT_STEPS;
+        let work = 4 * elems(x) + rows * NORM_ROW_WORK;
         Ok(Shaped::new(cx.i8_out(x.spec.shape.clone()), work).requantising())
     }
 

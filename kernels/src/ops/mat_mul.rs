@@ -101,52 +101,54 @@ impl Operator for MatMulParams {
         // output's elements and k fits in u64; saturate anyway, the model's
         // MAX_MODEL_MACS check rejects it.
         let macs = checked_product(&[elems(&out) as usize, d.k]).unwrap_or(u64::MAX);
+        let kp = crate::cpu::padded_len(d.k);
         let mut s = Shaped::new(out, 0).requantising();
         s.work = Work {
             macs,
-            // The plain loops run every product: no padding.
-            kernel_macs: macs,
+            // The GEMM core runs rows padded to its lanes, as dense layers do.
+            kernel_macs: checked_product(&[elems(&s.out) as usize, kp]).unwrap_or(u64::MAX),
             ..Work::default()
         };
-        // Both factors are widened (less their zero points) before the loops,
-        // `b` transposed so that each output reads two contiguous rows.
-        s.gathered = elems(a) + elems(b);
+        // Both factors are widened (less their zero points) and padded before
+        // the GEMM, `b` transposed so that each output reads two contiguous
+        // rows.
+        let rows = (d.batch * (d.m + d.n)) as u64;
+        s.gathered = rows * kp as u64;
         Ok(s)
     }
 
     fn reference(&self, run: &Run<'_>) -> Tensor {
         let [a, b] = [run.inputs[0], run.inputs[1]];
         let Dims { batch, m, k, n } = Dims::of(&a.shape, &b.shape);
-        let (za, zb) = (i32::from(a.zero_point), i32::from(b.zero_point));
-        let aw: Vec<i32> = i8s(a).iter().map(|&v| i32::from(v) - za).collect();
-        let bs = i8s(b);
+        let kp = crate::cpu::padded_len(k);
+        let (as_, bs) = (i8s(a), i8s(b));
         let zy = run.out.zero_point;
-        let mut y = Vec::with_capacity(batch * m * n);
-        let mut bt = vec![0i32; k * n];
+        let mut y = vec![0i8; batch * m * n];
+        // Rows of `a - za` and columns of `b - zb` (as rows), widened to i16
+        // and padded: the dense layers' GEMM core. Every operand fits i16
+        // (|x - z| <= 255) and every sum is exact in i32 (validation bounds
+        // k * 255 * 255 < 2^31), so blocking changes nothing.
+        let mut aw = vec![0i16; m * kp];
+        let mut bt = vec![0i16; n * kp];
+        let mut col = vec![0i8; k];
         for g in 0..batch {
+            for (row, src) in aw
+                .chunks_exact_mut(kp)
+                .zip(as_[g * m * k..].chunks_exact(k))
+            {
+                crate::cpu::widen_into(row, src, a.zero_point);
+            }
             let bg = &bs[g * k * n..(g + 1) * k * n];
-            for (kk, row) in bg.chunks_exact(n).enumerate() {
-                for (j, &v) in row.iter().enumerate() {
-                    bt[j * k + kk] = i32::from(v) - zb;
+            for (j, row) in bt.chunks_exact_mut(kp).enumerate() {
+                for (kk, c) in col.iter_mut().enumerate() {
+                    *c = bg[kk * n + j];
                 }
+                crate::cpu::widen_into(row, &col, b.zero_point);
             }
-            for arow in aw[g * m * k..(g + 1) * m * k].chunks_exact(k) {
-                for bcol in bt.chunks_exact(k) {
-                    // Exact: validation bounds |sum| by k * 255 * 255 < 2^31;
-                    // wrapping only so that a bug could never panic a node.
-                    let acc = arow
-                        .iter()
-                        .zip(bcol)
-                        .fold(0i32, |s, (&x, &w)| s.wrapping_add(x * w));
-                    y.push(requantize(
-                        acc,
-                        self.requant,
-                        zy,
-                        self.act_min,
-                        self.act_max,
-                    ));
-                }
-            }
+            let yg = &mut y[g * m * n..(g + 1) * m * n];
+            crate::cpu::gemm(&aw, m, &bt, n, kp, |i, j, acc| {
+                yg[i * n + j] = requantize(acc, self.requant, zy, self.act_min, self.act_max);
+            });
         }
         run.i8_out(y)
     }
