@@ -347,9 +347,10 @@ impl RpcContext {
             return Ok(None);
         };
         let receipts = reader.receipts(location.block_number)?.unwrap_or_default();
+        let blob_fee = self.blob_fee_of(&block.header);
         Ok(
             convert::rpc_receipt(&block, &receipts, location.index as usize)
-                .map(|r| self.with_blob_fields(&block, r)),
+                .map(|r| with_blob_fields(&block, blob_fee, r)),
         )
     }
 
@@ -360,31 +361,14 @@ impl RpcContext {
             return Ok(None);
         };
         let receipts = reader.receipts(block.number())?.unwrap_or_default();
+        // One blob fee for the whole block, not one per receipt.
+        let blob_fee = self.blob_fee_of(&block.header);
         Ok(Some(
             (0..block.transactions.len())
                 .filter_map(|i| convert::rpc_receipt(&block, &receipts, i))
-                .map(|r| self.with_blob_fields(&block, r))
+                .map(|r| with_blob_fields(&block, blob_fee, r))
                 .collect(),
         ))
-    }
-
-    /// Fills the blob fields as anvil and reth do: `blobGasPrice`, the blob
-    /// base fee of the block, on every receipt from Cancun on, and
-    /// `blobGasUsed` on an EIP-4844 transaction's.
-    fn with_blob_fields(&self, block: &SealedBlock, mut receipt: RpcReceipt) -> RpcReceipt {
-        let Some(blob_fee) = self.blob_fee_of(&block.header) else {
-            return receipt;
-        };
-        let r = &mut receipt.receipt;
-        r.blob_gas_price = Some(blob_fee);
-        let hashes = r
-            .transaction_index
-            .and_then(|i| block.transactions.get(i as usize))
-            .and_then(|tx| tx.tx.blob_versioned_hashes());
-        if let Some(hashes) = hashes {
-            r.blob_gas_used = Some(hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB);
-        }
-        receipt
     }
 
     // --- blocks -------------------------------------------------------------
@@ -748,4 +732,27 @@ pub(crate) fn evm_error(err: EvmError) -> RpcError {
             RpcError::Execution(local)
         }
     }
+}
+
+/// Fills the blob fields as anvil and reth do: `blobGasPrice`, the blob base
+/// fee of the block (`blob_fee`, `None` before Cancun), on every receipt, and
+/// `blobGasUsed` on an EIP-4844 transaction's.
+fn with_blob_fields(
+    block: &SealedBlock,
+    blob_fee: Option<u128>,
+    mut receipt: RpcReceipt,
+) -> RpcReceipt {
+    let Some(blob_fee) = blob_fee else {
+        return receipt;
+    };
+    let r = &mut receipt.receipt;
+    r.blob_gas_price = Some(blob_fee);
+    let hashes = r
+        .transaction_index
+        .and_then(|i| block.transactions.get(i as usize))
+        .and_then(|tx| tx.tx.blob_versioned_hashes());
+    if let Some(hashes) = hashes {
+        r.blob_gas_used = Some(hashes.len() as u64 * alloy_eips::eip4844::DATA_GAS_PER_BLOB);
+    }
+    receipt
 }
